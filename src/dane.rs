@@ -1,0 +1,1 @@
+//! dane (under construction)

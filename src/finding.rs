@@ -1,0 +1,243 @@
+//! The one model for everything mxprobe reports.
+//!
+//! A [`Finding`] has a stable machine code (`sts.policy.mx-not-covered`), a [`Severity`],
+//! the [`Subject`] it is about (domain, MX, address, record or line), a message that says
+//! what is wrong, a fix that says what to change, and — where the finding is a TLS failure a
+//! sender would report — the RFC 8460 result type, policy type and failure-reason-code.
+//! Evaluation produces findings; every writer (text, JSON, reports, JUnit, alerts) reads
+//! them and never recomputes a verdict. Pure: no I/O.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::DomainName;
+use crate::tlsrpt::{PolicyType, ResultType};
+
+/// How bad a finding is. Ordered: `Notice < Warning < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing breaks.
+    Notice,
+    /// Works today but is fragile, out of spec in a tolerated way, or will break later.
+    Warning,
+    /// Senders will fail, or the record/policy is invalid.
+    Error,
+}
+
+impl Severity {
+    /// The lower-case name used on the wire and on the command line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Notice => "notice",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "notice" => Ok(Self::Notice),
+            "warning" => Ok(Self::Warning),
+            "error" => Ok(Self::Error),
+            other => Err(format!(
+                "{other:?} is not a severity (use notice, warning or error)"
+            )),
+        }
+    }
+}
+
+/// What a finding is about. Every part is optional; the more is known the more is filled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The policy (recipient) domain.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub domain: Option<DomainName>,
+    /// The MX host.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mx: Option<DomainName>,
+    /// One address of the MX host.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ip: Option<IpAddr>,
+    /// Where in a record or file: `_mta-sts TXT`, `policy line 3`, `--mx mx2.example.com`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub location: Option<String>,
+}
+
+impl Subject {
+    /// A subject naming only a domain.
+    pub fn domain(domain: &DomainName) -> Self {
+        Self {
+            domain: Some(domain.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// A subject naming only a place in a record or file.
+    pub fn location(location: impl Into<String>) -> Self {
+        Self {
+            location: Some(location.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The same subject with a location added.
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    /// The same subject with an MX host added.
+    pub fn with_mx(mut self, mx: &DomainName) -> Self {
+        self.mx = Some(mx.clone());
+        self
+    }
+
+    /// The same subject with an address added.
+    pub fn with_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(d) = &self.domain {
+            parts.push(d.to_string());
+        }
+        if let Some(mx) = &self.mx {
+            parts.push(format!("MX {mx}"));
+        }
+        if let Some(ip) = &self.ip {
+            parts.push(ip.to_string());
+        }
+        if let Some(l) = &self.location {
+            parts.push(l.clone());
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// One thing mxprobe has to say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable, dotted machine code, e.g. `sts.policy.mx-not-covered`. Codes are never reused
+    /// for another meaning; `docs/findings.md` lists them.
+    pub code: Cow<'static, str>,
+    /// How bad it is.
+    pub severity: Severity,
+    /// What it is about.
+    pub subject: Subject,
+    /// What is wrong, in one or two sentences naming the record, host or value.
+    pub message: String,
+    /// What to change so that the finding goes away.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fix: Option<String>,
+    /// The RFC 8460 result type a sender would report, where one applies.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result_type: Option<ResultType>,
+    /// The policy type the result would be reported under.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub policy_type: Option<PolicyType>,
+    /// The RFC 8460 `failure-reason-code`, where one applies.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure_reason_code: Option<String>,
+}
+
+impl Finding {
+    /// A finding with a code, severity, subject and message; the rest is added with the
+    /// `with_*` methods.
+    pub fn new(
+        code: impl Into<Cow<'static, str>>,
+        severity: Severity,
+        subject: Subject,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            code: code.into(),
+            severity,
+            subject,
+            message: message.into(),
+            fix: None,
+            result_type: None,
+            policy_type: None,
+            failure_reason_code: None,
+        }
+    }
+
+    /// Adds what to change.
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    /// Adds the RFC 8460 result type and the policy type it is reported under.
+    pub fn with_result(mut self, policy_type: PolicyType, result_type: ResultType) -> Self {
+        self.policy_type = Some(policy_type);
+        self.result_type = Some(result_type);
+        self
+    }
+
+    /// Adds the RFC 8460 failure-reason-code.
+    pub fn with_reason_code(mut self, code: impl Into<String>) -> Self {
+        self.failure_reason_code = Some(code.into());
+        self
+    }
+}
+
+/// The highest severity among findings, if any.
+pub fn worst(findings: &[Finding]) -> Option<Severity> {
+    findings.iter().map(|f| f.severity).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_orders_and_parses() {
+        assert!(Severity::Notice < Severity::Warning && Severity::Warning < Severity::Error);
+        for s in [Severity::Notice, Severity::Warning, Severity::Error] {
+            assert_eq!(s.as_str().parse::<Severity>().unwrap(), s);
+        }
+        assert!("fatal".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn finding_serialises_without_empty_fields() {
+        let d = DomainName::parse("example.com").unwrap();
+        let f = Finding::new(
+            "sts.txt.missing-id",
+            Severity::Error,
+            Subject::domain(&d).at("_mta-sts TXT"),
+            "no id field",
+        );
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "code": "sts.txt.missing-id",
+                "severity": "error",
+                "subject": {"domain": "example.com", "location": "_mta-sts TXT"},
+                "message": "no id field"
+            })
+        );
+        let back: Finding = serde_json::from_value(json).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(worst(&[f]), Some(Severity::Error));
+        assert_eq!(worst(&[]), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! mxprobe: probe mail domains for MTA-STS, DANE and STARTTLS problems and predict the
+//! TLS-RPT reports that real senders will write.
+//!
+//! The design is *observe once, evaluate purely, report many ways* (see `docs/architecture.md`).
+//!
+//! # Layout
+//! - [`domain`]: the validated domain-name type every other module uses.
+//! - [`tagvalue`]: the `v=…; k=v` grammar shared by the `_mta-sts` and `_smtp._tls` TXT records.
+//! - [`mtasts`]: RFC 8461 — the `_mta-sts` record, the policy body, mx patterns, Content-Type.
+//! - [`tlsrpt`]: RFC 8460 — the `_smtp._tls` record, result types, the report model
+//!   (strict writer, tolerant reader) and report file names.
+//! - [`tls`]: certificate judgement (PKIX and DNS-ID via rustls-webpki) and description.
+//! - [`dane`]: RFC 7672 / 6698 — TLSA usability and matching against a presented chain.
+//! - [`dns`]: plain DNS data (DNSSEC status).
+//! - [`finding`]: the one model for everything mxprobe reports.
+//! - [`lint`]: offline judgement of candidate records and policies (`mxprobe lint`).
+//! - [`cli`]: the command line as typed (clap); `main.rs` stays thin.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod dane;
+pub mod dns;
+pub mod domain;
+pub mod finding;
+pub mod lint;
+pub mod mtasts;
+pub mod tagvalue;
+pub mod tls;
+pub mod tlsrpt;

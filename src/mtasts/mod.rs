@@ -1,0 +1,1 @@
+//! RFC 8461 MTA-STS (under construction).

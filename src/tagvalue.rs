@@ -1,0 +1,1 @@
+//! tagvalue (under construction)
