@@ -275,9 +275,11 @@ mod tests {
         }
     }
 
+    type Check = fn(&DomainError) -> bool;
+
     #[test]
     fn rejected_names() {
-        let cases: &[(&str, fn(&DomainError) -> bool)] = &[
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, DomainError::Empty)),
             (".", |e| matches!(e, DomainError::Empty)),
             ("a..b", |e| matches!(e, DomainError::EmptyLabel { .. })),

@@ -12,8 +12,11 @@
 //! - [`tls`]: certificate judgement (PKIX and DNS-ID via rustls-webpki) and description.
 //! - [`dane`]: RFC 7672 / 6698 — TLSA usability and matching against a presented chain.
 //! - [`dns`]: plain DNS data (DNSSEC status).
+//! - [`facts`]: what the observe stage records (the policy fetch so far).
 //! - [`finding`]: the one model for everything mxprobe reports.
+//! - [`lab`]: the in-process mail lab (its certificate authority so far).
 //! - [`lint`]: offline judgement of candidate records and policies (`mxprobe lint`).
+//! - [`render`]: human-readable text for findings.
 //! - [`cli`]: the command line as typed (clap); `main.rs` stays thin.
 
 #![forbid(unsafe_code)]
@@ -22,9 +25,12 @@ pub mod cli;
 pub mod dane;
 pub mod dns;
 pub mod domain;
+pub mod facts;
 pub mod finding;
+pub mod lab;
 pub mod lint;
 pub mod mtasts;
+pub mod render;
 pub mod tagvalue;
 pub mod tls;
 pub mod tlsrpt;

@@ -1,0 +1,128 @@
+//! What the observe stage records: plain, serialisable data with no verdicts in it.
+//!
+//! The evaluate stage judges these facts; the same facts can be judged again later (against a
+//! candidate policy, or at another time). So far this holds the MTA-STS policy fetch; the DNS
+//! and SMTP facts join it with the probing stage. Pure data: no I/O.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The policy fetch of RFC 8461 §3.3: `GET https://mta-sts.<domain>/.well-known/mta-sts.txt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyFetchFacts {
+    /// The URL fetched.
+    pub url: String,
+    /// One entry per address of the policy host that was tried, in order. The fetcher moves to
+    /// the next address only when no HTTP response was obtained from the previous one.
+    pub attempts: Vec<FetchAttempt>,
+}
+
+impl PolicyFetchFacts {
+    /// The HTTP response of the first attempt that got one.
+    pub fn response(&self) -> Option<&HttpResponse> {
+        self.attempts.iter().find_map(|a| match &a.outcome {
+            FetchOutcome::Response(r) => Some(r),
+            _ => None,
+        })
+    }
+}
+
+/// One try of the policy fetch against one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchAttempt {
+    /// The address tried; absent when the host name did not resolve.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub address: Option<IpAddr>,
+    /// What happened.
+    pub outcome: FetchOutcome,
+}
+
+/// The phase of an HTTPS exchange in which a timeout struck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchPhase {
+    /// Resolving the policy host.
+    Dns,
+    /// Opening the TCP connection.
+    Connect,
+    /// The TLS handshake.
+    Tls,
+    /// Waiting for the response head.
+    Response,
+    /// Reading the body.
+    Body,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum FetchOutcome {
+    /// The policy host name did not resolve (NXDOMAIN, NODATA, SERVFAIL, …).
+    DnsError {
+        /// What the resolver said.
+        error: String,
+    },
+    /// The TCP connection failed (refused, unreachable, reset).
+    ConnectError {
+        /// The operating system's error.
+        error: String,
+    },
+    /// A phase did not finish in time.
+    Timeout {
+        /// Which phase.
+        phase: FetchPhase,
+    },
+    /// The TLS handshake failed for a reason other than the certificate (mxprobe records the
+    /// certificate and judges it afterwards, so a bad certificate never fails the handshake).
+    TlsError {
+        /// The TLS library's error, e.g. a received alert.
+        error: String,
+    },
+    /// An HTTP response arrived over TLS.
+    Response(HttpResponse),
+}
+
+/// An HTTP response to the policy request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The Content-Type header, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content_type: Option<String>,
+    /// The Location header, if any (shown for redirects, never followed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub location: Option<String>,
+    /// The certificate chain the server presented, leaf first, DER encoded.
+    #[serde(with = "der_list")]
+    pub chain: Vec<Vec<u8>>,
+    /// The body as read, up to the size limit (invalid UTF-8 replaced, see `body_not_utf8`).
+    pub body: String,
+    /// The body was not valid UTF-8 (a policy is ASCII, RFC 8461 §3.2).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub body_not_utf8: bool,
+    /// The body was longer than the limit, which stopped the read.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub body_truncated: bool,
+}
+
+/// DER certificates as base64 strings in JSON.
+mod der_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    pub(super) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|c| STANDARD.encode(c)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let strings = Vec::<String>::deserialize(d)?;
+        strings
+            .into_iter()
+            .map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
