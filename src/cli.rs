@@ -9,12 +9,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::finding::Severity;
 
-/// Exit statuses, the same for every command.
-pub const EXIT_STATUS_HELP: &str = "\
-Exit status:
+/// The exit statuses, the same for every command, as `--help` prints them.
+macro_rules! exit_status_help {
+    () => {
+        "Exit status:
   0  nothing at or above the --fail-on severity
   1  findings at or above the --fail-on severity (error by default)
-  2  usage or configuration error (bad flag, unreadable file)";
+  2  usage or configuration error (bad flag, unreadable file)"
+    };
+}
+
+/// The exit statuses, the same for every command.
+pub const EXIT_STATUS_HELP: &str = exit_status_help!();
 
 /// mxprobe: find MTA-STS, DANE and STARTTLS problems in mail domains before senders do.
 #[derive(Debug, Parser)]
@@ -38,16 +44,15 @@ pub enum Command {
     Lint(LintArgs),
 }
 
-const LINT_EXAMPLES: &str = "\
-Examples:
+const LINT_EXAMPLES: &str = concat!(
+    "Examples:
   mxprobe lint --policy mta-sts.txt --mx mx1.example.com --mx mx2.example.com
   mxprobe lint --sts-txt 'v=STSv1; id=20240101T000000' --tlsrpt-txt 'v=TLSRPTv1; rua=mailto:tlsrpt@example.com'
   curl -s https://mta-sts.example.com/.well-known/mta-sts.txt | mxprobe lint --policy - --format json
 
-Exit status:
-  0  nothing at or above the --fail-on severity
-  1  findings at or above the --fail-on severity (error by default)
-  2  usage or configuration error (bad flag, unreadable file)";
+",
+    exit_status_help!()
+);
 
 /// Flags of `mxprobe lint`.
 #[derive(Debug, Args)]
@@ -69,8 +74,7 @@ pub struct LintArgs {
     #[arg(long, value_name = "HOST", value_delimiter = ',')]
     pub mx: Vec<String>,
 
-    /// The policy domain the records are for; named in the findings and checked against the
-    /// MX hosts' names.
+    /// The policy domain the records are for; named in the findings.
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
 

@@ -1,51 +1,379 @@
-//! `mxprobe lint` (being written).
+//! `mxprobe lint`: offline judgement of candidate records and a policy file, before they are
+//! published.
+//!
+//! The input is what an operator is about to publish: `_mta-sts` and `_smtp._tls` TXT record
+//! sets, a policy body, and the MX host names the policy must cover. The checks are the
+//! same functions the scan applies to live data ([`crate::evaluate`]), so `lint` and `scan`
+//! never disagree about a record. The output ([`LintReport`]) is plain data: the JSON shape
+//! is documented in `docs/output.md`, and [`write_text`] renders it for people. Pure: no I/O
+//! besides the writer it is given.
 
 use std::io::{self, Write};
 
+use anstyle::Style;
 use serde::Serialize;
 
-use crate::finding::{Finding, Severity};
+use crate::domain::{DomainError, DomainName};
+use crate::evaluate::policy::{Coverage, check_policy_body, coverage, coverage_findings};
+use crate::evaluate::records::{RecordKind, selection_findings};
+use crate::finding::{Finding, Severity, Subject};
+use crate::mtasts::{Mode, MxPattern, select_sts};
+use crate::render::{Counts, write_findings};
+use crate::tagvalue::{Conclusion, Selection};
+use crate::tlsrpt::record::select_tlsrpt;
 
-/// What to check.
+/// The version of the JSON shape; raised when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What to check (everything optional; at least one part must be given).
 #[derive(Debug, Clone, Default)]
 pub struct LintInput {
-    /// The policy domain.
+    /// The policy domain, as typed.
     pub domain: Option<String>,
-    /// The policy body.
+    /// The policy body, as bytes from a file or standard input.
     pub policy: Option<Vec<u8>>,
-    /// `_mta-sts` TXT records.
+    /// The `_mta-sts` TXT record set, each record already joined.
     pub sts_txt: Vec<String>,
-    /// `_smtp._tls` TXT records.
+    /// The `_smtp._tls` TXT record set.
     pub tlsrpt_txt: Vec<String>,
-    /// MX hosts.
+    /// The MX host names, as typed.
     pub mx: Vec<String>,
 }
 
-/// The result.
-#[derive(Debug, Clone, Serialize)]
+/// Why the input cannot be checked at all (a usage error, exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LintError {
+    /// Nothing to check.
+    #[error("nothing to check: give --policy, --sts-txt, --tlsrpt-txt or --mx")]
+    NothingToCheck,
+    /// `--domain` is not a domain name.
+    #[error("--domain {value:?}: {error}")]
+    BadDomain {
+        /// The value typed.
+        value: String,
+        /// Why it is not a domain name.
+        error: DomainError,
+    },
+    /// An `--mx` value is not a host name.
+    #[error("--mx {value:?}: {error}")]
+    BadMx {
+        /// The value typed.
+        value: String,
+        /// Why it is not a host name.
+        error: DomainError,
+    },
+}
+
+/// What a sender concludes from a TXT record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordOutcome {
+    /// Exactly one valid record.
+    Valid,
+    /// No record of this kind.
+    None,
+    /// More than one: senders treat the domain as publishing none.
+    Several,
+    /// One, but invalid: senders treat the domain as publishing none.
+    Invalid,
+}
+
+impl RecordOutcome {
+    fn of<R, E>(c: &Conclusion<R, E>) -> Self {
+        match c {
+            Conclusion::One { .. } => Self::Valid,
+            Conclusion::None => Self::None,
+            Conclusion::Several { .. } => Self::Several,
+            Conclusion::Invalid { .. } => Self::Invalid,
+        }
+    }
+}
+
+/// The `_mta-sts` record set as a sender sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StsRecordSummary {
+    /// How many records were given.
+    pub records: usize,
+    /// What a sender concludes.
+    pub outcome: RecordOutcome,
+    /// The policy id, when one valid record was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The `_smtp._tls` record set as a sender sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsRptRecordSummary {
+    /// How many records were given.
+    pub records: usize,
+    /// What a sender concludes.
+    pub outcome: RecordOutcome,
+    /// The report destinations, when one valid record was chosen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rua: Vec<String>,
+}
+
+/// The policy body as understood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicySummary {
+    /// Whether the body is a valid policy.
+    pub valid: bool,
+    /// The mode, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// max_age in seconds, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
+    /// The mx patterns understood (from an invalid body too).
+    pub mx: Vec<MxPattern>,
+}
+
+/// Everything `lint` found. Serialised, this is the `--format json` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LintReport {
-    /// Findings.
+    /// The JSON shape's version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The policy domain, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainName>,
+    /// Findings by severity.
+    pub counts: Counts,
+    /// The `_mta-sts` record set, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sts_record: Option<StsRecordSummary>,
+    /// The policy, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySummary>,
+    /// The `_smtp._tls` record set, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tlsrpt_record: Option<TlsRptRecordSummary>,
+    /// Which pattern covers each MX host, when MX hosts were given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mx_coverage: Vec<Coverage>,
+    /// Every finding, in the order the checks ran.
     pub findings: Vec<Finding>,
 }
 
 impl LintReport {
-    /// Whether any finding is at or above `threshold`.
+    /// Whether any finding is at or above `threshold` (exit status 1).
     pub fn fails(&self, threshold: Severity) -> bool {
         self.findings.iter().any(|f| f.severity >= threshold)
     }
 }
 
-/// A usage error.
-#[derive(Debug, thiserror::Error)]
-#[error("usage")]
-pub struct LintError;
+/// Checks everything given.
+pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
+    if input.policy.is_none()
+        && input.sts_txt.is_empty()
+        && input.tlsrpt_txt.is_empty()
+        && input.mx.is_empty()
+    {
+        return Err(LintError::NothingToCheck);
+    }
+    let domain = input
+        .domain
+        .as_deref()
+        .map(|d| {
+            DomainName::parse(d).map_err(|error| LintError::BadDomain {
+                value: d.to_owned(),
+                error,
+            })
+        })
+        .transpose()?;
+    let mx_hosts = input
+        .mx
+        .iter()
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| {
+            DomainName::parse(m.trim()).map_err(|error| LintError::BadMx {
+                value: m.clone(),
+                error,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let subject = domain.as_ref().map(Subject::domain).unwrap_or_default();
+    let mut findings = Vec::new();
 
-/// Checks the input.
-pub fn lint(_input: &LintInput) -> Result<LintReport, LintError> {
-    Ok(LintReport { findings: vec![] })
+    let sts_record = (!input.sts_txt.is_empty()).then(|| {
+        let selection = select_sts(&input.sts_txt);
+        let ignored = selection.record().map(|r| r.ignored.clone()).unwrap_or_default();
+        findings.extend(selection_findings(
+            RecordKind::MtaSts,
+            &selection,
+            &ignored,
+            &subject,
+        ));
+        StsRecordSummary {
+            records: selection.total,
+            outcome: RecordOutcome::of(&selection.conclusion),
+            id: selection.record().map(|r| r.id.clone()),
+        }
+    });
+
+    let mut patterns = Vec::new();
+    let mut mode = None;
+    let policy = input.policy.as_ref().map(|bytes| {
+        let (body, not_utf8) = match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_owned(), false),
+            Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
+        };
+        let check = check_policy_body(&body, not_utf8, &subject);
+        findings.extend(check.findings);
+        patterns = check.patterns;
+        mode = check.policy.as_ref().map(|p| p.mode);
+        PolicySummary {
+            valid: check.policy.is_some() && !not_utf8,
+            mode,
+            max_age: check.policy.as_ref().map(|p| p.max_age),
+            mx: patterns.clone(),
+        }
+    });
+
+    let tlsrpt_record = (!input.tlsrpt_txt.is_empty()).then(|| {
+        let selection = select_tlsrpt(&input.tlsrpt_txt);
+        findings.extend(tlsrpt_findings(&selection, &subject));
+        TlsRptRecordSummary {
+            records: selection.total,
+            outcome: RecordOutcome::of(&selection.conclusion),
+            rua: selection
+                .record()
+                .map(|r| r.rua.iter().map(|u| u.uri().to_owned()).collect())
+                .unwrap_or_default(),
+        }
+    });
+
+    let mx_coverage = if policy.is_some() && !mx_hosts.is_empty() {
+        let cov = coverage(&patterns, &mx_hosts);
+        let hint_mode = if policy.as_ref().is_some_and(|p| p.valid) {
+            mode
+        } else {
+            None
+        };
+        findings.extend(coverage_findings(&patterns, &cov, hint_mode, &subject));
+        cov
+    } else {
+        Vec::new()
+    };
+
+    Ok(LintReport {
+        schema_version: SCHEMA_VERSION,
+        domain,
+        counts: Counts::of(&findings),
+        sts_record,
+        policy,
+        tlsrpt_record,
+        mx_coverage,
+        findings,
+    })
 }
 
-/// Writes text.
+/// Findings for the `_smtp._tls` set, including destinations senders cannot use.
+fn tlsrpt_findings<E: std::fmt::Display>(
+    selection: &Selection<crate::tlsrpt::record::TlsRptRecord, E>,
+    subject: &Subject,
+) -> Vec<Finding> {
+    let ignored = selection
+        .record()
+        .map(|r| r.ignored.clone())
+        .unwrap_or_default();
+    let mut out = selection_findings(RecordKind::TlsRpt, selection, &ignored, subject);
+    if let Some(record) = selection.record() {
+        for rua in record.rua.iter().filter(|r| !r.usable()) {
+            out.push(
+                Finding::new(
+                    "tlsrpt.rua.unusable-scheme",
+                    Severity::Warning,
+                    subject.clone().at("_smtp._tls TXT"),
+                    format!(
+                        "rua {} uses a scheme senders do not deliver to; RFC 8460 §3 defines only \
+                         mailto: and https:",
+                        rua.uri()
+                    ),
+                )
+                .with_fix("use a mailto: address or an https: URL"),
+            );
+        }
+        if record.rua.iter().all(|r| !r.usable()) {
+            out.push(
+                Finding::new(
+                    "tlsrpt.rua.none-usable",
+                    Severity::Error,
+                    subject.clone().at("_smtp._tls TXT"),
+                    "no rua destination is mailto: or https:, so no report can be delivered",
+                )
+                .with_fix("add rua=mailto:tlsrpt@<your domain>"),
+            );
+        }
+    }
+    out
+}
+
+/// Renders a report for people.
 pub fn write_text(w: &mut dyn Write, report: &LintReport) -> io::Result<()> {
-    crate::render::write_findings(w, &report.findings)
+    let bold = Style::new().bold();
+    match &report.domain {
+        Some(d) => writeln!(w, "{bold}mxprobe lint{bold:#}: {d}")?,
+        None => writeln!(w, "{bold}mxprobe lint{bold:#}")?,
+    }
+    writeln!(w)?;
+    if let Some(s) = &report.sts_record {
+        let detail = match (&s.outcome, &s.id) {
+            (RecordOutcome::Valid, Some(id)) => format!("valid, id {id}"),
+            (o, _) => outcome_text(*o).to_owned(),
+        };
+        writeln!(w, "  _mta-sts TXT    {detail}")?;
+    }
+    if let Some(p) = &report.policy {
+        let patterns: Vec<String> = p.mx.iter().map(ToString::to_string).collect();
+        let detail = match (p.valid, p.mode, p.max_age) {
+            (true, Some(mode), Some(max_age)) => format!(
+                "valid, mode {mode}, max_age {max_age}, mx {}",
+                if patterns.is_empty() {
+                    "none".to_owned()
+                } else {
+                    patterns.join(", ")
+                }
+            ),
+            _ => "INVALID".to_owned(),
+        };
+        writeln!(w, "  policy          {detail}")?;
+    }
+    if let Some(t) = &report.tlsrpt_record {
+        let detail = match t.outcome {
+            RecordOutcome::Valid => format!("valid, rua {}", t.rua.join(", ")),
+            o => outcome_text(o).to_owned(),
+        };
+        writeln!(w, "  _smtp._tls TXT  {detail}")?;
+    }
+    if !report.mx_coverage.is_empty() {
+        writeln!(w, "  MX coverage")?;
+        let width = report
+            .mx_coverage
+            .iter()
+            .map(|c| c.mx.as_str().len())
+            .max()
+            .unwrap_or(0);
+        for c in &report.mx_coverage {
+            match &c.covered_by {
+                Some(p) => writeln!(w, "    {:<width$}  covered by {p}", c.mx.as_str())?,
+                None => writeln!(w, "    {:<width$}  NOT COVERED", c.mx.as_str())?,
+            }
+        }
+    }
+    writeln!(w)?;
+    if !report.findings.is_empty() {
+        write_findings(w, &report.findings)?;
+        writeln!(w)?;
+    }
+    writeln!(w, "{}", report.counts.summary())
+}
+
+fn outcome_text(o: RecordOutcome) -> &'static str {
+    match o {
+        RecordOutcome::Valid => "valid",
+        RecordOutcome::None => "NONE (no record of this kind)",
+        RecordOutcome::Several => "SEVERAL (senders use none)",
+        RecordOutcome::Invalid => "INVALID (senders use none)",
+    }
 }

@@ -6,5 +6,13 @@ mod vectors;
 mod reports;
 // Certificate and DANE matrix built with rcgen.
 mod certs;
+// The policy-fetch scenarios judged from recorded facts.
+mod fetch;
 // The `mxprobe` binary: flags, output shapes, exit codes.
 mod cli;
+// The SMTP STARTTLS probe against the lab's SMTP servers.
+mod smtp;
+// The DNS adapter against the lab's authoritative DNS (DNSSEC included).
+mod dns;
+// The policy fetcher against the lab's HTTPS servers.
+mod fetch_net;

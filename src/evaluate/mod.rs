@@ -1,0 +1,10 @@
+//! Pure judgement of facts and candidate records: RFC rules applied to what was seen or
+//! typed. No I/O.
+//!
+//! - [`records`]: the `_mta-sts` and `_smtp._tls` TXT record sets.
+//! - [`policy`]: the policy body and which MX hosts its patterns cover.
+//! - [`policy_fetch`]: the policy fetch (RFC 8461 §3.3) and its three failure types.
+
+pub mod policy;
+pub mod policy_fetch;
+pub mod records;
