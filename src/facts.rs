@@ -1,12 +1,65 @@
 //! What the observe stage records: plain, serialisable data with no verdicts in it.
 //!
-//! The evaluate stage judges these facts; the same facts can be judged again later (against a
-//! candidate policy, or at another time). So far this holds the MTA-STS policy fetch; the DNS
-//! and SMTP facts join it with the probing stage. Pure data: no I/O.
+//! [`DomainFacts`] is everything mxprobe saw for one domain: the DNS answers (with their
+//! DNSSEC status), the policy fetch, and the SMTP dialogue at every address of every MX
+//! host. The evaluate stage judges these facts; the same facts can be judged again later
+//! (against a candidate policy, or at another time). Pure data: no I/O.
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::dane::Tlsa;
+use crate::dns::{AddressLookups, Lookup, Mx, Txt};
+use crate::domain::DomainName;
+use crate::smtp::SmtpFacts;
+
+/// Everything seen for one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainFacts {
+    /// The domain (the RFC 8461 Policy Domain).
+    pub domain: DomainName,
+    /// When the observation started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub observed_at: OffsetDateTime,
+    /// The MX RRset.
+    pub mx: Lookup<Mx>,
+    /// The `_mta-sts.<domain>` TXT RRset (CNAMEs followed).
+    pub sts_txt: Lookup<Txt>,
+    /// The `_smtp._tls.<domain>` TXT RRset.
+    pub tlsrpt_txt: Lookup<Txt>,
+    /// The policy fetch, made when the `_mta-sts` record set yields a record.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub policy_fetch: Option<PolicyFetchFacts>,
+    /// Every MX host in preference order (the domain itself for an implicit MX).
+    pub hosts: Vec<MxHostFacts>,
+}
+
+/// What was seen of one MX host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MxHostFacts {
+    /// The exchange name as published (lower-case, no trailing dot).
+    pub exchange: String,
+    /// The exchange as a host name, when it is one (an IP literal or a malformed name is not).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<DomainName>,
+    /// The MX preference.
+    pub preference: u16,
+    /// True when there is no MX RRset and the domain itself is the MX (RFC 5321 §5.1).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub implicit: bool,
+    /// The A and AAAA lookups.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub addresses: Option<AddressLookups>,
+    /// The `_25._tcp.<host>` TLSA lookup, asked only when the addresses are DNSSEC-secure
+    /// (RFC 7672 §2.2.2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tlsa: Option<Lookup<Tlsa>>,
+    /// One STARTTLS probe per address.
+    #[serde(default)]
+    pub sessions: Vec<SmtpFacts>,
+}
 
 /// The policy fetch of RFC 8461 §3.3: `GET https://mta-sts.<domain>/.well-known/mta-sts.txt`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

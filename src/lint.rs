@@ -15,11 +15,14 @@ use serde::Serialize;
 
 use crate::domain::{DomainError, DomainName};
 use crate::evaluate::policy::{Coverage, check_policy_body, coverage, coverage_findings};
-use crate::evaluate::records::{RecordKind, selection_findings};
+use crate::evaluate::records::{
+    RecordKind, RecordOutcome, WhenAbsent, selection_findings, tlsrpt_owner_finding,
+    tlsrpt_set_findings,
+};
 use crate::finding::{Finding, Severity, Subject};
+
 use crate::mtasts::{Mode, MxPattern, select_sts};
 use crate::render::{Counts, write_findings};
-use crate::tagvalue::{Conclusion, Selection};
 use crate::tlsrpt::record::select_tlsrpt;
 
 /// The version of the JSON shape; raised when a field changes meaning or disappears.
@@ -36,6 +39,8 @@ pub struct LintInput {
     pub sts_txt: Vec<String>,
     /// The `_smtp._tls` TXT record set.
     pub tlsrpt_txt: Vec<String>,
+    /// The owner name those records are published under (`_smtp._tls` unless told).
+    pub tlsrpt_name: Option<String>,
     /// The MX host names, as typed.
     pub mx: Vec<String>,
 }
@@ -63,31 +68,6 @@ pub enum LintError {
         /// Why it is not a host name.
         error: DomainError,
     },
-}
-
-/// What a sender concludes from a TXT record set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecordOutcome {
-    /// Exactly one valid record.
-    Valid,
-    /// No record of this kind.
-    None,
-    /// More than one: senders treat the domain as publishing none.
-    Several,
-    /// One, but invalid: senders treat the domain as publishing none.
-    Invalid,
-}
-
-impl RecordOutcome {
-    fn of<R, E>(c: &Conclusion<R, E>) -> Self {
-        match c {
-            Conclusion::One { .. } => Self::Valid,
-            Conclusion::None => Self::None,
-            Conclusion::Several { .. } => Self::Several,
-            Conclusion::Invalid { .. } => Self::Invalid,
-        }
-    }
 }
 
 /// The `_mta-sts` record set as a sender sees it.
@@ -197,12 +177,16 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
 
     let sts_record = (!input.sts_txt.is_empty()).then(|| {
         let selection = select_sts(&input.sts_txt);
-        let ignored = selection.record().map(|r| r.ignored.clone()).unwrap_or_default();
+        let ignored = selection
+            .record()
+            .map(|r| r.ignored.clone())
+            .unwrap_or_default();
         findings.extend(selection_findings(
             RecordKind::MtaSts,
             &selection,
             &ignored,
             &subject,
+            WhenAbsent::Error,
         ));
         StsRecordSummary {
             records: selection.total,
@@ -232,7 +216,14 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
 
     let tlsrpt_record = (!input.tlsrpt_txt.is_empty()).then(|| {
         let selection = select_tlsrpt(&input.tlsrpt_txt);
-        findings.extend(tlsrpt_findings(&selection, &subject));
+        if let Some(owner) = &input.tlsrpt_name {
+            findings.extend(tlsrpt_owner_finding(owner, &subject));
+        }
+        findings.extend(tlsrpt_set_findings(
+            &selection,
+            &subject,
+            WhenAbsent::Error,
+        ));
         TlsRptRecordSummary {
             records: selection.total,
             outcome: RecordOutcome::of(&selection.conclusion),
@@ -266,47 +257,6 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
         mx_coverage,
         findings,
     })
-}
-
-/// Findings for the `_smtp._tls` set, including destinations senders cannot use.
-fn tlsrpt_findings<E: std::fmt::Display>(
-    selection: &Selection<crate::tlsrpt::record::TlsRptRecord, E>,
-    subject: &Subject,
-) -> Vec<Finding> {
-    let ignored = selection
-        .record()
-        .map(|r| r.ignored.clone())
-        .unwrap_or_default();
-    let mut out = selection_findings(RecordKind::TlsRpt, selection, &ignored, subject);
-    if let Some(record) = selection.record() {
-        for rua in record.rua.iter().filter(|r| !r.usable()) {
-            out.push(
-                Finding::new(
-                    "tlsrpt.rua.unusable-scheme",
-                    Severity::Warning,
-                    subject.clone().at("_smtp._tls TXT"),
-                    format!(
-                        "rua {} uses a scheme senders do not deliver to; RFC 8460 §3 defines only \
-                         mailto: and https:",
-                        rua.uri()
-                    ),
-                )
-                .with_fix("use a mailto: address or an https: URL"),
-            );
-        }
-        if record.rua.iter().all(|r| !r.usable()) {
-            out.push(
-                Finding::new(
-                    "tlsrpt.rua.none-usable",
-                    Severity::Error,
-                    subject.clone().at("_smtp._tls TXT"),
-                    "no rua destination is mailto: or https:, so no report can be delivered",
-                )
-                .with_fix("add rua=mailto:tlsrpt@<your domain>"),
-            );
-        }
-    }
-    out
 }
 
 /// Renders a report for people.

@@ -141,10 +141,9 @@ fn error_code_and_fix(error: &PolicyError) -> (&'static str, String) {
             "bad-value",
             "remove control characters from the value".to_owned(),
         ),
-        PolicyError::NotALineEnd { .. } => (
-            "bad-line-end",
-            "end every line with LF or CRLF".to_owned(),
-        ),
+        PolicyError::NotALineEnd { .. } => {
+            ("bad-line-end", "end every line with LF or CRLF".to_owned())
+        }
         PolicyError::BlankLine { .. } => ("blank-line", "remove the empty line".to_owned()),
     }
 }
@@ -270,10 +269,7 @@ pub fn coverage_findings(
     };
     for c in coverage.iter().filter(|c| c.covered_by.is_none()) {
         let consequence = match mode {
-            Some(Mode::Enforce) => format!(
-                "in enforce mode senders will not deliver to {}",
-                c.mx
-            ),
+            Some(Mode::Enforce) => format!("in enforce mode senders will not deliver to {}", c.mx),
             Some(Mode::Testing) => format!(
                 "in testing mode senders still deliver to {} but report every session as a failure",
                 c.mx

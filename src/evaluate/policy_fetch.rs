@@ -26,7 +26,7 @@ pub enum ContentTypeRule {
     #[default]
     Warn,
     /// A wrong or missing Content-Type makes the policy invalid, as some senders
-    /// (postfix-mta-sts-resolver) decide: RFC 8461 §3.3 says senders SHOULD validate it.
+    /// (postfix-mta-sts-resolver) decide: RFC 8461 §3.2 says senders SHOULD validate it.
     Reject,
 }
 
@@ -228,14 +228,14 @@ fn content_type_finding(
     let (message, reason) = match verdict {
         ContentTypeVerdict::TextPlain => return None,
         ContentTypeVerdict::Missing => (
-            "the policy response has no Content-Type header; RFC 8461 §3.3 asks for text/plain \
+            "the policy response has no Content-Type header; RFC 8461 §3.2 asks for text/plain \
              and some senders reject anything else"
                 .to_owned(),
             "content-type-missing",
         ),
         other => (
             format!(
-                "the policy response's Content-Type is {other}; RFC 8461 §3.3 asks for \
+                "the policy response's Content-Type is {other}; RFC 8461 §3.2 asks for \
                  text/plain and some senders reject anything else"
             ),
             "content-type-not-text-plain",
@@ -290,13 +290,18 @@ fn no_response(facts: &PolicyFetchFacts, subject: &Subject, host: &DomainName) -
             reasons.join("; ")
         )
     };
-    let finding = Finding::new("sts.fetch.failed", Severity::Error, subject.clone(), message)
-        .with_fix(format!(
-            "publish A/AAAA records for {host} and serve the policy over HTTPS on port 443 at \
+    let finding = Finding::new(
+        "sts.fetch.failed",
+        Severity::Error,
+        subject.clone(),
+        message,
+    )
+    .with_fix(format!(
+        "publish A/AAAA records for {host} and serve the policy over HTTPS on port 443 at \
              every address"
-        ))
-        .with_result(PolicyType::Sts, ResultType::StsPolicyFetchError)
-        .with_reason_code(reason_code);
+    ))
+    .with_result(PolicyType::Sts, ResultType::StsPolicyFetchError)
+    .with_reason_code(reason_code);
     FetchJudgement {
         verdict: FetchVerdict::Failed {
             result_type: ResultType::StsPolicyFetchError,

@@ -7,6 +7,7 @@ use std::fmt::Display;
 
 use crate::finding::{Finding, Severity, Subject};
 use crate::tagvalue::{Conclusion, IgnoredField, Selection, SelectionNote};
+use crate::tlsrpt::record::TlsRptSelection;
 
 /// Which of the two records a set is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +63,49 @@ fn at(kind: RecordKind, subject: &Subject, index: usize, total: usize) -> Subjec
     if total == 1 {
         subject.clone().at(format!("{} TXT", kind.owner()))
     } else {
-        subject
-            .clone()
-            .at(format!("{} TXT record {} of {total}", kind.owner(), index + 1))
+        subject.clone().at(format!(
+            "{} TXT record {} of {total}",
+            kind.owner(),
+            index + 1
+        ))
     }
+}
+
+/// What a sender concludes from a TXT record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordOutcome {
+    /// Exactly one valid record.
+    Valid,
+    /// No record of this kind.
+    None,
+    /// More than one: senders treat the domain as publishing none.
+    Several,
+    /// One, but invalid: senders treat the domain as publishing none.
+    Invalid,
+}
+
+impl RecordOutcome {
+    /// The outcome of a selection.
+    pub fn of<R, E>(c: &Conclusion<R, E>) -> Self {
+        match c {
+            Conclusion::One { .. } => Self::Valid,
+            Conclusion::None => Self::None,
+            Conclusion::Several { .. } => Self::Several,
+            Conclusion::Invalid { .. } => Self::Invalid,
+        }
+    }
+}
+
+/// Whether a set with no record of the kind is a problem: when the user hands `lint` records
+/// to check it is; a domain without MTA-STS or TLS-RPT in DNS is reported by the caller in
+/// its own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAbsent {
+    /// Report "none of the records is one" as an error.
+    Error,
+    /// Say nothing.
+    Silent,
 }
 
 /// Findings for one record set. `ignored` gives the fields the chosen record ignored
@@ -75,6 +115,7 @@ pub fn selection_findings<R, E: Display>(
     selection: &Selection<R, E>,
     ignored: &[IgnoredField],
     subject: &Subject,
+    absent: WhenAbsent,
 ) -> Vec<Finding> {
     let total = selection.total;
     let mut out = Vec::new();
@@ -140,7 +181,7 @@ pub fn selection_findings<R, E: Display>(
                 );
             }
         }
-        Conclusion::None if lookalikes == 0 => out.push(
+        Conclusion::None if lookalikes == 0 && absent == WhenAbsent::Error => out.push(
             Finding::new(
                 code(kind, "none"),
                 Severity::Error,
@@ -182,4 +223,162 @@ pub fn selection_findings<R, E: Display>(
         ),
     }
     out
+}
+
+/// Findings for the `_smtp._tls` set, including destinations senders cannot use.
+pub fn tlsrpt_set_findings(
+    selection: &TlsRptSelection,
+    subject: &Subject,
+    absent: WhenAbsent,
+) -> Vec<Finding> {
+    let ignored = selection
+        .record()
+        .map(|r| r.ignored.clone())
+        .unwrap_or_default();
+    let mut out = selection_findings(RecordKind::TlsRpt, selection, &ignored, subject, absent);
+    if let Some(record) = selection.record() {
+        for rua in record.rua.iter().filter(|r| !r.usable()) {
+            out.push(
+                Finding::new(
+                    "tlsrpt.rua.unusable-scheme",
+                    Severity::Warning,
+                    subject.clone().at("_smtp._tls TXT"),
+                    format!(
+                        "rua {} uses a scheme senders do not deliver to; RFC 8460 §3 defines only \
+                         mailto: and https:",
+                        rua.uri()
+                    ),
+                )
+                .with_fix("use a mailto: address or an https: URL"),
+            );
+        }
+        if record.rua.iter().all(|r| !r.usable()) {
+            out.push(
+                Finding::new(
+                    "tlsrpt.rua.none-usable",
+                    Severity::Error,
+                    subject.clone().at("_smtp._tls TXT"),
+                    "no rua destination is mailto: or https:, so no report can be delivered",
+                )
+                .with_fix("add rua=mailto:tlsrpt@<your domain>"),
+            );
+        }
+    }
+    out
+}
+
+/// The owner name senders query for TLS-RPT (RFC 8460 §3).
+pub const TLSRPT_OWNER: &str = "_smtp._tls";
+
+/// The owner name of an early draft of RFC 8460, still seen in the wild; no sender queries it.
+pub const LEGACY_TLSRPT_OWNER: &str = "_smtp-tlsrpt";
+
+/// A finding when TLS-RPT records are published under `owner` rather than `_smtp._tls`.
+/// `None` for the right name.
+pub fn tlsrpt_owner_finding(owner: &str, subject: &Subject) -> Option<Finding> {
+    let owner = owner.trim_end_matches('.');
+    if owner == TLSRPT_OWNER {
+        return None;
+    }
+    let legacy = owner == LEGACY_TLSRPT_OWNER;
+    Some(
+        Finding::new(
+            if legacy {
+                "tlsrpt.txt.legacy-name"
+            } else {
+                "tlsrpt.txt.wrong-name"
+            },
+            if legacy {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
+            subject.clone().at(format!("{owner} TXT")),
+            if legacy {
+                format!(
+                    "{owner} is the name an early draft of RFC 8460 used; senders look up only \
+                     {TLSRPT_OWNER}, so reports are not sent"
+                )
+            } else {
+                format!("senders look up TLS-RPT records only at {TLSRPT_OWNER}, not at {owner}")
+            },
+        )
+        .with_fix(format!(
+            "publish the record at {TLSRPT_OWNER}.<domain> (and remove the one at {owner})"
+        )),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mtasts::select_sts;
+
+    fn codes(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.code.as_ref()).collect()
+    }
+
+    #[test]
+    fn conclusions_become_findings() {
+        let subject = Subject::default();
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["v=STSv1; id=1"], &[]),
+            (&["v=STSv1; id=1", "v=spf1 -all"], &[]),
+            (&["v=STSv1; id=1", "v=STSv1; id=2"], &["sts.txt.several"]),
+            (&["v=spf1 -all"], &["sts.txt.none"]),
+            (&["v=STSv1; id=a-b"], &["sts.txt.invalid"]),
+            (&["V=STSv1; id=1"], &["sts.txt.discarded"]),
+            (&["v=STSv1"], &["sts.txt.discarded"]),
+            (&["v=STSv1 ; id=1"], &["sts.txt.space-before-delimiter"]),
+            (&["v=STSv1; id=1; id=2"], &["sts.txt.ignored-field"]),
+            (
+                &["v=STSv1; id=1", "v=STSv1; id=x-"],
+                &["sts.txt.invalid", "sts.txt.several"],
+            ),
+        ];
+        for (records, want) in cases {
+            let records: Vec<String> = records.iter().map(|s| (*s).to_owned()).collect();
+            let sel = select_sts(&records);
+            let ignored = sel.record().map(|r| r.ignored.clone()).unwrap_or_default();
+            let f = selection_findings(
+                RecordKind::MtaSts,
+                &sel,
+                &ignored,
+                &subject,
+                WhenAbsent::Error,
+            );
+            assert_eq!(codes(&f), *want, "{records:?}");
+        }
+    }
+
+    #[test]
+    fn record_locations_name_the_record() {
+        let records = vec!["v=spf1 -all".to_owned(), "v=STSv1; id=a_b".to_owned()];
+        let sel = select_sts(&records);
+        let f = selection_findings(
+            RecordKind::MtaSts,
+            &sel,
+            &[],
+            &Subject::default(),
+            WhenAbsent::Error,
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].subject.location.as_deref(),
+            Some("_mta-sts TXT record 2 of 2")
+        );
+    }
+
+    #[test]
+    fn tlsrpt_owner_names() {
+        let s = Subject::default();
+        assert!(tlsrpt_owner_finding("_smtp._tls", &s).is_none());
+        assert!(tlsrpt_owner_finding("_smtp._tls.", &s).is_none());
+        let legacy = tlsrpt_owner_finding("_smtp-tlsrpt", &s).unwrap();
+        assert_eq!(legacy.code, "tlsrpt.txt.legacy-name");
+        assert_eq!(legacy.severity, Severity::Warning);
+        let wrong = tlsrpt_owner_finding("_tlsrpt", &s).unwrap();
+        assert_eq!(wrong.code, "tlsrpt.txt.wrong-name");
+        assert_eq!(wrong.severity, Severity::Error);
+    }
 }

@@ -1,0 +1,589 @@
+//! The per-domain evaluation on facts built by hand: which policy applies to each MX host
+//! (DANE before MTA-STS), session verdicts, and the findings a sender's view produces.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use mxprobe::dane::Tlsa;
+use mxprobe::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Txt};
+use mxprobe::domain::DomainName;
+use mxprobe::evaluate::domain::{
+    DomainVerdict, EvalOptions, Routing, SessionResult, evaluate_domain,
+};
+use mxprobe::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe::facts::{
+    DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts, PolicyFetchFacts,
+};
+use mxprobe::finding::Severity;
+use mxprobe::lab::pki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity, self_signed_leaf};
+use mxprobe::smtp::{SmtpFacts, SmtpOutcome, TlsFacts};
+use mxprobe::tls::{Anchors, describe};
+use mxprobe::tlsrpt::{PolicyType, ResultType};
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
+
+struct Pki {
+    ca: CertAuthority,
+    anchors: Anchors,
+}
+
+fn pki() -> Pki {
+    let window = Validity::new(
+        datetime!(2020-01-01 0:00 UTC),
+        datetime!(2035-01-01 0:00 UTC),
+    );
+    let ca = CertAuthority::root("Eval Root", window, KeyKind::EcdsaP256).unwrap();
+    let anchors = Anchors::from_pem(ca.cert().pem().as_bytes()).unwrap();
+    Pki { ca, anchors }
+}
+
+fn valid() -> Validity {
+    Validity::new(
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2026-01-01 0:00 UTC),
+    )
+}
+
+fn name(s: &str) -> DomainName {
+    DomainName::parse(s).unwrap()
+}
+
+fn txt(records: &[&str]) -> Lookup<Txt> {
+    if records.is_empty() {
+        return Lookup::NoData {
+            dnssec: DnssecStatus::Insecure,
+        };
+    }
+    Lookup::Records {
+        records: records
+            .iter()
+            .map(|r| Txt {
+                strings: vec![(*r).to_owned()],
+            })
+            .collect(),
+        dnssec: DnssecStatus::Insecure,
+        cname_chain: Vec::new(),
+    }
+}
+
+fn secure<T>(records: Vec<T>) -> Lookup<T> {
+    Lookup::Records {
+        records,
+        dnssec: DnssecStatus::Secure,
+        cname_chain: Vec::new(),
+    }
+}
+
+fn insecure<T>(records: Vec<T>) -> Lookup<T> {
+    Lookup::Records {
+        records,
+        dnssec: DnssecStatus::Insecure,
+        cname_chain: Vec::new(),
+    }
+}
+
+fn chain_of(pki: &Pki, leaf: &Issued) -> Vec<CertificateDer<'static>> {
+    pki.ca.chain_for(leaf)
+}
+
+fn session(mx: &str, last: u8, chain: Option<Vec<CertificateDer<'static>>>) -> SmtpFacts {
+    let outcome = if chain.is_some() {
+        SmtpOutcome::Completed
+    } else {
+        SmtpOutcome::StarttlsNotOffered
+    };
+    let mut s = SmtpFacts::new(
+        name(mx),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 25),
+        outcome,
+    );
+    s.source_ip = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    s.tls = chain.map(|chain| TlsFacts {
+        version: "TLSv1.3".to_owned(),
+        cipher_suite: "TLS_AES_128_GCM_SHA256".to_owned(),
+        sni: Some(mx.to_owned()),
+        chain,
+    });
+    s
+}
+
+fn host(mx: &str, pref: u16, sessions: Vec<SmtpFacts>, tlsa: Option<Lookup<Tlsa>>) -> MxHostFacts {
+    let addrs: Vec<IpAddr> = sessions.iter().map(|s| s.address.ip()).collect();
+    let addr_lookup = if tlsa.is_some() {
+        secure(addrs)
+    } else {
+        insecure(addrs)
+    };
+    MxHostFacts {
+        exchange: mx.to_owned(),
+        name: Some(name(mx)),
+        preference: pref,
+        implicit: false,
+        addresses: Some(AddressLookups {
+            a: Some(addr_lookup),
+            aaaa: None,
+        }),
+        tlsa,
+        sessions,
+    }
+}
+
+fn policy_fetch(pki: &Pki, domain: &str, body: &str) -> PolicyFetchFacts {
+    let host = format!("mta-sts.{domain}");
+    let leaf = pki.ca.leaf(&LeafSpec::new(&[&host], valid())).unwrap();
+    PolicyFetchFacts {
+        url: format!("https://{host}/.well-known/mta-sts.txt"),
+        attempts: vec![FetchAttempt {
+            address: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9))),
+            outcome: FetchOutcome::Response(HttpResponse {
+                status: 200,
+                content_type: Some("text/plain".to_owned()),
+                location: None,
+                chain: chain_of(pki, &leaf)
+                    .into_iter()
+                    .map(|c| c.as_ref().to_vec())
+                    .collect(),
+                body: body.to_owned(),
+                body_not_utf8: false,
+                body_truncated: false,
+            }),
+        }],
+    }
+}
+
+fn facts(domain: &str, mx: Vec<(u16, &str)>, hosts: Vec<MxHostFacts>) -> DomainFacts {
+    DomainFacts {
+        domain: name(domain),
+        observed_at: NOW,
+        mx: insecure(
+            mx.into_iter()
+                .map(|(preference, exchange)| Mx {
+                    preference,
+                    exchange: exchange.to_owned(),
+                })
+                .collect(),
+        ),
+        sts_txt: txt(&[]),
+        tlsrpt_txt: txt(&["v=TLSRPTv1; rua=mailto:tlsrpt@example.com"]),
+        policy_fetch: None,
+        hosts,
+    }
+}
+
+/// Evaluates, and checks that every code in the verdict is documented.
+fn judge(f: &DomainFacts, pki: &Pki) -> DomainVerdict {
+    let v = evaluate_domain(
+        f,
+        &EvalOptions {
+            anchors: &pki.anchors,
+            now: NOW,
+            content_type: ContentTypeRule::Warn,
+            expiry_warn_days: 21,
+        },
+    );
+    crate::docs::assert_documented(v.findings.iter().map(|f| f.code.as_ref()));
+    v
+}
+
+fn codes(v: &DomainVerdict) -> Vec<&str> {
+    v.findings.iter().map(|f| f.code.as_ref()).collect()
+}
+
+fn failures(v: &DomainVerdict, i: usize) -> Vec<(ResultType, String)> {
+    match &v.sessions[i].result {
+        SessionResult::Failure { failures } => failures
+            .iter()
+            .map(|f| (f.result_type, f.reason_code.clone()))
+            .collect(),
+        other => panic!("session {i}: {other:?}"),
+    }
+}
+
+const POLICY: &str = "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n";
+
+#[test]
+fn sts_enforce_with_one_good_and_one_uncovered_mx() {
+    let pki = pki();
+    let good = pki
+        .ca
+        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
+        .unwrap();
+    let other = pki
+        .ca
+        .leaf(&LeafSpec::new(&["mx2.example.com"], valid()))
+        .unwrap();
+    let mut f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com"), (20, "mx2.example.com")],
+        vec![
+            host(
+                "mx1.example.com",
+                10,
+                vec![session("mx1.example.com", 1, Some(chain_of(&pki, &good)))],
+                None,
+            ),
+            host(
+                "mx2.example.com",
+                20,
+                vec![session("mx2.example.com", 2, Some(chain_of(&pki, &other)))],
+                None,
+            ),
+        ],
+    );
+    f.sts_txt = txt(&["v=STSv1; id=20250101"]);
+    f.policy_fetch = Some(policy_fetch(&pki, "example.com", POLICY));
+    let v = judge(&f, &pki);
+    assert_eq!(v.routing, Routing::Mx);
+    assert_eq!(v.sts.id.as_deref(), Some("20250101"));
+    assert!(v.sts.policy.is_some());
+    assert_eq!(v.sessions[0].policy_type, PolicyType::Sts);
+    assert_eq!(v.sessions[0].result, SessionResult::Success);
+    assert_eq!(
+        failures(&v, 1),
+        [(ResultType::ValidationFailure, "mx-not-covered".to_owned())]
+    );
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.code == "sts.policy.mx-not-covered")
+        .unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.message
+            .contains("in enforce mode senders will not deliver to mx2.example.com"),
+        "{}",
+        f.message
+    );
+    assert!(!v.inconclusive);
+}
+
+#[test]
+fn expired_and_wrong_name_certificate_fail_both_ways_under_sts_testing() {
+    let pki = pki();
+    let expired = Validity::new(
+        datetime!(2024-01-01 0:00 UTC),
+        datetime!(2025-01-01 0:00 UTC),
+    );
+    let bad = pki
+        .ca
+        .leaf(&LeafSpec::new(&["other.example.net"], expired))
+        .unwrap();
+    let mut f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &bad)))],
+            None,
+        )],
+    );
+    f.sts_txt = txt(&["v=STSv1; id=1"]);
+    f.policy_fetch = Some(policy_fetch(
+        &pki,
+        "example.com",
+        &POLICY.replace("enforce", "testing"),
+    ));
+    let v = judge(&f, &pki);
+    assert_eq!(
+        failures(&v, 0),
+        [
+            (ResultType::CertificateExpired, "leaf-expired".to_owned()),
+            (
+                ResultType::CertificateHostMismatch,
+                "name-mismatch".to_owned()
+            ),
+        ]
+    );
+    let c = codes(&v);
+    assert!(c.contains(&"smtp.cert.leaf-expired"), "{c:?}");
+    assert!(c.contains(&"smtp.cert.name-mismatch"), "{c:?}");
+    // Testing mode: a warning, and the wording says so.
+    let expired = v
+        .findings
+        .iter()
+        .find(|f| f.code == "smtp.cert.leaf-expired")
+        .unwrap();
+    assert_eq!(expired.severity, Severity::Warning);
+    assert!(
+        expired
+            .message
+            .contains("in testing mode senders still deliver")
+    );
+    assert!(c.contains(&"sts.policy.mode-testing"));
+}
+
+#[test]
+fn dane_takes_precedence_over_sts() {
+    let pki = pki();
+    // Valid for MTA-STS, but the TLSA record pins another key: DANE fails.
+    let leaf = pki
+        .ca
+        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
+        .unwrap();
+    let other = pki
+        .ca
+        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
+        .unwrap();
+    let pin = |i: &Issued| -> Tlsa {
+        format!("3 1 1 {}", describe(i.der().as_ref()).unwrap().spki_sha256)
+            .parse()
+            .unwrap()
+    };
+    let mut f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &leaf)))],
+            Some(secure(vec![pin(&other)])),
+        )],
+    );
+    f.sts_txt = txt(&["v=STSv1; id=1"]);
+    f.policy_fetch = Some(policy_fetch(&pki, "example.com", POLICY));
+    let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
+    assert_eq!(
+        failures(&v, 0),
+        [(ResultType::ValidationFailure, "dane-no-match".to_owned())]
+    );
+    assert!(codes(&v).contains(&"dane.dane-no-match"));
+
+    // With the right pin DANE-EE passes, whatever the certificate's name and dates.
+    let selfsigned = self_signed_leaf(&LeafSpec::new(
+        &["wrong.example.org"],
+        Validity::new(
+            datetime!(2020-01-01 0:00 UTC),
+            datetime!(2021-01-01 0:00 UTC),
+        ),
+    ))
+    .unwrap();
+    f.hosts[0].sessions = vec![session(
+        "mx1.example.com",
+        1,
+        Some(vec![selfsigned.der().clone()]),
+    )];
+    f.hosts[0].tlsa = Some(secure(vec![pin(&selfsigned)]));
+    let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
+    assert_eq!(v.sessions[0].result, SessionResult::Success);
+}
+
+#[test]
+fn bogus_tlsa_blocks_and_is_dnssec_invalid() {
+    let pki = pki();
+    let leaf = pki
+        .ca
+        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
+        .unwrap();
+    let f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &leaf)))],
+            Some(Lookup::Bogus {
+                detail: "RRSIG expired".to_owned(),
+            }),
+        )],
+    );
+    let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
+    assert_eq!(
+        failures(&v, 0),
+        [(ResultType::DnssecInvalid, "tlsa-lookup-failed".to_owned())]
+    );
+}
+
+#[test]
+fn policy_fetch_failure_is_policy_level_and_sessions_succeed() {
+    let pki = pki();
+    let leaf = pki
+        .ca
+        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
+        .unwrap();
+    let mut f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &leaf)))],
+            None,
+        )],
+    );
+    f.sts_txt = txt(&["v=STSv1; id=1"]);
+    let mut fetch = policy_fetch(&pki, "example.com", POLICY);
+    if let FetchOutcome::Response(r) = &mut fetch.attempts[0].outcome {
+        r.status = 404;
+    }
+    f.policy_fetch = Some(fetch);
+    let v = judge(&f, &pki);
+    let failure = v.sts.failure.as_ref().unwrap();
+    assert_eq!(failure.result_type, ResultType::StsPolicyFetchError);
+    assert_eq!(failure.reason_code, "bad https response code: 404");
+    assert_eq!(v.sessions[0].policy_type, PolicyType::NoPolicyFound);
+    assert_eq!(v.sessions[0].result, SessionResult::Success);
+    assert!(codes(&v).contains(&"sts.fetch.http-status"));
+}
+
+#[test]
+fn no_policy_starttls_missing_is_a_warning() {
+    let pki = pki();
+    let f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, None)],
+            None,
+        )],
+    );
+    let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].policy_type, PolicyType::NoPolicyFound);
+    assert_eq!(
+        failures(&v, 0),
+        [(
+            ResultType::StarttlsNotSupported,
+            "starttls-not-offered".to_owned()
+        )]
+    );
+    let finding = v
+        .findings
+        .iter()
+        .find(|f| f.code == "smtp.starttls.unavailable")
+        .unwrap();
+    assert_eq!(finding.severity, Severity::Warning);
+    assert!(codes(&v).contains(&"sts.none"));
+}
+
+#[test]
+fn same_problem_at_two_addresses_is_one_finding() {
+    let pki = pki();
+    let f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![
+                session("mx1.example.com", 1, None),
+                session("mx1.example.com", 2, None),
+            ],
+            None,
+        )],
+    );
+    let v = judge(&f, &pki);
+    let merged: Vec<_> = v
+        .findings
+        .iter()
+        .filter(|f| f.code == "smtp.starttls.unavailable")
+        .collect();
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged[0].subject.ip, None);
+    assert_eq!(
+        merged[0].subject.location.as_deref(),
+        Some("addresses 127.0.0.1, 127.0.0.2")
+    );
+    assert_eq!(v.sessions.len(), 2);
+}
+
+#[test]
+fn inconclusive_sessions_and_dns_failures_are_not_verdicts() {
+    let pki = pki();
+    let mut s = session("mx1.example.com", 1, None);
+    s.outcome = SmtpOutcome::ServiceUnavailable421 {
+        phase: mxprobe::smtp::Phase::Greeting,
+        text: "too many connections".to_owned(),
+    };
+    let mut f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host("mx1.example.com", 10, vec![s], None)],
+    );
+    f.sts_txt = Lookup::ServFail;
+    let v = judge(&f, &pki);
+    assert!(v.inconclusive);
+    assert!(matches!(
+        v.sessions[0].result,
+        SessionResult::Inconclusive { .. }
+    ));
+    let c = codes(&v);
+    assert!(c.contains(&"smtp.inconclusive"), "{c:?}");
+    assert!(c.contains(&"dns.sts-txt.failed"), "{c:?}");
+    assert!(
+        !c.contains(&"sts.none"),
+        "SERVFAIL is not 'no MTA-STS': {c:?}"
+    );
+    assert!(!c.contains(&"smtp.starttls.unavailable"));
+}
+
+#[test]
+fn routing_cases() {
+    let pki = pki();
+    let mut f = facts("example.com", vec![(0, ".")], Vec::new());
+    assert_eq!(judge(&f, &pki).routing, Routing::NullMx);
+    assert!(codes(&judge(&f, &pki)).contains(&"mx.null-with-policy"));
+    f.tlsrpt_txt = txt(&[]);
+    assert_eq!(
+        codes(&judge(&f, &pki)),
+        ["mx.null", "sts.none", "tlsrpt.none"]
+    );
+
+    let f = facts(
+        "example.com",
+        vec![(0, "."), (10, "mx1.example.com")],
+        Vec::new(),
+    );
+    assert!(codes(&judge(&f, &pki)).contains(&"mx.null-mixed"));
+
+    let mut f = facts("example.com", Vec::new(), Vec::new());
+    f.mx = Lookup::NoData {
+        dnssec: DnssecStatus::Insecure,
+    };
+    let v = judge(&f, &pki);
+    assert_eq!(v.routing, Routing::ImplicitMx);
+    assert!(codes(&v).contains(&"mx.implicit"));
+
+    f.mx = Lookup::NxDomain {
+        dnssec: DnssecStatus::Insecure,
+    };
+    assert_eq!(judge(&f, &pki).routing, Routing::NoSuchDomain);
+    f.mx = Lookup::Timeout;
+    let v = judge(&f, &pki);
+    assert_eq!(v.routing, Routing::Unknown);
+    assert!(v.inconclusive);
+}
+
+#[test]
+fn unresolvable_and_cname_mx_are_flagged() {
+    let pki = pki();
+    let mut h = host("mx1.example.com", 10, Vec::new(), None);
+    h.addresses = Some(AddressLookups {
+        a: Some(Lookup::NxDomain {
+            dnssec: DnssecStatus::Insecure,
+        }),
+        aaaa: Some(Lookup::NxDomain {
+            dnssec: DnssecStatus::Insecure,
+        }),
+    });
+    let f = facts("example.com", vec![(10, "mx1.example.com")], vec![h]);
+    assert!(codes(&judge(&f, &pki)).contains(&"mx.unresolvable"));
+
+    let mut h = host("mx1.example.com", 10, Vec::new(), None);
+    h.addresses = Some(AddressLookups {
+        a: Some(Lookup::Records {
+            records: vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))],
+            dnssec: DnssecStatus::Insecure,
+            cname_chain: vec!["real-mx.example.net".to_owned()],
+        }),
+        aaaa: None,
+    });
+    let f = facts("example.com", vec![(10, "mx1.example.com")], vec![h]);
+    assert!(codes(&judge(&f, &pki)).contains(&"mx.cname"));
+}
