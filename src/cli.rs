@@ -42,6 +42,159 @@ pub enum Command {
     /// (RFC 8461 §4.1). Each finding says what is wrong and what to change.
     #[command(after_help = LINT_EXAMPLES)]
     Lint(LintArgs),
+
+    /// Probe domains as a sender would: DNS, the MTA-STS policy, STARTTLS at every address of
+    /// every MX host, certificates and DANE; say what senders will experience and report.
+    ///
+    /// For each domain: MX (null MX, implicit MX), `_mta-sts` and `_smtp._tls` TXT, TLSA for
+    /// MX hosts with DNSSEC-secure addresses, the policy fetch (RFC 8461 §3.3), and one SMTP
+    /// session per MX address (EHLO, STARTTLS, TLS handshake, EHLO, QUIT: never MAIL or RCPT).
+    /// Each session is judged under the policy a sender would apply: DANE first, then
+    /// MTA-STS, else none.
+    #[command(after_help = SCAN_EXAMPLES)]
+    Scan(ScanArgs),
+
+    /// Start the built-in mail lab on loopback and scan all its domains: no network, no root.
+    ///
+    /// The lab serves DNS (with DNSSEC-signed zones), SMTP servers that speak STARTTLS well or
+    /// badly, and HTTPS policy servers, built from fixtures/lab/scenario.toml (embedded in the
+    /// binary). The output is the normal `scan` output.
+    #[command(after_help = exit_status_help!())]
+    Demo(DemoArgs),
+}
+
+const SCAN_EXAMPLES: &str = concat!(
+    "Examples:
+  mxprobe scan example.com
+  mxprobe scan example.com example.org --format json
+  mxprobe scan example.com --report-dir reports --gzip
+  mxprobe scan example.com --resolver 127.0.0.1:5353 --dnssec resolver --smtp-port 2525
+
+",
+    exit_status_help!()
+);
+
+/// Output flags shared by `scan` and `demo`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format: text for people, json for the full facts and findings.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write one synthetic RFC 8460 report per domain into DIR (file names per RFC 8460 §5.1).
+    #[arg(long = "report-dir", value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+
+    /// Gzip the report files (.json.gz), as senders do.
+    #[arg(long, requires = "report_dir")]
+    pub gzip: bool,
+
+    /// The lowest severity that makes the exit status 1.
+    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = parse_severity)]
+    pub fail_on: Severity,
+
+    /// When to colour the text output: auto colours only a terminal and honours NO_COLOR.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// Flags of `mxprobe scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The mail domains to scan (the part after @ in addresses).
+    #[arg(value_name = "DOMAIN", required = true)]
+    pub domains: Vec<String>,
+
+    /// Ask this DNS server (IP or IP:PORT) instead of the system's resolvers.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_resolver)]
+    pub resolver: Option<std::net::SocketAddr>,
+
+    /// How to learn DNSSEC status: validate in-process from the IANA root keys (or
+    /// --trust-anchor), trust the AD bit of a local validating resolver (as Postfix does), or
+    /// off (no DANE).
+    #[arg(long, value_enum, default_value_t = DnssecChoice::Validate)]
+    pub dnssec: DnssecChoice,
+
+    /// DNSKEY records (zone-file lines) to validate from instead of the IANA root keys.
+    #[arg(long = "trust-anchor", value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+
+    /// Only IPv4 addresses of MX hosts.
+    #[arg(short = '4', conflicts_with = "ipv6_only")]
+    pub ipv4_only: bool,
+
+    /// Only IPv6 addresses of MX hosts.
+    #[arg(short = '6')]
+    pub ipv6_only: bool,
+
+    /// The name to send with EHLO (default: this host's name when it has a dot, else
+    /// mxprobe.invalid).
+    #[arg(long = "ehlo-name", value_name = "NAME")]
+    pub ehlo_name: Option<String>,
+
+    /// Extra trusted CA certificates (PEM), added to Mozilla's roots. SSL_CERT_FILE, when
+    /// set, is added too.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
+
+    /// Connect to this port instead of 25 (a staging MX on another port).
+    #[arg(long = "smtp-port", value_name = "PORT", default_value_t = 25)]
+    pub smtp_port: u16,
+
+    /// Fetch the policy from this port instead of 443.
+    #[arg(long = "https-port", value_name = "PORT", default_value_t = 443)]
+    pub https_port: u16,
+
+    /// Seconds one SMTP probe may take in all (connect to QUIT).
+    #[arg(long = "smtp-deadline", value_name = "SECONDS", default_value_t = 60)]
+    pub smtp_deadline: u64,
+
+    /// Do not probe SMTP (port 25 blocked): DNS and HTTPS checks only.
+    #[arg(long = "no-smtp")]
+    pub no_smtp: bool,
+
+    /// Treat a policy served without "Content-Type: text/plain" as invalid, as some senders
+    /// do (default: a warning).
+    #[arg(long = "strict-content-type")]
+    pub strict_content_type: bool,
+
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Flags of `mxprobe demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Scan only these lab domains (default: all of them).
+    #[arg(value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The `--dnssec` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DnssecChoice {
+    /// Validate in-process.
+    Validate,
+    /// Trust the AD bit of the configured resolver.
+    Resolver,
+    /// No DNSSEC (and so no DANE).
+    Off,
+}
+
+fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!("{s:?} is not an IP address or IP:PORT (use [::1]:53 for IPv6 with a port)")
+        })
 }
 
 const LINT_EXAMPLES: &str = concat!(
@@ -69,6 +222,15 @@ pub struct LintArgs {
     /// A TXT record to publish at `_smtp._tls.<domain>`. Repeat it to check a whole record set.
     #[arg(long = "tlsrpt-txt", value_name = "VALUE")]
     pub tlsrpt_txt: Vec<String>,
+
+    /// The owner name the --tlsrpt-txt records are published under. Senders query only
+    /// `_smtp._tls`; the pre-standard `_smtp-tlsrpt` draws a warning.
+    #[arg(
+        long = "tlsrpt-name",
+        value_name = "NAME",
+        default_value = "_smtp._tls"
+    )]
+    pub tlsrpt_name: String,
 
     /// An MX host name the policy must cover (repeat for each MX, or give a comma list).
     #[arg(long, value_name = "HOST", value_delimiter = ',')]
@@ -146,12 +308,42 @@ mod tests {
             "warning",
         ])
         .unwrap();
-        let Command::Lint(args) = cli.command;
+        let Command::Lint(args) = cli.command else {
+            panic!("not lint")
+        };
         assert_eq!(args.policy.as_deref(), Some(std::path::Path::new("-")));
         assert_eq!(args.sts_txt.len(), 2);
         assert_eq!(args.mx, ["a.example", "b.example", "c.example"]);
         assert_eq!(args.format, Format::Json);
         assert_eq!(args.fail_on, Severity::Warning);
+    }
+
+    #[test]
+    fn scan_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "mxprobe",
+            "scan",
+            "example.com",
+            "example.org",
+            "--resolver",
+            "127.0.0.1",
+            "-4",
+            "--report-dir",
+            "out",
+            "--gzip",
+        ])
+        .unwrap();
+        let Command::Scan(args) = cli.command else {
+            panic!("not scan")
+        };
+        assert_eq!(args.domains, ["example.com", "example.org"]);
+        assert_eq!(args.resolver, Some("127.0.0.1:53".parse().unwrap()));
+        assert!(args.ipv4_only && !args.ipv6_only);
+        assert!(args.output.gzip);
+        assert!(Cli::try_parse_from(["mxprobe", "scan", "a.example", "-4", "-6"]).is_err());
+        assert!(Cli::try_parse_from(["mxprobe", "scan", "a.example", "--gzip"]).is_err());
+        assert!(Cli::try_parse_from(["mxprobe", "scan", "--resolver", "x", "a.example"]).is_err());
+        assert!(Cli::try_parse_from(["mxprobe", "scan"]).is_err());
     }
 
     #[test]

@@ -50,7 +50,7 @@ use time::OffsetDateTime;
 
 use crate::dns::DnssecStatus;
 use crate::domain::DomainName;
-use crate::tls::cert::{RawCert, hex_upper, spki_contents};
+use crate::tls::cert::{hex_upper, issuer_contents, parse_exact, spki_contents};
 use crate::tls::{Anchors, CertProblem, judge_for_names};
 use crate::tlsrpt::ResultType;
 
@@ -314,7 +314,7 @@ impl Tlsa {
         let expected = match self.matching_type {
             MATCH_FULL => {
                 return match self.selector {
-                    SELECTOR_CERT if RawCert::parse(&self.data).is_none() => {
+                    SELECTOR_CERT if parse_exact(&self.data).is_none() => {
                         Err(Unusable::NotACertificate)
                     }
                     SELECTOR_SPKI if spki_contents(&self.data).is_none() => {
@@ -342,7 +342,7 @@ impl Tlsa {
     fn matches_cert(&self, der: &[u8]) -> Option<bool> {
         let selected = match self.selector {
             SELECTOR_CERT => der,
-            _ => RawCert::parse(der)?.spki,
+            _ => parse_exact(der)?.tbs_certificate.subject_pki.raw,
         };
         Some(match self.matching_type {
             MATCH_FULL => selected == self.data.as_slice(),
@@ -792,9 +792,9 @@ fn record_anchor(r: &Tlsa, chain: &[CertificateDer<'_>]) -> Option<Vec<TrustAnch
             let spki = spki_contents(&r.data)?;
             let mut anchors: Vec<TrustAnchor<'static>> = Vec::new();
             for c in chain {
-                if let Some(raw) = RawCert::parse(c) {
+                if let Some(issuer) = parse_exact(c).as_ref().and_then(issuer_contents) {
                     let anchor = TrustAnchor {
-                        subject: Der::from(raw.issuer_contents.to_vec()),
+                        subject: Der::from(issuer.to_vec()),
                         subject_public_key_info: Der::from(spki.to_vec()),
                         name_constraints: None,
                     };
@@ -923,6 +923,60 @@ mod tests {
         ];
         for (record, want) in cases {
             assert_eq!(t(&record).usability(), want, "{record}");
+        }
+    }
+
+    #[test]
+    fn full_records_must_hold_exactly_one_certificate_or_key() {
+        use crate::lab::pki::{LeafSpec, Validity, self_signed_leaf};
+        let window = Validity::new(
+            time::macros::datetime!(2024-01-01 0:00 UTC),
+            time::macros::datetime!(2026-01-01 0:00 UTC),
+        );
+        let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], window)).unwrap();
+        let cert = leaf.der().to_vec();
+        let spki = parse_exact(&cert)
+            .unwrap()
+            .tbs_certificate
+            .subject_pki
+            .raw
+            .to_vec();
+        let with_byte = |b: &[u8]| [b, &[0]].concat();
+        let cases: Vec<(u8, Vec<u8>, Result<(), Unusable>)> = vec![
+            (SELECTOR_CERT, cert.clone(), Ok(())),
+            (
+                SELECTOR_CERT,
+                with_byte(&cert),
+                Err(Unusable::NotACertificate),
+            ),
+            (
+                SELECTOR_CERT,
+                cert[..cert.len() - 1].to_vec(),
+                Err(Unusable::NotACertificate),
+            ),
+            (SELECTOR_CERT, spki.clone(), Err(Unusable::NotACertificate)),
+            (SELECTOR_SPKI, spki.clone(), Ok(())),
+            (
+                SELECTOR_SPKI,
+                with_byte(&spki),
+                Err(Unusable::NotAPublicKey),
+            ),
+            (SELECTOR_SPKI, cert, Err(Unusable::NotAPublicKey)),
+            // RFC 5280 §4.1.1.2: an AlgorithmIdentifier starts with its OID.
+            (
+                SELECTOR_SPKI,
+                b"\x30\x06\x30\x00\x03\x02\x00\x00".to_vec(),
+                Err(Unusable::NotAPublicKey),
+            ),
+        ];
+        for (i, (selector, data, want)) in cases.into_iter().enumerate() {
+            let record = Tlsa {
+                usage: DANE_EE,
+                selector,
+                matching_type: MATCH_FULL,
+                data,
+            };
+            assert_eq!(record.usability(), want, "case {i}");
         }
     }
 

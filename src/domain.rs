@@ -49,7 +49,9 @@ pub enum DomainError {
         len: usize,
     },
     /// A character other than letters, digits and hyphens.
-    #[error("label {label:?} of {input:?} contains {ch:?}; host names use only letters, digits and '-'")]
+    #[error(
+        "label {label:?} of {input:?} contains {ch:?}; host names use only letters, digits and '-'"
+    )]
     BadCharacter {
         /// The name as given.
         input: String,
@@ -203,7 +205,9 @@ impl DomainName {
 
     /// The name with the leftmost label removed, if there is more than one label.
     pub fn parent(&self) -> Option<Self> {
-        self.0.split_once('.').map(|(_, rest)| Self(rest.to_owned()))
+        self.0
+            .split_once('.')
+            .map(|(_, rest)| Self(rest.to_owned()))
     }
 
     /// `prefix.self`, for service names such as `_mta-sts`, `_smtp._tls` or `_25._tcp`.
@@ -284,14 +288,28 @@ mod tests {
             (".", |e| matches!(e, DomainError::Empty)),
             ("a..b", |e| matches!(e, DomainError::EmptyLabel { .. })),
             (".a.b", |e| matches!(e, DomainError::EmptyLabel { .. })),
-            ("-a.example", |e| matches!(e, DomainError::HyphenAtEdge { .. })),
-            ("a-.example", |e| matches!(e, DomainError::HyphenAtEdge { .. })),
-            ("a_b.example", |e| matches!(e, DomainError::BadCharacter { .. })),
-            ("a b.example", |e| matches!(e, DomainError::BadCharacter { .. })),
-            ("*.example", |e| matches!(e, DomainError::BadCharacter { .. })),
+            ("-a.example", |e| {
+                matches!(e, DomainError::HyphenAtEdge { .. })
+            }),
+            ("a-.example", |e| {
+                matches!(e, DomainError::HyphenAtEdge { .. })
+            }),
+            ("a_b.example", |e| {
+                matches!(e, DomainError::BadCharacter { .. })
+            }),
+            ("a b.example", |e| {
+                matches!(e, DomainError::BadCharacter { .. })
+            }),
+            ("*.example", |e| {
+                matches!(e, DomainError::BadCharacter { .. })
+            }),
             ("192.0.2.1", |e| matches!(e, DomainError::IpLiteral { .. })),
-            ("[2001:db8::1]", |e| matches!(e, DomainError::IpLiteral { .. })),
-            ("2001:db8::1", |e| matches!(e, DomainError::IpLiteral { .. })),
+            ("[2001:db8::1]", |e| {
+                matches!(e, DomainError::IpLiteral { .. })
+            }),
+            ("2001:db8::1", |e| {
+                matches!(e, DomainError::IpLiteral { .. })
+            }),
             ("a.123", |e| matches!(e, DomainError::NumericTld { .. })),
             ("xn--zz.example", |e| matches!(e, DomainError::Idna { .. })),
         ];
@@ -333,5 +351,27 @@ mod tests {
         let back: DomainName = serde_json::from_str("\"MX.example.com.\"").unwrap();
         assert_eq!(back, d);
         assert!(serde_json::from_str::<DomainName>("\"a..b\"").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Parsing never panics, and a parsed name parses again to itself.
+        #[test]
+        fn parse_is_total_and_idempotent(input in "\\PC{0,80}") {
+            if let Ok(d) = DomainName::parse(&input) {
+                proptest::prop_assert_eq!(DomainName::parse(d.as_str()), Ok(d.clone()));
+                proptest::prop_assert_eq!(DomainName::parse_a_label(d.as_str()), Ok(d));
+            }
+        }
+
+        /// Names built from the host-name alphabet round-trip through the canonical form.
+        #[test]
+        fn ldh_names_round_trip(input in "[a-zA-Z0-9][a-zA-Z0-9-]{0,10}[a-zA-Z0-9](\\.[a-zA-Z0-9]{1,10}){0,4}\\.[a-zA-Z]{2,6}\\.?") {
+            // A first label starting "xn--" is a (possibly bogus) A-label: not plain LDH.
+            proptest::prop_assume!(!input.to_ascii_lowercase().starts_with("xn--"));
+            let d = DomainName::parse(&input).unwrap();
+            proptest::prop_assert_eq!(d.as_str(), input.trim_end_matches('.').to_ascii_lowercase());
+        }
     }
 }

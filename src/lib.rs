@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
 pub mod dane;
 pub mod dns;
 pub mod domain;
@@ -32,7 +33,9 @@ pub mod finding;
 pub mod lab;
 pub mod lint;
 pub mod mtasts;
+pub mod output;
 pub mod render;
+pub mod scan;
 pub mod smtp;
 pub mod tagvalue;
 pub mod tls;

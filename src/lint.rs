@@ -219,11 +219,7 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
         if let Some(owner) = &input.tlsrpt_name {
             findings.extend(tlsrpt_owner_finding(owner, &subject));
         }
-        findings.extend(tlsrpt_set_findings(
-            &selection,
-            &subject,
-            WhenAbsent::Error,
-        ));
+        findings.extend(tlsrpt_set_findings(&selection, &subject, WhenAbsent::Error));
         TlsRptRecordSummary {
             records: selection.total,
             outcome: RecordOutcome::of(&selection.conclusion),

@@ -7,14 +7,21 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use time::OffsetDateTime;
 
-use mxprobe::cli::{Cli, ColorChoice, Command, Format, LintArgs};
+use mxprobe::cli::{Cli, ColorChoice, Command, DemoArgs, Format, LintArgs, OutputArgs, ScanArgs};
+use mxprobe::config::{Environment, scan_config};
+use mxprobe::domain::DomainName;
 use mxprobe::lint::{self, LintInput};
+use mxprobe::output::{write_domain, write_json, write_report_files, write_summary};
+use mxprobe::scan::{DomainReport, ScanConfig, Scanner};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint(args) => run_lint(args),
+        Command::Scan(args) => run_scan(args),
+        Command::Demo(args) => run_demo(args),
     };
     match result {
         Ok(code) => code,
@@ -24,6 +31,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn color_stream(choice: ColorChoice) -> anstream::AutoStream<io::StdoutLock<'static>> {
+    let stdout = io::stdout();
+    let choice = match choice {
+        ColorChoice::Auto if stdout.is_terminal() => anstream::ColorChoice::Auto,
+        ColorChoice::Auto | ColorChoice::Never => anstream::ColorChoice::Never,
+        ColorChoice::Always => anstream::ColorChoice::Always,
+    };
+    anstream::AutoStream::new(stdout.lock(), choice)
 }
 
 fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
@@ -46,31 +63,92 @@ fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
         policy,
         sts_txt: args.sts_txt,
         tlsrpt_txt: args.tlsrpt_txt,
+        tlsrpt_name: Some(args.tlsrpt_name),
         mx: args.mx,
     };
     let report = lint::lint(&input).context("checking the command line")?;
-    let stdout = io::stdout();
     match args.format {
         Format::Json => {
-            let mut out = stdout.lock();
+            let mut out = io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        Format::Text => {
-            let choice = match args.color {
-                ColorChoice::Auto if stdout.is_terminal() => anstream::ColorChoice::Auto,
-                ColorChoice::Auto | ColorChoice::Never => anstream::ColorChoice::Never,
-                ColorChoice::Always => anstream::ColorChoice::Always,
-            };
-            let mut out = anstream::AutoStream::new(stdout.lock(), choice);
-            lint::write_text(&mut out, &report)?;
-        }
+        Format::Text => lint::write_text(&mut color_stream(args.color), &report)?,
     }
-    Ok(if report.fails(args.fail_on) {
+    Ok(exit_for(report.fails(args.fail_on)))
+}
+
+fn exit_for(fails: bool) -> ExitCode {
+    if fails {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
+}
+
+fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let domains = args
+        .domains
+        .iter()
+        .map(|d| DomainName::parse(d).with_context(|| format!("domain {d:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let env = Environment {
+        ssl_cert_file: std::env::var_os("SSL_CERT_FILE").map(Into::into),
+        hostname: gethostname::gethostname().into_string().ok(),
+    };
+    let config = scan_config(&args, &env)?;
+    runtime()?.block_on(scan_and_write(config, domains, &args.output))
+}
+
+fn run_demo(_args: DemoArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("TEMPORARY: the lab runner is being built")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn scan_and_write(
+    config: ScanConfig,
+    domains: Vec<DomainName>,
+    output: &OutputArgs,
+) -> anyhow::Result<ExitCode> {
+    let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
+    let started = OffsetDateTime::now_utc();
+    let reports: Vec<DomainReport> = futures::future::join_all(
+        domains
+            .iter()
+            .map(|d| scanner.scan(d, OffsetDateTime::now_utc())),
+    )
+    .await;
+    let finished = OffsetDateTime::now_utc();
+    match output.format {
+        Format::Json => write_json(&mut io::stdout().lock(), started, &reports)?,
+        Format::Text => {
+            let mut out = color_stream(output.color);
+            for r in &reports {
+                write_domain(&mut out, r)?;
+            }
+            write_summary(&mut out, &reports)?;
+        }
+    }
+    if let Some(dir) = &output.report_dir {
+        let written = write_report_files(dir, &reports, started, finished, output.gzip)?;
+        eprintln!(
+            "mxprobe: wrote {} synthetic TLS-RPT report(s) to {}",
+            written.len(),
+            dir.display()
+        );
+    }
+    Ok(exit_for(reports.iter().any(|r| {
+        r.verdict
+            .findings
+            .iter()
+            .any(|f| f.severity >= output.fail_on)
+    })))
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -75,7 +75,12 @@ impl Counts {
 /// ```
 pub fn write_finding(w: &mut dyn Write, f: &Finding) -> io::Result<()> {
     let sev = severity_style(f.severity);
-    write!(w, "{sev}{:<7}{sev:#} {BOLD}{}{BOLD:#}", f.severity.as_str(), f.code)?;
+    write!(
+        w,
+        "{sev}{:<7}{sev:#} {BOLD}{}{BOLD:#}",
+        f.severity.as_str(),
+        f.code
+    )?;
     let subject = f.subject.to_string();
     if !subject.is_empty() {
         write!(w, "  {subject}")?;
@@ -140,7 +145,10 @@ mod tests {
 
     #[test]
     fn counts_summary() {
-        assert_eq!(Counts::default().summary(), "no errors, no warnings, no notices");
+        assert_eq!(
+            Counts::default().summary(),
+            "no errors, no warnings, no notices"
+        );
         let c = Counts {
             error: 1,
             warning: 2,

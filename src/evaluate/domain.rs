@@ -542,24 +542,23 @@ fn host_findings(
         return;
     };
     let lookups: Vec<&Lookup<IpAddr>> = [&addrs.a, &addrs.aaaa].into_iter().flatten().collect();
-    for l in &lookups {
-        if let Lookup::Records { cname_chain, .. } = l {
-            if let Some(target) = cname_chain.last() {
-                findings.push(
-                    Finding::new(
-                        "mx.cname",
-                        Severity::Warning,
-                        subject.clone(),
-                        format!(
-                            "MX {name} is an alias (CNAME to {target}); RFC 2181 §10.3 and RFC \
-                             5321 §5.1 require the MX target to be a host name with addresses"
-                        ),
-                    )
-                    .with_fix(format!("point the MX record at {target} directly")),
-                );
-                break;
-            }
-        }
+    let alias = lookups.iter().find_map(|l| match l {
+        Lookup::Records { cname_chain, .. } => cname_chain.last(),
+        _ => None,
+    });
+    if let Some(target) = alias {
+        findings.push(
+            Finding::new(
+                "mx.cname",
+                Severity::Warning,
+                subject.clone(),
+                format!(
+                    "MX {name} is an alias (CNAME to {target}); RFC 2181 §10.3 and RFC 5321 \
+                     §5.1 require the MX target to be a host name with addresses"
+                ),
+            )
+            .with_fix(format!("point the MX record at {target} directly")),
+        );
     }
     if addrs.addresses().is_empty() {
         if lookups.iter().all(|l| l.is_definite()) {

@@ -1,10 +1,11 @@
-//! The Content-Type of the policy response (RFC 8461 §3.3: the policy is served as
-//! `text/plain`; senders SHOULD check it).
+//! The Content-Type of the policy response. RFC 8461 §3.2: "senders SHOULD validate that the
+//! media type is "text/plain" ... All parameters other than charset=utf-8 or
+//! charset=us-ascii are ignored."
 //!
 //! The header value is parsed as an RFC 9110 §8.3.1 media type: `type "/" subtype
 //! *(OWS ";" OWS [parameter])`, type and subtype case-insensitive, parameters allowed. Only
 //! the `charset` parameter matters: `utf-8` and `us-ascii` (case-insensitive, quoted or not)
-//! are fine; another charset gets its own verdict because a policy is ASCII. Pure: no I/O;
+//! are fine; another charset gets its own verdict so the caller can decide. Pure: no I/O;
 //! the fetcher records the header and the evaluate stage decides how strict to be.
 
 use std::fmt;
@@ -100,9 +101,7 @@ fn parameters(mut rest: &str) -> Option<Vec<(&str, String)>> {
         let (value, after) = if after.starts_with('"') {
             quoted_string(after)?
         } else {
-            let end = after
-                .find(|c: char| c == ';' || c == ' ' || c == '\t')
-                .unwrap_or(after.len());
+            let end = after.find([';', ' ', '\t']).unwrap_or(after.len());
             let token = &after[..end];
             if !is_token(token) {
                 return None;
@@ -137,7 +136,7 @@ pub fn judge_content_type(header: Option<&str>) -> ContentTypeVerdict {
     let Some(parameters) = parameters(&trimmed[media_end..]) else {
         return not_text_plain();
     };
-    // RFC 8461 §3.3 asks only for text/plain. The body is ASCII, which utf-8 and us-ascii
+    // RFC 8461 §3.2 asks only for text/plain. The body is ASCII, which utf-8 and us-ascii
     // both read unchanged; any other charset gets its own verdict. The first charset counts.
     match parameters
         .into_iter()

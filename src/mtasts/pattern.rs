@@ -107,7 +107,35 @@ impl MxPattern {
             });
         }
         let domain = DomainName::parse_a_label(rest)?;
-        Ok(Self { wildcard, domain })
+        Ok(if wildcard {
+            Self::wildcard(domain)
+        } else {
+            Self::exact(domain)
+        })
+    }
+
+    /// The pattern that matches exactly `domain` (RFC 8461 §4.1: a plain `mx` value matches
+    /// the identical name).
+    ///
+    /// Every [`DomainName`] makes a valid pattern: its text is what [`MxPattern::parse`]
+    /// accepts and reads back equal.
+    pub fn exact(domain: DomainName) -> Self {
+        Self {
+            wildcard: false,
+            domain,
+        }
+    }
+
+    /// The pattern `*.domain`, which matches a name with exactly one more leftmost label
+    /// than `domain` (RFC 8461 §4.1), never `domain` itself.
+    ///
+    /// Every [`DomainName`] makes a valid pattern: its text is what [`MxPattern::parse`]
+    /// accepts and reads back equal.
+    pub fn wildcard(domain: DomainName) -> Self {
+        Self {
+            wildcard: true,
+            domain,
+        }
     }
 
     /// Whether the pattern starts with `*.`.
@@ -191,6 +219,40 @@ mod tests {
             MxPattern::parse("*.Example.com").unwrap().to_string(),
             "*.example.com"
         );
+    }
+
+    /// `wildcard(domain)` or `exact(domain)`.
+    fn built(wildcard: bool, domain: DomainName) -> MxPattern {
+        if wildcard {
+            MxPattern::wildcard(domain)
+        } else {
+            MxPattern::exact(domain)
+        }
+    }
+
+    #[test]
+    fn constructors() {
+        let cases = [
+            (false, "mail.example.com", "mail.example.com"),
+            (true, "example.com", "*.example.com"),
+            (false, "localhost", "localhost"),
+            (true, "com", "*.com"),
+            (true, "Bücher.example.", "*.xn--bcher-kva.example"),
+        ];
+        for (wildcard, name, text) in cases {
+            let pattern = built(wildcard, host(name));
+            assert_eq!(pattern.is_wildcard(), wildcard, "{text}");
+            assert_eq!(pattern.domain(), &host(name), "{text}");
+            assert_eq!(pattern.to_string(), text);
+            assert_eq!(MxPattern::parse(text).unwrap(), pattern, "{text}");
+        }
+        let exact = MxPattern::exact(host("mail.example.com"));
+        assert!(exact.matches(&host("mail.example.com")));
+        assert!(!exact.matches(&host("a.mail.example.com")));
+        let wild = MxPattern::wildcard(host("example.com"));
+        assert!(wild.matches(&host("mail.example.com")));
+        assert!(!wild.matches(&host("example.com")));
+        assert_ne!(MxPattern::exact(host("example.com")), wild);
     }
 
     type Check = fn(&MxPatternError) -> bool;
@@ -312,6 +374,19 @@ mod tests {
             prop_assert_eq!(p.matches(&one_more), wildcard);
             prop_assert!(!p.matches(&two_more));
             prop_assert_eq!(p.matches(&host(&domain)), !wildcard);
+        }
+
+        #[test]
+        fn constructed_patterns_parse_back(
+            wildcard in any::<bool>(),
+            name in "[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?(\\.[a-z0-9]{1,8}){0,3}\\.[a-zA-Z]{2,6}\\.?",
+        ) {
+            prop_assume!(DomainName::parse(&name).is_ok());
+            let domain = host(&name);
+            let p = built(wildcard, domain.clone());
+            prop_assert_eq!(p.is_wildcard(), wildcard);
+            prop_assert_eq!(p.domain(), &domain);
+            prop_assert_eq!(MxPattern::parse(&p.to_string()).unwrap(), p);
         }
 
         #[test]

@@ -21,7 +21,10 @@
 //! MTA-STS needs PKIX + name ([`judge_for_host`] with the MX name); DANE-TA needs PKIX to
 //! the one TLSA-designated anchor + any of several reference names ([`judge_for_names`],
 //! driven by [`crate::dane`]). [`describe`] summarises one certificate with x509-parser for
-//! facts and JSON output. Pure: no I/O.
+//! facts and JSON output. The raw pieces the diagnosis compares (the exact issuer and subject
+//! Names, the SubjectPublicKeyInfo) and the signature checks that pin a bad signature to one
+//! certificate come from x509-parser too (its *ring* `verify` feature); this module decodes no
+//! DER itself. Pure: no I/O.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -30,8 +33,10 @@ use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use webpki::{EndEntityCert, KeyUsage};
+use x509_parser::asn1_rs::Any;
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::num_bigint::BigUint;
+use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo, X509Certificate, X509Name};
 
 use crate::domain::DomainName;
 use crate::tls::anchors::Anchors;
@@ -419,7 +424,8 @@ fn unix(t: OffsetDateTime) -> UnixTime {
 
 /// What the judgement needs of each presented certificate.
 struct Info<'a> {
-    raw: Option<RawCert<'a>>,
+    /// The certificate as x509-parser reads it, when nothing follows it.
+    cert: Option<X509Certificate<'a>>,
     subject: String,
     issuer: String,
     not_before: Option<OffsetDateTime>,
@@ -429,18 +435,17 @@ struct Info<'a> {
 
 impl<'a> Info<'a> {
     fn parse(der: &'a [u8]) -> Self {
-        let raw = RawCert::parse(der);
         match X509Certificate::from_der(der) {
-            Ok((_, x)) => Self {
-                raw,
+            Ok((rest, x)) => Self {
                 subject: x.subject().to_string(),
                 issuer: x.issuer().to_string(),
                 not_before: Some(x.validity().not_before.to_datetime()),
                 not_after: Some(x.validity().not_after.to_datetime()),
                 is_ca: x.is_ca(),
+                cert: rest.is_empty().then_some(x),
             },
             Err(_) => Self {
-                raw,
+                cert: None,
                 subject: "(unparsable certificate)".to_owned(),
                 issuer: "(unknown)".to_owned(),
                 not_before: None,
@@ -450,10 +455,18 @@ impl<'a> Info<'a> {
         }
     }
 
+    /// The issuer Name's contents (see [`issuer_contents`]).
+    fn issuer_name(&self) -> Option<&'a [u8]> {
+        self.cert.as_ref().and_then(issuer_contents)
+    }
+
+    /// The subject Name's contents.
+    fn subject_name(&self) -> Option<&'a [u8]> {
+        self.cert.as_ref().and_then(subject_contents)
+    }
+
     fn self_issued(&self) -> bool {
-        self.raw
-            .as_ref()
-            .is_some_and(|r| r.subject_contents == r.issuer_contents)
+        self.cert.as_ref().is_some_and(self_issued)
     }
 }
 
@@ -466,16 +479,11 @@ fn apparent_path(infos: &[Info<'_>]) -> Vec<usize> {
         if infos[current].self_issued() {
             return path;
         }
-        let Some(issuer) = infos[current].raw.as_ref().map(|r| r.issuer_contents) else {
+        let Some(issuer) = infos[current].issuer_name() else {
             return path;
         };
-        let next = (1..infos.len()).find(|&j| {
-            !path.contains(&j)
-                && infos[j]
-                    .raw
-                    .as_ref()
-                    .is_some_and(|r| r.subject_contents == issuer)
-        });
+        let next = (1..infos.len())
+            .find(|&j| !path.contains(&j) && infos[j].subject_name() == Some(issuer));
         match next {
             Some(j) => {
                 path.push(j);
@@ -636,7 +644,7 @@ fn trust_problem(
     let mut out = Vec::new();
     // A certificate the validator could not read: say which, since it may be the gap.
     for (i, info) in infos.iter().enumerate().skip(1) {
-        if info.raw.is_none() || info.not_after.is_none() {
+        if info.cert.is_none() {
             out.push(CertProblem::Malformed {
                 index: Some(i),
                 detail: "not a DER X.509 certificate".to_owned(),
@@ -696,8 +704,8 @@ fn unknown_issuer(infos: &[Info<'_>], path: &[usize], anchors: &Anchors) -> Cert
             index: last,
         };
     }
-    if let Some(raw) = &info.raw
-        && anchors.has_subject(raw.issuer_contents)
+    if let Some(issuer) = info.issuer_name()
+        && anchors.has_subject(issuer)
     {
         // An anchor of that name exists but path building still failed on it.
         return bad_signature(infos, path, anchors);
@@ -715,8 +723,8 @@ fn bad_signature(infos: &[Info<'_>], path: &[usize], anchors: &Anchors) -> CertP
     };
     for pair in path.windows(2) {
         let (child, parent) = (pair[0], pair[1]);
-        if let (Some(c), Some(p)) = (&infos[child].raw, &infos[parent].raw)
-            && !c.signed_by_spki(p.spki_contents)
+        if let (Some(c), Some(p)) = (&infos[child].cert, &infos[parent].cert)
+            && c.verify_signature(Some(p.public_key())).is_err()
         {
             return failing(child);
         }
@@ -724,17 +732,13 @@ fn bad_signature(infos: &[Info<'_>], path: &[usize], anchors: &Anchors) -> CertP
     let last = *path
         .last()
         .expect("the apparent path always starts with the leaf");
-    if let Some(c) = &infos[last].raw {
+    if let (Some(c), Some(issuer)) = (&infos[last].cert, infos[last].issuer_name()) {
         let named: Vec<&TrustAnchor<'_>> = anchors
             .as_slice()
             .iter()
-            .filter(|a| a.subject.as_ref() == c.issuer_contents)
+            .filter(|a| a.subject.as_ref() == issuer)
             .collect();
-        if !named.is_empty()
-            && !named
-                .iter()
-                .any(|a| c.signed_by_spki(a.subject_public_key_info.as_ref()))
-        {
+        if !named.is_empty() && !named.iter().any(|a| signed_by_anchor(c, a)) {
             return failing(last);
         }
     }
@@ -799,139 +803,61 @@ fn san_names(der: &[u8]) -> (Vec<String>, Vec<IpAddr>) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Minimal DER reading: the raw pieces webpki and x509-parser do not hand out together
-// (exact subject/issuer bytes, the signed TBS, the SPKI). Never panics on any input.
+// The raw pieces webpki compares, as x509-parser hands them out.
 
-/// One DER TLV: (tag, contents, whole encoding, rest of input).
-type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
-
-/// Reads one DER TLV (definite lengths of up to four octets).
-fn tlv(input: &[u8]) -> Option<Tlv<'_>> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
+/// The certificate in `der` if x509-parser reads one with nothing after it.
+pub(crate) fn parse_exact(der: &[u8]) -> Option<X509Certificate<'_>> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Some(cert),
+        _ => None,
     }
-    let header = input.len() - rest.len();
-    Some((tag, &rest[..len], &input[..header + len], &rest[len..]))
 }
 
-const SEQUENCE: u8 = 0x30;
-const BIT_STRING: u8 = 0x03;
-
-/// The raw parts of one X.509 certificate (RFC 5280 §4.1).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RawCert<'a> {
-    tbs: &'a [u8],
-    sig_alg_contents: &'a [u8],
-    signature: &'a [u8],
-    /// The issuer Name without its SEQUENCE header (as [`TrustAnchor::subject`] stores names).
-    pub(crate) issuer_contents: &'a [u8],
-    subject_contents: &'a [u8],
-    /// The whole SubjectPublicKeyInfo encoding (what TLSA selector 1 hashes).
-    pub(crate) spki: &'a [u8],
-    spki_contents: &'a [u8],
+/// The contents of one DER value (without its tag and length), the form in which
+/// [`TrustAnchor`] stores a Name and a SubjectPublicKeyInfo.
+fn der_contents(der: &[u8]) -> Option<&[u8]> {
+    Any::from_der(der).ok().map(|(_, any)| any.data)
 }
 
-/// The contents of a SubjectPublicKeyInfo (whole DER, nothing after it) if it is one:
-/// SEQUENCE { SEQUENCE algorithm, BIT STRING key }.
+/// A Name's contents, without its SEQUENCE header.
+fn name_contents<'a>(name: &X509Name<'a>) -> Option<&'a [u8]> {
+    der_contents(name.as_raw())
+}
+
+/// The issuer Name without its SEQUENCE header (as [`TrustAnchor::subject`] stores names).
+pub(crate) fn issuer_contents<'a>(cert: &X509Certificate<'a>) -> Option<&'a [u8]> {
+    name_contents(&cert.tbs_certificate.issuer)
+}
+
+/// The subject Name without its SEQUENCE header.
+fn subject_contents<'a>(cert: &X509Certificate<'a>) -> Option<&'a [u8]> {
+    name_contents(&cert.tbs_certificate.subject)
+}
+
+/// Issuer and subject are the same Name (RFC 5280 §3.3: a self-issued certificate).
+fn self_issued(cert: &X509Certificate<'_>) -> bool {
+    issuer_contents(cert).is_some_and(|issuer| subject_contents(cert) == Some(issuer))
+}
+
+/// Self-signed: self-issued, and the signature verifies with the certificate's own key.
+fn self_signed(cert: &X509Certificate<'_>) -> bool {
+    self_issued(cert) && cert.verify_signature(None).is_ok()
+}
+
+/// The contents of `spki` if it is exactly one DER SubjectPublicKeyInfo (RFC 5280 §4.1:
+/// SEQUENCE { AlgorithmIdentifier, BIT STRING }, nothing inside or after it besides).
 pub(crate) fn spki_contents(spki: &[u8]) -> Option<&[u8]> {
-    let (tag, contents, _, trailing) = tlv(spki)?;
-    let (alg_tag, _, _, rest) = tlv(contents)?;
-    let (bits_tag, _, _, after) = tlv(rest)?;
-    (tag == SEQUENCE
-        && trailing.is_empty()
-        && alg_tag == SEQUENCE
-        && bits_tag == BIT_STRING
-        && after.is_empty())
-    .then_some(contents)
+    match SubjectPublicKeyInfo::from_der(spki) {
+        Ok(([], parsed)) if parsed.raw.len() == spki.len() => der_contents(spki),
+        _ => None,
+    }
 }
 
-impl<'a> RawCert<'a> {
-    pub(crate) fn parse(der: &'a [u8]) -> Option<Self> {
-        let (tag, cert, _, trailing) = tlv(der)?;
-        if tag != SEQUENCE || !trailing.is_empty() {
-            return None;
-        }
-        let (tag, mut tbs_body, tbs, rest) = tlv(cert)?;
-        if tag != SEQUENCE {
-            return None;
-        }
-        let (tag, sig_alg_contents, _, rest) = tlv(rest)?;
-        if tag != SEQUENCE {
-            return None;
-        }
-        let (tag, sig_bits, _, _) = tlv(rest)?;
-        if tag != BIT_STRING {
-            return None;
-        }
-        let (&unused, signature) = sig_bits.split_first()?;
-        if unused != 0 {
-            return None;
-        }
-        // TBSCertificate: [0] version (optional), serial, signature, issuer, validity,
-        // subject, subjectPublicKeyInfo, …
-        let mut fields = Vec::with_capacity(7);
-        while fields.len() < 7 && !tbs_body.is_empty() {
-            let (tag, contents, whole, rest) = tlv(tbs_body)?;
-            fields.push((tag, contents, whole));
-            tbs_body = rest;
-        }
-        let skip = usize::from(fields.first()?.0 == 0xa0);
-        let field = |i: usize| fields.get(skip + i).copied();
-        let (issuer_tag, issuer_contents, _) = field(2)?;
-        let (subject_tag, subject_contents, _) = field(4)?;
-        let (spki_tag, spki_contents, spki) = field(5)?;
-        if issuer_tag != SEQUENCE || subject_tag != SEQUENCE || spki_tag != SEQUENCE {
-            return None;
-        }
-        Some(Self {
-            tbs,
-            sig_alg_contents,
-            signature,
-            issuer_contents,
-            subject_contents,
-            spki,
-            spki_contents,
-        })
-    }
-
-    /// Whether this certificate's signature verifies with the key in `spki_contents`
-    /// (SubjectPublicKeyInfo without its SEQUENCE header, as [`TrustAnchor`] stores it).
-    fn signed_by_spki(&self, spki_contents: &[u8]) -> bool {
-        let Some((tag, alg, _, rest)) = tlv(spki_contents) else {
-            return false;
-        };
-        let Some((BIT_STRING, bits, _, _)) = tlv(rest) else {
-            return false;
-        };
-        let Some((&0, key)) = bits.split_first() else {
-            return false;
-        };
-        tag == SEQUENCE
-            && webpki::ALL_VERIFICATION_ALGS.iter().any(|a| {
-                a.public_key_alg_id().as_ref() == alg
-                    && a.signature_alg_id().as_ref() == self.sig_alg_contents
-                    && a.verify_signature(key, self.tbs, self.signature).is_ok()
-            })
-    }
-
-    /// Self-signed: issuer = subject and the signature verifies with the own key.
-    fn self_signed(&self) -> bool {
-        self.issuer_contents == self.subject_contents && self.signed_by_spki(self.spki_contents)
-    }
+/// Whether `cert`'s signature verifies with the key of `anchor`.
+fn signed_by_anchor(cert: &X509Certificate<'_>, anchor: &TrustAnchor<'_>) -> bool {
+    let der = webpki::spki_for_anchor(anchor);
+    SubjectPublicKeyInfo::from_der(der.as_ref())
+        .is_ok_and(|(_, spki)| cert.verify_signature(Some(&spki)).is_ok())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1003,22 +929,12 @@ fn sha256(bytes: &[u8]) -> String {
     hex_upper(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
-fn rsa_bits(modulus: &[u8]) -> usize {
-    let m: &[u8] = {
-        let first = modulus
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(modulus.len());
-        &modulus[first..]
-    };
-    match m.first() {
-        Some(&b) => (m.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
-        None => 0,
-    }
+/// The size in bits of an RSA modulus (big-endian, leading zero octets ignored).
+fn rsa_bits(modulus: &[u8]) -> u64 {
+    BigUint::from_bytes_be(modulus).bits()
 }
 
-fn key_description(cert: &X509Certificate<'_>) -> String {
-    let spki = cert.public_key();
+fn key_description(spki: &SubjectPublicKeyInfo<'_>) -> String {
     let alg = spki.algorithm.algorithm.to_id_string();
     let bits = || match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => rsa_bits(rsa.modulus),
@@ -1065,12 +981,12 @@ pub fn describe(der: &[u8]) -> Result<CertSummary, DescribeError> {
         ip_addresses,
         not_before: x.validity().not_before.to_datetime(),
         not_after: x.validity().not_after.to_datetime(),
-        key: key_description(&x),
+        key: key_description(x.public_key()),
         serial: hex_upper(x.raw_serial()),
         sha256: sha256(der),
         spki_sha256: sha256(x.public_key().raw),
         is_ca: x.is_ca(),
-        self_signed: RawCert::parse(der).is_some_and(|r| r.self_signed()),
+        self_signed: self_signed(&x),
     })
 }
 
@@ -1089,19 +1005,100 @@ mod tests {
     }
 
     #[test]
-    fn tlv_rejects_truncation_and_long_lengths() {
-        let cases: &[(&str, &[u8], bool)] = &[
-            ("empty", b"", false),
-            ("tag only", b"\x30", false),
-            ("short", b"\x30\x02\x01", false),
-            ("ok", b"\x30\x01\x01", true),
-            ("long form", b"\x04\x81\x01\xff", true),
-            ("indefinite", b"\x30\x80\x00\x00", false),
-            ("5-byte length", b"\x30\x85\x00\x00\x00\x00\x01", false),
+    fn spki_contents_takes_exactly_one_spki() {
+        let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], window())).unwrap();
+        let anchor = Anchors::anchor_from_der(leaf.der()).unwrap();
+        let spki = parse_exact(leaf.der()).unwrap().public_key().raw.to_vec();
+        let mut trailing = spki.clone();
+        trailing.push(0);
+        // One octet of junk inside the SEQUENCE, after the key (a P-256 SPKI has a short-form
+        // length).
+        let mut inside = spki.clone();
+        inside[1] += 1;
+        inside.push(0);
+        // (case, input, the contents expected)
+        type Case<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+        let cases: &[Case<'_>] = &[
+            (
+                "a P-256 key",
+                &spki,
+                Some(anchor.subject_public_key_info.as_ref()),
+            ),
+            ("empty", b"", None),
+            ("truncated", &spki[..spki.len() - 1], None),
+            ("a byte after it", &trailing, None),
+            ("a byte inside it after the key", &inside, None),
+            ("empty SEQUENCE", b"\x30\x00", None),
+            ("indefinite length", b"\x30\x80\x00\x00", None),
+            // RFC 5280 §4.1.1.2: an AlgorithmIdentifier starts with its OID.
+            (
+                "algorithm without OID",
+                b"\x30\x06\x30\x00\x03\x02\x00\x00",
+                None,
+            ),
         ];
-        for (name, input, ok) in cases {
-            assert_eq!(tlv(input).is_some(), *ok, "{name}");
+        for (name, input, want) in cases {
+            assert_eq!(spki_contents(input), *want, "{name}");
         }
+    }
+
+    #[test]
+    fn names_and_keys_are_the_bytes_webpki_stores() {
+        let root = CertAuthority::root("Root", window(), KeyKind::EcdsaP256).unwrap();
+        let leaf = root
+            .leaf(&LeafSpec::new(&["mx.example.com"], window()))
+            .unwrap();
+        let root_anchor = Anchors::anchor_from_der(root.cert().der()).unwrap();
+        let leaf_anchor = Anchors::anchor_from_der(leaf.der()).unwrap();
+        let root_x = parse_exact(root.cert().der()).unwrap();
+        let leaf_x = parse_exact(leaf.der()).unwrap();
+        assert_eq!(
+            subject_contents(&root_x),
+            Some(root_anchor.subject.as_ref())
+        );
+        assert_eq!(issuer_contents(&root_x), Some(root_anchor.subject.as_ref()));
+        assert_eq!(issuer_contents(&leaf_x), Some(root_anchor.subject.as_ref()));
+        assert_eq!(
+            subject_contents(&leaf_x),
+            Some(leaf_anchor.subject.as_ref())
+        );
+        assert!(signed_by_anchor(&leaf_x, &root_anchor));
+        assert!(signed_by_anchor(&root_x, &root_anchor));
+        assert!(!signed_by_anchor(&leaf_x, &leaf_anchor));
+        assert!(self_signed(&root_x) && !self_issued(&leaf_x));
+    }
+
+    #[test]
+    fn self_issued_is_not_self_signed() {
+        // An intermediate named like its root: issuer = subject, but the root's key signed it.
+        let root = CertAuthority::root("Root", window(), KeyKind::EcdsaP256).unwrap();
+        let int = root
+            .intermediate("Root", window(), KeyKind::EcdsaP256)
+            .unwrap();
+        let x = parse_exact(int.cert().der()).unwrap();
+        assert!(self_issued(&x));
+        assert!(!self_signed(&x));
+        assert!(!describe(int.cert().der()).unwrap().self_signed);
+    }
+
+    #[test]
+    fn key_description_of_rsa_and_p384_roots() {
+        // ring cannot generate RSA keys, so the lab has none; the Mozilla roots do.
+        let roots = Anchors::mozilla();
+        let key_of = |name: &[u8]| {
+            let anchor = roots
+                .as_slice()
+                .iter()
+                .find(|a| a.subject.as_ref().windows(name.len()).any(|w| w == name))
+                .unwrap();
+            let der = webpki::spki_for_anchor(anchor);
+            let (rest, spki) = SubjectPublicKeyInfo::from_der(der.as_ref()).unwrap();
+            assert!(rest.is_empty());
+            key_description(&spki)
+        };
+        assert_eq!(key_of(b"ISRG Root X1"), "RSA 4096");
+        assert_eq!(key_of(b"ISRG Root X2"), "ECDSA P-384");
+        assert_eq!(key_of(b"DigiCert Global Root G2"), "RSA 2048");
     }
 
     #[test]

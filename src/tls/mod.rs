@@ -10,6 +10,7 @@
 //! ([`crate::dane`]) alike.
 
 pub mod anchors;
+pub mod capture;
 pub mod cert;
 
 pub use anchors::{AnchorError, Anchors};

@@ -214,15 +214,12 @@ impl FromStr for ReportFileName {
         // The suffix is ASCII, so `stem_len` is a character boundary.
         let stem = &name[..stem_len];
         let fields: Vec<&str> = stem.split('!').collect();
-        let [sender, policy_domain, begin, end, rest @ ..] = fields.as_slice() else {
-            return Err(FileNameError::FieldCount {
-                name: name.to_owned(),
-                found: fields.len(),
-            });
-        };
-        let unique_id = match rest {
-            [] => None,
-            [id] => Some(UniqueId::parse(id)?),
+        let ([sender, policy_domain, begin, end], unique_id) = match *fields.as_slice() {
+            [sender, policy_domain, begin, end] => ([sender, policy_domain, begin, end], None),
+            [sender, policy_domain, begin, end, id] => (
+                [sender, policy_domain, begin, end],
+                Some(UniqueId::parse(id)?),
+            ),
             _ => {
                 return Err(FileNameError::FieldCount {
                     name: name.to_owned(),

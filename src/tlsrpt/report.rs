@@ -39,6 +39,7 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use super::{PolicyType, ResultType};
 use crate::domain::{DomainError, DomainName};
+use crate::mtasts::MxPattern;
 
 /// The largest report, in bytes after decompression, that [`read_report`] accepts.
 ///
@@ -200,9 +201,9 @@ pub struct PolicyDetails {
     pub policy_string: Vec<String>,
     /// `policy-domain`: the Policy Domain (for DANE, the TLSA base domain), as A-labels.
     pub policy_domain: DomainName,
-    /// `mx-host`: for `sts`, the policy's `mx` patterns. Always written as an array
-    /// (erratum 6241), `[]` when there are none.
-    pub mx_host: Vec<MxHostPattern>,
+    /// `mx-host`: for `sts`, the policy's `mx` patterns (RFC 8461 §3.2), as A-labels.
+    /// Always written as an array (erratum 6241), `[]` when there are none.
+    pub mx_host: Vec<MxPattern>,
 }
 
 /// `summary`: session totals (RFC 8460 §4.2, integers written as JSON numbers).
@@ -319,79 +320,15 @@ impl Serialize for FailureResultType {
     }
 }
 
-/// One `mx-host` value: an MTA-STS `mx` pattern (RFC 8461 §4.1) — a host name, or `*.`
-/// followed by one, in canonical A-label form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MxHostPattern {
-    wildcard: bool,
-    domain: DomainName,
-}
-
-/// Why a string is not an `mx-host` pattern.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not an MX host pattern (a host name, optionally after \"*.\"): {source}")]
-pub struct MxHostPatternError {
-    /// The pattern as given.
-    pub input: String,
-    /// What is wrong with its name part.
-    #[source]
-    pub source: DomainError,
-}
-
-impl MxHostPattern {
-    /// Parses `host.example` or `*.example`; U-labels, capitals and a trailing dot are
-    /// converted to the canonical form.
-    pub fn parse(input: &str) -> Result<Self, MxHostPatternError> {
-        let (wildcard, name) = match input.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, input),
-        };
-        let domain = DomainName::parse(name).map_err(|source| MxHostPatternError {
-            input: input.to_owned(),
-            source,
-        })?;
-        Ok(Self { wildcard, domain })
-    }
-
-    /// The pattern that matches exactly `domain`.
-    pub fn exact(domain: DomainName) -> Self {
-        Self {
-            wildcard: false,
-            domain,
-        }
-    }
-
-    /// The pattern `*.domain`.
-    pub fn wildcard(domain: DomainName) -> Self {
-        Self {
-            wildcard: true,
-            domain,
-        }
-    }
-
-    /// Whether the pattern starts with `*.`.
-    pub fn is_wildcard(&self) -> bool {
-        self.wildcard
-    }
-
-    /// The name after any `*.`.
-    pub fn domain(&self) -> &DomainName {
-        &self.domain
-    }
-}
-
-impl fmt::Display for MxHostPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.wildcard {
-            f.write_str("*.")?;
-        }
-        f.write_str(self.domain.as_str())
-    }
-}
-
-impl Serialize for MxHostPattern {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+/// An `mx-host` value as senders write it: an MTA-STS `mx` pattern (RFC 8461 §3.2), `*.`
+/// as the whole leftmost label or nothing, then a host name. The name part is read with
+/// [`DomainName::parse`], so U-labels, capitals and a trailing dot are converted to the
+/// canonical A-label form instead of rejected; callers compare the result's text with the
+/// input to see whether it was canonical.
+fn tolerant_mx_pattern(text: &str) -> Result<MxPattern, DomainError> {
+    match text.strip_prefix("*.") {
+        Some(name) => DomainName::parse(name).map(MxPattern::wildcard),
+        None => DomainName::parse(text).map(MxPattern::exact),
     }
 }
 
@@ -742,14 +679,19 @@ pub enum ReadError {
         #[source]
         source: DomainError,
     },
-    /// An `mx-host` value that is not a pattern.
-    #[error("{path}: {source}")]
+    /// An `mx-host` value that is not an mx pattern, even read tolerantly.
+    #[error(
+        "{path}: {value:?} is not an MX host pattern (a host name, optionally after \"*.\"): \
+         {source}"
+    )]
     BadMxHost {
         /// Where.
         path: String,
-        /// What is wrong.
+        /// The text as found.
+        value: String,
+        /// What is wrong with its name part (after any `*.`).
         #[source]
-        source: MxHostPatternError,
+        source: DomainError,
     },
     /// An IP address that is not one.
     #[error("{path} {value:?} is not an IPv4 or IPv6 address")]
@@ -953,16 +895,29 @@ impl Walker {
         }
     }
 
+    /// An optional member that must be a string when present, with its path.
+    fn optional_str<'a>(
+        &mut self,
+        object: &'a Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Result<Option<(String, &'a str)>, ReadError> {
+        let Some((at, value)) = self.optional(object, path, key) else {
+            return Ok(None);
+        };
+        let text = as_str(value, &at)?;
+        Ok(Some((at, text)))
+    }
+
     fn optional_string(
         &mut self,
         object: &Map<String, Value>,
         path: &str,
         key: &str,
     ) -> Result<Option<String>, ReadError> {
-        match self.optional(object, path, key) {
-            None => Ok(None),
-            Some((at, value)) => Ok(Some(as_str(value, &at)?.to_owned())),
-        }
+        Ok(self
+            .optional_str(object, path, key)?
+            .map(|(_, text)| text.to_owned()))
     }
 
     fn optional_ip(
@@ -971,10 +926,9 @@ impl Walker {
         path: &str,
         key: &str,
     ) -> Result<Option<IpAddr>, ReadError> {
-        let Some((at, value)) = self.optional(object, path, key) else {
+        let Some((at, text)) = self.optional_str(object, path, key)? else {
             return Ok(None);
         };
-        let text = as_str(value, &at)?;
         let ip: IpAddr = text.parse().map_err(|_| ReadError::BadIp {
             path: at.clone(),
             value: text.to_owned(),
@@ -991,35 +945,65 @@ impl Walker {
         Ok(Some(ip))
     }
 
+    /// Notes [`Quirk::NonCanonicalDomain`] when a name or pattern was not written in the
+    /// canonical form it was read as.
+    fn note_if_non_canonical(&mut self, path: String, found: &str, canonical: &str) {
+        if canonical != found {
+            self.note(Quirk::NonCanonicalDomain {
+                path,
+                found: found.to_owned(),
+                canonical: canonical.to_owned(),
+            });
+        }
+    }
+
     fn domain(&mut self, text: &str, path: String) -> Result<DomainName, ReadError> {
         let domain = DomainName::parse(text).map_err(|source| ReadError::BadDomain {
             path: path.clone(),
             source,
         })?;
-        if domain.as_str() != text {
-            self.note(Quirk::NonCanonicalDomain {
-                path,
-                found: text.to_owned(),
-                canonical: domain.as_str().to_owned(),
-            });
-        }
+        self.note_if_non_canonical(path, text, domain.as_str());
         Ok(domain)
     }
 
-    fn mx_pattern(&mut self, text: &str, path: String) -> Result<MxHostPattern, ReadError> {
-        let pattern = MxHostPattern::parse(text).map_err(|source| ReadError::BadMxHost {
+    fn mx_pattern(&mut self, text: &str, path: String) -> Result<MxPattern, ReadError> {
+        let pattern = tolerant_mx_pattern(text).map_err(|source| ReadError::BadMxHost {
             path: path.clone(),
+            value: text.to_owned(),
             source,
         })?;
-        let canonical = pattern.to_string();
-        if canonical != text {
-            self.note(Quirk::NonCanonicalDomain {
-                path,
-                found: text.to_owned(),
-                canonical,
-            });
-        }
+        self.note_if_non_canonical(path, text, &pattern.to_string());
         Ok(pattern)
+    }
+
+    /// A member RFC 8460 §4.4 makes an array of strings (`policy-string`, and `mx-host`
+    /// per erratum 6241), each element converted by `item`: empty when absent, `null` or
+    /// `""`; a bare string is read as a one-element array and noted with `was_string`.
+    fn string_list<T>(
+        &mut self,
+        object: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        was_string: fn(String) -> Quirk,
+        mut item: impl FnMut(&mut Self, &str, String) -> Result<T, ReadError>,
+    ) -> Result<Vec<T>, ReadError> {
+        match self.optional(object, path, key) {
+            None => Ok(Vec::new()),
+            Some((at, Value::String(s))) => {
+                self.note(was_string(at.clone()));
+                Ok(vec![item(self, s, at)?])
+            }
+            Some((at, Value::Array(items))) => items
+                .iter()
+                .enumerate()
+                .map(|(i, value)| {
+                    let item_at = element(&at, i);
+                    let text = as_str(value, &item_at)?;
+                    item(self, text, item_at)
+                })
+                .collect(),
+            Some((at, other)) => Err(wrong_type(at, "an array of strings", other)),
+        }
     }
 
     fn date_time(&mut self, value: &Value, path: String) -> Result<OffsetDateTime, ReadError> {
@@ -1160,24 +1144,14 @@ impl Walker {
                 path: mx_at.clone(),
             });
         }
-        let mx_host = match self.optional(object, path, "mx-host") {
-            None => Vec::new(),
-            // Erratum 6241: an array; the RFC's Appendix B example shows a bare string.
-            Some((at, Value::String(s))) => {
-                self.note(Quirk::MxHostWasString { path: at.clone() });
-                vec![self.mx_pattern(s, at)?]
-            }
-            Some((at, Value::Array(items))) => {
-                let mut patterns = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let item_at = element(&at, i);
-                    let text = as_str(item, &item_at)?;
-                    patterns.push(self.mx_pattern(text, item_at)?);
-                }
-                patterns
-            }
-            Some((at, other)) => return Err(wrong_type(at, "an array of strings", other)),
-        };
+        // Erratum 6241: an array; the RFC's Appendix B example shows a bare string.
+        let mx_host = self.string_list(
+            object,
+            path,
+            "mx-host",
+            |path| Quirk::MxHostWasString { path },
+            Self::mx_pattern,
+        )?;
         Ok(PolicyDetails {
             policy_type,
             policy_string,
@@ -1198,21 +1172,13 @@ impl Walker {
             self.note(Quirk::MissingPolicyString { path: at });
             return Ok(Vec::new());
         }
-        let strings = match self.optional(object, path, "policy-string") {
-            None => Vec::new(),
-            Some((at, Value::String(s))) => {
-                self.note(Quirk::PolicyStringWasString { path: at });
-                vec![s.clone()]
-            }
-            Some((at, Value::Array(items))) => {
-                let mut strings = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    strings.push(as_str(item, &element(&at, i))?.to_owned());
-                }
-                strings
-            }
-            Some((at, other)) => return Err(wrong_type(at, "an array of strings", other)),
-        };
+        let strings = self.string_list(
+            object,
+            path,
+            "policy-string",
+            |path| Quirk::PolicyStringWasString { path },
+            |_, text, _| Ok(text.to_owned()),
+        )?;
         // Microsoft writes a TLSA RRset as one string holding a JSON array. A TLSA record
         // in presentation form (RFC 6698 §2.2) starts with a digit, never with `[`, so a
         // lone element that parses as an array of strings can only be this encoding.
@@ -1257,13 +1223,10 @@ impl Walker {
             });
         }
         let sending_mta_ip = self.optional_ip(object, &path, "sending-mta-ip")?;
-        let receiving_mx_hostname = match self.optional(object, &path, "receiving-mx-hostname") {
-            None => None,
-            Some((at, value)) => {
-                let text = as_str(value, &at)?;
-                Some(self.domain(text, at)?)
-            }
-        };
+        let receiving_mx_hostname = self
+            .optional_str(object, &path, "receiving-mx-hostname")?
+            .map(|(at, text)| self.domain(text, at))
+            .transpose()?;
         let receiving_mx_helo = self.optional_string(object, &path, "receiving-mx-helo")?;
         let receiving_ip = self.optional_ip(object, &path, "receiving-ip")?;
         let failed_session_count = required_count(object, &path, "failed-session-count")?;
@@ -1319,14 +1282,19 @@ impl Checker {
         self.problems.push(format!("{path}: {what}"));
     }
 
+    /// A value of the wrong JSON type where §4.4 calls for `expected`.
+    fn wrong_type(&mut self, path: &str, expected: &str, found: &Value) {
+        self.problem(
+            path,
+            format_args!("must be {expected}, found {}", kind(found)),
+        );
+    }
+
     fn object<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a Map<String, Value>> {
         match value {
             Value::Object(object) => Some(object),
             other => {
-                self.problem(
-                    path,
-                    format_args!("must be an object, found {}", kind(other)),
-                );
+                self.wrong_type(path, "an object", other);
                 None
             }
         }
@@ -1372,7 +1340,7 @@ impl Checker {
             }
             Value::String(s) => Some((at, s)),
             other => {
-                self.problem(&at, format_args!("must be a string, found {}", kind(other)));
+                self.wrong_type(&at, "a string", other);
                 None
             }
         }
@@ -1400,7 +1368,7 @@ impl Checker {
                 None
             }
             other => {
-                self.problem(&at, format_args!("must be a string, found {}", kind(other)));
+                self.wrong_type(&at, "a string", other);
                 None
             }
         }
@@ -1417,22 +1385,13 @@ impl Checker {
                 &at,
                 format_args!("must be an integer (RFC 8460 §4.4), found {n}"),
             ),
-            other => self.problem(
-                &at,
-                format_args!(
-                    "must be an integer encoded as a JSON number, found {}",
-                    kind(other)
-                ),
-            ),
+            other => self.wrong_type(&at, "an integer encoded as a JSON number", other),
         }
     }
 
     fn string_array<'a>(&mut self, value: &'a Value, path: &str) -> Vec<(String, &'a str)> {
         let Value::Array(items) = value else {
-            self.problem(
-                path,
-                format_args!("must be an array of strings, found {}", kind(value)),
-            );
+            self.wrong_type(path, "an array of strings", value);
             return Vec::new();
         };
         let mut strings = Vec::new();
@@ -1440,7 +1399,7 @@ impl Checker {
             let at = element(path, i);
             match item {
                 Value::String(s) => strings.push((at, s.as_str())),
-                other => self.problem(&at, format_args!("must be a string, found {}", kind(other))),
+                other => self.wrong_type(&at, "a string", other),
             }
         }
         strings
@@ -1497,7 +1456,7 @@ impl Checker {
                         self.policy_entry(entry, &element(&at, i));
                     }
                 }
-                other => self.problem(&at, format_args!("must be an array, found {}", kind(other))),
+                other => self.wrong_type(&at, "an array", other),
             }
         }
     }
@@ -1578,7 +1537,7 @@ impl Checker {
                         self.failure_detail(entry, &element(&at, i));
                     }
                 }
-                other => self.problem(&at, format_args!("must be an array, found {}", kind(other))),
+                other => self.wrong_type(&at, "an array", other),
             }
         }
     }
@@ -1614,13 +1573,21 @@ impl Checker {
         };
         if let Some((at, patterns)) = mx_host {
             for (item_at, text) in self.string_array(patterns, &at) {
-                match MxHostPattern::parse(text) {
+                match tolerant_mx_pattern(text) {
                     Ok(p) if p.to_string() == text => {}
                     Ok(p) => self.problem(
                         &item_at,
                         format_args!("{text:?} is not in canonical form; write \"{p}\""),
                     ),
-                    Err(e) => self.problem(&item_at, e),
+                    // The reader's words for the same value; they start with the path too.
+                    Err(source) => self.problems.push(
+                        ReadError::BadMxHost {
+                            path: item_at,
+                            value: text.to_owned(),
+                            source,
+                        }
+                        .to_string(),
+                    ),
                 }
             }
         }
@@ -1702,7 +1669,7 @@ mod tests {
                             "max_age: 86400".to_owned(),
                         ],
                         policy_domain: domain("example.com"),
-                        mx_host: vec![MxHostPattern::wildcard(domain("mail.example.com"))],
+                        mx_host: vec![MxPattern::wildcard(domain("mail.example.com"))],
                     },
                     summary: Summary {
                         total_successful_session_count: 5,
@@ -1957,7 +1924,7 @@ mod tests {
             ("*.bücher.example", true, "*.xn--bcher-kva.example"),
         ];
         for (input, wildcard, canonical) in cases {
-            let p = MxHostPattern::parse(input).unwrap();
+            let p = tolerant_mx_pattern(input).unwrap();
             assert_eq!(p.is_wildcard(), wildcard, "{input}");
             assert_eq!(p.to_string(), canonical, "{input}");
         }
@@ -1970,8 +1937,31 @@ mod tests {
             "mx..example",
             "192.0.2.1",
         ] {
-            assert!(MxHostPattern::parse(bad).is_err(), "{bad:?}");
+            assert!(tolerant_mx_pattern(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn bad_mx_host_names_path_value_and_cause() {
+        let v = with(|v| *at(v, "/policies/0/policy/mx-host/0") = json!("*.mx_1.example"));
+        let err = Report::from_value(&v).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ReadError::BadMxHost {
+                    path,
+                    value,
+                    source: DomainError::BadCharacter { ch: '_', .. },
+                } if path == "$.policies[0].policy.mx-host[0]" && value == "*.mx_1.example"
+            ),
+            "{err:?}"
+        );
+        let expected = "$.policies[0].policy.mx-host[0]: \"*.mx_1.example\" is not an MX host \
+                        pattern (a host name, optionally after \"*.\"): label \"mx_1\" of \
+                        \"mx_1.example\" contains '_'; host names use only letters, digits and '-'";
+        assert_eq!(err.to_string(), expected);
+        // The checker says the same in the same words.
+        assert_eq!(check_required_fields(&v), vec![expected.to_owned()]);
     }
 
     #[test]
@@ -2158,7 +2148,7 @@ mod tests {
         let report = Report::from_value(&v).unwrap().report;
         assert_eq!(
             report.policies[0].policy.mx_host,
-            vec![MxHostPattern::wildcard(domain("mail.example.com"))]
+            vec![MxPattern::wildcard(domain("mail.example.com"))]
         );
         assert_eq!(
             report.date_range.end(),

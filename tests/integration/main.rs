@@ -8,11 +8,19 @@ mod reports;
 mod certs;
 // The policy-fetch scenarios judged from recorded facts.
 mod fetch;
+// The per-domain evaluation on hand-built facts: DANE before MTA-STS, session verdicts.
+mod evaluate;
 // The `mxprobe` binary: flags, output shapes, exit codes.
 mod cli;
+// docs/findings.md lists every finding code.
+mod docs;
 // The SMTP STARTTLS probe against the lab's SMTP servers.
 mod smtp;
 // The DNS adapter against the lab's authoritative DNS (DNSSEC included).
 mod dns;
 // The policy fetcher against the lab's HTTPS servers.
 mod fetch_net;
+// Real software: Debian's postfix and nginx, started by the test on loopback.
+mod real_mta;
+// Every lab scenario domain scanned end to end; the expectations come from the scenario file.
+mod lab_scan;

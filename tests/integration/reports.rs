@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use mxprobe::domain::DomainName;
+use mxprobe::mtasts::MxPattern;
 use mxprobe::tlsrpt::filename::{ReportFileName, UniqueId};
 use mxprobe::tlsrpt::report::{
-    DateRange, FailureDetail, FailureResultType, MxHostPattern, PolicyDetails, PolicyReport, Quirk,
-    ReadReport, Report, Summary, check_required_fields, read_report,
+    DateRange, FailureDetail, FailureResultType, PolicyDetails, PolicyReport, Quirk, ReadReport,
+    Report, Summary, check_required_fields, read_report,
 };
 use mxprobe::tlsrpt::{PolicyType, ResultType};
 use proptest::prelude::*;
@@ -16,30 +17,29 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-const RFC8460: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/tlsrpt-reports/parsedmarc/rfc8460.json"
-));
-const SMTP_TLS: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/tlsrpt-reports/parsedmarc/smtp_tls.json"
-));
-const MAIL_RU: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/tlsrpt-reports/parsedmarc/mail.ru.json"
-));
-const GOOGLE_XMOX: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/tlsrpt-reports/extracted/mox_example__google.com!test.xmox.nl!1663200000!1663286399!001.json"
-));
-const MICROSOFT_XMOX: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/tlsrpt-reports/extracted/mox_microsoft__microsoft.com!test.xmox.nl!1673308800!1673395199!133198585438131172.json"
-));
-const GOOGLE_CARDINAL: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/tlsrpt-reports/extracted/parsedmarc_google.com_smtp_tls_report__google.com!cardinalhealth.ca!1725321600!1725407999!001.json"
-));
+/// The bytes of a file under fixtures/tlsrpt-reports/.
+macro_rules! report_fixture {
+    ($path:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/tlsrpt-reports/",
+            $path
+        ))
+    };
+}
+
+const RFC8460: &[u8] = report_fixture!("parsedmarc/rfc8460.json");
+const SMTP_TLS: &[u8] = report_fixture!("parsedmarc/smtp_tls.json");
+const MAIL_RU: &[u8] = report_fixture!("parsedmarc/mail.ru.json");
+const GOOGLE_XMOX: &[u8] = report_fixture!(
+    "extracted/mox_example__google.com!test.xmox.nl!1663200000!1663286399!001.json"
+);
+const MICROSOFT_XMOX: &[u8] = report_fixture!(
+    "extracted/mox_microsoft__microsoft.com!test.xmox.nl!1673308800!1673395199!133198585438131172.json"
+);
+const GOOGLE_CARDINAL: &[u8] = report_fixture!(
+    "extracted/parsedmarc_google.com_smtp_tls_report__google.com!cardinalhealth.ca!1725321600!1725407999!001.json"
+);
 
 /// Every real report, by fixture name.
 const REAL: [(&str, &[u8]); 6] = [
@@ -71,6 +71,20 @@ fn lines(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// The quirk for a first policy without `mx-host` (Google-style, Mail.ru, Microsoft).
+fn missing_mx_host() -> Quirk {
+    Quirk::MissingMxHost {
+        path: p("$.policies[0].policy.mx-host"),
+    }
+}
+
+/// The quirk for a first policy without `failure-details` (Google, Microsoft).
+fn missing_failure_details() -> Quirk {
+    Quirk::MissingFailureDetails {
+        path: p("$.policies[0].failure-details"),
+    }
+}
+
 #[test]
 fn rfc8460_appendix_b_example() {
     let ReadReport { report, quirks } = read(RFC8460);
@@ -95,7 +109,7 @@ fn rfc8460_appendix_b_example() {
                 "max_age: 86400"
             ]),
             policy_domain: domain("company-y.example"),
-            mx_host: vec![MxHostPattern::wildcard(domain("mail.company-y.example"))],
+            mx_host: vec![MxPattern::wildcard(domain("mail.company-y.example"))],
         }
     );
     assert_eq!(
@@ -226,12 +240,7 @@ fn google_style_report_without_mx_host() {
             ),
         ]
     );
-    assert_eq!(
-        quirks,
-        vec![Quirk::MissingMxHost {
-            path: p("$.policies[0].policy.mx-host")
-        }]
-    );
+    assert_eq!(quirks, vec![missing_mx_host()]);
 }
 
 #[test]
@@ -274,9 +283,7 @@ fn mail_ru_policy_fetch_errors_without_session_fields() {
             Quirk::MissingPolicyString {
                 path: p("$.policies[0].policy.policy-string")
             },
-            Quirk::MissingMxHost {
-                path: p("$.policies[0].policy.mx-host")
-            },
+            missing_mx_host(),
         ]
     );
 }
@@ -303,7 +310,7 @@ fn google_report_from_mox_fixture() {
     );
     assert_eq!(
         policy.policy.mx_host,
-        vec![MxHostPattern::exact(domain("komijn.test.xmox.nl"))]
+        vec![MxPattern::exact(domain("komijn.test.xmox.nl"))]
     );
     assert_eq!(
         policy.summary,
@@ -313,12 +320,7 @@ fn google_report_from_mox_fixture() {
         }
     );
     assert_eq!(policy.failure_details, vec![]);
-    assert_eq!(
-        quirks,
-        vec![Quirk::MissingFailureDetails {
-            path: p("$.policies[0].failure-details")
-        }]
-    );
+    assert_eq!(quirks, vec![missing_failure_details()]);
 }
 
 #[test]
@@ -348,12 +350,8 @@ fn microsoft_report_without_time_zone() {
                 path: p("$.date-range.end-datetime"),
                 value: p("2023-01-10T23:59:59")
             },
-            Quirk::MissingMxHost {
-                path: p("$.policies[0].policy.mx-host")
-            },
-            Quirk::MissingFailureDetails {
-                path: p("$.policies[0].failure-details")
-            },
+            missing_mx_host(),
+            missing_failure_details(),
         ]
     );
 }
@@ -368,12 +366,7 @@ fn google_no_policy_found_heartbeat() {
     assert_eq!(policy.policy.policy_string, Vec::<String>::new());
     assert_eq!(policy.summary.total_successful_session_count, 48);
     // No policy-string is expected for no-policy-found, so only the absent details count.
-    assert_eq!(
-        quirks,
-        vec![Quirk::MissingFailureDetails {
-            path: p("$.policies[0].failure-details")
-        }]
-    );
+    assert_eq!(quirks, vec![missing_failure_details()]);
 }
 
 #[test]
@@ -748,12 +741,12 @@ fn any_detail(conforming: bool) -> impl Strategy<Value = FailureDetail> {
         )
 }
 
-fn any_pattern() -> impl Strategy<Value = MxHostPattern> {
+fn any_pattern() -> impl Strategy<Value = MxPattern> {
     (any::<bool>(), any_domain()).prop_map(|(wild, d)| {
         if wild {
-            MxHostPattern::wildcard(d)
+            MxPattern::wildcard(d)
         } else {
-            MxHostPattern::exact(d)
+            MxPattern::exact(d)
         }
     })
 }

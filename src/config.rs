@@ -1,0 +1,134 @@
+//! From the command line to a [`ScanConfig`]: validating combinations and building the heavy
+//! objects once (trust anchors, the TLS client configuration, the resolver settings).
+//!
+//! The command line (`cli`) holds only what was typed; this module reads the files it names
+//! (CA and trust-anchor files). Environment variables are read by `main` and passed in.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{DnssecChoice, ScanArgs};
+use crate::dns::hickory::{DnsConfig, DnssecMode, IpFamilies, TrustAnchor};
+use crate::evaluate::policy_fetch::ContentTypeRule;
+use crate::fetch::{FetchConfig, FetchTimeouts};
+use crate::scan::ScanConfig;
+use crate::smtp::{EhloName, EhloNameError, SmtpConfig};
+use crate::tls::capture::client_config;
+use crate::tls::{AnchorError, Anchors};
+
+/// The name sent with EHLO when none is given and the host name has no dot.
+pub const FALLBACK_EHLO_NAME: &str = "mxprobe.invalid";
+
+/// Days before expiry that a valid certificate draws a warning.
+pub const EXPIRY_WARN_DAYS: i64 = 21;
+
+/// Why the command line cannot become a configuration (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A CA file could not be loaded.
+    #[error("--ca-file: {0}")]
+    CaFile(#[source] AnchorError),
+    /// The SSL_CERT_FILE file could not be loaded.
+    #[error("SSL_CERT_FILE: {0}")]
+    SslCertFile(#[source] AnchorError),
+    /// The EHLO name is unusable.
+    #[error("--ehlo-name: {0}")]
+    EhloName(#[source] EhloNameError),
+    /// --trust-anchor without in-process validation.
+    #[error("--trust-anchor only applies with --dnssec validate")]
+    TrustAnchorWithoutValidation,
+    /// --dnssec resolver needs a resolver to trust.
+    #[error(
+        "--dnssec resolver trusts the AD bit of a local validating resolver: name it with \
+         --resolver (e.g. --resolver 127.0.0.1)"
+    )]
+    ResolverModeWithoutResolver,
+}
+
+/// What the environment contributes (read by `main`, so that this module reads none).
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// SSL_CERT_FILE, when set: more trusted CAs.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// This host's name, for the default EHLO name.
+    pub hostname: Option<String>,
+}
+
+/// Builds the scan configuration.
+pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, ConfigError> {
+    let dnssec = match (args.dnssec, &args.trust_anchor) {
+        (DnssecChoice::Validate, Some(path)) => {
+            DnssecMode::Validate(TrustAnchor::File(path.clone()))
+        }
+        (DnssecChoice::Validate, None) => DnssecMode::Validate(TrustAnchor::IanaRoot),
+        (_, Some(_)) => return Err(ConfigError::TrustAnchorWithoutValidation),
+        (DnssecChoice::Resolver, None) if args.resolver.is_none() => {
+            return Err(ConfigError::ResolverModeWithoutResolver);
+        }
+        (DnssecChoice::Resolver, None) => DnssecMode::TrustResolverAd,
+        (DnssecChoice::Off, None) => DnssecMode::Off,
+    };
+    let families = match (args.ipv4_only, args.ipv6_only) {
+        (true, _) => IpFamilies::V4,
+        (_, true) => IpFamilies::V6,
+        _ => IpFamilies::Both,
+    };
+    let dns = DnsConfig {
+        servers: args.resolver.map(|r| vec![r]),
+        dnssec,
+        families,
+        ..DnsConfig::default()
+    };
+
+    let mut anchors = Anchors::mozilla();
+    for path in &args.ca_file {
+        anchors.extend(Anchors::from_pem_file(path).map_err(ConfigError::CaFile)?);
+    }
+    if let Some(path) = &env.ssl_cert_file {
+        anchors.extend(Anchors::from_pem_file(path).map_err(ConfigError::SslCertFile)?);
+    }
+
+    let ehlo = match &args.ehlo_name {
+        Some(name) => name.clone(),
+        None => env
+            .hostname
+            .clone()
+            .filter(|h| h.contains('.'))
+            .unwrap_or_else(|| FALLBACK_EHLO_NAME.to_owned()),
+    };
+    let smtp = SmtpConfig {
+        ehlo_name: EhloName::parse(&ehlo).map_err(ConfigError::EhloName)?,
+        connect_timeout: Duration::from_secs(10),
+        phase_timeout: Duration::from_secs(30),
+        deadline: Duration::from_secs(args.smtp_deadline.max(1)),
+        tls: client_config(),
+    };
+    Ok(ScanConfig {
+        dns,
+        smtp,
+        smtp_ports: HashMap::new(),
+        default_smtp_port: crate::scan::SMTP_PORT,
+        fetch: FetchConfig::new(FetchTimeouts::default()),
+        anchors,
+        content_type: if args.strict_content_type {
+            ContentTypeRule::Reject
+        } else {
+            ContentTypeRule::Warn
+        },
+        expiry_warn_days: EXPIRY_WARN_DAYS,
+        no_smtp: args.no_smtp,
+    }
+    .with_default_ports(args.smtp_port, args.https_port))
+}
+
+impl ScanConfig {
+    /// Uses `smtp` and `https` as the ports for every address without an entry in the port
+    /// maps (25 and 443 unless changed).
+    pub fn with_default_ports(mut self, smtp: u16, https: u16) -> Self {
+        self.default_smtp_port = smtp;
+        self.fetch = self.fetch.with_default_port(https);
+        self
+    }
+}

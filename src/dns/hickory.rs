@@ -1,0 +1,683 @@
+//! The DNS adapter: the only module that imports hickory-resolver. It owns the resolver
+//! configuration ([`DnsConfig`]), the async [`Resolver`] that asks the questions of the scan
+//! (MX, TXT, A/AAAA, TLSA) and turns hickory's answers and errors into the plain
+//! [`Lookup`] outcomes of [`crate::dns`]. This module does network I/O (DNS over UDP, with
+//! TCP on truncation); nothing it returns is a hickory type.
+//!
+//! # DNSSEC modes
+//! - [`DnssecMode::Validate`]: hickory validates in-process (`validate = true`) from a trust
+//!   anchor: the IANA root keys built into hickory, a file of DNSKEY lines, or DNSKEY text
+//!   (a private root such as the lab's). hickory-resolver 0.26.3 ignores the
+//!   `ResolverOpts::trust_anchor` path, so the anchor is loaded here and handed to
+//!   `ResolverBuilder::with_trust_anchor`. The status of each answer comes from
+//!   `Record::proof`; a failed validation comes back as `DnsError::DnssecBogus` (or an NSEC
+//!   proof marked bogus) and becomes [`Lookup::Bogus`].
+//! - [`DnssecMode::TrustResolverAd`]: trust the AD bit of a validating resolver, as Postfix
+//!   does (RFC 7672 §2.1.1 requires a trusted path to it, e.g. loopback). hickory's stub
+//!   sets the DO bit only when it validates itself, so this adapter plugs its own
+//!   `ConnectionProvider` into hickory: every outgoing query carries EDNS DO (RFC 3225) and
+//!   AD (RFC 6840 §5.7, which asks a validating resolver to say whether the answer is
+//!   authentic), and every response's records are stamped `Secure` when it has AD set and
+//!   `Insecure` when not, before hickory caches or interprets them. A resolver that does
+//!   not validate therefore makes everything look insecure (never secure: the failure is
+//!   safe), and a validating resolver reports bogus data as SERVFAIL, which this mode cannot
+//!   tell from other server failures (RFC 4035 §5.5). A negative answer is judged by the
+//!   records of its authority section (hickory keeps no header flags for it), so a denial
+//!   that comes without an SOA is indeterminate.
+//! - [`DnssecMode::Off`]: no DNSSEC; every status is indeterminate, so DANE never applies.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::xfer::{DnsExchange, DnsHandle};
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::op::{DnsRequest, DnsResponse, Edns, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::{ConnectionProvider, PoolContext};
+
+use crate::dane::Tlsa;
+use crate::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Txt};
+use crate::domain::DomainName;
+
+/// Where the DNSSEC trust anchor for [`DnssecMode::Validate`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustAnchor {
+    /// The IANA root KSKs built into hickory (2018 and 2024 keys).
+    IanaRoot,
+    /// A file of DNSKEY records in zone-file form, one per line, e.g.
+    /// `. 3600 IN DNSKEY 257 3 13 <base64>` (`--trust-anchor FILE`).
+    File(PathBuf),
+    /// The same DNSKEY lines given as text (the lab hands its root key this way).
+    Dnskeys(String),
+}
+
+/// How DNSSEC status is obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnssecMode {
+    /// Validate in-process from the given trust anchor (the default, with the IANA root).
+    Validate(TrustAnchor),
+    /// Trust the AD bit of the configured (validating, trusted) resolver, as Postfix does.
+    TrustResolverAd,
+    /// No DNSSEC: every answer is indeterminate.
+    Off,
+}
+
+/// Which address families [`Resolver::addresses`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamilies {
+    /// A only (`-4`).
+    V4,
+    /// AAAA only (`-6`).
+    V6,
+    /// A and AAAA (the default: every address of every MX is probed).
+    Both,
+}
+
+/// Resolver configuration, with no hickory types in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// The servers to ask (recursive resolvers, or the lab's authoritative server), each
+    /// over UDP and TCP; `None` reads the system configuration (`/etc/resolv.conf`).
+    pub servers: Option<Vec<SocketAddr>>,
+    /// How DNSSEC status is obtained.
+    pub dnssec: DnssecMode,
+    /// How long to wait for one answer.
+    pub timeout: Duration,
+    /// How many times a query is sent before giving up (at least 1).
+    pub attempts: usize,
+    /// Which address families to look up.
+    pub families: IpFamilies,
+}
+
+impl Default for DnsConfig {
+    /// System resolvers, in-process validation from the IANA root, 5 s timeout, 2 attempts,
+    /// both families.
+    fn default() -> Self {
+        Self {
+            servers: None,
+            dnssec: DnssecMode::Validate(TrustAnchor::IanaRoot),
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+            families: IpFamilies::Both,
+        }
+    }
+}
+
+/// Why the resolver could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsSetupError {
+    /// The system resolver configuration could not be read.
+    #[error("cannot read the system DNS configuration (/etc/resolv.conf): {reason}")]
+    SystemConfig {
+        /// What hickory reported.
+        reason: String,
+    },
+    /// An empty server list was given.
+    #[error("no DNS server was given; name at least one resolver address")]
+    NoServers,
+    /// The trust anchor file could not be read or parsed.
+    #[error("cannot use the DNSSEC trust anchor file {path}: {reason}")]
+    TrustAnchorFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The trust anchor text could not be parsed.
+    #[error("the DNSSEC trust anchor is not a list of DNSKEY records: {reason}")]
+    TrustAnchorText {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The trust anchor holds no key.
+    #[error("the DNSSEC trust anchor holds no DNSKEY record")]
+    EmptyTrustAnchor,
+    /// hickory refused the configuration.
+    #[error("cannot build the DNS resolver: {reason}")]
+    Build {
+        /// What hickory reported.
+        reason: String,
+    },
+}
+
+/// The scan's DNS resolver (hickory-resolver underneath). Cheap to share behind an `Arc`;
+/// answers are cached for their TTL.
+pub struct Resolver {
+    inner: hickory_resolver::Resolver<StampingProvider>,
+    families: IpFamilies,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("families", &self.families)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resolver {
+    /// Builds a resolver from `config`. Reads `/etc/resolv.conf` when no servers are given,
+    /// and the trust anchor file when one is named.
+    pub fn new(config: &DnsConfig) -> Result<Self, DnsSetupError> {
+        let (resolver_config, mut options) = match &config.servers {
+            None => hickory_resolver::system_conf::read_system_conf().map_err(|e| {
+                DnsSetupError::SystemConfig {
+                    reason: e.to_string(),
+                }
+            })?,
+            Some(servers) if servers.is_empty() => return Err(DnsSetupError::NoServers),
+            Some(servers) => (
+                ResolverConfig::from_parts(
+                    None,
+                    Vec::new(),
+                    servers.iter().map(|addr| name_server(*addr)).collect(),
+                ),
+                ResolverOpts::default(),
+            ),
+        };
+        options.timeout = config.timeout;
+        options.attempts = config.attempts.max(1);
+        // Names are always asked fully qualified: no search list, no /etc/hosts.
+        options.ndots = 0;
+        options.use_hosts_file = ResolveHosts::Never;
+        options.try_tcp_on_error = true;
+        options.edns0 = true;
+        options.preserve_intermediates = true;
+        options.validate = matches!(config.dnssec, DnssecMode::Validate(_));
+
+        let provider = StampingProvider {
+            runtime: TokioRuntimeProvider::default(),
+            trust_ad: config.dnssec == DnssecMode::TrustResolverAd,
+        };
+        let mut builder =
+            hickory_resolver::Resolver::builder_with_config(resolver_config, provider)
+                .with_options(options);
+        if let DnssecMode::Validate(anchor) = &config.dnssec {
+            builder = builder.with_trust_anchor(Arc::new(load_trust_anchor(anchor)?));
+        }
+        let inner = builder.build().map_err(|e| DnsSetupError::Build {
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            inner,
+            families: config.families,
+        })
+    }
+
+    /// The MX RRset of `domain` (RFC 5321 §5.1). A null MX (RFC 7505) comes back as the
+    /// record `0 .`.
+    pub async fn mx(&self, domain: &DomainName) -> Lookup<Mx> {
+        self.query(&fqdn(domain.as_str()), RecordType::MX, |data| match data {
+            RData::MX(mx) => Some(Mx {
+                preference: mx.preference,
+                exchange: name_text(&mx.exchange),
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The TXT RRset at `name` (e.g. `_mta-sts.example.com`), each record as its list of
+    /// character-strings; CNAMEs are followed (RFC 8461 §8.2 policy delegation).
+    pub async fn txt(&self, name: &str) -> Lookup<Txt> {
+        self.query(&fqdn(name), RecordType::TXT, |data| match data {
+            RData::TXT(txt) => Some(Txt {
+                strings: txt
+                    .txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The A and AAAA RRsets of `host`, per the configured families, asked in parallel.
+    pub async fn addresses(&self, host: &DomainName) -> AddressLookups {
+        let name = fqdn(host.as_str());
+        let a = async {
+            match self.families {
+                IpFamilies::V4 | IpFamilies::Both => Some(
+                    self.query(&name, RecordType::A, |data| match data {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        _ => None,
+                    })
+                    .await,
+                ),
+                IpFamilies::V6 => None,
+            }
+        };
+        let aaaa = async {
+            match self.families {
+                IpFamilies::V6 | IpFamilies::Both => Some(
+                    self.query(&name, RecordType::AAAA, |data| match data {
+                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                        _ => None,
+                    })
+                    .await,
+                ),
+                IpFamilies::V4 => None,
+            }
+        };
+        let (a, aaaa) = futures::join!(a, aaaa);
+        AddressLookups { a, aaaa }
+    }
+
+    /// The TLSA RRset at `_<port>._tcp.<host>` (RFC 7672 §2.2.3, RFC 6698 §3).
+    pub async fn tlsa(&self, host: &DomainName, port: u16) -> Lookup<Tlsa> {
+        let name = fqdn(&format!("_{port}._tcp.{}", host.as_str()));
+        self.query(&name, RecordType::TLSA, |data| match data {
+            RData::TLSA(tlsa) => Some(Tlsa {
+                usage: tlsa.cert_usage.into(),
+                selector: tlsa.selector.into(),
+                matching_type: tlsa.matching.into(),
+                data: tlsa.cert_data.clone(),
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn query<T>(
+        &self,
+        name: &str,
+        record_type: RecordType,
+        convert: impl Fn(&RData) -> Option<T>,
+    ) -> Lookup<T> {
+        let name = match Name::from_ascii(name) {
+            Ok(name) => name,
+            Err(e) => {
+                return Lookup::Error {
+                    error: format!("{name:?} cannot be asked in DNS: {e}"),
+                };
+            }
+        };
+        let result = self.inner.lookup(name.clone(), record_type).await;
+        classify(&name, record_type, result, convert)
+    }
+}
+
+impl Resolve for Resolver {
+    fn mx(&self, domain: &DomainName) -> impl Future<Output = Lookup<Mx>> + Send {
+        Self::mx(self, domain)
+    }
+
+    fn txt(&self, name: &str) -> impl Future<Output = Lookup<Txt>> + Send {
+        Self::txt(self, name)
+    }
+
+    fn addresses(&self, host: &DomainName) -> impl Future<Output = AddressLookups> + Send {
+        Self::addresses(self, host)
+    }
+
+    fn tlsa(&self, host: &DomainName, port: u16) -> impl Future<Output = Lookup<Tlsa>> + Send {
+        Self::tlsa(self, host, port)
+    }
+}
+
+/// A server address as hickory wants it: UDP first, TCP for truncated answers.
+fn name_server(addr: SocketAddr) -> NameServerConfig {
+    let connection = |protocol| {
+        let mut c = ConnectionConfig::new(protocol);
+        c.port = addr.port();
+        c
+    };
+    NameServerConfig::new(
+        addr.ip(),
+        true,
+        vec![
+            connection(ProtocolConfig::Udp),
+            connection(ProtocolConfig::Tcp),
+        ],
+    )
+}
+
+fn load_trust_anchor(anchor: &TrustAnchor) -> Result<TrustAnchors, DnsSetupError> {
+    let anchors = match anchor {
+        TrustAnchor::IanaRoot => return Ok(TrustAnchors::default()),
+        TrustAnchor::File(path) => {
+            TrustAnchors::from_file(path).map_err(|e| DnsSetupError::TrustAnchorFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?
+        }
+        TrustAnchor::Dnskeys(text) => {
+            TrustAnchors::from_str(text).map_err(|e| DnsSetupError::TrustAnchorText {
+                reason: e.to_string(),
+            })?
+        }
+    };
+    // `len` counts root keys only; a file of keys for other names is legitimate too, but a
+    // file with nothing in it would silently validate nothing.
+    if anchors.is_empty() && trust_anchor_text_is_empty(anchor) {
+        return Err(DnsSetupError::EmptyTrustAnchor);
+    }
+    Ok(anchors)
+}
+
+/// True when the anchor source holds no DNSKEY line at all (only comments and blanks).
+fn trust_anchor_text_is_empty(anchor: &TrustAnchor) -> bool {
+    let text = match anchor {
+        TrustAnchor::IanaRoot => return false,
+        TrustAnchor::File(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        TrustAnchor::Dnskeys(text) => text.clone(),
+    };
+    !text.to_ascii_uppercase().contains("DNSKEY")
+}
+
+/// `name` made absolute (a trailing dot), so no search domain is ever appended.
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// A name as mxprobe writes names: lower-case, no trailing dot, `"."` for the root.
+fn name_text(name: &Name) -> String {
+    if name.is_root() {
+        return ".".to_owned();
+    }
+    let text = name.to_ascii().to_ascii_lowercase();
+    text.strip_suffix('.').map(str::to_owned).unwrap_or(text)
+}
+
+fn proof_status(proof: Proof) -> DnssecStatus {
+    match proof {
+        Proof::Secure => DnssecStatus::Secure,
+        Proof::Insecure => DnssecStatus::Insecure,
+        Proof::Bogus => DnssecStatus::Bogus,
+        Proof::Indeterminate => DnssecStatus::Indeterminate,
+    }
+}
+
+/// The status of a set of records, RRSIGs left out (their proof is not the RRset's).
+fn records_status<'r>(records: impl IntoIterator<Item = &'r Record>) -> DnssecStatus {
+    DnssecStatus::combine(
+        records
+            .into_iter()
+            .filter(|r| r.record_type() != RecordType::RRSIG)
+            .map(|r| proof_status(r.proof)),
+    )
+}
+
+/// Turns hickory's outcome into a [`Lookup`]. Positive answers: the records of the asked
+/// type, the CNAME chain from the asked name, and the weakest proof among them. Negative
+/// answers: NXDOMAIN vs NODATA from the response code, the status from the proofs of the
+/// authority records (SOA, NSEC/NSEC3) that carry the denial (RFC 4035 §5.4).
+fn classify<T>(
+    asked: &Name,
+    record_type: RecordType,
+    result: Result<hickory_resolver::lookup::Lookup, NetError>,
+    convert: impl Fn(&RData) -> Option<T>,
+) -> Lookup<T> {
+    match result {
+        Ok(lookup) => {
+            let answers = lookup.answers();
+            let mut cname_chain = Vec::new();
+            let mut used: Vec<&Record> = Vec::new();
+            let mut current = asked.clone();
+            // Each step must consume a distinct CNAME, so the walk ends within
+            // `answers.len()` steps even on a loop in the data.
+            for _ in 0..answers.len() {
+                let Some(cname) = answers
+                    .iter()
+                    .find(|r| r.name == current && matches!(r.data, RData::CNAME(_)))
+                else {
+                    break;
+                };
+                let RData::CNAME(target) = &cname.data else {
+                    break;
+                };
+                used.push(cname);
+                current = target.0.clone();
+                cname_chain.push(name_text(&current));
+            }
+            let typed: Vec<&Record> = answers
+                .iter()
+                .filter(|r| r.record_type() == record_type)
+                .collect();
+            let dnssec = records_status(used.iter().copied().chain(typed.iter().copied()));
+            let records: Vec<T> = typed.iter().filter_map(|r| convert(&r.data)).collect();
+            if records.is_empty() {
+                Lookup::NoData { dnssec }
+            } else {
+                Lookup::Records {
+                    records,
+                    dnssec,
+                    cname_chain,
+                }
+            }
+        }
+        Err(error) => classify_error(error),
+    }
+}
+
+fn classify_error<T>(error: NetError) -> Lookup<T> {
+    match error {
+        NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
+            let dnssec = no_records
+                .authorities
+                .as_deref()
+                .map_or(DnssecStatus::Indeterminate, records_status);
+            negative(no_records.response_code, dnssec)
+        }
+        NetError::Dns(DnsError::Nsec {
+            response, proof, ..
+        }) => match proof {
+            Proof::Bogus => Lookup::Bogus {
+                detail: "the denial of existence does not validate".to_owned(),
+            },
+            other => negative(response.response_code, proof_status(other)),
+        },
+        NetError::Dns(DnsError::DnssecBogus) => Lookup::Bogus {
+            detail: "the answer does not validate from the trust anchor".to_owned(),
+        },
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => Lookup::ServFail,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => Lookup::Refused,
+        NetError::Dns(DnsError::ResponseCode(code)) => Lookup::Error {
+            error: format!("the DNS server answered {code}"),
+        },
+        NetError::Timeout => Lookup::Timeout,
+        NetError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Lookup::Timeout,
+        other => Lookup::Error {
+            error: format!("DNS lookup failed: {other}"),
+        },
+    }
+}
+
+fn negative<T>(code: ResponseCode, dnssec: DnssecStatus) -> Lookup<T> {
+    if code == ResponseCode::NXDomain {
+        Lookup::NxDomain { dnssec }
+    } else {
+        Lookup::NoData { dnssec }
+    }
+}
+
+/// hickory's connection provider with one addition for [`DnssecMode::TrustResolverAd`]:
+/// queries ask for DNSSEC (DO and AD bits) and each response's records are stamped with the
+/// resolver's verdict (the AD bit) before hickory interprets them. With `trust_ad` false it
+/// passes everything through unchanged.
+#[derive(Clone)]
+struct StampingProvider {
+    runtime: TokioRuntimeProvider,
+    trust_ad: bool,
+}
+
+type ConnFuture = Pin<Box<dyn Future<Output = Result<StampingConn, NetError>> + Send + 'static>>;
+
+impl ConnectionProvider for StampingProvider {
+    type Conn = StampingConn;
+    type FutureConn = ConnFuture;
+    type RuntimeProvider = TokioRuntimeProvider;
+
+    fn new_connection(
+        &self,
+        ip: IpAddr,
+        config: &ConnectionConfig,
+        cx: &PoolContext,
+    ) -> Result<Self::FutureConn, NetError> {
+        let connecting = self.runtime.new_connection(ip, config, cx)?;
+        let trust_ad = self.trust_ad;
+        Ok(Box::pin(async move {
+            Ok(StampingConn {
+                inner: connecting.await?,
+                trust_ad,
+            })
+        }))
+    }
+
+    fn runtime_provider(&self) -> &Self::RuntimeProvider {
+        &self.runtime
+    }
+}
+
+#[derive(Clone)]
+struct StampingConn {
+    inner: DnsExchange<TokioRuntimeProvider>,
+    trust_ad: bool,
+}
+
+impl DnsHandle for StampingConn {
+    type Response = BoxStream<'static, Result<DnsResponse, NetError>>;
+    type Runtime = TokioRuntimeProvider;
+
+    fn send(&self, mut request: DnsRequest) -> Self::Response {
+        if !self.trust_ad {
+            return self.inner.send(request).boxed();
+        }
+        // RFC 3225 §3: DO asks the resolver for DNSSEC data; RFC 6840 §5.7: AD in a query
+        // asks it to report, in the response's AD bit, whether it validated the answer.
+        request.metadata.authentic_data = true;
+        request
+            .edns
+            .get_or_insert_with(Edns::new)
+            .set_dnssec_ok(true);
+        self.inner
+            .send(request)
+            .map(|r| r.map(stamp_proofs))
+            .boxed()
+    }
+}
+
+/// RFC 4035 §3.2.3: a validating resolver sets AD only when every RRset in the answer and
+/// authority sections is authentic; without AD nothing in the response was validated.
+fn stamp_proofs(mut response: DnsResponse) -> DnsResponse {
+    let proof = if response.metadata.authentic_data {
+        Proof::Secure
+    } else {
+        Proof::Insecure
+    };
+    let message = &mut *response;
+    for record in message
+        .answers
+        .iter_mut()
+        .chain(message.authorities.iter_mut())
+    {
+        record.proof = proof;
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::net::NoRecords;
+    use hickory_resolver::proto::op::Query;
+
+    #[test]
+    fn names_are_written_without_the_trailing_dot() {
+        let cases = [
+            (".", "."),
+            ("MX1.Example.COM.", "mx1.example.com"),
+            ("a.b", "a.b"),
+        ];
+        for (input, expected) in cases {
+            let name = Name::from_ascii(input).expect("name");
+            assert_eq!(name_text(&name), expected);
+        }
+        assert_eq!(fqdn("example.com"), "example.com.");
+        assert_eq!(fqdn("example.com."), "example.com.");
+    }
+
+    #[test]
+    fn errors_are_classified_precisely() {
+        let query = Query::query(Name::from_ascii("x.test.").expect("name"), RecordType::MX);
+        let cases: Vec<(NetError, Lookup<Mx>)> = vec![
+            (
+                NoRecords::new(query.clone(), ResponseCode::NXDomain).into(),
+                Lookup::NxDomain {
+                    dnssec: DnssecStatus::Indeterminate,
+                },
+            ),
+            (
+                NoRecords::new(query, ResponseCode::NoError).into(),
+                Lookup::NoData {
+                    dnssec: DnssecStatus::Indeterminate,
+                },
+            ),
+            (
+                DnsError::ResponseCode(ResponseCode::ServFail).into(),
+                Lookup::ServFail,
+            ),
+            (
+                DnsError::ResponseCode(ResponseCode::Refused).into(),
+                Lookup::Refused,
+            ),
+            (
+                DnsError::ResponseCode(ResponseCode::NotImp).into(),
+                Lookup::Error {
+                    error: "the DNS server answered Not Implemented".into(),
+                },
+            ),
+            (NetError::Timeout, Lookup::Timeout),
+            (
+                DnsError::DnssecBogus.into(),
+                Lookup::Bogus {
+                    detail: "the answer does not validate from the trust anchor".into(),
+                },
+            ),
+        ];
+        for (error, expected) in cases {
+            let shown = error.to_string();
+            assert_eq!(classify_error::<Mx>(error), expected, "{shown}");
+        }
+    }
+
+    #[test]
+    fn an_empty_trust_anchor_is_refused() {
+        let result = load_trust_anchor(&TrustAnchor::Dnskeys("; nothing\n".into()));
+        assert!(
+            matches!(result, Err(DnsSetupError::EmptyTrustAnchor)),
+            "an anchor without keys must be refused"
+        );
+        assert!(load_trust_anchor(&TrustAnchor::IanaRoot).is_ok());
+    }
+
+    #[test]
+    fn an_empty_server_list_is_refused() {
+        let config = DnsConfig {
+            servers: Some(Vec::new()),
+            ..DnsConfig::default()
+        };
+        assert!(matches!(
+            Resolver::new(&config),
+            Err(DnsSetupError::NoServers)
+        ));
+    }
+}

@@ -1,0 +1,286 @@
+//! Writing scan results: text for people, one JSON document for programs, and synthetic
+//! RFC 8460 report files. Writers read verdicts; they never recompute them.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::evaluate::domain::{DomainVerdict, Routing, SessionResult};
+use crate::evaluate::records::RecordOutcome;
+use crate::finding::Severity;
+use crate::render::{Counts, write_findings};
+use crate::scan::DomainReport;
+use crate::tlsrpt::PolicyType;
+use crate::tlsrpt::report::DateRange;
+use crate::tlsrpt::synthetic::{build_report, file_name};
+
+/// The version of the `scan --format json` document.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The `scan --format json` document.
+#[derive(Debug, Serialize)]
+pub struct ScanDocument<'a> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// When the scan started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Findings by severity, over all domains.
+    pub counts: Counts,
+    /// One entry per domain, in the order given: `facts` and `verdict`.
+    pub domains: &'a [DomainReport],
+}
+
+/// Writes the JSON document.
+pub fn write_json(
+    w: &mut dyn Write,
+    started_at: OffsetDateTime,
+    reports: &[DomainReport],
+) -> io::Result<()> {
+    let all: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.verdict.findings.iter().cloned())
+        .collect();
+    let doc = ScanDocument {
+        schema_version: SCHEMA_VERSION,
+        started_at,
+        counts: Counts::of(&all),
+        domains: reports,
+    };
+    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    writeln!(w)
+}
+
+fn style(c: AnsiColor) -> Style {
+    Style::new().fg_color(Some(c.into())).bold()
+}
+
+/// Writes one domain for people: the policies, every MX address with its verdict, findings.
+pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> {
+    let v = &report.verdict;
+    let bold = Style::new().bold();
+    let (tag, tag_style) = match v.worst() {
+        Some(Severity::Error) => ("FAIL", style(AnsiColor::Red)),
+        Some(Severity::Warning) if v.inconclusive => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
+        Some(Severity::Warning) => ("WARN", style(AnsiColor::Yellow)),
+        _ => ("OK", style(AnsiColor::Green)),
+    };
+    writeln!(
+        w,
+        "{bold}{}{bold:#}  {tag_style}{tag}{tag_style:#}",
+        v.domain
+    )?;
+    writeln!(w, "  MTA-STS   {}", sts_line(v))?;
+    let rua = if v.tlsrpt_rua.is_empty() {
+        "none".to_owned()
+    } else {
+        v.tlsrpt_rua.join(", ")
+    };
+    writeln!(w, "  TLS-RPT   {rua}")?;
+    match v.routing {
+        Routing::NullMx => writeln!(w, "  MX        null MX: the domain accepts no mail")?,
+        Routing::NoSuchDomain => writeln!(w, "  MX        the domain does not exist")?,
+        Routing::Unknown => writeln!(w, "  MX        could not be resolved")?,
+        Routing::ImplicitMx | Routing::Mx => {}
+    }
+    for host in &report.facts.hosts {
+        let implicit = if host.implicit { " (implicit MX)" } else { "" };
+        writeln!(w, "  MX {:>5} {}{implicit}", host.preference, host.exchange)?;
+        let sessions: Vec<_> = v
+            .sessions
+            .iter()
+            .filter(|s| Some(&s.mx) == host.name.as_ref())
+            .collect();
+        if sessions.is_empty() {
+            writeln!(w, "            (no address probed)")?;
+        }
+        for s in sessions {
+            let policy = match s.policy_type {
+                PolicyType::Tlsa => "dane",
+                PolicyType::Sts => "sts ",
+                PolicyType::NoPolicyFound => "none",
+            };
+            let tls = s.tls_version.as_deref().unwrap_or("no TLS");
+            let (word, st, detail) = match &s.result {
+                SessionResult::Success => ("pass", style(AnsiColor::Green), tls.to_owned()),
+                SessionResult::Failure { failures } => {
+                    let list: Vec<String> = failures
+                        .iter()
+                        .map(|f| format!("{} ({})", f.result_type, f.reason_code))
+                        .collect();
+                    ("FAIL", style(AnsiColor::Red), list.join(", "))
+                }
+                SessionResult::Inconclusive { reason } => {
+                    ("????", style(AnsiColor::Yellow), reason.clone())
+                }
+            };
+            writeln!(
+                w,
+                "            {:<39} {policy}  {st}{word}{st:#}  {detail}",
+                s.ip.to_string()
+            )?;
+        }
+    }
+    if !v.findings.is_empty() {
+        writeln!(w)?;
+        let mut indented = Indented { inner: w };
+        write_findings(&mut indented, &v.findings)?;
+    }
+    writeln!(w)
+}
+
+fn sts_line(v: &DomainVerdict) -> String {
+    let id = v
+        .sts
+        .id
+        .as_deref()
+        .map(|i| format!(", id {i}"))
+        .unwrap_or_default();
+    match (&v.sts.policy, &v.sts.failure, v.sts.record) {
+        (Some(p), _, _) => format!(
+            "mode {}{id}, max_age {}, mx {}",
+            p.mode,
+            p.max_age,
+            p.mx.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        (None, Some(f), _) => format!("UNUSABLE{id}: {} ({})", f.result_type, f.reason_code),
+        (None, None, Some(RecordOutcome::Valid)) => format!("record only{id} (policy not fetched)"),
+        (None, None, Some(RecordOutcome::None)) => "none".to_owned(),
+        (None, None, Some(other)) => format!("no usable record ({other:?})").to_lowercase(),
+        (None, None, None) => "could not tell (DNS failure)".to_owned(),
+    }
+}
+
+/// Indents every line written through it by two spaces.
+struct Indented<'a> {
+    inner: &'a mut dyn Write,
+}
+
+impl Write for Indented<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Findings are written line by line; indent at each line start.
+        let mut start = 0;
+        for (i, b) in buf.iter().enumerate() {
+            if *b == b'\n' {
+                if i > start {
+                    self.inner.write_all(b"  ")?;
+                }
+                self.inner.write_all(&buf[start..=i])?;
+                start = i + 1;
+            }
+        }
+        if start < buf.len() {
+            self.inner.write_all(b"  ")?;
+            self.inner.write_all(&buf[start..])?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The closing summary line.
+pub fn write_summary(w: &mut dyn Write, reports: &[DomainReport]) -> io::Result<()> {
+    let all: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.verdict.findings.iter().cloned())
+        .collect();
+    let failing = reports
+        .iter()
+        .filter(|r| r.verdict.worst() == Some(Severity::Error))
+        .count();
+    let inconclusive = reports.iter().filter(|r| r.verdict.inconclusive).count();
+    writeln!(
+        w,
+        "{} domain(s): {failing} with errors, {inconclusive} inconclusive; {}",
+        reports.len(),
+        Counts::of(&all).summary()
+    )
+}
+
+/// Why a report file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportFileError {
+    /// The directory could not be created.
+    #[error("creating the report directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A file could not be written.
+    #[error("writing the report file {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// No valid file name could be made.
+    #[error("naming the report for {domain}: {source}")]
+    Name {
+        /// The policy domain.
+        domain: String,
+        /// The cause.
+        #[source]
+        source: Box<crate::tlsrpt::filename::FileNameError>,
+    },
+}
+
+/// Writes one synthetic report per domain into `dir`; returns the paths written. The date
+/// range is the scan's (from `started` to `finished`); the report id and the file's unique
+/// id name the scan start so that reruns never overwrite each other.
+pub fn write_report_files(
+    dir: &Path,
+    reports: &[DomainReport],
+    started: OffsetDateTime,
+    finished: OffsetDateTime,
+    gzip: bool,
+) -> Result<Vec<PathBuf>, ReportFileError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportFileError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let range = DateRange::new(started, finished.max(started))
+        .expect("scan times are within years 0000-9999 and ordered");
+    let unique = format!("mxprobe{}", started.unix_timestamp_nanos());
+    let mut written = Vec::new();
+    for r in reports {
+        let domain = &r.verdict.domain;
+        let report = build_report(
+            &r.facts,
+            &r.verdict,
+            range,
+            format!("{unique}.{domain}@mxprobe.invalid"),
+        );
+        let name =
+            file_name(domain, &range, &unique, gzip).map_err(|source| ReportFileError::Name {
+                domain: domain.to_string(),
+                source: Box::new(source),
+            })?;
+        let path = dir.join(name.to_string());
+        let bytes = if gzip {
+            report.to_gzip()
+        } else {
+            report.to_json_pretty().into_bytes()
+        };
+        std::fs::write(&path, bytes).map_err(|source| ReportFileError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
