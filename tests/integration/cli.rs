@@ -63,7 +63,10 @@ fn good_policy_covering_every_mx_exits_0() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("policy          valid, mode enforce, max_age 604800"), "{t}");
+    assert!(
+        t.contains("policy          valid, mode enforce, max_age 604800"),
+        "{t}"
+    );
     assert!(
         t.contains("    mx1.example.com         covered by mx1.example.com\n"),
         "{t}"
@@ -206,6 +209,23 @@ fn tlsrpt_problems_are_reported() {
 }
 
 #[test]
+fn legacy_tlsrpt_name_draws_a_warning() {
+    let out = mxprobe(&[
+        "lint",
+        "--tlsrpt-txt",
+        "v=TLSRPTv1; rua=mailto:tlsrpt@example.com",
+        "--tlsrpt-name",
+        "_smtp-tlsrpt",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(codes(&v), ["tlsrpt.txt.legacy-name"]);
+    assert_eq!(v["findings"][0]["severity"], "warning");
+}
+
+#[test]
 fn policy_from_stdin_and_fail_on_warning() {
     let body = "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 3600\n";
     let out = with_stdin(&["lint", "--policy", "-"], body);
@@ -264,7 +284,10 @@ fn json_shape_is_stable() {
     );
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["domain"], "example.com");
-    assert_eq!(v["counts"], serde_json::json!({"error": 0, "warning": 0, "notice": 1}));
+    assert_eq!(
+        v["counts"],
+        serde_json::json!({"error": 0, "warning": 0, "notice": 1})
+    );
     assert_eq!(
         v["policy"],
         serde_json::json!({"valid": true, "mode": "enforce", "max_age": 604800,

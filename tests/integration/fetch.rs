@@ -26,14 +26,20 @@ struct Pki {
 
 impl Pki {
     fn new() -> Self {
-        let window = Validity::new(datetime!(2020-01-01 0:00 UTC), datetime!(2035-01-01 0:00 UTC));
+        let window = Validity::new(
+            datetime!(2020-01-01 0:00 UTC),
+            datetime!(2035-01-01 0:00 UTC),
+        );
         let ca = CertAuthority::root("Fetch Root", window, KeyKind::EcdsaP256).unwrap();
         let anchors = Anchors::from_pem(ca.cert().pem().as_bytes()).unwrap();
         Self { ca, anchors }
     }
 
     fn chain_for(&self, names: &[&str]) -> Vec<Vec<u8>> {
-        let window = Validity::new(datetime!(2025-01-01 0:00 UTC), datetime!(2026-01-01 0:00 UTC));
+        let window = Validity::new(
+            datetime!(2025-01-01 0:00 UTC),
+            datetime!(2026-01-01 0:00 UTC),
+        );
         let leaf = self.ca.leaf(&LeafSpec::new(names, window)).unwrap();
         self.ca
             .chain_for(&leaf)
@@ -78,7 +84,9 @@ fn facts(outcomes: Vec<FetchOutcome>) -> PolicyFetchFacts {
 fn scenario_facts(name: &str, pki: &Pki, domain: &str) -> PolicyFetchFacts {
     let host = format!("mta-sts.{domain}");
     let good_chain = pki.chain_for(&[&host]);
-    let ok = |body: &str| FetchOutcome::Response(response(200, Some("text/plain"), body, good_chain.clone()));
+    let ok = |body: &str| {
+        FetchOutcome::Response(response(200, Some("text/plain"), body, good_chain.clone()))
+    };
     match name {
         "good" => facts(vec![ok(GOOD_BODY)]),
         "body garbage" => facts(vec![ok("garbage")]),
@@ -118,7 +126,12 @@ fn scenario_facts(name: &str, pki: &Pki, domain: &str) -> PolicyFetchFacts {
             pki.chain_for(&[&format!("*.{domain}")]),
         ))]),
         "chunked body growing past 64 KiB" => {
-            let mut r = response(200, Some("text/plain"), &"x".repeat(64 * 1024), good_chain.clone());
+            let mut r = response(
+                200,
+                Some("text/plain"),
+                &"x".repeat(64 * 1024),
+                good_chain.clone(),
+            );
             r.body_truncated = true;
             facts(vec![FetchOutcome::Response(r)])
         }
@@ -163,6 +176,7 @@ fn every_policy_fetch_scenario() {
             NOW,
             ContentTypeRule::Warn,
         );
+        crate::docs::assert_documented(judged.findings.iter().map(|f| f.code.as_ref()));
         match s.get("tlsrpt_result_type").and_then(Value::as_str) {
             Some(want) => match &judged.verdict {
                 FetchVerdict::Failed { result_type, .. } => {
@@ -180,7 +194,8 @@ fn every_policy_fetch_scenario() {
                     judged
                         .findings
                         .iter()
-                        .any(|f| f.code == "sts.fetch.content-type" && f.severity == Severity::Warning),
+                        .any(|f| f.code == "sts.fetch.content-type"
+                            && f.severity == Severity::Warning),
                     "{name}: {:?}",
                     judged.findings
                 );
@@ -188,7 +203,10 @@ fn every_policy_fetch_scenario() {
             // The scenario gives no result type for an over-long body; RFC 8460 §4.3.2 files
             // "failure to retrieve" under sts-policy-fetch-error, which is what we report.
             None if name.starts_with("chunked") => match &judged.verdict {
-                FetchVerdict::Failed { result_type, reason_code } => {
+                FetchVerdict::Failed {
+                    result_type,
+                    reason_code,
+                } => {
                     assert_eq!(*result_type, ResultType::StsPolicyFetchError);
                     assert_eq!(reason_code, "policy-too-large");
                 }
@@ -224,7 +242,11 @@ fn status_reason_codes_name_the_status() {
         NOW,
         ContentTypeRule::Warn,
     );
-    assert!(redirect.findings[0].message.contains("https://www.good.loc/mta-sts.txt"));
+    assert!(
+        redirect.findings[0]
+            .message
+            .contains("https://www.good.loc/mta-sts.txt")
+    );
 }
 
 #[test]
@@ -277,6 +299,9 @@ fn expired_policy_certificate_is_webpki_invalid_even_with_a_good_body() {
     );
     assert!(matches!(
         mozilla.verdict,
-        FetchVerdict::Failed { result_type: ResultType::StsWebpkiInvalid, .. }
+        FetchVerdict::Failed {
+            result_type: ResultType::StsWebpkiInvalid,
+            ..
+        }
     ));
 }
