@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use mxprobe::cli::{Cli, ColorChoice, Command, DemoArgs, Format, LintArgs, OutputArgs, ScanArgs};
 use mxprobe::config::{Environment, scan_config};
 use mxprobe::domain::DomainName;
+use mxprobe::lab::{Lab, Scenario};
 use mxprobe::lint::{self, LintInput};
 use mxprobe::output::{write_domain, write_json, write_report_files, write_summary};
 use mxprobe::scan::{DomainReport, ScanConfig, Scanner};
@@ -100,8 +101,38 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(scan_and_write(config, domains, &args.output))
 }
 
-fn run_demo(_args: DemoArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("TEMPORARY: the lab runner is being built")
+fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let scenario = Scenario::embedded().context("reading the embedded lab scenario")?;
+        let lab = Lab::start(&scenario, OffsetDateTime::now_utc())
+            .await
+            .context("starting the mail lab on loopback")?;
+        let all = lab.domains();
+        let domains = if args.domains.is_empty() {
+            all.to_vec()
+        } else {
+            args.domains
+                .iter()
+                .map(|d| {
+                    let d = DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
+                    anyhow::ensure!(
+                        all.contains(&d),
+                        "{d} is not a lab domain (see fixtures/lab/scenario.toml)"
+                    );
+                    Ok(d)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        };
+        if args.output.format == Format::Text {
+            eprintln!(
+                "mxprobe demo: mail lab on loopback ({} domains, DNS at {}); scanning {}\n",
+                all.len(),
+                lab.dns().addr,
+                domains.len()
+            );
+        }
+        scan_and_write(lab.scan_config(), domains, &args.output).await
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -126,7 +126,10 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> 
     }
     if !v.findings.is_empty() {
         writeln!(w)?;
-        let mut indented = Indented { inner: w };
+        let mut indented = Indented {
+            inner: w,
+            at_line_start: true,
+        };
         write_findings(&mut indented, &v.findings)?;
     }
     writeln!(w)
@@ -140,6 +143,9 @@ fn sts_line(v: &DomainVerdict) -> String {
         .map(|i| format!(", id {i}"))
         .unwrap_or_default();
     match (&v.sts.policy, &v.sts.failure, v.sts.record) {
+        (Some(p), _, _) if p.mx.is_empty() => {
+            format!("mode {}{id}, max_age {}", p.mode, p.max_age)
+        }
         (Some(p), _, _) => format!(
             "mode {}{id}, max_age {}, mx {}",
             p.mode,
@@ -160,24 +166,17 @@ fn sts_line(v: &DomainVerdict) -> String {
 /// Indents every line written through it by two spaces.
 struct Indented<'a> {
     inner: &'a mut dyn Write,
+    at_line_start: bool,
 }
 
 impl Write for Indented<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // Findings are written line by line; indent at each line start.
-        let mut start = 0;
-        for (i, b) in buf.iter().enumerate() {
-            if *b == b'\n' {
-                if i > start {
-                    self.inner.write_all(b"  ")?;
-                }
-                self.inner.write_all(&buf[start..=i])?;
-                start = i + 1;
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start && line != b"\n" {
+                self.inner.write_all(b"  ")?;
             }
-        }
-        if start < buf.len() {
-            self.inner.write_all(b"  ")?;
-            self.inner.write_all(&buf[start..])?;
+            self.inner.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
         }
         Ok(buf.len())
     }

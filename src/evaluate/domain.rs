@@ -181,6 +181,10 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
     let routing = routing(facts, &subject, &mut findings, &mut inconclusive);
     let sts = sts_state(facts, opts, &subject, &mut findings, &mut inconclusive);
     let tlsrpt_rua = tlsrpt(facts, &subject, &mut findings, &mut inconclusive);
+    // A domain that receives no mail needs neither policy: advice to publish one is noise.
+    if matches!(routing, Routing::NullMx | Routing::NoSuchDomain) {
+        findings.retain(|f| f.code != "sts.none" && f.code != "tlsrpt.none");
+    }
 
     if routing == Routing::NullMx
         && (sts.record == Some(RecordOutcome::Valid) || !tlsrpt_rua.is_empty())
@@ -248,9 +252,14 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
                     Severity::Error,
                     subject.clone(),
                     format!(
-                        "every MX address fails the policy (mode enforce, {} patterns): senders \
-                         that apply MTA-STS cannot deliver mail to {domain} at all",
-                        policy.mx.len()
+                        "every MX address fails the policy (mode enforce, mx {}): senders that \
+                         apply MTA-STS cannot deliver mail to {domain} at all",
+                        policy
+                            .mx
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     ),
                 )
                 .with_fix(
@@ -575,18 +584,30 @@ fn host_findings(
             );
         } else {
             *inconclusive = true;
-            let why: Vec<String> = lookups.iter().filter_map(|l| l.failure()).collect();
+            let mut why: Vec<String> = lookups.iter().filter_map(|l| l.failure()).collect();
+            why.dedup();
+            // RFC 7672 §2.1.1: a bogus answer is a failure, not a "could not tell"; senders
+            // treat the host as unreachable.
+            let bogus = lookups.iter().any(|l| matches!(l, Lookup::Bogus { .. }));
             findings.push(
                 Finding::new(
                     "dns.mx-address.failed",
-                    Severity::Warning,
+                    if bogus {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
                     subject,
                     format!(
                         "could not tell the addresses of MX {name}: {}",
                         why.join("; ")
                     ),
                 )
-                .with_fix("check that the MX host's name servers answer (and try again)"),
+                .with_fix(if bogus {
+                    "fix the DNSSEC signatures or DS records of the MX host's zone"
+                } else {
+                    "check that the MX host's name servers answer (and try again)"
+                }),
             );
         }
     }

@@ -24,3 +24,5 @@ mod fetch_net;
 mod real_mta;
 // Every lab scenario domain scanned end to end; the expectations come from the scenario file.
 mod lab_scan;
+// `mxprobe scan` and `demo` as a user runs them; the synthetic report files read back.
+mod scan_cli;

@@ -1,0 +1,237 @@
+//! `mxprobe scan` and `mxprobe demo` as a user runs them, and the synthetic report files of
+//! `--report-dir`: read back with the tolerant reader and checked against every field
+//! RFC 8460 §4.4 requires.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mxprobe::domain::DomainName;
+use mxprobe::lab::{Lab, Scenario};
+use mxprobe::tlsrpt::PolicyType;
+use mxprobe::tlsrpt::filename::ReportFileName;
+use mxprobe::tlsrpt::report::{check_required_fields, read_report};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+fn mxprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SSL_CERT_FILE")
+        .output()
+        .expect("the mxprobe binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mxprobe-{tag}-{}-{}",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Reads every report in `dir`: each parses with the tolerant reader without a quirk,
+/// passes the §4.4 field check, and carries a valid RFC 8460 §5.1 file name whose policy
+/// domain and dates agree with its content. Returns (file name, report JSON) pairs.
+fn read_reports(dir: &Path, gzip: bool) -> Vec<(ReportFileName, Value)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let name: ReportFileName = file.parse().unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(name.gzip, gzip, "{file}");
+        assert_eq!(name.sender.as_str(), "mxprobe.invalid");
+        let bytes = std::fs::read(&path).unwrap();
+        let read = read_report(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(read.quirks.is_empty(), "{file}: {:?}", read.quirks);
+        let report = read.report;
+        let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+        let problems = check_required_fields(&json);
+        assert!(problems.is_empty(), "{file}: {problems:?}");
+        assert!(report.organization_name.contains("synthetic"));
+        assert_eq!(report.contact_info, "synthetic-report@mxprobe.invalid");
+        assert_eq!(
+            name.begin,
+            u64::try_from(report.date_range.start().unix_timestamp()).unwrap()
+        );
+        let first = &report.policies[0].policy;
+        if first.policy_type != PolicyType::Tlsa {
+            assert_eq!(first.policy_domain, name.policy_domain, "{file}");
+        }
+        out.push((name, json));
+    }
+    out
+}
+
+#[test]
+fn demo_scans_every_lab_domain_and_writes_valid_reports() {
+    let dir = temp_dir("demo");
+    let out = mxprobe(&["demo", "--report-dir", dir.to_str().unwrap(), "--gzip"]);
+    // The lab has failing domains on purpose.
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    let scenario = Scenario::embedded().unwrap();
+    for d in &scenario.domains {
+        assert!(
+            text.contains(&format!("{}  ", d.name)),
+            "{} missing",
+            d.name
+        );
+    }
+    assert!(text.contains("good.test  OK\n"), "{text}");
+    assert!(text.contains("silent.test  INCONCLUSIVE\n"), "{text}");
+    assert!(text.contains(&format!("{} domain(s):", scenario.domains.len())));
+
+    let reports = read_reports(&dir, true);
+    assert_eq!(reports.len(), scenario.domains.len());
+    // Spot checks on content: an MTA-STS failure and a DANE report.
+    let by_domain = |d: &str| {
+        reports
+            .iter()
+            .find(|(n, _)| n.policy_domain.as_str() == d)
+            .map(|(_, j)| j.clone())
+            .unwrap_or_else(|| panic!("no report for {d}"))
+    };
+    let expired = by_domain("expired.test");
+    let sts = &expired["policies"][0];
+    assert_eq!(sts["policy"]["policy-type"], "sts");
+    assert_eq!(sts["summary"]["total-failure-session-count"], 1);
+    assert_eq!(
+        sts["failure-details"][0]["result-type"],
+        "certificate-expired"
+    );
+    assert_eq!(
+        sts["failure-details"][0]["receiving-mx-hostname"],
+        "mx.expired.test"
+    );
+    let fetch = by_domain("policy-404.test");
+    assert_eq!(
+        fetch["policies"][0]["failure-details"][0]["failure-reason-code"],
+        "bad https response code: 404"
+    );
+    assert!(fetch["policies"][0]["failure-details"][0]["receiving-ip"].is_null());
+    let dane = by_domain("dane-ee.test");
+    let tlsa = dane["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["policy"]["policy-type"] == "tlsa")
+        .expect("a tlsa policy");
+    assert!(
+        tlsa["policy"]["policy-string"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("3 1 1 ")
+    );
+    assert_eq!(tlsa["summary"]["total-successful-session-count"], 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn demo_json_is_the_full_facts_and_verdicts() {
+    let out = mxprobe(&["demo", "good.test", "null-mx.test", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    let domains = v["domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 2);
+    let good = &domains[0];
+    assert_eq!(good["facts"]["domain"], "good.test");
+    assert_eq!(good["facts"]["mx"]["status"], "records");
+    assert_eq!(good["facts"]["mx"]["dnssec"], "secure");
+    let session = &good["facts"]["hosts"][0]["sessions"][0];
+    assert_eq!(session["outcome"]["kind"], "completed");
+    assert!(session["tls"]["chain"][0].is_string());
+    assert_eq!(good["verdict"]["sessions"][0]["result"], "success");
+    assert_eq!(good["verdict"]["sessions"][0]["policy_type"], "sts");
+    assert_eq!(domains[1]["verdict"]["routing"], "null-mx");
+
+    let bad = mxprobe(&["demo", "no-such.example"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a lab domain"));
+}
+
+/// `mxprobe scan` with the flags a user has for a staging setup reaches the same verdicts:
+/// nothing in the code path is lab-only but addresses, ports, resolver and trust anchors.
+#[test]
+fn scan_command_against_the_lab_with_user_flags() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let scenario = Scenario::embedded().unwrap();
+    let lab = rt
+        .block_on(Lab::start(&scenario, OffsetDateTime::now_utc()))
+        .unwrap();
+    let dir = temp_dir("scan");
+    let anchor = dir.join("trust-anchor.txt");
+    std::fs::write(&anchor, format!("{}\n", lab.dns().trust_anchor)).unwrap();
+    let ca = dir.join("lab-root.pem");
+    std::fs::write(&ca, lab.root_ca_pem()).unwrap();
+    let mx = DomainName::parse("mx.expired.test").unwrap();
+    let (_, smtp) = lab
+        .smtp_servers()
+        .find(|(h, _)| **h == mx)
+        .expect("the lab serves mx.expired.test");
+    let dns = lab.dns().addr.to_string();
+    let smtp_port = smtp.addr().port().to_string();
+    let https_port = lab.https().addr.port().to_string();
+    let report_dir = dir.join("reports");
+    let args = [
+        "scan",
+        "expired.test",
+        "--resolver",
+        &dns,
+        "--trust-anchor",
+        anchor.to_str().unwrap(),
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--smtp-port",
+        &smtp_port,
+        "--https-port",
+        &https_port,
+        "--ehlo-name",
+        "probe.mxprobe.test",
+        "-4",
+        "--report-dir",
+        report_dir.to_str().unwrap(),
+    ];
+    // Run the binary off the runtime's threads; the lab keeps serving meanwhile.
+    let out = rt.block_on(async {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            mxprobe(&refs)
+        })
+        .await
+        .unwrap()
+    });
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("expired.test  FAIL"), "{text}");
+    assert!(
+        text.contains("sts   FAIL  certificate-expired (leaf-expired)"),
+        "{text}"
+    );
+    assert!(text.contains("smtp.cert.leaf-expired"), "{text}");
+    let reports = read_reports(&report_dir, false);
+    assert_eq!(reports.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(lab);
+}
+
+#[test]
+fn scan_usage_errors_name_the_problem() {
+    let out = mxprobe(&["scan", "bad..domain"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("domain \"bad..domain\""));
+    let out = mxprobe(&["scan", "example.com", "--dnssec", "resolver"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resolver"));
+    let out = mxprobe(&["scan", "example.com", "--ca-file", "/nonexistent.pem"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.pem"));
+}
