@@ -14,37 +14,17 @@ use mxprobe::facts::{
     DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts, PolicyFetchFacts,
 };
 use mxprobe::finding::Severity;
-use mxprobe::lab::pki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity, self_signed_leaf};
+use mxprobe::lab::pki::{Issued, LeafSpec, Validity, self_signed_leaf};
 use mxprobe::smtp::{SmtpFacts, SmtpOutcome, TlsFacts};
-use mxprobe::tls::{Anchors, describe};
+use mxprobe::tls::describe;
 use mxprobe::tlsrpt::{PolicyType, ResultType};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+use crate::support::{TestPki, leaf_window};
+
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
-
-struct Pki {
-    ca: CertAuthority,
-    anchors: Anchors,
-}
-
-fn pki() -> Pki {
-    let window = Validity::new(
-        datetime!(2020-01-01 0:00 UTC),
-        datetime!(2035-01-01 0:00 UTC),
-    );
-    let ca = CertAuthority::root("Eval Root", window, KeyKind::EcdsaP256).unwrap();
-    let anchors = Anchors::from_pem(ca.cert().pem().as_bytes()).unwrap();
-    Pki { ca, anchors }
-}
-
-fn valid() -> Validity {
-    Validity::new(
-        datetime!(2025-01-01 0:00 UTC),
-        datetime!(2026-01-01 0:00 UTC),
-    )
-}
 
 fn name(s: &str) -> DomainName {
     DomainName::parse(s).unwrap()
@@ -82,10 +62,6 @@ fn insecure<T>(records: Vec<T>) -> Lookup<T> {
         dnssec: DnssecStatus::Insecure,
         cname_chain: Vec::new(),
     }
-}
-
-fn chain_of(pki: &Pki, leaf: &Issued) -> Vec<CertificateDer<'static>> {
-    pki.ca.chain_for(leaf)
 }
 
 fn session(mx: &str, last: u8, chain: Option<Vec<CertificateDer<'static>>>) -> SmtpFacts {
@@ -130,9 +106,9 @@ fn host(mx: &str, pref: u16, sessions: Vec<SmtpFacts>, tlsa: Option<Lookup<Tlsa>
     }
 }
 
-fn policy_fetch(pki: &Pki, domain: &str, body: &str) -> PolicyFetchFacts {
+fn policy_fetch(pki: &TestPki, domain: &str, body: &str) -> PolicyFetchFacts {
     let host = format!("mta-sts.{domain}");
-    let leaf = pki.ca.leaf(&LeafSpec::new(&[&host], valid())).unwrap();
+    let leaf = pki.leaf(&[&host], leaf_window());
     PolicyFetchFacts {
         url: format!("https://{host}/.well-known/mta-sts.txt"),
         attempts: vec![FetchAttempt {
@@ -141,7 +117,8 @@ fn policy_fetch(pki: &Pki, domain: &str, body: &str) -> PolicyFetchFacts {
                 status: 200,
                 content_type: Some("text/plain".to_owned()),
                 location: None,
-                chain: chain_of(pki, &leaf)
+                chain: pki
+                    .chain(&leaf)
                     .into_iter()
                     .map(|c| c.as_ref().to_vec())
                     .collect(),
@@ -173,7 +150,7 @@ fn facts(domain: &str, mx: Vec<(u16, &str)>, hosts: Vec<MxHostFacts>) -> DomainF
 }
 
 /// Evaluates, and checks that every code in the verdict is documented.
-fn judge(f: &DomainFacts, pki: &Pki) -> DomainVerdict {
+fn judge(f: &DomainFacts, pki: &TestPki) -> DomainVerdict {
     let v = evaluate_domain(
         f,
         &EvalOptions {
@@ -205,15 +182,9 @@ const POLICY: &str = "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_ag
 
 #[test]
 fn sts_enforce_with_one_good_and_one_uncovered_mx() {
-    let pki = pki();
-    let good = pki
-        .ca
-        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
-        .unwrap();
-    let other = pki
-        .ca
-        .leaf(&LeafSpec::new(&["mx2.example.com"], valid()))
-        .unwrap();
+    let pki = TestPki::root("Eval Root");
+    let good = pki.leaf(&["mx1.example.com"], leaf_window());
+    let other = pki.leaf(&["mx2.example.com"], leaf_window());
     let mut f = facts(
         "example.com",
         vec![(10, "mx1.example.com"), (20, "mx2.example.com")],
@@ -221,13 +192,13 @@ fn sts_enforce_with_one_good_and_one_uncovered_mx() {
             host(
                 "mx1.example.com",
                 10,
-                vec![session("mx1.example.com", 1, Some(chain_of(&pki, &good)))],
+                vec![session("mx1.example.com", 1, Some(pki.chain(&good)))],
                 None,
             ),
             host(
                 "mx2.example.com",
                 20,
-                vec![session("mx2.example.com", 2, Some(chain_of(&pki, &other)))],
+                vec![session("mx2.example.com", 2, Some(pki.chain(&other)))],
                 None,
             ),
         ],
@@ -261,22 +232,19 @@ fn sts_enforce_with_one_good_and_one_uncovered_mx() {
 
 #[test]
 fn expired_and_wrong_name_certificate_fail_both_ways_under_sts_testing() {
-    let pki = pki();
+    let pki = TestPki::root("Eval Root");
     let expired = Validity::new(
         datetime!(2024-01-01 0:00 UTC),
         datetime!(2025-01-01 0:00 UTC),
     );
-    let bad = pki
-        .ca
-        .leaf(&LeafSpec::new(&["other.example.net"], expired))
-        .unwrap();
+    let bad = pki.leaf(&["other.example.net"], expired);
     let mut f = facts(
         "example.com",
         vec![(10, "mx1.example.com")],
         vec![host(
             "mx1.example.com",
             10,
-            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &bad)))],
+            vec![session("mx1.example.com", 1, Some(pki.chain(&bad)))],
             None,
         )],
     );
@@ -317,16 +285,10 @@ fn expired_and_wrong_name_certificate_fail_both_ways_under_sts_testing() {
 
 #[test]
 fn dane_takes_precedence_over_sts() {
-    let pki = pki();
+    let pki = TestPki::root("Eval Root");
     // Valid for MTA-STS, but the TLSA record pins another key: DANE fails.
-    let leaf = pki
-        .ca
-        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
-        .unwrap();
-    let other = pki
-        .ca
-        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
-        .unwrap();
+    let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
+    let other = pki.leaf(&["mx1.example.com"], leaf_window());
     let pin = |i: &Issued| -> Tlsa {
         format!("3 1 1 {}", describe(i.der().as_ref()).unwrap().spki_sha256)
             .parse()
@@ -338,7 +300,7 @@ fn dane_takes_precedence_over_sts() {
         vec![host(
             "mx1.example.com",
             10,
-            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &leaf)))],
+            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
             Some(secure(vec![pin(&other)])),
         )],
     );
@@ -373,19 +335,16 @@ fn dane_takes_precedence_over_sts() {
 }
 
 #[test]
-fn bogus_tlsa_blocks_and_is_dnssec_invalid() {
-    let pki = pki();
-    let leaf = pki
-        .ca
-        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
-        .unwrap();
+fn bogus_tlsa_blocks_and_is_dnssec_inleaf_window() {
+    let pki = TestPki::root("Eval Root");
+    let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
     let f = facts(
         "example.com",
         vec![(10, "mx1.example.com")],
         vec![host(
             "mx1.example.com",
             10,
-            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &leaf)))],
+            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
             Some(Lookup::Bogus {
                 detail: "RRSIG expired".to_owned(),
             }),
@@ -401,18 +360,15 @@ fn bogus_tlsa_blocks_and_is_dnssec_invalid() {
 
 #[test]
 fn policy_fetch_failure_is_policy_level_and_sessions_succeed() {
-    let pki = pki();
-    let leaf = pki
-        .ca
-        .leaf(&LeafSpec::new(&["mx1.example.com"], valid()))
-        .unwrap();
+    let pki = TestPki::root("Eval Root");
+    let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
     let mut f = facts(
         "example.com",
         vec![(10, "mx1.example.com")],
         vec![host(
             "mx1.example.com",
             10,
-            vec![session("mx1.example.com", 1, Some(chain_of(&pki, &leaf)))],
+            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
             None,
         )],
     );
@@ -433,7 +389,7 @@ fn policy_fetch_failure_is_policy_level_and_sessions_succeed() {
 
 #[test]
 fn no_policy_starttls_missing_is_a_warning() {
-    let pki = pki();
+    let pki = TestPki::root("Eval Root");
     let f = facts(
         "example.com",
         vec![(10, "mx1.example.com")],
@@ -464,7 +420,7 @@ fn no_policy_starttls_missing_is_a_warning() {
 
 #[test]
 fn same_problem_at_two_addresses_is_one_finding() {
-    let pki = pki();
+    let pki = TestPki::root("Eval Root");
     let f = facts(
         "example.com",
         vec![(10, "mx1.example.com")],
@@ -495,7 +451,7 @@ fn same_problem_at_two_addresses_is_one_finding() {
 
 #[test]
 fn inconclusive_sessions_and_dns_failures_are_not_verdicts() {
-    let pki = pki();
+    let pki = TestPki::root("Eval Root");
     let mut s = session("mx1.example.com", 1, None);
     s.outcome = SmtpOutcome::ServiceUnavailable421 {
         phase: mxprobe::smtp::Phase::Greeting,
@@ -525,7 +481,7 @@ fn inconclusive_sessions_and_dns_failures_are_not_verdicts() {
 
 #[test]
 fn routing_cases() {
-    let pki = pki();
+    let pki = TestPki::root("Eval Root");
     let mut f = facts("example.com", vec![(0, ".")], Vec::new());
     assert_eq!(judge(&f, &pki).routing, Routing::NullMx);
     assert!(codes(&judge(&f, &pki)).contains(&"mx.null-with-policy"));
@@ -560,7 +516,7 @@ fn routing_cases() {
 
 #[test]
 fn unresolvable_and_cname_mx_are_flagged() {
-    let pki = pki();
+    let pki = TestPki::root("Eval Root");
     let mut h = host("mx1.example.com", 10, Vec::new(), None);
     h.addresses = Some(AddressLookups {
         a: Some(Lookup::NxDomain {

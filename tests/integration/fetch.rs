@@ -8,46 +8,17 @@ use mxprobe::domain::DomainName;
 use mxprobe::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
 use mxprobe::facts::{FetchAttempt, FetchOutcome, HttpResponse, PolicyFetchFacts};
 use mxprobe::finding::Severity;
-use mxprobe::lab::pki::{CertAuthority, KeyKind, LeafSpec, Validity};
 use mxprobe::mtasts::Mode;
 use mxprobe::tls::Anchors;
 use mxprobe::tlsrpt::ResultType;
 use serde_json::Value;
+
+use crate::support::TestPki;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 const GOOD_BODY: &str = "version: STSv1\nmode: enforce\nmx: mail.loc\nmax_age: 86400";
-
-struct Pki {
-    ca: CertAuthority,
-    anchors: Anchors,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let window = Validity::new(
-            datetime!(2020-01-01 0:00 UTC),
-            datetime!(2035-01-01 0:00 UTC),
-        );
-        let ca = CertAuthority::root("Fetch Root", window, KeyKind::EcdsaP256).unwrap();
-        let anchors = Anchors::from_pem(ca.cert().pem().as_bytes()).unwrap();
-        Self { ca, anchors }
-    }
-
-    fn chain_for(&self, names: &[&str]) -> Vec<Vec<u8>> {
-        let window = Validity::new(
-            datetime!(2025-01-01 0:00 UTC),
-            datetime!(2026-01-01 0:00 UTC),
-        );
-        let leaf = self.ca.leaf(&LeafSpec::new(names, window)).unwrap();
-        self.ca
-            .chain_for(&leaf)
-            .into_iter()
-            .map(|c| c.as_ref().to_vec())
-            .collect()
-    }
-}
 
 fn response(
     status: u16,
@@ -81,9 +52,9 @@ fn facts(outcomes: Vec<FetchOutcome>) -> PolicyFetchFacts {
 }
 
 /// Builds the facts a scenario describes (by its name; an unknown name fails the test).
-fn scenario_facts(name: &str, pki: &Pki, domain: &str) -> PolicyFetchFacts {
+fn scenario_facts(name: &str, pki: &TestPki, domain: &str) -> PolicyFetchFacts {
     let host = format!("mta-sts.{domain}");
-    let good_chain = pki.chain_for(&[&host]);
+    let good_chain = pki.der_chain(&[&host]);
     let ok = |body: &str| {
         FetchOutcome::Response(response(200, Some("text/plain"), body, good_chain.clone()))
     };
@@ -117,13 +88,13 @@ fn scenario_facts(name: &str, pki: &Pki, domain: &str) -> PolicyFetchFacts {
             200,
             Some("text/plain"),
             GOOD_BODY,
-            pki.chain_for(&[domain]),
+            pki.der_chain(&[domain]),
         ))]),
         "wildcard cert" => facts(vec![FetchOutcome::Response(response(
             200,
             Some("text/plain"),
             GOOD_BODY,
-            pki.chain_for(&[&format!("*.{domain}")]),
+            pki.der_chain(&[&format!("*.{domain}")]),
         ))]),
         "chunked body growing past 64 KiB" => {
             let mut r = response(
@@ -164,7 +135,7 @@ fn every_policy_fetch_scenario() {
     let json: Value = serde_json::from_str(&text).unwrap();
     let scenarios = json["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 11);
-    let pki = Pki::new();
+    let pki = TestPki::root("Fetch Root");
     let domain = DomainName::parse("good.loc").unwrap();
     for s in scenarios {
         let name = s["name"].as_str().unwrap();
@@ -219,7 +190,7 @@ fn every_policy_fetch_scenario() {
 
 #[test]
 fn status_reason_codes_name_the_status() {
-    let pki = Pki::new();
+    let pki = TestPki::root("Fetch Root");
     let domain = DomainName::parse("good.loc").unwrap();
     let judged = judge_fetch(
         &domain,
@@ -251,13 +222,13 @@ fn status_reason_codes_name_the_status() {
 
 #[test]
 fn wrong_content_type_rejected_when_strict() {
-    let pki = Pki::new();
+    let pki = TestPki::root("Fetch Root");
     let domain = DomainName::parse("good.loc").unwrap();
     let f = facts(vec![FetchOutcome::Response(response(
         200,
         Some("text/html"),
         GOOD_BODY,
-        pki.chain_for(&["mta-sts.good.loc"]),
+        pki.der_chain(&["mta-sts.good.loc"]),
     ))]);
     let lenient = judge_fetch(&domain, &f, &pki.anchors, NOW, ContentTypeRule::Warn);
     assert!(matches!(lenient.verdict, FetchVerdict::Policy(_)));
@@ -273,7 +244,7 @@ fn wrong_content_type_rejected_when_strict() {
 
 #[test]
 fn expired_policy_certificate_is_webpki_invalid_even_with_a_good_body() {
-    let pki = Pki::new();
+    let pki = TestPki::root("Fetch Root");
     let domain = DomainName::parse("good.loc").unwrap();
     let judged = judge_fetch(
         &domain,

@@ -18,13 +18,13 @@ use mxprobe::finding::Severity;
 use mxprobe::lab::https::{
     HostBehaviour, Pace, PolicyBody, PolicyHost, PolicyResponse, PolicyServer, RunningHttps,
 };
-use mxprobe::lab::pki::{CertAuthority, KeyKind, LeafSpec, Validity};
 use mxprobe::mtasts::Mode;
-use mxprobe::tls::Anchors;
 use mxprobe::tlsrpt::ResultType;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::datetime;
+
+use crate::support::{TestPki, leaf_window};
 
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 const GOOD_BODY: &str = "version: STSv1\nmode: enforce\nmx: mail.loc\nmax_age: 86400";
@@ -32,35 +32,19 @@ const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// A second loopback address (Linux routes all of 127.0.0.0/8 to `lo`).
 const LO2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
-struct Pki {
-    ca: CertAuthority,
-    anchors: Anchors,
-}
+struct Pki(TestPki);
 
 impl Pki {
     fn new() -> Self {
-        let window = Validity::new(
-            datetime!(2020-01-01 0:00 UTC),
-            datetime!(2035-01-01 0:00 UTC),
-        );
-        let root = CertAuthority::root("Fetch Net Root", window, KeyKind::EcdsaP256).unwrap();
-        let anchors = Anchors::from_pem(root.cert().pem().as_bytes()).unwrap();
         // An intermediate, so a recorded chain has more than the leaf in it.
-        let ca = root
-            .intermediate("Fetch Net Intermediate", window, KeyKind::EcdsaP256)
-            .unwrap();
-        Self { ca, anchors }
+        Self(TestPki::with_intermediate("Fetch Net Root"))
     }
 
     /// A host named `name` whose certificate has the SANs `sans`; also the chain as DER, as
     /// the fetcher must record it.
     fn host(&self, name: &str, sans: &[&str], behaviour: HostBehaviour) -> (PolicyHost, Chain) {
-        let window = Validity::new(
-            datetime!(2025-01-01 0:00 UTC),
-            datetime!(2026-01-01 0:00 UTC),
-        );
-        let leaf = self.ca.leaf(&LeafSpec::new(sans, window)).unwrap();
-        let chain = self.ca.chain_for(&leaf);
+        let leaf = self.0.leaf(sans, leaf_window());
+        let chain = self.0.chain(&leaf);
         let der = chain.iter().map(|c| c.as_ref().to_vec()).collect();
         let host = PolicyHost {
             name: name.to_owned(),
@@ -100,7 +84,7 @@ fn config_for(server: &RunningHttps, timeouts: FetchTimeouts) -> FetchConfig {
 }
 
 fn judge(domain: &DomainName, facts: &PolicyFetchFacts, pki: &Pki) -> FetchVerdict {
-    judge_fetch(domain, facts, &pki.anchors, NOW, ContentTypeRule::Warn).verdict
+    judge_fetch(domain, facts, &pki.0.anchors, NOW, ContentTypeRule::Warn).verdict
 }
 
 fn only_response(facts: &PolicyFetchFacts) -> &HttpResponse {
@@ -353,7 +337,7 @@ async fn vector_scenarios_fetched_from_one_server_and_judged() {
         // One request per fetch: no redirect followed, no retry.
         assert_eq!(server.requests_for(&policy_host(&d)), 1, "{name}");
 
-        let judgement = judge_fetch(&d, &facts, &pki.anchors, NOW, ContentTypeRule::Warn);
+        let judgement = judge_fetch(&d, &facts, &pki.0.anchors, NOW, ContentTypeRule::Warn);
         match (&case.expect_verdict, &judgement.verdict) {
             (Expect::Policy(mode), FetchVerdict::Policy(p)) => {
                 assert_eq!(p.mode, *mode, "{name}");

@@ -1,5 +1,8 @@
 //! mxprobe's integration tests: one binary, one module per topic.
 
+// Shared helpers: the test certificate authority.
+mod support;
+
 // The shared vectors (RFC text and peers' test suites) run through the public parsers.
 mod vectors;
 // Real TLS-RPT reports read back; reports we write checked against RFC 8460 §4.4.
