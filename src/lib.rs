@@ -4,23 +4,37 @@
 //! The design is *observe once, evaluate purely, report many ways* (see `docs/architecture.md`).
 //!
 //! # Layout
+//! Observe (the only modules that reach the network):
+//! - [`dns`]: plain DNS data and the [`dns::Resolve`] trait; [`dns::hickory`] is the adapter.
+//! - [`fetch`]: the MTA-STS policy fetch (RFC 8461 §3.3).
+//! - [`smtp`]: the SMTP reply parser and dialogue (pure) and the STARTTLS probe.
+//! - [`facts`]: what observation records, with no verdicts.
+//!
+//! Evaluate (pure):
 //! - [`domain`]: the validated domain-name type every other module uses.
 //! - [`tagvalue`]: the `v=…; k=v` grammar shared by the `_mta-sts` and `_smtp._tls` TXT records.
 //! - [`mtasts`]: RFC 8461 — the `_mta-sts` record, the policy body, mx patterns, Content-Type.
-//! - [`tlsrpt`]: RFC 8460 — the `_smtp._tls` record, result types, the report model
-//!   (strict writer, tolerant reader) and report file names.
-//! - [`tls`]: certificate judgement (PKIX and DNS-ID via rustls-webpki) and description.
-//! - [`dane`]: RFC 7672 / 6698 — TLSA usability and matching against a presented chain.
-//! - [`dns`]: plain DNS data (DNSSEC status).
-//! - [`facts`]: what the observe stage records (the policy fetch so far).
+//! - [`tls`]: certificate judgement (PKIX and DNS-ID via rustls-webpki), description, and the
+//!   recording verifier the probes use.
+//! - [`dane`]: RFC 7672 / 7671 — TLSA usability and matching against a presented chain.
+//! - [`evaluate`]: records, policies, the policy fetch and whole domains as senders see them.
 //! - [`finding`]: the one model for everything mxprobe reports.
-//! - [`lab`]: the in-process mail lab (its certificate authority so far).
+//!
+//! Report:
+//! - [`tlsrpt`]: RFC 8460 — the `_smtp._tls` record, result types, the report model (strict
+//!   writer, tolerant reader), report file names and synthetic reports.
+//! - [`render`], [`output`]: findings and scan results for people and programs.
+//!
+//! Around them:
+//! - [`scan`]: observe then evaluate one domain; [`bulk`]: many domains, politely.
+//! - [`input`]: scan targets from CSV files and lists.
 //! - [`lint`]: offline judgement of candidate records and policies (`mxprobe lint`).
-//! - [`render`]: human-readable text for findings.
-//! - [`cli`]: the command line as typed (clap); `main.rs` stays thin.
+//! - [`lab`]: the in-process mail lab (`mxprobe demo`, the tests, the benchmarks).
+//! - [`cli`], [`config`]: the command line as typed (clap), and turning it into a configuration.
 
 #![forbid(unsafe_code)]
 
+pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod dane;
@@ -30,6 +44,7 @@ pub mod evaluate;
 pub mod facts;
 pub mod fetch;
 pub mod finding;
+pub mod input;
 pub mod lab;
 pub mod lint;
 pub mod mtasts;

@@ -29,3 +29,7 @@ mod real_mta;
 mod lab_scan;
 // `mxprobe scan` and `demo` as a user runs them; the synthetic report files read back.
 mod scan_cli;
+// Reading scan targets from CSV files and lists.
+mod input;
+// Bulk scans: shared probes, per-IP politeness, concurrency, interruption.
+mod bulk;

@@ -1,0 +1,1 @@
+//! Reading scan targets (being written).
