@@ -102,8 +102,52 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// The mail domains to scan (the part after @ in addresses).
-    #[arg(value_name = "DOMAIN", required = true)]
+    #[arg(value_name = "DOMAIN", required_unless_present = "input")]
     pub domains: Vec<String>,
+
+    /// Read domains from FILE (`-` for standard input): CSV with a header (the `domain`
+    /// column, or --column), or one domain per line; blank lines and `#` comments skipped,
+    /// duplicates merged, bad rows reported with their line and skipped.
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// The CSV column holding the domains: a header name or a 1-based number.
+    #[arg(long, value_name = "NAME|N", requires = "input")]
+    pub column: Option<String>,
+
+    /// Domains scanned at once.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+
+    /// At most N simultaneous SMTP connections to one address (mail servers rate-limit and
+    /// blocklist scanners).
+    #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_ip: u32,
+
+    /// At most N new SMTP connections per second to one address (default: no rate limit
+    /// beyond --per-ip).
+    #[arg(long = "per-ip-rate", value_name = "N")]
+    pub per_ip_rate: Option<f64>,
+
+    /// Seconds one domain may take in all; a domain past it is reported as inconclusive.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub deadline: u64,
+
+    /// Write one JSON object per domain to FILE as each domain finishes (JSON Lines).
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+
+    /// Write a CSV summary, one row per domain, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Skip the domains the --jsonl file already has (after an interrupted run) and append.
+    #[arg(long, requires = "jsonl")]
+    pub resume: bool,
+
+    /// No progress on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 
     /// Ask this DNS server (IP or IP:PORT) instead of the system's resolvers.
     #[arg(long, value_name = "IP[:PORT]", value_parser = parse_resolver)]

@@ -23,11 +23,12 @@
 //! Report:
 //! - [`tlsrpt`]: RFC 8460 — the `_smtp._tls` record, result types, the report model (strict
 //!   writer, tolerant reader), report file names and synthetic reports.
-//! - [`render`], [`output`]: findings and scan results for people and programs.
+//! - [`render`], [`output`], [`stream`]: findings and scan results for people and programs;
+//!   JSON Lines, CSV summaries and resuming.
 //!
 //! Around them:
 //! - [`scan`]: observe then evaluate one domain; [`bulk`]: many domains, politely.
-//! - [`input`]: scan targets from CSV files and lists.
+//! - [`input`]: scan targets from CSV files and lists; [`progress`]: progress on stderr.
 //! - [`lint`]: offline judgement of candidate records and policies (`mxprobe lint`).
 //! - [`lab`]: the in-process mail lab (`mxprobe demo`, the tests, the benchmarks).
 //! - [`cli`], [`config`]: the command line as typed (clap), and turning it into a configuration.
@@ -49,9 +50,11 @@ pub mod lab;
 pub mod lint;
 pub mod mtasts;
 pub mod output;
+pub mod progress;
 pub mod render;
 pub mod scan;
 pub mod smtp;
+pub mod stream;
 pub mod tagvalue;
 pub mod tls;
 pub mod tlsrpt;

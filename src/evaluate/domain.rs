@@ -12,8 +12,9 @@ use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::dane::Tlsa;
 use crate::dane::{self, DaneOutcome};
-use crate::dns::{Lookup, Txt};
+use crate::dns::{DnssecStatus, Lookup, Txt};
 use crate::domain::DomainName;
 use crate::evaluate::policy::coverage;
 use crate::evaluate::policy::coverage_findings;
@@ -142,6 +143,10 @@ pub struct SessionVerdict {
     /// The outcome.
     #[serde(flatten)]
     pub result: SessionResult,
+    /// When DANE applies and the domain also has an MTA-STS policy in force: the session
+    /// judged by that policy too, as senders that apply only MTA-STS do.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sts_result: Option<SessionResult>,
 }
 
 /// Everything evaluation concludes about a domain.
@@ -216,18 +221,16 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
     for host in &facts.hosts {
         host_findings(host, &subject, &mut findings, &mut inconclusive);
         let Some(name) = &host.name else { continue };
-        let dane_answer = host.tlsa.as_ref().map(Lookup::to_tlsa_answer);
+        let ctx = SessionContext {
+            mx: name,
+            tlsa: host.tlsa.as_ref(),
+            next_hop_secure: host.implicit || facts.mx.dnssec() == DnssecStatus::Secure,
+            sts: &sts,
+            domain,
+            opts,
+        };
         for session in &host.sessions {
-            let v = judge_session(
-                name,
-                session,
-                dane_answer.as_ref(),
-                &sts,
-                domain,
-                opts,
-                &subject,
-                &mut session_findings,
-            );
+            let v = judge_session(&ctx, session, &subject, &mut session_findings);
             if matches!(v.result, SessionResult::Inconclusive { .. }) {
                 inconclusive = true;
             }
@@ -237,14 +240,18 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
     findings.extend(merge_by_address(session_findings));
 
     if let Some(policy) = sts.active().filter(|p| p.mode == Mode::Enforce) {
-        let sts_sessions: Vec<&SessionVerdict> = sessions
+        // Each session as senders that apply MTA-STS see it (also where DANE decides).
+        let sts_results: Vec<&SessionResult> = sessions
             .iter()
-            .filter(|s| s.policy_type == PolicyType::Sts)
+            .filter_map(|s| match s.policy_type {
+                PolicyType::Sts => Some(&s.result),
+                _ => s.sts_result.as_ref(),
+            })
             .collect();
-        if !sts_sessions.is_empty()
-            && sts_sessions
+        if !sts_results.is_empty()
+            && sts_results
                 .iter()
-                .all(|s| matches!(s.result, SessionResult::Failure { .. }))
+                .all(|r| matches!(r, SessionResult::Failure { .. }))
         {
             findings.push(
                 Finding::new(
@@ -363,11 +370,24 @@ fn routing(
             Routing::ImplicitMx
         }
         Lookup::Records { records, .. } => {
-            let nulls = records.iter().filter(|m| m.exchange == ".").count();
-            if nulls == 0 {
+            if !records.iter().any(|m| m.exchange == ".") {
                 return Routing::Mx;
             }
-            if records.len() == 1 && records[0].is_null() {
+            if records.len() == 1 {
+                if !records[0].is_null() {
+                    findings.push(
+                        Finding::new(
+                            "mx.null-preference",
+                            Severity::Notice,
+                            subject.clone(),
+                            format!(
+                                "the null MX has preference {}; RFC 7505 §3 specifies 0",
+                                records[0].preference
+                            ),
+                        )
+                        .with_fix("publish the null MX as \"0 .\""),
+                    );
+                }
                 findings.push(Finding::new(
                     "mx.null",
                     Severity::Notice,
@@ -688,17 +708,68 @@ fn tls_failure(outcome: &SmtpOutcome) -> Option<(ResultType, String, String, &'s
     })
 }
 
-#[allow(clippy::too_many_arguments)] // One call site; the parameters are what a session needs.
-fn judge_session(
+/// What a session is judged with besides its own facts.
+struct SessionContext<'a> {
+    mx: &'a DomainName,
+    /// The TLSA lookup of the host (asked only when its addresses are DNSSEC-secure).
+    tlsa: Option<&'a Lookup<Tlsa>>,
+    /// The MX RRset was DNSSEC-secure, or there is no MX (implicit): the recipient domain is
+    /// then a DANE reference identifier too (RFC 7672 §3.2.3).
+    next_hop_secure: bool,
+    sts: &'a StsState,
+    domain: &'a DomainName,
+    opts: &'a EvalOptions<'a>,
+}
+
+/// The MTA-STS check of one TLS session (RFC 8461 §4.1): the MX host must match a pattern,
+/// and its certificate must be PKIX-valid for the MX name. (§3.4's TLS 1.2 or later is all
+/// rustls speaks.) Each failure as (result type, reason, message, fix).
+fn sts_failures(
+    policy: &Policy,
     mx: &DomainName,
-    session: &SmtpFacts,
-    dane_answer: Option<&dane::TlsaAnswer>,
-    sts: &StsState,
-    domain: &DomainName,
+    chain: &[CertificateDer<'_>],
     opts: &EvalOptions<'_>,
+) -> Vec<(ResultType, String, String, String)> {
+    let mut out = Vec::new();
+    if policy.matching_pattern(mx).is_none() {
+        let listed: Vec<String> = policy.mx.iter().map(ToString::to_string).collect();
+        out.push((
+            ResultType::ValidationFailure,
+            "mx-not-covered".to_owned(),
+            format!(
+                "MX {mx} is not covered by any mx pattern of the policy ({})",
+                listed.join(", ")
+            ),
+            format!(
+                "add \"mx: {mx}\" to the policy (and publish a new id in the _mta-sts TXT record)"
+            ),
+        ));
+    }
+    let cert = judge_for_host(chain, mx, opts.now, opts.anchors);
+    for p in &cert.problems {
+        out.push((
+            p.result_type(),
+            p.reason_code().to_owned(),
+            format!("the certificate of {mx}: {p}"),
+            cert_fix(p.reason_code(), mx),
+        ));
+    }
+    out
+}
+
+fn judge_session(
+    ctx: &SessionContext<'_>,
+    session: &SmtpFacts,
     domain_subject: &Subject,
     findings: &mut Vec<Finding>,
 ) -> SessionVerdict {
+    let SessionContext {
+        mx,
+        sts,
+        opts,
+        domain,
+        ..
+    } = *ctx;
     let ip = session.address.ip();
     let subject = domain_subject.clone().with_mx(mx).with_ip(ip);
     let chain: Vec<CertificateDer<'_>> = session
@@ -714,13 +785,18 @@ fn judge_session(
         policy_type: PolicyType::NoPolicyFound,
         tls_version: session.tls.as_ref().map(|t| t.version.clone()),
         result: SessionResult::Success,
+        sts_result: None,
     };
 
     // RFC 7672 §2.2 / RFC 8461 §2: DANE, where it applies, takes precedence over MTA-STS.
-    let dane = dane_answer.map(|a| {
-        // RFC 7672 §3.2.3: the TLSA base domain first, then the recipient domain (secure MX).
-        let refs = vec![mx.clone(), domain.clone()];
-        dane::judge(a, &chain, &refs, opts.now)
+    let dane = ctx.tlsa.map(|lookup| {
+        // RFC 7672 §3.2.3: the TLSA base domain; the recipient domain only when the MX
+        // lookup was secure (or there was no MX), since an insecure MX answer can be forged.
+        let mut refs = vec![mx.clone()];
+        if ctx.next_hop_secure && domain != mx {
+            refs.push(domain.clone());
+        }
+        dane::judge(&lookup.to_tlsa_answer(), &chain, &refs, opts.now)
     });
     let dane_applies = dane
         .as_ref()
@@ -733,8 +809,14 @@ fn judge_session(
         PolicyType::NoPolicyFound
     };
 
-    if session.outcome.is_inconclusive() {
-        let reason = inconclusive_reason(&session.outcome);
+    // A TLSA lookup that timed out here says nothing about the domain: could not tell.
+    let tlsa_timed_out = matches!(ctx.tlsa, Some(Lookup::Timeout));
+    if session.outcome.is_inconclusive() || tlsa_timed_out {
+        let reason = if tlsa_timed_out {
+            format!("the TLSA lookup for _25._tcp.{mx} timed out")
+        } else {
+            inconclusive_reason(&session.outcome)
+        };
         findings.push(
             Finding::new(
                 "smtp.inconclusive",
@@ -751,9 +833,26 @@ fn judge_session(
     }
 
     let mode = sts.active().map(|p| p.mode);
-    let (severity, tail) = consequence(verdict.policy_type, mode, mx);
+    // All TLSA records unusable: TLS is required but not authenticated (RFC 7672 §2.2), so
+    // DANE senders still deliver when TLS works.
+    let unauthenticated_tls = dane_applies
+        && session.tls.is_some()
+        && dane
+            .as_ref()
+            .is_some_and(|d| matches!(d.outcome, DaneOutcome::UnusableOnly));
+    let (severity, tail) = if unauthenticated_tls {
+        (
+            Severity::Warning,
+            format!("DANE senders still deliver to {mx} over TLS, but without authentication"),
+        )
+    } else {
+        consequence(verdict.policy_type, mode, mx)
+    };
     let mut failures: Vec<SessionFailure> = Vec::new();
-    let mut fail = |rt: ResultType, reason: String, message: String, fix: String| {
+    let push = |findings: &mut Vec<Finding>,
+                failures: &mut Vec<SessionFailure>,
+                (policy_type, severity, tail): (PolicyType, Severity, &str),
+                (rt, reason, message, fix): (ResultType, String, String, String)| {
         findings.push(
             Finding::new(
                 session_code(rt, &reason),
@@ -762,7 +861,7 @@ fn judge_session(
                 format!("{message}; {tail}"),
             )
             .with_fix(fix)
-            .with_result(verdict.policy_type, rt)
+            .with_result(policy_type, rt)
             .with_reason_code(reason.clone()),
         );
         let f = SessionFailure {
@@ -773,6 +872,7 @@ fn judge_session(
             failures.push(f);
         }
     };
+    let primary = (verdict.policy_type, severity, tail.as_str());
 
     if let Some((rt, reason, message, fix)) = tls_failure(&session.outcome) {
         // No TLS: under DANE (usable records or a failed lookup) and under MTA-STS the session
@@ -781,41 +881,60 @@ fn judge_session(
             Some(DaneOutcome::DnssecInvalid { .. }) => ResultType::DnssecInvalid,
             _ => rt,
         };
-        fail(rt, reason, message, fix.to_owned());
+        push(
+            findings,
+            &mut failures,
+            primary,
+            (rt, reason, message, fix.to_owned()),
+        );
     } else if dane_applies {
-        let d = dane.as_ref().map(|d| &d.outcome);
-        if let Some(outcome) = d {
+        if let Some(outcome) = dane.as_ref().map(|d| &d.outcome) {
             for f in outcome.failures() {
                 let (message, fix) = dane_message(outcome, mx);
-                fail(f.result_type, f.reason_code, message, fix);
+                push(
+                    findings,
+                    &mut failures,
+                    primary,
+                    (f.result_type, f.reason_code, message, fix),
+                );
             }
         }
-    } else if let Some(policy) = sts.active() {
-        // RFC 8461 §4.1: the MX host must match a pattern, and its certificate must be
-        // PKIX-valid for the MX name; §3.4 (TLS 1.2 or later) is all rustls speaks.
-        if policy.matching_pattern(mx).is_none() {
-            let listed: Vec<String> = policy.mx.iter().map(ToString::to_string).collect();
-            fail(
-                ResultType::ValidationFailure,
-                "mx-not-covered".to_owned(),
-                format!(
-                    "MX {mx} is not covered by any mx pattern of the policy ({})",
-                    listed.join(", ")
+        // RFC 8461 §2 only forbids a passing MTA-STS result overriding a failing DANE one;
+        // senders that apply only MTA-STS still judge the session by the policy.
+        if let Some(policy) = sts.active() {
+            let sts_tail = match policy.mode {
+                Mode::Enforce => format!(
+                    "senders that apply only MTA-STS (most large providers) will not deliver to                      {mx}"
                 ),
-                format!(
-                    "add \"mx: {mx}\" to the policy (and publish a new id in the _mta-sts TXT \
-                     record)"
+                _ => format!(
+                    "senders that apply only MTA-STS report the failure (mode testing) but                      deliver to {mx}"
                 ),
-            );
+            };
+            let sts_severity = if policy.mode == Mode::Enforce {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            let mut sts_fails = Vec::new();
+            for f in sts_failures(policy, mx, &chain, opts) {
+                push(
+                    findings,
+                    &mut sts_fails,
+                    (PolicyType::Sts, sts_severity, &sts_tail),
+                    f,
+                );
+            }
+            verdict.sts_result = Some(if sts_fails.is_empty() {
+                SessionResult::Success
+            } else {
+                SessionResult::Failure {
+                    failures: sts_fails,
+                }
+            });
         }
-        let cert = judge_for_host(&chain, mx, opts.now, opts.anchors);
-        for p in &cert.problems {
-            fail(
-                p.result_type(),
-                p.reason_code().to_owned(),
-                format!("the certificate of {mx}: {p}"),
-                cert_fix(p.reason_code(), mx),
-            );
+    } else if let Some(policy) = sts.active() {
+        for f in sts_failures(policy, mx, &chain, opts) {
+            push(findings, &mut failures, primary, f);
         }
     } else if session.tls.is_some() {
         // No policy: any TLS session counts; still say when the certificate would not pass

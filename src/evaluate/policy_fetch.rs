@@ -64,9 +64,28 @@ pub fn judge_fetch(
     now: OffsetDateTime,
     content_type_rule: ContentTypeRule,
 ) -> FetchJudgement {
-    let host = DomainName::parse(&domain.prefixed("mta-sts"))
-        .expect("mta-sts. plus a valid domain is a valid host name when it fits in 253 octets");
     let subject = Subject::domain(domain).at(format!("policy fetch {}", facts.url));
+    let Ok(host) = DomainName::parse(&domain.prefixed("mta-sts")) else {
+        // A domain of 245 octets or more has no policy host name (253-octet limit).
+        let reason = "policy-host-name-too-long";
+        return FetchJudgement {
+            verdict: FetchVerdict::Failed {
+                result_type: ResultType::StsPolicyFetchError,
+                reason_code: reason.to_owned(),
+            },
+            policy_string: Vec::new(),
+            findings: vec![
+                Finding::new(
+                    "sts.fetch.failed",
+                    Severity::Error,
+                    subject,
+                    format!("mta-sts.{domain} is longer than a host name may be"),
+                )
+                .with_result(PolicyType::Sts, ResultType::StsPolicyFetchError)
+                .with_reason_code(reason),
+            ],
+        };
+    };
     let Some(response) = facts.response() else {
         return no_response(facts, &subject, &host);
     };

@@ -78,13 +78,18 @@ pub fn build_report(
             );
             entry.summary.total_failure_session_count += 1;
         }
-        // Sessions under the policy, and (after a policy-level failure) the sessions a
-        // sender makes without it.
-        for s in verdict.sessions.iter().filter(|s| {
-            s.policy_type == PolicyType::Sts
-                || (s.policy_type == PolicyType::NoPolicyFound && verdict.sts.failure.is_some())
-        }) {
-            count(&mut entry, s, verdict.sts.failure.is_some());
+        // Sessions under the policy; where DANE decided, the same session as senders that
+        // apply only MTA-STS judge it; and the sessions made without the policy (after a
+        // policy-level failure, or in mode none).
+        for s in &verdict.sessions {
+            match (&s.sts_result, s.policy_type) {
+                (Some(result), _) => count_result(&mut entry, s, result, false),
+                (None, PolicyType::Sts) => count(&mut entry, s, false),
+                (None, PolicyType::NoPolicyFound) => {
+                    count(&mut entry, s, verdict.sts.failure.is_some());
+                }
+                (None, PolicyType::Tlsa) => {}
+            }
         }
         policies.push(entry);
     }
@@ -153,13 +158,23 @@ pub fn build_report(
 }
 
 /// Counts one session into a policy entry. `opportunistic`: the policy failed at policy
-/// level, so the sender delivers with whatever TLS it gets and the session counts as a
-/// success.
+/// level, so the sender delivers with whatever TLS it gets: a session that established TLS
+/// counts as a success (RFC 8460 §4.2: success is a TLS session), one without TLS as a
+/// failure.
 fn count(entry: &mut PolicyReport, s: &SessionVerdict, opportunistic: bool) {
-    match &s.result {
+    count_result(entry, s, &s.result, opportunistic);
+}
+
+fn count_result(
+    entry: &mut PolicyReport,
+    s: &SessionVerdict,
+    result: &SessionResult,
+    opportunistic: bool,
+) {
+    match result {
         SessionResult::Inconclusive { .. } => {}
         SessionResult::Success => entry.summary.total_successful_session_count += 1,
-        SessionResult::Failure { .. } if opportunistic => {
+        SessionResult::Failure { .. } if opportunistic && s.tls_version.is_some() => {
             entry.summary.total_successful_session_count += 1;
         }
         SessionResult::Failure { failures } => {

@@ -332,10 +332,134 @@ fn dane_takes_precedence_over_sts() {
     let v = judge(&f, &pki);
     assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
     assert_eq!(v.sessions[0].result, SessionResult::Success);
+    // ... but senders that apply only MTA-STS judge the same session by the enforce policy:
+    // a self-signed certificate for another name fails it, and they will not deliver.
+    let sts_failures: Vec<ResultType> = match &v.sessions[0].sts_result {
+        Some(SessionResult::Failure { failures }) => {
+            failures.iter().map(|f| f.result_type).collect()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        sts_failures,
+        [
+            ResultType::CertificateExpired,
+            ResultType::CertificateNotTrusted,
+            ResultType::CertificateHostMismatch
+        ]
+    );
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.code == "smtp.cert.name-mismatch")
+        .unwrap();
+    assert_eq!(f.policy_type, Some(PolicyType::Sts));
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.message.contains("senders that apply only MTA-STS"),
+        "{}",
+        f.message
+    );
+    assert!(codes(&v).contains(&"sts.enforce.no-deliverable-mx"));
 }
 
 #[test]
-fn bogus_tlsa_blocks_and_is_dnssec_inleaf_window() {
+fn dane_ta_reference_names_depend_on_a_secure_mx_lookup() {
+    let pki = TestPki::root("Eval TA Root");
+    // The leaf names only the recipient domain, not the MX host.
+    let leaf = pki.leaf(&["example.com"], leaf_window());
+    let ta = Tlsa {
+        usage: 2,
+        selector: 0,
+        matching_type: 0,
+        data: pki.ca.cert().der().as_ref().to_vec(),
+    };
+    let mut f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
+            Some(secure(vec![ta])),
+        )],
+    );
+    // Insecure MX lookup: only the MX host name is a reference identifier (RFC 7672 §3.2.3).
+    let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
+    assert_eq!(
+        failures(&v, 0),
+        [(
+            ResultType::CertificateHostMismatch,
+            "dane-ta-name-mismatch".to_owned()
+        )]
+    );
+    // Secure MX lookup: the recipient domain counts too.
+    f.mx = secure(vec![Mx {
+        preference: 10,
+        exchange: "mx1.example.com".to_owned(),
+    }]);
+    let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].result, SessionResult::Success);
+}
+
+#[test]
+fn unusable_tlsa_records_with_tls_are_a_warning_not_a_block() {
+    let pki = TestPki::root("Eval Unusable Root");
+    let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
+    let pkix_ee: Tlsa = format!("1 1 1 {}", "AB".repeat(32)).parse().unwrap();
+    let f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
+            Some(secure(vec![pkix_ee])),
+        )],
+    );
+    let v = judge(&f, &pki);
+    assert_eq!(
+        failures(&v, 0),
+        [(ResultType::TlsaInvalid, "tlsa-no-usable-records".to_owned())]
+    );
+    let finding = v
+        .findings
+        .iter()
+        .find(|f| f.code == "dane.tlsa-invalid")
+        .unwrap();
+    assert_eq!(finding.severity, Severity::Warning);
+    assert!(
+        finding.message.contains("still deliver"),
+        "{}",
+        finding.message
+    );
+}
+
+#[test]
+fn tlsa_timeout_is_inconclusive() {
+    let pki = TestPki::root("Eval Timeout Root");
+    let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
+    let f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
+            Some(Lookup::Timeout),
+        )],
+    );
+    let v = judge(&f, &pki);
+    assert!(v.inconclusive);
+    assert!(matches!(
+        v.sessions[0].result,
+        SessionResult::Inconclusive { .. }
+    ));
+}
+
+#[test]
+fn bogus_tlsa_blocks_and_is_dnssec_invalid() {
     let pki = TestPki::root("Eval Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
     let f = facts(
@@ -489,6 +613,13 @@ fn routing_cases() {
     // No advice to publish policies for a domain that receives no mail.
     assert_eq!(codes(&judge(&f, &pki)), ["mx.null"]);
 
+    // A lone null MX with another preference is still a null MX (with a notice).
+    let f = facts("example.com", vec![(10, ".")], Vec::new());
+    let v = judge(&f, &pki);
+    assert_eq!(v.routing, Routing::NullMx);
+    assert!(codes(&v).contains(&"mx.null-preference"));
+    assert!(!codes(&v).contains(&"mx.null-mixed"));
+
     let f = facts(
         "example.com",
         vec![(0, "."), (10, "mx1.example.com")],
@@ -540,4 +671,59 @@ fn unresolvable_and_cname_mx_are_flagged() {
     });
     let f = facts("example.com", vec![(10, "mx1.example.com")], vec![h]);
     assert!(codes(&judge(&f, &pki)).contains(&"mx.cname"));
+}
+
+#[test]
+fn synthetic_report_counts_every_conclusive_session_once() {
+    use mxprobe::tlsrpt::report::DateRange;
+    use mxprobe::tlsrpt::synthetic::build_report;
+    let pki = TestPki::root("Eval Report Root");
+    let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
+    let range = DateRange::utc_day(NOW.date()).unwrap();
+    let count = |v: &DomainVerdict, f: &DomainFacts| {
+        let r = build_report(f, v, range, "t".to_owned());
+        r.policies
+            .iter()
+            .map(|p| {
+                (
+                    p.policy.policy_type,
+                    p.summary.total_successful_session_count,
+                    p.summary.total_failure_session_count,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Mode none: the session counts under the sts entry, as a success.
+    let mut f = facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
+            None,
+        )],
+    );
+    f.sts_txt = txt(&["v=STSv1; id=1"]);
+    f.policy_fetch = Some(policy_fetch(
+        &pki,
+        "example.com",
+        "version: STSv1\nmode: none\nmax_age: 86400\n",
+    ));
+    let v = judge(&f, &pki);
+    assert_eq!(count(&v, &f), [(PolicyType::Sts, 1, 0)]);
+
+    // A policy-level failure: one failed "session" for the policy; the MX session with TLS
+    // counts as a success, one without TLS as a failure.
+    let mut fetch = policy_fetch(&pki, "example.com", POLICY);
+    if let FetchOutcome::Response(r) = &mut fetch.attempts[0].outcome {
+        r.status = 500;
+    }
+    f.policy_fetch = Some(fetch);
+    f.hosts[0]
+        .sessions
+        .push(session("mx1.example.com", 2, None));
+    let v = judge(&f, &pki);
+    assert_eq!(count(&v, &f), [(PolicyType::Sts, 1, 2)]);
 }

@@ -1,0 +1,120 @@
+//! Progress of long runs on standard error: an indicatif bar on a terminal, a plain line
+//! every few seconds otherwise, nothing with `--quiet`. The only importer of indicatif; the
+//! scan engine knows nothing of it (it reports counts, this draws them).
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// An animated bar (standard error is a terminal).
+    Bar,
+    /// A plain line every [`PLAIN_INTERVAL`] (logs, CI).
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+/// How often plain progress lines are written.
+pub const PLAIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The counts shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Domains finished (including invalid rows).
+    pub done: u64,
+    /// Domains with an error finding.
+    pub failing: u64,
+    /// Domains where something could not be tested.
+    pub inconclusive: u64,
+}
+
+/// A progress display.
+#[derive(Debug)]
+pub struct Progress {
+    mode: ProgressMode,
+    bar: Option<ProgressBar>,
+    total: Option<u64>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    /// Starts showing progress over `total` items (unknown when reading standard input).
+    pub fn new(mode: ProgressMode, total: Option<u64>) -> Self {
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = match total {
+                Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            };
+            let template = if total.is_some() {
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} domains, {per_sec}, ETA {eta} {msg}"
+            } else {
+                "{spinner} [{elapsed_precise}] {pos} domains, {per_sec} {msg}"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("the template is a constant and valid"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let now = Instant::now();
+        Self {
+            mode,
+            bar,
+            total,
+            started: now,
+            last_line: now,
+        }
+    }
+
+    /// Shows the counts so far.
+    pub fn update(&mut self, tally: Tally) {
+        match self.mode {
+            ProgressMode::Quiet => {}
+            ProgressMode::Bar => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(tally.done);
+                    bar.set_message(format!(
+                        "failing {}, inconclusive {}",
+                        tally.failing, tally.inconclusive
+                    ));
+                }
+            }
+            ProgressMode::Plain => {
+                if self.last_line.elapsed() >= PLAIN_INTERVAL {
+                    self.last_line = Instant::now();
+                    eprintln!("mxprobe: {}", self.line(tally));
+                }
+            }
+        }
+    }
+
+    /// Removes the bar (or writes the last plain line).
+    pub fn finish(self, tally: Tally) {
+        match self.mode {
+            ProgressMode::Quiet => {}
+            ProgressMode::Bar => {
+                if let Some(bar) = self.bar {
+                    bar.finish_and_clear();
+                }
+            }
+            ProgressMode::Plain => eprintln!("mxprobe: {}", self.line(tally)),
+        }
+    }
+
+    fn line(&self, tally: Tally) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
+        format!(
+            "{}{of} domains, {:.0}/s, {} failing, {} inconclusive",
+            tally.done,
+            tally.done as f64 / secs,
+            tally.failing,
+            tally.inconclusive
+        )
+    }
+}
