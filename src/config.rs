@@ -119,6 +119,12 @@ pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, Con
         },
         expiry_warn_days: EXPIRY_WARN_DAYS,
         no_smtp: args.no_smtp,
+        politeness: crate::scan::Politeness {
+            per_ip: usize::try_from(args.per_ip).unwrap_or(usize::MAX),
+            per_ip_rate: args.per_ip_rate,
+            ..crate::scan::Politeness::default()
+        },
+        probe_cache: crate::scan::ProbeCacheConfig::default(),
     }
     .with_default_ports(args.smtp_port, args.https_port))
 }

@@ -2,20 +2,29 @@
 //! status (0 nothing at or above --fail-on, 1 findings at or above it, 2 usage or
 //! configuration error). All judgement lives in the library.
 
-use std::io::{self, IsTerminal, Read, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use time::OffsetDateTime;
 
+use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
 use mxprobe::cli::{Cli, ColorChoice, Command, DemoArgs, Format, LintArgs, OutputArgs, ScanArgs};
 use mxprobe::config::{Environment, scan_config};
 use mxprobe::domain::DomainName;
+use mxprobe::input::{self, Column, Target};
 use mxprobe::lab::{Lab, Scenario};
 use mxprobe::lint::{self, LintInput};
-use mxprobe::output::{write_domain, write_json, write_report_files, write_summary};
+use mxprobe::output::{write_domain, write_json, write_report_files, write_totals};
+use mxprobe::progress::{Progress, ProgressMode, Tally};
 use mxprobe::scan::{DomainReport, ScanConfig, Scanner};
+use mxprobe::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -88,17 +97,87 @@ fn exit_for(fails: bool) -> ExitCode {
 }
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let domains = args
-        .domains
-        .iter()
-        .map(|d| DomainName::parse(d).with_context(|| format!("domain {d:?}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let env = Environment {
         ssl_cert_file: std::env::var_os("SSL_CERT_FILE").map(Into::into),
         hostname: gethostname::gethostname().into_string().ok(),
     };
+    // Command-line domains are typed by the user: a bad one is a usage error, not a row to
+    // skip as in an input file.
+    for d in &args.domains {
+        DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
+    }
     let config = scan_config(&args, &env)?;
-    runtime()?.block_on(scan_and_write(config, domains, &args.output))
+    let column = args
+        .column
+        .as_deref()
+        .map(str::parse::<Column>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--column: {e}"))?;
+    let (targets, total): (TargetIter, Option<u64>) = match &args.input {
+        None => {
+            let n = args.domains.len() as u64;
+            (
+                Box::new(input::from_args(args.domains.clone()).map(Ok)),
+                Some(n),
+            )
+        }
+        Some(path) if path.as_os_str() == "-" => (
+            Box::new(input::targets(
+                Box::new(io::stdin()) as Box<dyn Read>,
+                column,
+            )?),
+            None,
+        ),
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("opening the input file {}", path.display()))?;
+            let total = count_rows(path);
+            let targets = input::targets(Box::new(file) as Box<dyn Read>, column)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let total = total.map(|n| n.saturating_sub(u64::from(targets.is_csv())));
+            (Box::new(targets), total)
+        }
+    };
+    let bulk = BulkOptions {
+        concurrency: args.concurrency as usize,
+        domain_deadline: Duration::from_secs(args.deadline.max(1)),
+        ..BulkOptions::default()
+    };
+    // Results from the command line are printed in the order given; from a file, as each
+    // domain finishes (streaming).
+    let ordered = args.input.is_none();
+    let sinks = Sinks::open(
+        &args.output,
+        args.jsonl.as_deref(),
+        args.csv.as_deref(),
+        args.resume,
+        ordered,
+    )?;
+    let many = args.input.is_some() || args.domains.len() > 10;
+    let progress = if args.quiet || !many {
+        ProgressMode::Quiet
+    } else if io::stderr().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Plain
+    };
+    runtime()?.block_on(run_bulk(config, targets, total, bulk, sinks, progress))
+}
+
+type TargetIter = Box<dyn Iterator<Item = Result<Target, input::InputError>>>;
+
+/// Counts the rows of an input file that can be targets (for the progress bar's total).
+fn count_rows(path: &std::path::Path) -> Option<u64> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut n = 0u64;
+    for line in io::BufReader::new(file).lines() {
+        let line = line.ok()?;
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') {
+            n += 1;
+        }
+    }
+    Some(n)
 }
 
 fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -108,30 +187,37 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("starting the mail lab on loopback")?;
         let all = lab.domains();
-        let domains = if args.domains.is_empty() {
-            all.to_vec()
+        for d in &args.domains {
+            let d = DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
+            anyhow::ensure!(
+                all.contains(&d),
+                "{d} is not a lab domain (see fixtures/lab/scenario.toml)"
+            );
+        }
+        let names: Vec<String> = if args.domains.is_empty() {
+            all.iter().map(ToString::to_string).collect()
         } else {
-            args.domains
-                .iter()
-                .map(|d| {
-                    let d = DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
-                    anyhow::ensure!(
-                        all.contains(&d),
-                        "{d} is not a lab domain (see fixtures/lab/scenario.toml)"
-                    );
-                    Ok(d)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?
+            args.domains.clone()
         };
         if args.output.format == Format::Text {
             eprintln!(
                 "mxprobe demo: mail lab on loopback ({} domains, DNS at {}); scanning {}\n",
                 all.len(),
                 lab.dns().addr,
-                domains.len()
+                names.len()
             );
         }
-        scan_and_write(lab.scan_config(), domains, &args.output).await
+        let total = names.len() as u64;
+        let sinks = Sinks::open(&args.output, None, None, false, true)?;
+        run_bulk(
+            lab.scan_config(),
+            Box::new(input::from_args(names).map(Ok)),
+            Some(total),
+            BulkOptions::default(),
+            sinks,
+            ProgressMode::Quiet,
+        )
+        .await
     })
 }
 
@@ -142,44 +228,287 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn scan_and_write(
-    config: ScanConfig,
-    domains: Vec<DomainName>,
-    output: &OutputArgs,
-) -> anyhow::Result<ExitCode> {
-    let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
-    let started = OffsetDateTime::now_utc();
-    let reports: Vec<DomainReport> = futures::future::join_all(
-        domains
+/// Where results go as each domain finishes.
+struct Sinks<'a> {
+    output: &'a OutputArgs,
+    text: Option<anstream::AutoStream<io::StdoutLock<'static>>>,
+    json: bool,
+    /// Reports held back to be printed in input order (text and JSON), by input line.
+    held: Option<Vec<(usize, DomainReport)>>,
+    jsonl: Option<JsonlWriter<std::fs::File>>,
+    csv: Option<CsvWriter<io::BufWriter<std::fs::File>>>,
+    done: std::collections::HashSet<DomainName>,
+    reports_written: usize,
+    failing: bool,
+    invalid: usize,
+    input_error: Option<anyhow::Error>,
+}
+
+impl<'a> Sinks<'a> {
+    fn open(
+        output: &'a OutputArgs,
+        jsonl: Option<&std::path::Path>,
+        csv: Option<&std::path::Path>,
+        resume: bool,
+        ordered: bool,
+    ) -> anyhow::Result<Self> {
+        let (done, jsonl) = match jsonl {
+            Some(path) if resume => {
+                let (state, file) = resume_state(path).context("--resume")?;
+                if state.truncated_bytes > 0 {
+                    eprintln!(
+                        "mxprobe: {}: cut off an incomplete last line ({} bytes) left by an \
+                         interrupted run",
+                        path.display(),
+                        state.truncated_bytes
+                    );
+                }
+                (state.done, Some(JsonlWriter::new(file)))
+            }
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("creating --jsonl {}", path.display()))?;
+                (Default::default(), Some(JsonlWriter::new(file)))
+            }
+            None => (Default::default(), None),
+        };
+        let csv = csv
+            .map(|path| {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("creating --csv {}", path.display()))?;
+                Ok::<_, anyhow::Error>(CsvWriter::new(io::BufWriter::new(file))?)
+            })
+            .transpose()?;
+        Ok(Self {
+            output,
+            text: (output.format == Format::Text).then(|| color_stream(output.color)),
+            json: output.format == Format::Json,
+            // The JSON document needs every report; text waits only when ordered.
+            held: (ordered || output.format == Format::Json).then(Vec::new),
+            jsonl,
+            csv,
+            done,
+            reports_written: 0,
+            failing: false,
+            invalid: 0,
+            input_error: None,
+        })
+    }
+
+    fn invalid(&mut self, line: usize, text: &str, error: &str) -> io::Result<()> {
+        self.invalid += 1;
+        eprintln!("mxprobe: input line {line}: {text:?} skipped: {error}");
+        if let Some(w) = &mut self.jsonl {
+            w.write(&Record::Invalid {
+                schema_version: JSONL_SCHEMA_VERSION,
+                line,
+                input: text,
+                error,
+            })?;
+        }
+        if let Some(w) = &mut self.csv {
+            w.invalid(text, error)?;
+        }
+        Ok(())
+    }
+
+    fn domain(&mut self, line: usize, report: DomainReport) -> anyhow::Result<()> {
+        self.failing |= report
+            .verdict
+            .findings
             .iter()
-            .map(|d| scanner.scan(d, OffsetDateTime::now_utc())),
+            .any(|f| f.severity >= self.output.fail_on);
+        if let (Some(out), None) = (&mut self.text, &self.held) {
+            write_domain(out, &report)?;
+        }
+        if let Some(w) = &mut self.jsonl {
+            w.write(&Record::Domain {
+                schema_version: JSONL_SCHEMA_VERSION,
+                line,
+                domain: &report.verdict.domain,
+                report: &report,
+            })?;
+        }
+        if let Some(w) = &mut self.csv {
+            w.domain(&report)?;
+        }
+        if let Some(dir) = &self.output.report_dir {
+            let written = write_report_files(
+                dir,
+                std::slice::from_ref(&report),
+                report.facts.observed_at,
+                OffsetDateTime::now_utc(),
+                self.output.gzip,
+            )?;
+            self.reports_written += written.len();
+        }
+        if let Some(held) = &mut self.held {
+            held.push((line, report));
+        }
+        Ok(())
+    }
+}
+
+async fn run_bulk(
+    config: ScanConfig,
+    targets: TargetIter,
+    total: Option<u64>,
+    options: BulkOptions,
+    sinks: Sinks<'_>,
+    progress: ProgressMode,
+) -> anyhow::Result<ExitCode> {
+    let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
+    let started = OffsetDateTime::now_utc();
+    let sinks = RefCell::new(sinks);
+    let display = RefCell::new(Progress::new(progress, total));
+    let tally = Cell::new(Tally::default());
+    let skipped = Cell::new(0u64);
+    // Invalid rows, duplicates and resumed domains never reach the engine.
+    let stream = futures::stream::iter(targets.map_while(|t| match t {
+        Ok(t) => Some(t),
+        Err(e) => {
+            sinks.borrow_mut().input_error = Some(anyhow::Error::new(e));
+            None
+        }
+    }))
+    .filter_map(|t| {
+        let item = match t {
+            Target::Domain { line, domain, .. } => {
+                if sinks.borrow().done.contains(&domain) {
+                    skipped.set(skipped.get() + 1);
+                    None
+                } else {
+                    Some((line, domain))
+                }
+            }
+            Target::Invalid { line, text, error } => {
+                if let Err(e) = sinks.borrow_mut().invalid(line, &text, &error.to_string()) {
+                    sinks.borrow_mut().input_error = Some(e.into());
+                }
+                let mut t = tally.get();
+                t.done += 1;
+                tally.set(t);
+                None
+            }
+            Target::Duplicate { .. } => None,
+        };
+        futures::future::ready(item)
+    });
+    let mut write_error: Option<anyhow::Error> = None;
+    let stats = bulk::run(
+        Arc::clone(&scanner),
+        stream,
+        &options,
+        OffsetDateTime::now_utc,
+        shutdown_signal(),
+        |event| match event {
+            Event::Finished {
+                id,
+                domain,
+                outcome,
+                progress: p,
+            } => {
+                let mut t = tally.get();
+                t.done = p.done + skipped.get();
+                t.failing = p.failing;
+                t.inconclusive = p.inconclusive;
+                tally.set(t);
+                display.borrow_mut().update(t);
+                let result = match outcome {
+                    DomainOutcome::Scanned(report) => sinks.borrow_mut().domain(id, *report),
+                    DomainOutcome::TimedOut { deadline } => {
+                        eprintln!(
+                            "mxprobe: {domain}: not finished within --deadline {}s; inconclusive",
+                            deadline.as_secs()
+                        );
+                        Ok(())
+                    }
+                    DomainOutcome::Crashed { message } => {
+                        eprintln!("mxprobe: {domain}: internal error: {message}");
+                        Ok(())
+                    }
+                };
+                if let Err(e) = result {
+                    write_error.get_or_insert(e);
+                }
+            }
+            Event::Stopping { in_flight } => eprintln!(
+                "mxprobe: interrupted: finishing {in_flight} domain(s) in flight, then stopping"
+            ),
+            Event::Abandoned { domain, .. } => {
+                eprintln!("mxprobe: {domain}: abandoned (scan it again with --resume)");
+            }
+            Event::Started { .. } => {}
+        },
     )
     .await;
-    let finished = OffsetDateTime::now_utc();
-    match output.format {
-        Format::Json => write_json(&mut io::stdout().lock(), started, &reports)?,
-        Format::Text => {
-            let mut out = color_stream(output.color);
+    display.into_inner().finish(tally.get());
+    let mut sinks = sinks.into_inner();
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Some(w) = &mut sinks.jsonl {
+        w.write(&Record::Summary {
+            schema_version: JSONL_SCHEMA_VERSION,
+            domains: stats.done as usize,
+            invalid: sinks.invalid,
+            failing: stats.failing as usize,
+            inconclusive: stats.inconclusive as usize,
+            abandoned: stats.abandoned as usize,
+            interrupted: stats.interrupted,
+        })?;
+    }
+    if let Some(mut held) = sinks.held.take() {
+        held.sort_by_key(|(line, _)| *line);
+        let reports: Vec<DomainReport> = held.into_iter().map(|(_, r)| r).collect();
+        if sinks.json {
+            write_json(&mut io::stdout().lock(), started, &reports)?;
+        } else if let Some(out) = &mut sinks.text {
             for r in &reports {
-                write_domain(&mut out, r)?;
+                write_domain(out, r)?;
             }
-            write_summary(&mut out, &reports)?;
         }
     }
-    if let Some(dir) = &output.report_dir {
-        let written = write_report_files(dir, &reports, started, finished, output.gzip)?;
+    if let Some(out) = &mut sinks.text {
+        write_totals(
+            out,
+            stats.done,
+            stats.failing,
+            stats.inconclusive,
+            sinks.invalid,
+        )?;
+    }
+    if let Some(dir) = &sinks.output.report_dir {
         eprintln!(
             "mxprobe: wrote {} synthetic TLS-RPT report(s) to {}",
-            written.len(),
+            sinks.reports_written,
             dir.display()
         );
     }
-    Ok(exit_for(reports.iter().any(|r| {
-        r.verdict
-            .findings
-            .iter()
-            .any(|f| f.severity >= output.fail_on)
-    })))
+    if let Some(e) = sinks.input_error.take() {
+        return Err(e.context("reading the input"));
+    }
+    if stats.interrupted {
+        eprintln!("mxprobe: interrupted; the output is complete up to here (--resume continues)");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(exit_for(sinks.failing))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

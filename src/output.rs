@@ -186,22 +186,22 @@ impl Write for Indented<'_> {
     }
 }
 
-/// The closing summary line.
-pub fn write_summary(w: &mut dyn Write, reports: &[DomainReport]) -> io::Result<()> {
-    let all: Vec<_> = reports
-        .iter()
-        .flat_map(|r| r.verdict.findings.iter().cloned())
-        .collect();
-    let failing = reports
-        .iter()
-        .filter(|r| r.verdict.worst() == Some(Severity::Error))
-        .count();
-    let inconclusive = reports.iter().filter(|r| r.verdict.inconclusive).count();
+/// The closing summary line of a run.
+pub fn write_totals(
+    w: &mut dyn Write,
+    domains: u64,
+    failing: u64,
+    inconclusive: u64,
+    invalid: usize,
+) -> io::Result<()> {
+    let invalid = if invalid > 0 {
+        format!(", {invalid} invalid input row(s) skipped")
+    } else {
+        String::new()
+    };
     writeln!(
         w,
-        "{} domain(s): {failing} with errors, {inconclusive} inconclusive; {}",
-        reports.len(),
-        Counts::of(&all).summary()
+        "{domains} domain(s): {failing} with errors, {inconclusive} inconclusive{invalid}"
     )
 }
 

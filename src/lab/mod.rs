@@ -13,6 +13,7 @@ pub mod pki;
 pub mod run;
 pub mod scenario;
 pub mod smtp;
+pub mod synthetic;
 
 pub use run::{Lab, LabCounters, LabError, RunningLab};
 pub use scenario::Scenario;

@@ -563,6 +563,16 @@ impl RunningLab {
             content_type: ContentTypeRule::default(),
             expiry_warn_days: crate::config::EXPIRY_WARN_DAYS,
             no_smtp: false,
+            // Busy lab servers are retried quickly, so a lab scan stays short.
+            politeness: crate::scan::Politeness {
+                backoff: crate::scan::Backoff {
+                    initial: StdDuration::from_millis(200),
+                    max: StdDuration::from_secs(1),
+                    max_attempts: 4,
+                },
+                ..crate::scan::Politeness::default()
+            },
+            probe_cache: crate::scan::ProbeCacheConfig::default(),
         }
     }
 }

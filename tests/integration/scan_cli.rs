@@ -223,6 +223,177 @@ fn scan_command_against_the_lab_with_user_flags() {
     drop(lab);
 }
 
+/// Lab flags for `mxprobe scan` that reach MX hosts of one port (`mx.expired.test`); the
+/// other domains used with them need no SMTP (null MX, unresolvable MX).
+struct LabFlags {
+    _lab: mxprobe::lab::RunningLab,
+    rt: tokio::runtime::Runtime,
+    dir: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+fn lab_flags(tag: &str) -> LabFlags {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let scenario = Scenario::embedded().unwrap();
+    let lab = rt
+        .block_on(Lab::start(&scenario, OffsetDateTime::now_utc()))
+        .unwrap();
+    let dir = temp_dir(tag);
+    let anchor = dir.join("trust-anchor.txt");
+    std::fs::write(&anchor, format!("{}\n", lab.dns().trust_anchor)).unwrap();
+    let ca = dir.join("lab-root.pem");
+    std::fs::write(&ca, lab.root_ca_pem()).unwrap();
+    let mx = DomainName::parse("mx.expired.test").unwrap();
+    let (_, smtp) = lab.smtp_servers().find(|(h, _)| **h == mx).unwrap();
+    let args = vec![
+        "--resolver".to_owned(),
+        lab.dns().addr.to_string(),
+        "--trust-anchor".to_owned(),
+        anchor.display().to_string(),
+        "--ca-file".to_owned(),
+        ca.display().to_string(),
+        "--smtp-port".to_owned(),
+        smtp.addr().port().to_string(),
+        "--https-port".to_owned(),
+        lab.https().addr.port().to_string(),
+        "-4".to_owned(),
+    ];
+    LabFlags {
+        _lab: lab,
+        rt,
+        dir,
+        args,
+    }
+}
+
+impl LabFlags {
+    fn run(&self, extra: &[&str]) -> Output {
+        let mut args: Vec<String> = vec!["scan".to_owned()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args.extend(self.args.iter().cloned());
+        self.rt.block_on(async {
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                mxprobe(&refs)
+            })
+            .await
+            .unwrap()
+        })
+    }
+}
+
+fn jsonl_records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn bulk_input_streams_jsonl_and_csv_and_resumes() {
+    let lab = lab_flags("bulk");
+    let input = lab.dir.join("domains.csv");
+    std::fs::write(
+        &input,
+        "owner,Domain\n\
+         # a comment line\n\
+         alice,expired.test\n\
+         bob,bad..domain\n\
+         carol,null-mx.test\n\
+         dave,EXPIRED.test.\n\
+         erin,unresolvable-mx.test\n",
+    )
+    .unwrap();
+    let jsonl = lab.dir.join("out.jsonl");
+    let csv = lab.dir.join("out.csv");
+    let out = lab.run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--concurrency",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("input line 4: \"bad..domain\" skipped"),
+        "{stderr}"
+    );
+    let records = jsonl_records(&jsonl);
+    let types: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "domain").count(),
+        3,
+        "{types:?}"
+    );
+    assert_eq!(types.iter().filter(|t| **t == "invalid").count(), 1);
+    assert_eq!(types.last(), Some(&"summary"));
+    let expired = records
+        .iter()
+        .find(|r| r["domain"] == "expired.test")
+        .unwrap();
+    assert_eq!(expired["line"], 3);
+    assert_eq!(expired["verdict"]["sessions"][0]["result"], "failure");
+    let invalid = records.iter().find(|r| r["type"] == "invalid").unwrap();
+    assert_eq!(invalid["line"], 4);
+    let summary = records.last().unwrap();
+    assert_eq!(summary["domains"], 3);
+    assert_eq!(summary["invalid"], 1);
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = csv_text.lines().collect();
+    assert_eq!(
+        rows[0],
+        "domain,status,policy,mode,mx_count,worst_result,errors,warnings,notices,findings"
+    );
+    assert_eq!(rows.len(), 5, "{csv_text}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("expired.test,fail,sts,enforce,1,certificate-expired,")),
+        "{csv_text}"
+    );
+
+    // An interrupted run: only the first domain line survived, then half a line.
+    let first_domain = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("\"type\":\"domain\""))
+        .unwrap()
+        .to_owned();
+    let done = serde_json::from_str::<Value>(&first_domain).unwrap()["domain"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&jsonl, format!("{first_domain}\n{{\"type\":\"dom")).unwrap();
+    let out = lab.run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let records = jsonl_records(&jsonl);
+    let mut domains: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "domain")
+        .map(|r| r["domain"].as_str().unwrap())
+        .collect();
+    domains.sort_unstable();
+    assert_eq!(
+        domains,
+        ["expired.test", "null-mx.test", "unresolvable-mx.test"],
+        "each domain exactly once after resuming (first run kept {done})"
+    );
+    std::fs::remove_dir_all(&lab.dir).unwrap();
+}
+
 #[test]
 fn scan_usage_errors_name_the_problem() {
     let out = mxprobe(&["scan", "bad..domain"]);
