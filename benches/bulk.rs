@@ -15,7 +15,7 @@
 //! domain has a deadline and the whole scan stops after `--max-seconds`. Timings are printed,
 //! never asserted.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
+use mxprobe::finding::Severity;
 use mxprobe::lab::Lab;
 use mxprobe::lab::synthetic;
 use mxprobe::scan::Scanner;
@@ -267,6 +268,7 @@ fn bench(
     let targets = futures::stream::iter(lab.domains().iter().cloned().enumerate());
     let mut timed_out = 0u64;
     let mut crashed = 0u64;
+    let mut problems: BTreeMap<String, u64> = BTreeMap::new();
     let stats = scan_runtime.block_on(bulk::run(
         Arc::clone(&scanner),
         targets,
@@ -277,7 +279,18 @@ fn bench(
         |event| {
             if let Event::Finished { outcome, .. } = event {
                 match outcome {
-                    DomainOutcome::Scanned(_) => {}
+                    DomainOutcome::Scanned(report) => {
+                        // Which findings the failing and inconclusive domains have (counts only).
+                        if report.verdict.inconclusive
+                            || report.verdict.worst() == Some(Severity::Error)
+                        {
+                            let codes: BTreeSet<&str> =
+                                report.verdict.findings.iter().map(|f| &*f.code).collect();
+                            for code in codes {
+                                *problems.entry(code.to_owned()).or_default() += 1;
+                            }
+                        }
+                    }
                     DomainOutcome::TimedOut { .. } => timed_out += 1,
                     DomainOutcome::Crashed { .. } => crashed += 1,
                 }
@@ -352,6 +365,11 @@ fn bench(
         "  failing / inconclusive",
         format!("{} / {}", stats.failing, stats.inconclusive),
     );
+    let mut top: Vec<(&String, &u64)> = problems.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1));
+    for (code, n) in top.iter().take(6) {
+        row(&format!("    domains with finding {code}"), n.to_string());
+    }
     row("elapsed (scan only)", format!("{secs:.2} s"));
     row("domains/s", format!("{rate:.0}"));
     row(

@@ -115,6 +115,10 @@ pub enum FetchOutcome {
     DnsError {
         /// What the resolver said.
         error: String,
+        /// The answer was definite: the name provably has no address (NXDOMAIN or NODATA).
+        /// Otherwise the lookup failed (SERVFAIL, refused, …): could not tell.
+        #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+        not_found: bool,
     },
     /// The TCP connection failed (refused, unreachable, reset).
     ConnectError {

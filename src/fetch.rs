@@ -192,6 +192,19 @@ pub fn dns_error(domain: &DomainName, error: impl Into<String>) -> PolicyFetchFa
         domain,
         FetchOutcome::DnsError {
             error: error.into(),
+            not_found: false,
+        },
+    )
+}
+
+/// The facts of a fetch that never started because the policy host provably has no address
+/// (NXDOMAIN, or no A and AAAA records).
+pub fn not_found(domain: &DomainName, error: impl Into<String>) -> PolicyFetchFacts {
+    unresolved(
+        domain,
+        FetchOutcome::DnsError {
+            error: error.into(),
+            not_found: true,
         },
     )
 }
@@ -231,7 +244,7 @@ pub async fn fetch_policy(
     let host = policy_host(domain);
     let url = policy_url(domain);
     if addresses.is_empty() {
-        return dns_error(domain, format!("{host} has no A or AAAA record"));
+        return not_found(domain, format!("{host} has no A or AAAA record"));
     }
     let overall = Instant::now() + config.timeouts.overall;
     let mut attempts: Vec<FetchAttempt> = Vec::with_capacity(addresses.len());
@@ -696,7 +709,7 @@ mod tests {
     #[test]
     fn dns_helpers_record_one_addressless_attempt() {
         let d = domain("example.org");
-        let facts = dns_error(&d, "NXDOMAIN");
+        let facts = dns_error(&d, "SERVFAIL");
         assert_eq!(
             facts.url,
             "https://mta-sts.example.org/.well-known/mta-sts.txt"
@@ -706,10 +719,18 @@ mod tests {
             vec![FetchAttempt {
                 address: None,
                 outcome: FetchOutcome::DnsError {
-                    error: "NXDOMAIN".to_owned()
+                    error: "SERVFAIL".to_owned(),
+                    not_found: false,
                 }
             }]
         );
+        assert!(matches!(
+            not_found(&d, "NXDOMAIN").attempts[0].outcome,
+            FetchOutcome::DnsError {
+                not_found: true,
+                ..
+            }
+        ));
         let facts = dns_timeout(&d);
         assert_eq!(
             facts.attempts[0].outcome,

@@ -53,7 +53,7 @@ use crate::domain::DomainName;
 use crate::evaluate::domain::{DomainVerdict, EvalOptions, evaluate_domain};
 use crate::evaluate::policy_fetch::ContentTypeRule;
 use crate::facts::{DomainFacts, MxHostFacts, PolicyFetchFacts};
-use crate::fetch::{FetchConfig, dns_error, dns_timeout, fetch_policy, policy_host};
+use crate::fetch::{FetchConfig, dns_error, dns_timeout, fetch_policy, not_found, policy_host};
 use crate::mtasts::select_sts;
 use crate::smtp::{Phase, SmtpConfig, SmtpFacts, SmtpOutcome, probe};
 use crate::tls::Anchors;
@@ -390,7 +390,12 @@ impl<R: Resolve> Scanner<R> {
                     other => other.failure().unwrap_or_default(),
                 })
                 .collect();
-            return dns_error(domain, why.join("; "));
+            // Could-not-tell is never "no policy host": only definite answers are.
+            return if all.iter().all(|l| l.is_definite()) {
+                not_found(domain, why.join("; "))
+            } else {
+                dns_error(domain, why.join("; "))
+            };
         }
         bump(&self.counters.policy_fetches);
         fetch_policy(&self.config.fetch, domain, &addresses).await
@@ -400,10 +405,14 @@ impl<R: Resolve> Scanner<R> {
     async fn hosts(&self, domain: &DomainName, mx: &Lookup<Mx>) -> Vec<MxHostFacts> {
         let targets: Vec<(String, u16, bool)> = match mx {
             Lookup::Records { records, .. } => {
-                let mut sorted: Vec<&Mx> = records.iter().filter(|m| !m.is_null()).collect();
+                // "." names no host (RFC 7505), whatever its preference.
+                let mut sorted: Vec<&Mx> = records.iter().filter(|m| m.exchange != ".").collect();
                 // Equal preferences keep the DNS order: a sender would randomise, a probe
-                // visits them all anyway.
+                // visits them all anyway. A host listed twice is visited once, at its best
+                // preference.
                 sorted.sort_by_key(|m| m.preference);
+                let mut seen = std::collections::HashSet::new();
+                sorted.retain(|m| seen.insert(m.exchange.clone()));
                 sorted
                     .into_iter()
                     .map(|m| (m.exchange.clone(), m.preference, false))
@@ -439,8 +448,17 @@ impl<R: Resolve> Scanner<R> {
             .get(name.clone(), || self.resolver.addresses(&name))
             .await;
         // RFC 7672 §2.2.2: TLSA is asked for only when the host's addresses are secure.
-        let secure = addresses.dnssec() == crate::dns::DnssecStatus::Secure
-            && !addresses.addresses().is_empty();
+        // A family whose lookup failed leaves the status unknown, but must not switch DANE
+        // off for the other: the answered families decide (the failure is reported).
+        let answered: Vec<&Lookup<IpAddr>> = [&addresses.a, &addresses.aaaa]
+            .into_iter()
+            .flatten()
+            .filter(|l| l.is_definite())
+            .collect();
+        let secure = !addresses.addresses().is_empty()
+            && answered
+                .iter()
+                .all(|l| l.dnssec() == crate::dns::DnssecStatus::Secure);
         let tlsa = async {
             if secure {
                 let (tlsa, _) = self

@@ -18,7 +18,9 @@ use crate::dns::{DnssecStatus, Lookup, Txt};
 use crate::domain::DomainName;
 use crate::evaluate::policy::coverage;
 use crate::evaluate::policy::coverage_findings;
-use crate::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
+use crate::evaluate::policy_fetch::{
+    ContentTypeRule, FetchVerdict, is_could_not_tell, judge_fetch,
+};
 use crate::evaluate::records::{
     RecordKind, RecordOutcome, WhenAbsent, selection_findings, tlsrpt_set_findings,
 };
@@ -495,10 +497,11 @@ fn sts_state(
             result_type,
             reason_code,
         } => {
+            *inconclusive |= is_could_not_tell(&reason_code);
             state.failure = Some(PolicyFailure {
                 result_type,
                 reason_code,
-            })
+            });
         }
     }
     state
@@ -588,6 +591,32 @@ fn host_findings(
             )
             .with_fix(format!("point the MX record at {target} directly")),
         );
+    }
+    if !addrs.addresses().is_empty() {
+        // One family answered, the other failed: the failed one was not probed, and its
+        // DNSSEC status is unknown (could not tell).
+        let failed: Vec<String> = lookups.iter().filter_map(|l| l.failure()).collect();
+        if !failed.is_empty() {
+            *inconclusive = true;
+            let bogus = lookups.iter().any(|l| matches!(l, Lookup::Bogus { .. }));
+            findings.push(
+                Finding::new(
+                    "dns.mx-address.partial",
+                    if bogus {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
+                    subject.clone(),
+                    format!(
+                        "one address lookup of MX {name} failed ({}); the addresses it would \
+                         have given were not probed",
+                        failed.join("; ")
+                    ),
+                )
+                .with_fix("check that the MX host's name servers answer A and AAAA queries"),
+            );
+        }
     }
     if addrs.addresses().is_empty() {
         if lookups.iter().all(|l| l.is_definite()) {

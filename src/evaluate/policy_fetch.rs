@@ -287,7 +287,13 @@ fn no_response(facts: &PolicyFetchFacts, subject: &Subject, host: &DomainName) -
             .map(|a| format!("{a}: "))
             .unwrap_or_default();
         reasons.push(match &attempt.outcome {
-            FetchOutcome::DnsError { error } => format!("{host} does not resolve ({error})"),
+            FetchOutcome::DnsError {
+                error,
+                not_found: true,
+            } => format!("{host} does not resolve ({error})"),
+            FetchOutcome::DnsError { error, .. } => {
+                format!("the address lookup of {host} failed ({error})")
+            }
             FetchOutcome::ConnectError { error } => format!("{at}connection failed ({error})"),
             FetchOutcome::Timeout { phase } => format!("{at}timed out ({})", phase_name(*phase)),
             FetchOutcome::TlsError { error } => format!("{at}TLS handshake failed ({error})"),
@@ -295,7 +301,11 @@ fn no_response(facts: &PolicyFetchFacts, subject: &Subject, host: &DomainName) -
         });
     }
     let reason_code = match facts.attempts.last().map(|a| &a.outcome) {
-        Some(FetchOutcome::DnsError { .. }) | None => "policy-host-not-found",
+        Some(FetchOutcome::DnsError {
+            not_found: true, ..
+        })
+        | None => "policy-host-not-found",
+        Some(FetchOutcome::DnsError { .. }) => "policy-host-dns-failed",
         Some(FetchOutcome::ConnectError { .. }) => "connection-failed",
         Some(FetchOutcome::Timeout { .. }) => "timeout",
         Some(FetchOutcome::TlsError { .. }) => "tls-handshake-failed",
@@ -309,16 +319,26 @@ fn no_response(facts: &PolicyFetchFacts, subject: &Subject, host: &DomainName) -
             reasons.join("; ")
         )
     };
+    // A DNS failure or a timeout on the prober's side may be transient: could not tell.
+    let could_not_tell = is_could_not_tell(reason_code);
     let finding = Finding::new(
         "sts.fetch.failed",
-        Severity::Error,
+        if could_not_tell {
+            Severity::Warning
+        } else {
+            Severity::Error
+        },
         subject.clone(),
         message,
     )
-    .with_fix(format!(
-        "publish A/AAAA records for {host} and serve the policy over HTTPS on port 443 at \
+    .with_fix(if could_not_tell {
+        format!("check that {host} and its name servers answer (and try again)")
+    } else {
+        format!(
+            "publish A/AAAA records for {host} and serve the policy over HTTPS on port 443 at \
              every address"
-    ))
+        )
+    })
     .with_result(PolicyType::Sts, ResultType::StsPolicyFetchError)
     .with_reason_code(reason_code);
     FetchJudgement {
@@ -329,6 +349,12 @@ fn no_response(facts: &PolicyFetchFacts, subject: &Subject, host: &DomainName) -
         policy_string: Vec::new(),
         findings: vec![finding],
     }
+}
+
+/// Whether a fetch failure's reason code means "could not tell" (a DNS failure or a timeout
+/// seen from here), as opposed to a definite failure every sender would meet.
+pub fn is_could_not_tell(reason_code: &str) -> bool {
+    matches!(reason_code, "policy-host-dns-failed" | "timeout")
 }
 
 fn phase_name(p: FetchPhase) -> &'static str {

@@ -671,6 +671,17 @@ fn unresolvable_and_cname_mx_are_flagged() {
     });
     let f = facts("example.com", vec![(10, "mx1.example.com")], vec![h]);
     assert!(codes(&judge(&f, &pki)).contains(&"mx.cname"));
+
+    // A answered, AAAA timed out: reported, and the domain is inconclusive.
+    let mut h = host("mx1.example.com", 10, Vec::new(), None);
+    h.addresses = Some(AddressLookups {
+        a: Some(insecure(vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))])),
+        aaaa: Some(Lookup::Timeout),
+    });
+    let f = facts("example.com", vec![(10, "mx1.example.com")], vec![h]);
+    let v = judge(&f, &pki);
+    assert!(codes(&v).contains(&"dns.mx-address.partial"));
+    assert!(v.inconclusive);
 }
 
 #[test]

@@ -112,6 +112,7 @@ fn scenario_facts(name: &str, pki: &TestPki, domain: &str) -> PolicyFetchFacts {
                 address: None,
                 outcome: FetchOutcome::DnsError {
                     error: "NXDOMAIN".to_owned(),
+                    not_found: true,
                 },
             }],
         },

@@ -12,7 +12,7 @@ use mxprobe::domain::DomainName;
 use mxprobe::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
 use mxprobe::facts::{FetchAttempt, FetchOutcome, FetchPhase, HttpResponse, PolicyFetchFacts};
 use mxprobe::fetch::{
-    FetchConfig, FetchTimeouts, MAX_POLICY_BYTES, dns_error, fetch_policy, policy_host,
+    FetchConfig, FetchTimeouts, MAX_POLICY_BYTES, dns_error, fetch_policy, not_found, policy_host,
 };
 use mxprobe::finding::Severity;
 use mxprobe::lab::https::{
@@ -408,19 +408,26 @@ async fn no_dns_for_the_policy_host_is_a_dns_error() {
     // fetch_policy given no address records the same kind of fact.
     let pki = Pki::new();
     let d = domain("doesnotexist.loc");
-    let facts = dns_error(&d, "NXDOMAIN");
+    let facts = not_found(&d, "NXDOMAIN");
     assert_eq!(
         facts.attempts,
         vec![FetchAttempt {
             address: None,
             outcome: FetchOutcome::DnsError {
-                error: "NXDOMAIN".to_owned()
+                error: "NXDOMAIN".to_owned(),
+                not_found: true,
             }
         }]
     );
     assert_eq!(
         judge(&d, &facts, &pki),
         failed(ResultType::StsPolicyFetchError, "policy-host-not-found")
+    );
+    // A lookup that failed (SERVFAIL) is not "no policy host": could not tell.
+    let facts = dns_error(&d, "SERVFAIL");
+    assert_eq!(
+        judge(&d, &facts, &pki),
+        failed(ResultType::StsPolicyFetchError, "policy-host-dns-failed")
     );
 
     let facts = fetch_policy(&FetchConfig::new(timeouts()), &d, &[]).await;
@@ -429,7 +436,8 @@ async fn no_dns_for_the_policy_host_is_a_dns_error() {
         vec![FetchAttempt {
             address: None,
             outcome: FetchOutcome::DnsError {
-                error: "mta-sts.doesnotexist.loc has no A or AAAA record".to_owned()
+                error: "mta-sts.doesnotexist.loc has no A or AAAA record".to_owned(),
+                not_found: true,
             }
         }]
     );
