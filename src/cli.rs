@@ -15,7 +15,8 @@ macro_rules! exit_status_help {
         "Exit status:
   0  nothing at or above the --fail-on severity
   1  findings at or above the --fail-on severity (error by default)
-  2  usage or configuration error (bad flag, unreadable file)"
+  2  usage or configuration error (bad flag, unreadable file)
+  130  a scan interrupted by SIGINT or SIGTERM (outputs stay valid; --resume continues)"
     };
 }
 

@@ -105,6 +105,12 @@ fn name(text: &str) -> DomainName {
     DomainName::parse(text).expect("generated names are short LDH labels")
 }
 
+/// The names of the domains of [`scenario`]`(domains, …)`, in order, made one at a time (a
+/// scanner in another process than the lab needs only these).
+pub fn domain_names(domains: usize) -> impl Iterator<Item = DomainName> {
+    (0..domains).map(move |i| domain_name(i, domains))
+}
+
 /// A synthetic lab of `domains` domains sharing `mx_hosts` MX hosts (1 to
 /// [`MAX_IPV4_HOSTS`]; values outside are clamped, one IPv4 loopback address each), the last
 /// `broken` of which misbehave (clamped to `mx_hosts`), in turn: an expired certificate, no
@@ -231,6 +237,14 @@ mod tests {
     fn same_seed_same_lab_other_seed_other_lab() {
         assert_eq!(scenario(500, 50, 3, 7), scenario(500, 50, 3, 7));
         assert_ne!(scenario(500, 50, 3, 7), scenario(500, 50, 3, 8));
+    }
+
+    #[test]
+    fn domain_names_are_the_scenarios_names() {
+        let s = scenario(250, 20, 1, 9);
+        let names: Vec<DomainName> = domain_names(250).collect();
+        let expected: Vec<DomainName> = s.domains.iter().map(|d| d.name.clone()).collect();
+        assert_eq!(names, expected);
     }
 
     #[test]
