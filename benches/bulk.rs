@@ -16,7 +16,9 @@
 //! never asserted.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,10 +26,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
+use mxprobe::dns::hickory::{DnssecMode, TrustAnchor};
 use mxprobe::finding::Severity;
-use mxprobe::lab::Lab;
 use mxprobe::lab::synthetic;
-use mxprobe::scan::Scanner;
+use mxprobe::lab::{Lab, RunningLab, Scenario};
+use mxprobe::scan::{ScanConfig, Scanner};
+use mxprobe::tls::Anchors;
+use serde::{Deserialize, Serialize};
 use time::macros::datetime;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -68,6 +73,12 @@ struct Args {
     /// Stop the scan after this many seconds whatever is left (the run always ends).
     #[arg(long, default_value_t = 900)]
     max_seconds: u64,
+    /// Run the lab in a child process, so memory and CPU figures are the scanner's alone.
+    #[arg(long)]
+    separate_lab: bool,
+    /// Internal: be the lab of a `--separate-lab` run (JSON lines on stdout, commands on stdin).
+    #[arg(long, hide = true)]
+    serve_lab: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -93,9 +104,14 @@ fn main() -> Result<()> {
             .context("cannot start tokio")
     };
     let lab_runtime = runtime(LAB_THREADS)?;
-    let scan_runtime = runtime(SCAN_THREADS)?;
-    let result = bench(&args, &lab_runtime, &scan_runtime);
-    scan_runtime.shutdown_background();
+    let result = if args.serve_lab {
+        serve_lab(&args, &lab_runtime)
+    } else {
+        let scan_runtime = runtime(SCAN_THREADS)?;
+        let result = bench(&args, &lab_runtime, &scan_runtime);
+        scan_runtime.shutdown_background();
+        result
+    };
     lab_runtime.shutdown_background();
     result
 }
@@ -210,62 +226,311 @@ async fn relay(upstream: SocketAddr, delay: Duration) -> Result<Relay> {
     })
 }
 
+/// What a started lab tells the scanner: where everything listens and what it trusts.
+#[derive(Debug, Serialize, Deserialize)]
+struct LabInfo {
+    /// The lab DNS server.
+    dns: SocketAddr,
+    /// The lab DNS root key (DNSKEY lines).
+    dns_anchor: String,
+    /// The lab root CA (PEM).
+    root_pem: String,
+    /// Where to connect for SMTP at each lab address (the relay when there is latency).
+    smtp_ports: Vec<(IpAddr, u16)>,
+    /// Where to connect for the policy host (the relay when there is latency).
+    https: SocketAddr,
+    /// The distinct (MX host, address) pairs the domains use.
+    pairs: usize,
+    /// The MX hosts the domains use.
+    hosts_used: usize,
+    /// How long the lab took to start.
+    start_secs: f64,
+    /// The lab's RSS once started, KiB (in its own process or with the scenario).
+    rss_kib: Option<u64>,
+}
+
+/// What the lab has seen so far.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct LabReport {
+    dns_queries: u64,
+    smtp_connections: usize,
+    policy_requests: u64,
+    /// The most simultaneous connections any lab SMTP address saw.
+    max_simultaneous: usize,
+    /// The same, seen by the SMTP latency relays (when there are relays).
+    relay_max: Option<usize>,
+    /// Connections that went through the relays.
+    relayed: usize,
+    /// CPU seconds the lab has used.
+    cpu_secs: f64,
+    /// The lab process's peak RSS, KiB (child process only).
+    peak_rss_kib: Option<u64>,
+}
+
+/// The lab and its latency relays.
+struct LabSide {
+    lab: RunningLab,
+    smtp_relays: Vec<Relay>,
+    https_relay: Option<Relay>,
+}
+
+impl LabSide {
+    /// Builds the synthetic scenario and starts the lab (and relays) on `runtime`.
+    fn start(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<(Self, LabInfo)> {
+        let t = Instant::now();
+        let scenario = synthetic::scenario(args.domains, args.mx, args.broken, args.seed);
+        let lab = runtime
+            .block_on(Lab::start(&scenario, LAB_NOW))
+            .context("cannot start the lab")?;
+        let start_secs = t.elapsed().as_secs_f64();
+        let (pairs, hosts_used) = pairs(&scenario, &lab);
+        drop(scenario);
+        let DnssecMode::Validate(TrustAnchor::Dnskeys(dns_anchor)) = lab.dns().dns_config().dnssec
+        else {
+            anyhow::bail!("the lab DNS does not hand out its root key");
+        };
+        let mut side = Self {
+            lab,
+            smtp_relays: Vec::new(),
+            https_relay: None,
+        };
+        let mut smtp_ports: Vec<(IpAddr, u16)> = side
+            .lab
+            .smtp_servers()
+            .map(|(_, s)| (s.addr().ip(), s.addr().port()))
+            .collect();
+        let mut https = side.lab.https().addr;
+        if args.latency_ms > 0 {
+            let delay = Duration::from_millis(args.latency_ms);
+            smtp_ports.clear();
+            let upstreams: Vec<SocketAddr> =
+                side.lab.smtp_servers().map(|(_, s)| s.addr()).collect();
+            for upstream in upstreams {
+                let r = runtime.block_on(relay(upstream, delay))?;
+                smtp_ports.push((r.addr.ip(), r.addr.port()));
+                side.smtp_relays.push(r);
+            }
+            let r = runtime.block_on(relay(https, delay))?;
+            https = r.addr;
+            side.https_relay = Some(r);
+        }
+        let info = LabInfo {
+            dns: side.lab.dns().addr,
+            dns_anchor,
+            root_pem: side.lab.root_ca_pem().to_owned(),
+            smtp_ports,
+            https,
+            pairs,
+            hosts_used,
+            start_secs,
+            rss_kib: proc_status_kib("VmRSS"),
+        };
+        Ok((side, info))
+    }
+
+    /// The lab's counters (CPU left at zero: the caller knows how to measure it).
+    fn report(&self) -> LabReport {
+        let c = self.lab.counters();
+        LabReport {
+            dns_queries: c.dns_queries,
+            smtp_connections: c.smtp_connections,
+            policy_requests: c.policy_requests,
+            max_simultaneous: self
+                .lab
+                .smtp_servers()
+                .map(|(_, s)| s.stats().max_simultaneous)
+                .max()
+                .unwrap_or(0),
+            relay_max: self
+                .smtp_relays
+                .iter()
+                .map(|r| r.max_open.load(Ordering::SeqCst))
+                .max(),
+            relayed: self
+                .smtp_relays
+                .iter()
+                .chain(&self.https_relay)
+                .map(|r| r.connections.load(Ordering::SeqCst))
+                .sum(),
+            cpu_secs: 0.0,
+            peak_rss_kib: None,
+        }
+    }
+}
+
+/// The distinct (MX host, address) pairs the scenario's domains use, and the hosts used.
+fn pairs(scenario: &Scenario, lab: &RunningLab) -> (usize, usize) {
+    let mut used = HashSet::new();
+    for d in &scenario.domains {
+        used.extend(d.mail_hosts());
+    }
+    (
+        used.iter().map(|h| lab.addresses(h).len()).sum(),
+        used.len(),
+    )
+}
+
+/// `--serve-lab`: start the lab, print its [`LabInfo`] as one JSON line, then answer each
+/// `report` line on stdin with a [`LabReport`] line, until stdin closes.
+fn serve_lab(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    let (side, info) = LabSide::start(args, runtime)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(&info)?)?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        if line?.trim() == "report" {
+            let report = LabReport {
+                cpu_secs: cpu_seconds(LAB_THREADS).1,
+                peak_rss_kib: proc_status_kib("VmHWM"),
+                ..side.report()
+            };
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            out.flush()?;
+        }
+    }
+    let _in_runtime = runtime.enter();
+    drop(side);
+    Ok(())
+}
+
+/// The lab as the scanner sees it: in this process, or a child process behind a pipe.
+enum LabHandle {
+    InProcess(Box<LabSide>),
+    Child {
+        child: Child,
+        stdin: Option<ChildStdin>,
+        stdout: BufReader<ChildStdout>,
+    },
+}
+
+impl LabHandle {
+    fn report(&mut self) -> Result<LabReport> {
+        match self {
+            Self::InProcess(side) => Ok(LabReport {
+                cpu_secs: cpu_seconds(LAB_THREADS).0,
+                ..side.report()
+            }),
+            Self::Child { stdin, stdout, .. } => {
+                let stdin = stdin.as_mut().context("the lab's stdin is closed")?;
+                writeln!(stdin, "report")?;
+                stdin.flush()?;
+                let mut line = String::new();
+                stdout.read_line(&mut line)?;
+                serde_json::from_str(&line).context("the lab process sent no report")
+            }
+        }
+    }
+
+    fn stop(self, runtime: &tokio::runtime::Runtime) -> Result<()> {
+        match self {
+            Self::InProcess(side) => {
+                let _in_runtime = runtime.enter();
+                drop(side);
+            }
+            Self::Child {
+                mut child, stdin, ..
+            } => {
+                drop(stdin);
+                child.wait()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts the lab in a child process (this program with `--serve-lab`).
+fn spawn_lab(args: &Args) -> Result<(LabHandle, LabInfo)> {
+    let exe = std::env::current_exe().context("cannot find this program to start the lab")?;
+    let mut command = Command::new(exe);
+    command.args([
+        "--serve-lab".to_owned(),
+        format!("--domains={}", args.domains),
+        format!("--mx={}", args.mx),
+        format!("--broken={}", args.broken),
+        format!("--seed={}", args.seed),
+        format!("--latency-ms={}", args.latency_ms),
+    ]);
+    if let Some(t) = args.threads {
+        command.arg(format!("--threads={t}"));
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the lab process")?;
+    let stdin = child.stdin.take();
+    let mut stdout = BufReader::new(child.stdout.take().context("no pipe from the lab")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    let info: LabInfo =
+        serde_json::from_str(&line).context("the lab process did not start (see above)")?;
+    Ok((
+        LabHandle::Child {
+            child,
+            stdin,
+            stdout,
+        },
+        info,
+    ))
+}
+
+/// The scan configuration for the lab `info` describes, from the lab's own template (timeouts,
+/// politeness, TLS) with the addresses, keys and `--per-ip` of this run.
+fn scan_config(mut config: ScanConfig, info: &LabInfo, per_ip: usize) -> Result<ScanConfig> {
+    config.dns.servers = Some(vec![info.dns]);
+    config.dns.dnssec = DnssecMode::Validate(TrustAnchor::Dnskeys(info.dns_anchor.clone()));
+    config.anchors = Anchors::from_pem(info.root_pem.as_bytes())?;
+    config.smtp_ports = info.smtp_ports.iter().copied().collect();
+    config.fetch = std::mem::take(&mut config.fetch).with_port(info.https.ip(), info.https.port());
+    config.politeness.per_ip = per_ip;
+    Ok(config)
+}
+
 fn bench(
     args: &Args,
     lab_runtime: &tokio::runtime::Runtime,
     scan_runtime: &tokio::runtime::Runtime,
 ) -> Result<()> {
-    let t0 = Instant::now();
-    let scenario = synthetic::scenario(args.domains, args.mx, args.broken, args.seed);
-    let build_time = t0.elapsed();
-    let t1 = Instant::now();
-    let lab = lab_runtime
-        .block_on(Lab::start(&scenario, LAB_NOW))
-        .context("cannot start the lab")?;
-    let lab_start = t1.elapsed();
-
-    // Distinct (MX host, address) pairs the domains use: what the SMTP sessions should be.
-    let mut used_hosts = HashSet::new();
-    for d in &scenario.domains {
-        used_hosts.extend(d.mail_hosts());
-    }
-    let pairs: usize = used_hosts.iter().map(|h| lab.addresses(h).len()).sum();
-    let used_host_count = used_hosts.len();
-    drop(used_hosts);
-    drop(scenario);
-
-    let mut config = lab.scan_config();
-    config.politeness.per_ip = args.per_ip;
-    let mut relays = Vec::new();
-    if args.latency_ms > 0 {
-        let delay = Duration::from_millis(args.latency_ms);
-        for (_, server) in lab.smtp_servers() {
-            let r = lab_runtime.block_on(relay(server.addr(), delay))?;
-            config.smtp_ports.insert(r.addr.ip(), r.addr.port());
-            relays.push(r);
-        }
-        let r = lab_runtime.block_on(relay(lab.https().addr, delay))?;
-        config.fetch = std::mem::take(&mut config.fetch).with_port(r.addr.ip(), r.addr.port());
-        relays.push(r);
-    }
+    let (mut lab, info, template) = if args.separate_lab {
+        let (handle, info) = spawn_lab(args)?;
+        // A lab without domains gives the lab's scan settings; only they are kept.
+        let empty = Scenario {
+            hosts: Vec::new(),
+            domains: Vec::new(),
+        };
+        let template = {
+            let lab = lab_runtime
+                .block_on(Lab::start(&empty, LAB_NOW))
+                .context("cannot start the template lab")?;
+            let config = lab.scan_config();
+            let _in_runtime = lab_runtime.enter();
+            drop(lab);
+            config
+        };
+        (handle, info, template)
+    } else {
+        let (side, info) = LabSide::start(args, lab_runtime)?;
+        let template = side.lab.scan_config();
+        (LabHandle::InProcess(Box::new(side)), info, template)
+    };
+    let config = scan_config(template, &info, args.per_ip)?;
     // The resolver is built inside the scan runtime (it may spawn its background work).
     let scanner = {
         let _in_runtime = scan_runtime.enter();
         Arc::new(Scanner::new(config).context("cannot build the scanner")?)
     };
 
-    let rss_lab = proc_status_kib("VmRSS");
+    let rss_before = proc_status_kib("VmRSS");
     let peak_start = proc_status_kib("VmHWM");
     let peak_reset = reset_peak_rss();
-    let before = lab.counters();
-    let (lab_cpu_before, total_cpu_before) = cpu_seconds(LAB_THREADS);
-    let (scan_cpu_before, _) = cpu_seconds(SCAN_THREADS);
+    let before = lab.report()?;
+    let (scan_cpu_before, total_cpu_before) = cpu_seconds(SCAN_THREADS);
     let options = BulkOptions {
         concurrency: args.concurrency,
         domain_deadline: Duration::from_secs(30),
         grace: Duration::from_secs(5),
     };
-    let targets = futures::stream::iter(lab.domains().iter().cloned().enumerate());
+    let targets = futures::stream::iter(synthetic::domain_names(args.domains).enumerate());
     let mut timed_out = 0u64;
     let mut crashed = 0u64;
     let mut problems: BTreeMap<String, u64> = BTreeMap::new();
@@ -297,61 +562,49 @@ fn bench(
             }
         },
     ));
-    let after = lab.counters();
-    let (lab_cpu, total_cpu) = cpu_seconds(LAB_THREADS);
-    let (scan_cpu, _) = cpu_seconds(SCAN_THREADS);
+    let (scan_cpu, total_cpu) = cpu_seconds(SCAN_THREADS);
     let peak_end = proc_status_kib("VmHWM");
     let rss_end = proc_status_kib("VmRSS");
-
-    let max_per_address = lab
-        .smtp_servers()
-        .map(|(_, s)| s.stats().max_simultaneous)
-        .max()
-        .unwrap_or(0);
-    let relay_max = relays
-        .iter()
-        .take(relays.len().saturating_sub(1))
-        .map(|r| r.max_open.load(Ordering::SeqCst))
-        .max();
-    let relayed: usize = relays
-        .iter()
-        .map(|r| r.connections.load(Ordering::SeqCst))
-        .sum();
+    let after = lab.report()?;
 
     let sessions = after.smtp_connections - before.smtp_connections;
+    let dns_queries = after.dns_queries - before.dns_queries;
     let secs = stats.elapsed.as_secs_f64();
     let rate = stats.done as f64 / secs.max(f64::EPSILON);
     let yes_no = |b: bool| if b { "yes" } else { "NO" };
+    let separate = args.separate_lab;
 
     println!();
     println!("mxprobe bulk benchmark");
     println!(
         "  settings: --domains {} --mx {} --broken {} --seed {} --latency-ms {} --concurrency {} \
-         --per-ip {}",
+         --per-ip {}{}",
         args.domains,
         args.mx,
         args.broken,
         args.seed,
         args.latency_ms,
         args.concurrency,
-        args.per_ip
+        args.per_ip,
+        if separate { " --separate-lab" } else { "" }
     );
     println!(
-        "  runtime threads: {}",
+        "  runtime threads: {} per runtime; lab {}",
         args.threads.map_or_else(
             || format!("{} (one per core)", num_cores()),
             |t| t.to_string()
-        )
+        ),
+        if separate {
+            "in a child process"
+        } else {
+            "in this process"
+        }
     );
     println!();
-    let row = |k: &str, v: String| println!("  {k:<44} {v}");
-    row(
-        "scenario built in",
-        format!("{:.2} s", build_time.as_secs_f64()),
-    );
+    let row = |k: &str, v: String| println!("  {k:<48} {v}");
     row(
         "lab started in (not timed below)",
-        format!("{:.2} s", lab_start.as_secs_f64()),
+        format!("{:.2} s", info.start_secs),
     );
     row(
         "domains scanned",
@@ -368,15 +621,17 @@ fn bench(
     let mut top: Vec<(&String, &u64)> = problems.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1));
     for (code, n) in top.iter().take(6) {
-        row(&format!("    domains with finding {code}"), n.to_string());
+        row(&format!("    with finding {code}"), n.to_string());
     }
     row("elapsed (scan only)", format!("{secs:.2} s"));
     row("domains/s", format!("{rate:.0}"));
     row(
-        "SMTP sessions opened (lab) vs (MX, address)",
+        "SMTP sessions (lab) vs distinct (MX, address)",
         format!(
-            "{sessions} vs {pairs} ({used_host_count} hosts used) -> equal: {}",
-            yes_no(sessions == pairs)
+            "{sessions} vs {} ({} hosts used) -> equal: {}",
+            info.pairs,
+            info.hosts_used,
+            yes_no(sessions == info.pairs)
         ),
     );
     row(
@@ -389,15 +644,16 @@ fn bench(
     row(
         "max simultaneous conns to one address (lab)",
         format!(
-            "{max_per_address} vs --per-ip {} -> within: {}",
+            "{} vs --per-ip {} -> within: {}",
+            after.max_simultaneous,
             args.per_ip,
-            yes_no(max_per_address <= args.per_ip.max(1))
+            yes_no(after.max_simultaneous <= args.per_ip.max(1))
         ),
     );
-    if let Some(m) = relay_max {
+    if let Some(m) = after.relay_max {
         row(
             "  same, seen by the latency relays",
-            format!("{m} ({relayed} connections relayed)"),
+            format!("{m} ({} connections relayed)", after.relayed),
         );
     }
     row(
@@ -411,40 +667,40 @@ fn bench(
     row(
         "DNS queries (lab)",
         format!(
-            "{} ({:.1} per domain)",
-            after.dns_queries - before.dns_queries,
-            (after.dns_queries - before.dns_queries) as f64 / stats.done.max(1) as f64
+            "{dns_queries} ({:.1} per domain)",
+            dns_queries as f64 / stats.done.max(1) as f64
         ),
     );
     row(
-        "CPU during the scan: scanner / lab / all",
+        "CPU during the scan: scanner / lab / process",
         format!(
             "{:.1} s / {:.1} s / {:.1} s ({} cores)",
             scan_cpu - scan_cpu_before,
-            lab_cpu - lab_cpu_before,
+            after.cpu_secs - before.cpu_secs,
             total_cpu - total_cpu_before,
             num_cores()
         ),
     );
-    row("RSS after lab start (lab + scenario)", mib(rss_lab));
-    row("peak RSS before the scan (lab start)", mib(peak_start));
+    row("lab RSS once started", mib(info.rss_kib));
+    if separate {
+        row("lab process peak RSS", mib(after.peak_rss_kib));
+    }
+    row("RSS of this process before the scan", mib(rss_before));
+    row("peak RSS of this process before the scan", mib(peak_start));
     row(
-        if peak_reset {
-            "peak RSS during the scan (VmHWM, lab incl.)"
-        } else {
-            "peak RSS of the process (VmHWM, lab incl.)"
+        match (peak_reset, separate) {
+            (true, true) => "PEAK RSS DURING THE SCAN (scanner alone)",
+            (true, false) => "peak RSS during the scan (lab included)",
+            (false, _) => "peak RSS of this process (VmHWM)",
         },
         mib(peak_end),
     );
-    row("RSS at the end", mib(rss_end));
+    row("RSS of this process at the end", mib(rss_end));
     {
         let _in_runtime = scan_runtime.enter();
         drop(scanner);
     }
-    let _in_runtime = lab_runtime.enter();
-    drop(relays);
-    drop(lab);
-    Ok(())
+    lab.stop(lab_runtime)
 }
 
 fn num_cores() -> usize {

@@ -27,8 +27,11 @@
 //! lab TLD (e.g. every secure domain as names under a signed `secure.test`, every insecure
 //! one under an unsigned `insecure.test`): validation only needs the chain of zones, not one
 //! zone per domain, and signing then costs one signature per RRset. Give a domain its own
-//! zone only when its DNSSEC state differs from its neighbours' (a bogus one, say). Zones
-//! and records are kept in maps, so adding 10,000 names is cheap.
+//! zone only when its DNSSEC state differs from its neighbours' (a bogus one, say). Building
+//! is cheap (zones and records are kept in maps), but answering is not: hickory-server's
+//! in-memory zone handler walks a zone's records for lookups and NSEC denials, so a query
+//! costs time in proportion to the zone's size. Keep zones to about a hundred domains each
+//! (`lab::synthetic` does; see docs/benchmarks.md for the measurement).
 //!
 //! # Failures on purpose
 //! Names registered with [`LabDnsBuilder::servfail`] (and every name below them) are
