@@ -150,6 +150,21 @@ fn facts(domain: &str, mx: Vec<(u16, &str)>, hosts: Vec<MxHostFacts>) -> DomainF
 }
 
 /// Evaluates, and checks that every code in the verdict is documented.
+/// `example.com` with one MX host, `mx1.example.com`, probed at one address (127.0.0.1):
+/// TLS with `chain`, or no STARTTLS when `None`; `tlsa` as the host's TLSA lookup.
+fn one_mx(chain: Option<Vec<CertificateDer<'static>>>, tlsa: Option<Lookup<Tlsa>>) -> DomainFacts {
+    facts(
+        "example.com",
+        vec![(10, "mx1.example.com")],
+        vec![host(
+            "mx1.example.com",
+            10,
+            vec![session("mx1.example.com", 1, chain)],
+            tlsa,
+        )],
+    )
+}
+
 fn judge(f: &DomainFacts, pki: &TestPki) -> DomainVerdict {
     let v = evaluate_domain(
         f,
@@ -238,16 +253,7 @@ fn expired_and_wrong_name_certificate_fail_both_ways_under_sts_testing() {
         datetime!(2025-01-01 0:00 UTC),
     );
     let bad = pki.leaf(&["other.example.net"], expired);
-    let mut f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&bad)))],
-            None,
-        )],
-    );
+    let mut f = one_mx(Some(pki.chain(&bad)), None);
     f.sts_txt = txt(&["v=STSv1; id=1"]);
     f.policy_fetch = Some(policy_fetch(
         &pki,
@@ -294,16 +300,7 @@ fn dane_takes_precedence_over_sts() {
             .parse()
             .unwrap()
     };
-    let mut f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
-            Some(secure(vec![pin(&other)])),
-        )],
-    );
+    let mut f = one_mx(Some(pki.chain(&leaf)), Some(secure(vec![pin(&other)])));
     f.sts_txt = txt(&["v=STSv1; id=1"]);
     f.policy_fetch = Some(policy_fetch(&pki, "example.com", POLICY));
     let v = judge(&f, &pki);
@@ -374,16 +371,7 @@ fn dane_ta_reference_names_depend_on_a_secure_mx_lookup() {
         matching_type: 0,
         data: pki.ca.cert().der().as_ref().to_vec(),
     };
-    let mut f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
-            Some(secure(vec![ta])),
-        )],
-    );
+    let mut f = one_mx(Some(pki.chain(&leaf)), Some(secure(vec![ta])));
     // Insecure MX lookup: only the MX host name is a reference identifier (RFC 7672 §3.2.3).
     let v = judge(&f, &pki);
     assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
@@ -408,16 +396,7 @@ fn unusable_tlsa_records_with_tls_are_a_warning_not_a_block() {
     let pki = TestPki::root("Eval Unusable Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
     let pkix_ee: Tlsa = format!("1 1 1 {}", "AB".repeat(32)).parse().unwrap();
-    let f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
-            Some(secure(vec![pkix_ee])),
-        )],
-    );
+    let f = one_mx(Some(pki.chain(&leaf)), Some(secure(vec![pkix_ee])));
     let v = judge(&f, &pki);
     assert_eq!(
         failures(&v, 0),
@@ -440,16 +419,7 @@ fn unusable_tlsa_records_with_tls_are_a_warning_not_a_block() {
 fn tlsa_timeout_is_inconclusive() {
     let pki = TestPki::root("Eval Timeout Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
-    let f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
-            Some(Lookup::Timeout),
-        )],
-    );
+    let f = one_mx(Some(pki.chain(&leaf)), Some(Lookup::Timeout));
     let v = judge(&f, &pki);
     assert!(v.inconclusive);
     assert!(matches!(
@@ -462,17 +432,11 @@ fn tlsa_timeout_is_inconclusive() {
 fn bogus_tlsa_blocks_and_is_dnssec_invalid() {
     let pki = TestPki::root("Eval Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
-    let f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
-            Some(Lookup::Bogus {
-                detail: "RRSIG expired".to_owned(),
-            }),
-        )],
+    let f = one_mx(
+        Some(pki.chain(&leaf)),
+        Some(Lookup::Bogus {
+            detail: "RRSIG expired".to_owned(),
+        }),
     );
     let v = judge(&f, &pki);
     assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
@@ -486,16 +450,7 @@ fn bogus_tlsa_blocks_and_is_dnssec_invalid() {
 fn policy_fetch_failure_is_policy_level_and_sessions_succeed() {
     let pki = TestPki::root("Eval Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
-    let mut f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
-            None,
-        )],
-    );
+    let mut f = one_mx(Some(pki.chain(&leaf)), None);
     f.sts_txt = txt(&["v=STSv1; id=1"]);
     let mut fetch = policy_fetch(&pki, "example.com", POLICY);
     if let FetchOutcome::Response(r) = &mut fetch.attempts[0].outcome {
@@ -514,16 +469,7 @@ fn policy_fetch_failure_is_policy_level_and_sessions_succeed() {
 #[test]
 fn no_policy_starttls_missing_is_a_warning() {
     let pki = TestPki::root("Eval Root");
-    let f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, None)],
-            None,
-        )],
-    );
+    let f = one_mx(None, None);
     let v = judge(&f, &pki);
     assert_eq!(v.sessions[0].policy_type, PolicyType::NoPolicyFound);
     assert_eq!(
@@ -706,16 +652,7 @@ fn synthetic_report_counts_every_conclusive_session_once() {
     };
 
     // Mode none: the session counts under the sts entry, as a success.
-    let mut f = facts(
-        "example.com",
-        vec![(10, "mx1.example.com")],
-        vec![host(
-            "mx1.example.com",
-            10,
-            vec![session("mx1.example.com", 1, Some(pki.chain(&leaf)))],
-            None,
-        )],
-    );
+    let mut f = one_mx(Some(pki.chain(&leaf)), None);
     f.sts_txt = txt(&["v=STSv1; id=1"]);
     f.policy_fetch = Some(policy_fetch(
         &pki,
