@@ -109,7 +109,7 @@ pub struct ScanArgs {
     /// Read domains from FILE (`-` for standard input): CSV with a header (the `domain`
     /// column, or --column), or one domain per line; blank lines and `#` comments skipped,
     /// duplicates merged, bad rows reported with their line and skipped.
-    #[arg(long, short = 'i', value_name = "FILE")]
+    #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "domains")]
     pub input: Option<PathBuf>,
 
     /// The CSV column holding the domains: a header name or a 1-based number.
@@ -389,6 +389,9 @@ mod tests {
         assert!(Cli::try_parse_from(["mxprobe", "scan", "a.example", "--gzip"]).is_err());
         assert!(Cli::try_parse_from(["mxprobe", "scan", "--resolver", "x", "a.example"]).is_err());
         assert!(Cli::try_parse_from(["mxprobe", "scan"]).is_err());
+        // Domains come from the arguments or from --input, not both.
+        assert!(Cli::try_parse_from(["mxprobe", "scan", "a.example", "--input", "f.csv"]).is_err());
+        assert!(Cli::try_parse_from(["mxprobe", "scan", "--input", "f.csv"]).is_ok());
     }
 
     #[test]
