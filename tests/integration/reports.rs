@@ -371,7 +371,7 @@ fn google_no_policy_found_heartbeat() {
 
 #[test]
 fn microsoft_double_encoded_tlsa_policy_string() {
-    // Shape of Microsoft's DANE entries (shared/data/real-world-published.json, karlsen.fr).
+    // Shape of Microsoft's DANE entries (the published TLSA records of karlsen.fr).
     let record = "3 1 1 7FF8B87BB269715FEF08A0F4F0033D7A2F3B680470A30E878CEB2D3E244AF3EA";
     let body = json!({
         "organization-name": "Microsoft Corporation",
