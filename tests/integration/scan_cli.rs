@@ -223,7 +223,7 @@ fn scan_command_against_the_lab_with_user_flags() {
     drop(lab);
 }
 
-/// Lab flags for `mxprobe scan` that reach MX hosts of one port (`mx.expired.test`); the
+/// Lab flags for `mxprobe scan` that reach one lab MX host (all SMTP goes to its port); the
 /// other domains used with them need no SMTP (null MX, unresolvable MX).
 struct LabFlags {
     _lab: mxprobe::lab::RunningLab,
@@ -232,7 +232,7 @@ struct LabFlags {
     args: Vec<String>,
 }
 
-fn lab_flags(tag: &str) -> LabFlags {
+fn lab_flags(tag: &str, mx_host: &str) -> LabFlags {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let scenario = Scenario::embedded().unwrap();
     let lab = rt
@@ -243,7 +243,7 @@ fn lab_flags(tag: &str) -> LabFlags {
     std::fs::write(&anchor, format!("{}\n", lab.dns().trust_anchor)).unwrap();
     let ca = dir.join("lab-root.pem");
     std::fs::write(&ca, lab.root_ca_pem()).unwrap();
-    let mx = DomainName::parse("mx.expired.test").unwrap();
+    let mx = DomainName::parse(mx_host).unwrap();
     let (_, smtp) = lab.smtp_servers().find(|(h, _)| **h == mx).unwrap();
     let args = vec![
         "--resolver".to_owned(),
@@ -292,7 +292,7 @@ fn jsonl_records(path: &Path) -> Vec<Value> {
 
 #[test]
 fn bulk_input_streams_jsonl_and_csv_and_resumes() {
-    let lab = lab_flags("bulk");
+    let lab = lab_flags("bulk", "mx.expired.test");
     let input = lab.dir.join("domains.csv");
     std::fs::write(
         &input,
@@ -392,6 +392,82 @@ fn bulk_input_streams_jsonl_and_csv_and_resumes() {
         "each domain exactly once after resuming (first run kept {done})"
     );
     std::fs::remove_dir_all(&lab.dir).unwrap();
+}
+
+/// SIGTERM in the middle of a run: no new domains, the finished ones kept, the hanging one
+/// abandoned after the grace period (so `--resume` scans it again: it has no line), valid
+/// JSON Lines ending in a summary, exit status 130.
+#[test]
+fn sigterm_leaves_valid_output_and_abandons_the_hanging_domain() {
+    let lab = lab_flags("sigterm", "mx.silent.test");
+    let input = lab.dir.join("domains.txt");
+    // silent.test's MX never greets: its probe waits for the (default, long) timeouts.
+    std::fs::write(&input, "null-mx.test\nsilent.test\n").unwrap();
+    let jsonl = lab.dir.join("out.jsonl");
+    let mut args: Vec<String> = [
+        "scan",
+        "--input",
+        input.to_str().unwrap(),
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(lab.args.iter().cloned());
+    let out = lab.rt.block_on(async {
+        tokio::task::spawn_blocking(move || {
+            let child = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+                .args(&args)
+                .env("NO_COLOR", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Wait until the quick domain is written, then interrupt.
+            let started = std::time::Instant::now();
+            while !std::fs::read_to_string(&jsonl_path(&args))
+                .unwrap_or_default()
+                .contains("null-mx.test")
+            {
+                assert!(
+                    started.elapsed().as_secs() < 30,
+                    "the quick domain never finished"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("silent.test: abandoned"), "{stderr}");
+    let records = jsonl_records(&jsonl);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0]["domain"], "null-mx.test");
+    assert_eq!(records[1]["type"], "summary");
+    assert_eq!(records[1]["interrupted"], true);
+    assert_eq!(records[1]["abandoned"], 1);
+    std::fs::remove_dir_all(&lab.dir).unwrap();
+}
+
+/// The --jsonl path in an argument list.
+fn jsonl_path(args: &[String]) -> std::path::PathBuf {
+    let i = args.iter().position(|a| a == "--jsonl").unwrap();
+    args[i + 1].clone().into()
 }
 
 #[test]
