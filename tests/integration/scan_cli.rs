@@ -427,7 +427,7 @@ fn sigterm_leaves_valid_output_and_abandons_the_hanging_domain() {
                 .unwrap();
             // Wait until the quick domain is written, then interrupt.
             let started = std::time::Instant::now();
-            while !std::fs::read_to_string(&jsonl_path(&args))
+            while !std::fs::read_to_string(jsonl_path(&args))
                 .unwrap_or_default()
                 .contains("null-mx.test")
             {
