@@ -7,9 +7,9 @@
 //! # DNSSEC modes
 //! - [`DnssecMode::Validate`]: hickory validates in-process (`validate = true`) from a trust
 //!   anchor: the IANA root keys built into hickory, a file of DNSKEY lines, or DNSKEY text
-//!   (a private root such as the lab's). hickory-resolver 0.26.3 ignores the
-//!   `ResolverOpts::trust_anchor` path, so the anchor is loaded here and handed to
-//!   `ResolverBuilder::with_trust_anchor`. The status of each answer comes from
+//!   (a private root such as the lab's). The anchor is loaded here and handed to hickory's
+//!   `DnssecDnsHandle`, which this module places between hickory's answer cache and its
+//!   name server pool, with a bounded validation cache (see [`Resolver`]). The status of each answer comes from
 //!   `Record::proof`; a failed validation comes back as `DnsError::DnssecBogus` (or an NSEC
 //!   proof marked bogus) and becomes [`Lookup::Bogus`].
 //! - [`DnssecMode::TrustResolverAd`]: trust the AD bit of a validating resolver, as Postfix
@@ -36,16 +36,20 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use hickory_resolver::caching_client::CachingClient;
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
 };
+use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::xfer::{DnsExchange, DnsHandle};
+use hickory_resolver::net::xfer::{DnsExchange, DnsHandle, RetryDnsHandle};
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
-use hickory_resolver::proto::op::{DnsRequest, DnsResponse, Edns, ResponseCode};
+use hickory_resolver::proto::op::{
+    DnsRequest, DnsRequestOptions, DnsResponse, Edns, Query, ResponseCode,
+};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use hickory_resolver::{ConnectionProvider, PoolContext};
+use hickory_resolver::{ConnectionProvider, NameServerPool, PoolContext, TlsConfig};
 
 use crate::dane::Tlsa;
 use crate::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Txt};
@@ -156,8 +160,44 @@ pub enum DnsSetupError {
 /// The scan's DNS resolver (hickory-resolver underneath). Cheap to share behind an `Arc`;
 /// answers are cached for their TTL.
 pub struct Resolver {
-    inner: hickory_resolver::Resolver<StampingProvider>,
+    inner: CachingClient<Transport>,
+    request: DnsRequestOptions,
     families: IpFamilies,
+}
+
+/// How many answers the resolver caches, and how many DNSSEC validation results. Both
+/// caches are LRU: they stay this size however many domains a scan asks about. (hickory's
+/// own `Resolver` gives its validator a cache of 1,048,576 results, which a scan of
+/// 100,000 domains fills to hundreds of megabytes; that is why this module assembles the
+/// resolver from hickory's parts instead of using `hickory_resolver::Resolver`.)
+const ANSWER_CACHE_ENTRIES: u64 = 8192;
+const VALIDATION_CACHE_ENTRIES: usize = 8192;
+
+/// The part of the stack below the answer cache: hickory's name server pool with retries,
+/// behind its DNSSEC validator when the resolver validates.
+#[derive(Clone)]
+enum Transport {
+    Plain(RetryDnsHandle<NameServerPool<StampingProvider>>),
+    Validating(DnssecDnsHandle<RetryDnsHandle<NameServerPool<StampingProvider>>>),
+}
+
+impl DnsHandle for Transport {
+    type Response = BoxStream<'static, Result<DnsResponse, NetError>>;
+    type Runtime = TokioRuntimeProvider;
+
+    fn is_verifying_dnssec(&self) -> bool {
+        match self {
+            Self::Plain(h) => h.is_verifying_dnssec(),
+            Self::Validating(h) => h.is_verifying_dnssec(),
+        }
+    }
+
+    fn send(&self, request: DnsRequest) -> Self::Response {
+        match self {
+            Self::Plain(h) => h.send(request).boxed(),
+            Self::Validating(h) => h.send(request).boxed(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Resolver {
@@ -190,29 +230,42 @@ impl Resolver {
         };
         options.timeout = config.timeout;
         options.attempts = config.attempts.max(1);
-        // Names are always asked fully qualified: no search list, no /etc/hosts.
-        options.ndots = 0;
-        options.use_hosts_file = ResolveHosts::Never;
+        // Names are always asked fully qualified, as given: the stack below has no search
+        // list and never reads /etc/hosts.
         options.try_tcp_on_error = true;
         options.edns0 = true;
-        options.preserve_intermediates = true;
         options.validate = matches!(config.dnssec, DnssecMode::Validate(_));
 
         let provider = StampingProvider {
             runtime: TokioRuntimeProvider::default(),
             trust_ad: config.dnssec == DnssecMode::TrustResolverAd,
         };
-        let mut builder =
-            hickory_resolver::Resolver::builder_with_config(resolver_config, provider)
-                .with_options(options);
-        if let DnssecMode::Validate(anchor) = &config.dnssec {
-            builder = builder.with_trust_anchor(Arc::new(load_trust_anchor(anchor)?));
-        }
-        let inner = builder.build().map_err(|e| DnsSetupError::Build {
+        let mut request = DnsRequestOptions::default();
+        request.recursion_desired = options.recursion_desired;
+        request.use_edns = options.edns0;
+        request.edns_payload_len = options.edns_payload_len;
+        request.case_randomization = options.case_randomization;
+        request.edns_set_dnssec_ok = options.validate;
+        let attempts = options.attempts;
+        let tls = TlsConfig::new().map_err(|e| DnsSetupError::Build {
             reason: e.to_string(),
         })?;
+        let context = Arc::new(PoolContext::new(options, tls));
+        let pool =
+            NameServerPool::from_config(resolver_config.name_servers().to_vec(), context, provider);
+        let retrying = RetryDnsHandle::new(pool, attempts);
+        let transport = match &config.dnssec {
+            DnssecMode::Validate(anchor) => Transport::Validating(
+                DnssecDnsHandle::with_trust_anchor(retrying, Arc::new(load_trust_anchor(anchor)?))
+                    .validation_cache_size(VALIDATION_CACHE_ENTRIES),
+            ),
+            DnssecMode::TrustResolverAd | DnssecMode::Off => Transport::Plain(retrying),
+        };
+        // Intermediate records (CNAMEs) are kept in answers.
+        let inner = CachingClient::new(ANSWER_CACHE_ENTRIES, transport, true);
         Ok(Self {
             inner,
+            request,
             families: config.families,
         })
     }
@@ -306,7 +359,8 @@ impl Resolver {
                 };
             }
         };
-        let result = self.inner.lookup(name.clone(), record_type).await;
+        let query = Query::query(name.clone(), record_type);
+        let result = self.inner.lookup(query, self.request).await;
         classify(&name, record_type, result, convert)
     }
 }
