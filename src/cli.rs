@@ -12,10 +12,13 @@ use crate::finding::Severity;
 /// The exit statuses, the same for every command, as `--help` prints them.
 macro_rules! exit_status_help {
     () => {
-        "Exit status:
-  0  nothing at or above the --fail-on severity
-  1  findings at or above the --fail-on severity (error by default)
-  2  usage or configuration error (bad flag, unreadable file)
+        "Exit status (the same for every command):
+  0    nothing at or above the --fail-on severity, and everything was tested
+  1    findings at or above the --fail-on severity (error by default)
+  2    usage or configuration error (bad flag, unreadable file)
+  3    inconclusive: nothing fails, but something could not be tested (port 25 blocked,
+       --no-smtp, DNS or policy host timing out, 421 from a busy server);
+       --inconclusive pass turns this into 0, --inconclusive fail into 1
   130  a scan interrupted by SIGINT or SIGTERM (outputs stay valid; --resume continues)"
     };
 }
@@ -55,6 +58,27 @@ pub enum Command {
     #[command(after_help = SCAN_EXAMPLES)]
     Scan(ScanArgs),
 
+    /// The CI pre-deploy gate: observe the live domain, then judge it as if the candidate
+    /// policy file, TXT records or MX list were published.
+    ///
+    /// Answers, each as a finding with a fix: would every MX (live, or given with --mx) pass
+    /// under the candidate policy (pattern, certificate name and validity, STARTTLS)? Would
+    /// mode enforce break delivery to any MX? Does the policy change while the _mta-sts id stays
+    /// the same (senders would never refetch)? Is an MX removed from the policy while still in
+    /// DNS? Is max_age right for the change? Without candidates it judges the live state.
+    /// Where outbound port 25 is blocked (detected, or --no-smtp), SMTP is "not tested"
+    /// (exit 3), never a failure.
+    #[command(after_help = GATE_EXAMPLES)]
+    Gate(GateArgs),
+
+    /// Print the records and the policy file for a new MTA-STS and TLS-RPT deployment.
+    ///
+    /// Prints the _mta-sts TXT record (with a fresh id), the _smtp._tls TXT record and the
+    /// policy file to serve at https://mta-sts.DOMAIN/.well-known/mta-sts.txt; each passes
+    /// `mxprobe lint`. With --live the MX hosts come from the domain's current MX records.
+    #[command(after_help = GENERATE_EXAMPLES)]
+    Generate(GenerateArgs),
+
     /// Start the built-in mail lab on loopback and scan all its domains: no network, no root.
     ///
     /// The lab serves DNS (with DNSSEC-signed zones), SMTP servers that speak STARTTLS well or
@@ -75,7 +99,110 @@ const SCAN_EXAMPLES: &str = concat!(
     exit_status_help!()
 );
 
-/// Output flags shared by `scan` and `demo`.
+const GATE_EXAMPLES: &str = concat!(
+    "Examples:
+  mxprobe gate example.com --policy-file mta-sts.txt --sts-txt 'v=STSv1; id=20261129T120000'
+  mxprobe gate example.com --mx mx1.example.net --mx mx2.example.net
+  mxprobe gate example.com --policy-file mta-sts.txt --junit mxprobe.xml --no-smtp
+
+",
+    exit_status_help!()
+);
+
+const GENERATE_EXAMPLES: &str = concat!(
+    "Examples:
+  mxprobe generate --domain example.com --mx mx1.example.com --mx mx2.example.com \\
+      --rua mailto:tlsrpt@example.com
+  mxprobe generate --domain example.com --live --mode enforce --rua mailto:tlsrpt@example.com
+
+",
+    exit_status_help!()
+);
+
+/// Flags of `mxprobe gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The mail domain whose change is checked.
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+
+    /// The candidate policy file (to be served at /.well-known/mta-sts.txt); `-` reads stdin.
+    #[arg(long = "policy-file", value_name = "FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// A candidate `_mta-sts` TXT record (repeat for a record set); replaces the live one.
+    #[arg(long = "sts-txt", value_name = "VALUE")]
+    pub sts_txt: Vec<String>,
+
+    /// A candidate `_smtp._tls` TXT record (repeat for a record set); replaces the live one.
+    #[arg(long = "tlsrpt-txt", value_name = "VALUE")]
+    pub tlsrpt_txt: Vec<String>,
+
+    /// A candidate MX host, in preference order (repeat, or a comma list); replaces the live
+    /// MX set. Each is probed as it is now.
+    #[arg(long, value_name = "HOST", value_delimiter = ',')]
+    pub mx: Vec<String>,
+
+    /// How to reach DNS, SMTP and HTTPS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The modes `generate` writes (mode none is for withdrawing a policy, not deploying one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateMode {
+    /// Senders deliver anyway and report failures: the first step of every deployment.
+    Testing,
+    /// Senders refuse MX hosts that fail the policy.
+    Enforce,
+}
+
+/// Flags of `mxprobe generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The policy domain (the part after @ in addresses).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: String,
+
+    /// An MX host name or `*.` pattern the policy lists (repeat, or a comma list).
+    #[arg(
+        long,
+        value_name = "HOST",
+        value_delimiter = ',',
+        required_unless_present = "live"
+    )]
+    pub mx: Vec<String>,
+
+    /// Take the MX hosts from the domain's MX records (added to any --mx).
+    #[arg(long)]
+    pub live: bool,
+
+    /// The policy mode.
+    #[arg(long, value_enum, default_value_t = GenerateMode::Testing)]
+    pub mode: GenerateMode,
+
+    /// The policy's max_age in seconds.
+    #[arg(long = "max-age", value_name = "SECONDS", default_value_t = crate::generate::DEFAULT_MAX_AGE)]
+    pub max_age: u32,
+
+    /// Where senders send TLS-RPT reports: mailto: or https: (repeat for several).
+    #[arg(long, value_name = "URI", required = true)]
+    pub rua: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// How to ask DNS (for --live).
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+/// Output flags shared by `scan`, `gate` and `demo`.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Output format: text for people, json for the full facts and findings.
@@ -86,6 +213,13 @@ pub struct OutputArgs {
     #[arg(long = "report-dir", value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
 
+    /// Write a JUnit XML report to FILE: one test case per domain and check (GitLab,
+    /// Jenkins and GitHub test reporters show it). Under GitHub Actions (GITHUB_ACTIONS=true)
+    /// mxprobe also prints ::error/::warning annotations and appends a Markdown summary to
+    /// $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
     /// Gzip the report files (.json.gz), as senders do.
     #[arg(long, requires = "report_dir")]
     pub gzip: bool,
@@ -94,9 +228,37 @@ pub struct OutputArgs {
     #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = parse_severity)]
     pub fail_on: Severity,
 
+    /// What an inconclusive result (something could not be tested) exits with: report
+    /// (status 3), pass (0) or fail (1). Findings at or above --fail-on exit 1 regardless.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = Inconclusive::Report)]
+    pub inconclusive: Inconclusive,
+
     /// When to colour the text output: auto colours only a terminal and honours NO_COLOR.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+/// How `--inconclusive` maps an inconclusive result to the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Inconclusive {
+    /// Exit 3, so that CI can tell "could not test" from both pass and fail.
+    Report,
+    /// Exit 0: treat what could not be tested as passing.
+    Pass,
+    /// Exit 1: treat what could not be tested as failing.
+    Fail,
+}
+
+impl Inconclusive {
+    /// The exit status for a run: 1 when something fails, else 3/0/1 by this choice when
+    /// something could not be tested, else 0.
+    pub fn exit_status(self, failing: bool, inconclusive: bool) -> u8 {
+        match (failing, inconclusive, self) {
+            (true, _, _) | (false, true, Self::Fail) => 1,
+            (false, true, Self::Report) => 3,
+            (false, true, Self::Pass) | (false, false, _) => 0,
+        }
+    }
 }
 
 /// Flags of `mxprobe scan`.
@@ -150,19 +312,22 @@ pub struct ScanArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
-    /// Ask this DNS server (IP or IP:PORT) instead of the system's resolvers.
-    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_resolver)]
-    pub resolver: Option<std::net::SocketAddr>,
+    /// How to reach DNS, SMTP and HTTPS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 
-    /// How to learn DNSSEC status: validate in-process from the IANA root keys (or
-    /// --trust-anchor), trust the AD bit of a local validating resolver (as Postfix does), or
-    /// off (no DANE).
-    #[arg(long, value_enum, default_value_t = DnssecChoice::Validate)]
-    pub dnssec: DnssecChoice,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
-    /// DNSKEY records (zone-file lines) to validate from instead of the IANA root keys.
-    #[arg(long = "trust-anchor", value_name = "FILE")]
-    pub trust_anchor: Option<PathBuf>,
+/// How to reach DNS, SMTP and HTTPS: shared by `scan` and `gate`. Each flag can also come
+/// from the environment variable named in `--help` (a CI job's settings), the flag winning.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// How to ask DNS.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 
     /// Only IPv4 addresses of MX hosts.
     #[arg(short = '4', conflicts_with = "ipv6_only")]
@@ -174,38 +339,72 @@ pub struct ScanArgs {
 
     /// The name to send with EHLO (default: this host's name when it has a dot, else
     /// mxprobe.invalid).
-    #[arg(long = "ehlo-name", value_name = "NAME")]
+    #[arg(long = "ehlo-name", value_name = "NAME", env = "MXPROBE_EHLO_NAME")]
     pub ehlo_name: Option<String>,
 
     /// Extra trusted CA certificates (PEM), added to Mozilla's roots. SSL_CERT_FILE, when
     /// set, is added too.
-    #[arg(long = "ca-file", value_name = "PEM")]
+    #[arg(
+        long = "ca-file",
+        value_name = "PEM",
+        env = "MXPROBE_CA_FILE",
+        value_delimiter = ':'
+    )]
     pub ca_file: Vec<PathBuf>,
 
     /// Connect to this port instead of 25 (a staging MX on another port).
-    #[arg(long = "smtp-port", value_name = "PORT", default_value_t = 25)]
+    #[arg(
+        long = "smtp-port",
+        value_name = "PORT",
+        default_value_t = 25,
+        env = "MXPROBE_SMTP_PORT"
+    )]
     pub smtp_port: u16,
 
     /// Fetch the policy from this port instead of 443.
-    #[arg(long = "https-port", value_name = "PORT", default_value_t = 443)]
+    #[arg(
+        long = "https-port",
+        value_name = "PORT",
+        default_value_t = 443,
+        env = "MXPROBE_HTTPS_PORT"
+    )]
     pub https_port: u16,
 
     /// Seconds one SMTP probe may take in all (connect to QUIT).
     #[arg(long = "smtp-deadline", value_name = "SECONDS", default_value_t = 60)]
     pub smtp_deadline: u64,
 
-    /// Do not probe SMTP (port 25 blocked): DNS and HTTPS checks only.
-    #[arg(long = "no-smtp")]
+    /// Do not probe SMTP (port 25 blocked, as on many CI runners): DNS and HTTPS checks only;
+    /// every MX address is reported "not tested" (inconclusive), never as failing.
+    #[arg(long = "no-smtp", env = "MXPROBE_NO_SMTP")]
     pub no_smtp: bool,
 
     /// Treat a policy served without "Content-Type: text/plain" as invalid, as some senders
     /// do (default: a warning).
     #[arg(long = "strict-content-type")]
     pub strict_content_type: bool,
+}
 
-    /// Output.
-    #[command(flatten)]
-    pub output: OutputArgs,
+/// How to ask DNS: shared by every command that does.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Ask this DNS server (IP or IP:PORT) instead of the system's resolvers.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_resolver, env = "MXPROBE_RESOLVER")]
+    pub resolver: Option<std::net::SocketAddr>,
+
+    /// How to learn DNSSEC status: validate in-process from the IANA root keys (or
+    /// --trust-anchor), trust the AD bit of a local validating resolver (as Postfix does), or
+    /// off (no DANE).
+    #[arg(long, value_enum, default_value_t = DnssecChoice::Validate, env = "MXPROBE_DNSSEC")]
+    pub dnssec: DnssecChoice,
+
+    /// DNSKEY records (zone-file lines) to validate from instead of the IANA root keys.
+    #[arg(
+        long = "trust-anchor",
+        value_name = "FILE",
+        env = "MXPROBE_TRUST_ANCHOR"
+    )]
+    pub trust_anchor: Option<PathBuf>,
 }
 
 /// Flags of `mxprobe demo`.
@@ -382,8 +581,11 @@ mod tests {
             panic!("not scan")
         };
         assert_eq!(args.domains, ["example.com", "example.org"]);
-        assert_eq!(args.resolver, Some("127.0.0.1:53".parse().unwrap()));
-        assert!(args.ipv4_only && !args.ipv6_only);
+        assert_eq!(
+            args.probe.dns.resolver,
+            Some("127.0.0.1:53".parse().unwrap())
+        );
+        assert!(args.probe.ipv4_only && !args.probe.ipv6_only);
         assert!(args.output.gzip);
         assert!(Cli::try_parse_from(["mxprobe", "scan", "a.example", "-4", "-6"]).is_err());
         assert!(Cli::try_parse_from(["mxprobe", "scan", "a.example", "--gzip"]).is_err());
@@ -392,6 +594,22 @@ mod tests {
         // Domains come from the arguments or from --input, not both.
         assert!(Cli::try_parse_from(["mxprobe", "scan", "a.example", "--input", "f.csv"]).is_err());
         assert!(Cli::try_parse_from(["mxprobe", "scan", "--input", "f.csv"]).is_ok());
+    }
+
+    #[test]
+    fn exit_status_contract() {
+        use Inconclusive::{Fail, Pass, Report};
+        // (failing, inconclusive) → status, for report / pass / fail.
+        for (failing, inconclusive, report, pass, fail) in [
+            (false, false, 0, 0, 0),
+            (true, false, 1, 1, 1),
+            (false, true, 3, 0, 1),
+            (true, true, 1, 1, 1),
+        ] {
+            assert_eq!(Report.exit_status(failing, inconclusive), report);
+            assert_eq!(Pass.exit_status(failing, inconclusive), pass);
+            assert_eq!(Fail.exit_status(failing, inconclusive), fail);
+        }
     }
 
     #[test]

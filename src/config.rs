@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{DnssecChoice, ScanArgs};
+use crate::cli::{DnsArgs, DnssecChoice, ProbeArgs, ScanArgs};
 use crate::dns::hickory::{DnsConfig, DnssecMode, IpFamilies, TrustAnchor};
 use crate::evaluate::policy_fetch::ContentTypeRule;
 use crate::fetch::{FetchConfig, FetchTimeouts};
@@ -56,8 +56,20 @@ pub struct Environment {
     pub hostname: Option<String>,
 }
 
-/// Builds the scan configuration.
+/// Builds the scan configuration of `mxprobe scan` (the probe settings and the politeness
+/// flags of bulk scans).
 pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, ConfigError> {
+    let mut config = probe_config(&args.probe, env)?;
+    config.politeness = crate::scan::Politeness {
+        per_ip: usize::try_from(args.per_ip).unwrap_or(usize::MAX),
+        per_ip_rate: args.per_ip_rate,
+        ..crate::scan::Politeness::default()
+    };
+    Ok(config)
+}
+
+/// The resolver settings alone (for commands that only ask DNS), asking for `families`.
+pub fn dns_config(args: &DnsArgs, families: IpFamilies) -> Result<DnsConfig, ConfigError> {
     let dnssec = match (args.dnssec, &args.trust_anchor) {
         (DnssecChoice::Validate, Some(path)) => {
             DnssecMode::Validate(TrustAnchor::File(path.clone()))
@@ -70,17 +82,22 @@ pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, Con
         (DnssecChoice::Resolver, None) => DnssecMode::TrustResolverAd,
         (DnssecChoice::Off, None) => DnssecMode::Off,
     };
+    Ok(DnsConfig {
+        servers: args.resolver.map(|r| vec![r]),
+        dnssec,
+        families,
+        ..DnsConfig::default()
+    })
+}
+
+/// The configuration for probing with `args` (default politeness, as for a few domains).
+pub fn probe_config(args: &ProbeArgs, env: &Environment) -> Result<ScanConfig, ConfigError> {
     let families = match (args.ipv4_only, args.ipv6_only) {
         (true, _) => IpFamilies::V4,
         (_, true) => IpFamilies::V6,
         _ => IpFamilies::Both,
     };
-    let dns = DnsConfig {
-        servers: args.resolver.map(|r| vec![r]),
-        dnssec,
-        families,
-        ..DnsConfig::default()
-    };
+    let dns = dns_config(&args.dns, families)?;
 
     let mut anchors = Anchors::mozilla();
     for path in &args.ca_file {
@@ -119,11 +136,7 @@ pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, Con
         },
         expiry_warn_days: EXPIRY_WARN_DAYS,
         no_smtp: args.no_smtp,
-        politeness: crate::scan::Politeness {
-            per_ip: usize::try_from(args.per_ip).unwrap_or(usize::MAX),
-            per_ip_rate: args.per_ip_rate,
-            ..crate::scan::Politeness::default()
-        },
+        politeness: crate::scan::Politeness::default(),
         probe_cache: crate::scan::ProbeCacheConfig::default(),
     }
     .with_default_ports(args.smtp_port, args.https_port))

@@ -155,6 +155,11 @@ pub struct Finding {
     /// The RFC 8460 `failure-reason-code`, where one applies.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub failure_reason_code: Option<String>,
+    /// The finding says that something could not be tested from here (a timeout, a DNS
+    /// failure, a 421, SMTP not probed), not that something is wrong. Such findings make a
+    /// result inconclusive (exit status 3) and never count towards `--fail-on`.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub inconclusive: bool,
 }
 
 impl Finding {
@@ -175,7 +180,30 @@ impl Finding {
             result_type: None,
             policy_type: None,
             failure_reason_code: None,
+            inconclusive: false,
         }
+    }
+
+    /// Marks the finding as "could not test" (see [`Finding::inconclusive`]).
+    pub fn could_not_test(mut self) -> Self {
+        self.inconclusive = true;
+        self
+    }
+
+    /// Marks the finding as "could not test" unless `definite` (a bogus DNSSEC answer, say,
+    /// is a definite failure even where a timeout would be "could not tell").
+    pub fn could_not_test_unless(self, definite: bool) -> Self {
+        if definite {
+            self
+        } else {
+            self.could_not_test()
+        }
+    }
+
+    /// Whether this finding counts towards `--fail-on` at `threshold`: it is at least that
+    /// severe and says that something is wrong (not that it could not be tested).
+    pub fn fails(&self, threshold: Severity) -> bool {
+        self.severity >= threshold && !self.inconclusive
     }
 
     /// Adds what to change.

@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bulk;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod dane;
@@ -45,6 +46,8 @@ pub mod evaluate;
 pub mod facts;
 pub mod fetch;
 pub mod finding;
+pub mod gate;
+pub mod generate;
 pub mod input;
 pub mod lab;
 pub mod lint;

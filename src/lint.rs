@@ -138,7 +138,7 @@ pub struct LintReport {
 impl LintReport {
     /// Whether any finding is at or above `threshold` (exit status 1).
     pub fn fails(&self, threshold: Severity) -> bool {
-        self.findings.iter().any(|f| f.severity >= threshold)
+        self.findings.iter().any(|f| f.fails(threshold))
     }
 }
 

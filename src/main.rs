@@ -15,9 +15,14 @@ use clap::Parser;
 use time::OffsetDateTime;
 
 use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
-use mxprobe::cli::{Cli, ColorChoice, Command, DemoArgs, Format, LintArgs, OutputArgs, ScanArgs};
-use mxprobe::config::{Environment, scan_config};
+use mxprobe::ci::{self, CiDomain};
+use mxprobe::cli::{
+    Cli, ColorChoice, Command, DemoArgs, Format, GateArgs, GenerateArgs, GenerateMode,
+    Inconclusive, LintArgs, OutputArgs, ScanArgs,
+};
+use mxprobe::config::{Environment, dns_config, probe_config, scan_config};
 use mxprobe::domain::DomainName;
+use mxprobe::gate::{self, Candidate, CandidatePolicy};
 use mxprobe::input::{self, Column, Target};
 use mxprobe::lab::{Lab, Scenario};
 use mxprobe::lint::{self, LintInput};
@@ -32,6 +37,8 @@ fn main() -> ExitCode {
         Command::Lint(args) => run_lint(args),
         Command::Scan(args) => run_scan(args),
         Command::Demo(args) => run_demo(args),
+        Command::Gate(args) => run_gate(args),
+        Command::Generate(args) => run_generate(args),
     };
     match result {
         Ok(code) => code,
@@ -53,8 +60,9 @@ fn color_stream(choice: ColorChoice) -> anstream::AutoStream<io::StdoutLock<'sta
     anstream::AutoStream::new(stdout.lock(), choice)
 }
 
-fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
-    let policy = match &args.policy {
+/// Reads a policy file named on the command line (`-` for standard input).
+fn read_policy_file(path: Option<&std::path::Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(match path {
         None => None,
         Some(path) if path.as_os_str() == "-" => {
             let mut body = Vec::new();
@@ -67,7 +75,18 @@ fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
             std::fs::read(path)
                 .with_context(|| format!("reading the policy file {}", path.display()))?,
         ),
-    };
+    })
+}
+
+fn environment() -> Environment {
+    Environment {
+        ssl_cert_file: std::env::var_os("SSL_CERT_FILE").map(Into::into),
+        hostname: gethostname::gethostname().into_string().ok(),
+    }
+}
+
+fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
+    let policy = read_policy_file(args.policy.as_deref())?;
     let input = LintInput {
         domain: args.domain,
         policy,
@@ -85,22 +104,14 @@ fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
         }
         Format::Text => lint::write_text(&mut color_stream(args.color), &report)?,
     }
-    Ok(exit_for(report.fails(args.fail_on)))
-}
-
-fn exit_for(fails: bool) -> ExitCode {
-    if fails {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    // Lint tests nothing on the network, so it is never inconclusive.
+    Ok(ExitCode::from(
+        Inconclusive::Report.exit_status(report.fails(args.fail_on), false),
+    ))
 }
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let env = Environment {
-        ssl_cert_file: std::env::var_os("SSL_CERT_FILE").map(Into::into),
-        hostname: gethostname::gethostname().into_string().ok(),
-    };
+    let env = environment();
     // Command-line domains are typed by the user: a bad one is a usage error, not a row to
     // skip as in an input file.
     for d in &args.domains {
@@ -180,6 +191,298 @@ fn count_rows(path: &std::path::Path) -> Option<u64> {
     Some(n)
 }
 
+fn run_gate(args: GateArgs) -> anyhow::Result<ExitCode> {
+    let domain =
+        DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
+    let mx: Vec<DomainName> = args
+        .mx
+        .iter()
+        .map(|m| DomainName::parse(m).with_context(|| format!("--mx {m:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let policy = read_policy_file(args.policy_file.as_deref())?.map(|bytes| {
+        let not_utf8 = std::str::from_utf8(&bytes).is_err();
+        CandidatePolicy {
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            not_utf8,
+        }
+    });
+    let config = probe_config(&args.probe, &environment())?;
+    let output = &args.output;
+    let started = std::time::Instant::now();
+    let (gated, scanner_config) = runtime()?.block_on(async {
+        let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
+        let now = OffsetDateTime::now_utc();
+        let candidate_hosts = futures::future::join_all(
+            mx.iter()
+                .zip((10u16..).step_by(10))
+                .map(|(host, preference)| scanner.observe_host(host, preference)),
+        );
+        let (live, hosts) = futures::join!(scanner.observe(&domain, now), candidate_hosts);
+        let wants_policy = policy.is_some() || !args.sts_txt.is_empty();
+        let policy_host = if wants_policy && live.policy_fetch.is_none() {
+            Some(scanner.fetch(&domain).await)
+        } else {
+            None
+        };
+        let candidate = Candidate {
+            policy,
+            sts_txt: args.sts_txt.clone(),
+            tlsrpt_txt: args.tlsrpt_txt.clone(),
+            mx: hosts,
+            policy_host,
+        };
+        let gated = gate::judge(
+            &live,
+            &candidate,
+            &scanner.eval_options(now),
+            &mxprobe::generate::policy_id(now),
+        );
+        anyhow::Ok((gated, now))
+    })?;
+    let report = DomainReport {
+        facts: gated.facts.clone(),
+        verdict: gated.verdict.clone(),
+    };
+    match output.format {
+        Format::Json => {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer_pretty(
+                &mut out,
+                &GateDocument {
+                    schema_version: GATE_SCHEMA_VERSION,
+                    domain: &domain,
+                    checked_at: scanner_config,
+                    candidate: CandidateSummary {
+                        policy_file: args.policy_file.as_deref(),
+                        sts_txt: &args.sts_txt,
+                        tlsrpt_txt: &args.tlsrpt_txt,
+                        mx: &args.mx,
+                    },
+                    gated: &gated,
+                },
+            )?;
+            writeln!(out)?;
+        }
+        Format::Text => {
+            let mut out = color_stream(output.color);
+            let mut proposed = Vec::new();
+            if let Some(path) = &args.policy_file {
+                proposed.push(format!("policy file {}", path.display()));
+            }
+            for txt in &args.sts_txt {
+                proposed.push(format!("_mta-sts TXT \"{txt}\""));
+            }
+            for txt in &args.tlsrpt_txt {
+                proposed.push(format!("_smtp._tls TXT \"{txt}\""));
+            }
+            if !args.mx.is_empty() {
+                proposed.push(format!("MX {}", args.mx.join(", ")));
+            }
+            if proposed.is_empty() {
+                writeln!(
+                    out,
+                    "mxprobe gate: {domain} as it is live (no candidate given)\n"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "mxprobe gate: {domain} judged as if published: {}\n",
+                    proposed.join("; ")
+                )?;
+            }
+            write_domain(&mut out, &report)?;
+        }
+    }
+    if let Some(dir) = &output.report_dir {
+        let written = write_report_files(
+            dir,
+            std::slice::from_ref(&report),
+            report.facts.observed_at,
+            OffsetDateTime::now_utc(),
+            output.gzip,
+        )?;
+        eprintln!(
+            "mxprobe: wrote {} synthetic TLS-RPT report(s) to {}",
+            written.len(),
+            dir.display()
+        );
+    }
+    write_ci_outputs(
+        output,
+        &format!("mxprobe gate {domain}"),
+        &[CiResult {
+            domain: domain.clone(),
+            findings: report.verdict.findings.clone(),
+            inconclusive: report.verdict.inconclusive,
+        }],
+        started.elapsed(),
+    )?;
+    let failing = report
+        .verdict
+        .findings
+        .iter()
+        .any(|f| f.fails(output.fail_on));
+    Ok(ExitCode::from(
+        output
+            .inconclusive
+            .exit_status(failing, report.verdict.inconclusive),
+    ))
+}
+
+fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let domain =
+        DomainName::parse(&args.domain).with_context(|| format!("--domain {:?}", args.domain))?;
+    let mut mx = args.mx.clone();
+    if args.live {
+        let config = dns_config(&args.dns, mxprobe::dns::hickory::IpFamilies::Both)?;
+        let lookup = runtime()?.block_on(async {
+            let resolver = mxprobe::dns::hickory::Resolver::new(&config)
+                .context("setting up the DNS resolver")?;
+            anyhow::Ok(resolver.mx(&domain).await)
+        })?;
+        let live = live_mx_hosts(&domain, &lookup)?;
+        for host in live {
+            if !mx.contains(&host) {
+                mx.push(host);
+            }
+        }
+    }
+    let spec = mxprobe::generate::GenerateSpec {
+        domain,
+        mx,
+        mode: match args.mode {
+            GenerateMode::Testing => mxprobe::mtasts::Mode::Testing,
+            GenerateMode::Enforce => mxprobe::mtasts::Mode::Enforce,
+        },
+        max_age: args.max_age,
+        rua: args.rua.clone(),
+    };
+    let generated = mxprobe::generate::generate(&spec, OffsetDateTime::now_utc())?;
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &generated)?;
+            writeln!(out)?;
+        }
+        Format::Text => generated.write_text(&mut out)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The MX host names of a live MX lookup, in preference order, for `generate --live`.
+fn live_mx_hosts(
+    domain: &DomainName,
+    lookup: &mxprobe::dns::Lookup<mxprobe::dns::Mx>,
+) -> anyhow::Result<Vec<String>> {
+    use mxprobe::dns::Lookup;
+    match lookup {
+        Lookup::Records { records, .. } => {
+            let mut sorted: Vec<&mxprobe::dns::Mx> =
+                records.iter().filter(|m| m.exchange != ".").collect();
+            anyhow::ensure!(
+                !sorted.is_empty(),
+                "--live: {domain} publishes a null MX (it accepts no mail): it needs no MTA-STS \
+                 policy"
+            );
+            sorted.sort_by_key(|m| m.preference);
+            Ok(sorted.into_iter().map(|m| m.exchange.clone()).collect())
+        }
+        Lookup::NoData { .. } => Ok(vec![domain.to_string()]),
+        Lookup::NxDomain { .. } => {
+            anyhow::bail!("--live: {domain} does not exist in DNS (NXDOMAIN)")
+        }
+        other => anyhow::bail!(
+            "--live: cannot read the MX records of {domain}: {}; give the hosts with --mx",
+            other.failure().unwrap_or_default()
+        ),
+    }
+}
+
+/// One domain's result as the CI outputs need it.
+struct CiResult {
+    domain: DomainName,
+    findings: Vec<mxprobe::finding::Finding>,
+    inconclusive: bool,
+}
+
+/// Whether mxprobe runs as a GitHub Actions step.
+fn github_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
+}
+
+/// The JUnit file (--junit) and, under GitHub Actions, the annotations and the step summary.
+fn write_ci_outputs(
+    output: &OutputArgs,
+    title: &str,
+    results: &[CiResult],
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let domains: Vec<CiDomain<'_>> = results
+        .iter()
+        .map(|r| CiDomain {
+            domain: &r.domain,
+            findings: &r.findings,
+            inconclusive: r.inconclusive,
+        })
+        .collect();
+    if let Some(path) = &output.junit {
+        std::fs::write(
+            path,
+            ci::junit_xml("mxprobe", &domains, output.fail_on, elapsed),
+        )
+        .with_context(|| format!("writing --junit {}", path.display()))?;
+    }
+    if github_actions() {
+        let annotations = ci::github_annotations(&domains, output.fail_on);
+        // Workflow commands are read from standard output; JSON output keeps it clean.
+        if output.format == Format::Json {
+            eprint!("{annotations}");
+        } else {
+            print!("{annotations}");
+        }
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| {
+                    format!(
+                        "opening $GITHUB_STEP_SUMMARY {}",
+                        std::path::Path::new(&path).display()
+                    )
+                })?;
+            file.write_all(ci::step_summary(title, &domains, output.fail_on).as_bytes())
+                .context("writing $GITHUB_STEP_SUMMARY")?;
+        }
+    }
+    Ok(())
+}
+
+/// The version of `mxprobe gate --format json`'s shape (docs/ci.md).
+const GATE_SCHEMA_VERSION: u32 = 1;
+
+/// `mxprobe gate --format json`.
+#[derive(serde::Serialize)]
+struct GateDocument<'a> {
+    schema_version: u32,
+    domain: &'a DomainName,
+    #[serde(with = "time::serde::rfc3339")]
+    checked_at: OffsetDateTime,
+    candidate: CandidateSummary<'a>,
+    #[serde(flatten)]
+    gated: &'a gate::Gated,
+}
+
+/// What was proposed, as given on the command line.
+#[derive(serde::Serialize)]
+struct CandidateSummary<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_file: Option<&'a std::path::Path>,
+    sts_txt: &'a [String],
+    tlsrpt_txt: &'a [String],
+    mx: &'a [String],
+}
+
 fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let scenario = Scenario::embedded().context("reading the embedded lab scenario")?;
@@ -240,6 +543,9 @@ struct Sinks<'a> {
     done: std::collections::HashSet<DomainName>,
     reports_written: usize,
     failing: bool,
+    inconclusive: bool,
+    /// Each domain's findings, kept for the CI outputs (JUnit, GitHub) when asked for.
+    ci: Option<Vec<CiResult>>,
     invalid: usize,
     input_error: Option<anyhow::Error>,
 }
@@ -290,6 +596,8 @@ impl<'a> Sinks<'a> {
             done,
             reports_written: 0,
             failing: false,
+            inconclusive: false,
+            ci: (output.junit.is_some() || github_actions()).then(Vec::new),
             invalid: 0,
             input_error: None,
         })
@@ -312,12 +620,32 @@ impl<'a> Sinks<'a> {
         Ok(())
     }
 
+    /// A domain that ended without a report (deadline passed, internal error).
+    fn not_tested(&mut self, domain: &DomainName) {
+        self.inconclusive = true;
+        if let Some(ci) = &mut self.ci {
+            ci.push(CiResult {
+                domain: domain.clone(),
+                findings: Vec::new(),
+                inconclusive: true,
+            });
+        }
+    }
+
     fn domain(&mut self, line: usize, report: DomainReport) -> anyhow::Result<()> {
         self.failing |= report
             .verdict
             .findings
             .iter()
-            .any(|f| f.severity >= self.output.fail_on);
+            .any(|f| f.fails(self.output.fail_on));
+        self.inconclusive |= report.verdict.inconclusive;
+        if let Some(ci) = &mut self.ci {
+            ci.push(CiResult {
+                domain: report.verdict.domain.clone(),
+                findings: report.verdict.findings.clone(),
+                inconclusive: report.verdict.inconclusive,
+            });
+        }
         if let (Some(out), None) = (&mut self.text, &self.held) {
             write_domain(out, &report)?;
         }
@@ -417,6 +745,7 @@ async fn run_bulk(
                 let result = match outcome {
                     DomainOutcome::Scanned(report) => sinks.borrow_mut().domain(id, *report),
                     DomainOutcome::TimedOut { deadline } => {
+                        sinks.borrow_mut().not_tested(&domain);
                         eprintln!(
                             "mxprobe: {domain}: not finished within --deadline {}s; inconclusive",
                             deadline.as_secs()
@@ -424,6 +753,7 @@ async fn run_bulk(
                         Ok(())
                     }
                     DomainOutcome::Crashed { message } => {
+                        sinks.borrow_mut().not_tested(&domain);
                         eprintln!("mxprobe: {domain}: internal error: {message}");
                         Ok(())
                     }
@@ -485,6 +815,14 @@ async fn run_bulk(
             dir.display()
         );
     }
+    if let Some(results) = &sinks.ci {
+        write_ci_outputs(
+            sinks.output,
+            "mxprobe scan",
+            results,
+            (OffsetDateTime::now_utc() - started).unsigned_abs(),
+        )?;
+    }
     if let Some(e) = sinks.input_error.take() {
         return Err(e.context("reading the input"));
     }
@@ -492,7 +830,12 @@ async fn run_bulk(
         eprintln!("mxprobe: interrupted; the output is complete up to here (--resume continues)");
         return Ok(ExitCode::from(130));
     }
-    Ok(exit_for(sinks.failing))
+    Ok(ExitCode::from(
+        sinks
+            .output
+            .inconclusive
+            .exit_status(sinks.failing, sinks.inconclusive),
+    ))
 }
 
 /// Resolves on SIGINT or SIGTERM.

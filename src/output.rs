@@ -62,10 +62,11 @@ fn style(c: AnsiColor) -> Style {
 pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> {
     let v = &report.verdict;
     let bold = Style::new().bold();
+    let fails = v.findings.iter().any(|f| f.fails(Severity::Error));
     let (tag, tag_style) = match v.worst() {
-        Some(Severity::Error) => ("FAIL", style(AnsiColor::Red)),
-        Some(Severity::Warning) if v.inconclusive => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
-        Some(Severity::Warning) => ("WARN", style(AnsiColor::Yellow)),
+        _ if fails => ("FAIL", style(AnsiColor::Red)),
+        _ if v.inconclusive => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
+        Some(Severity::Warning | Severity::Error) => ("WARN", style(AnsiColor::Yellow)),
         _ => ("OK", style(AnsiColor::Green)),
     };
     writeln!(

@@ -315,15 +315,17 @@ impl<R: Resolve> Scanner<R> {
 
     /// Judges facts (observed now or earlier) at time `now`.
     pub fn evaluate(&self, facts: &DomainFacts, now: OffsetDateTime) -> DomainVerdict {
-        evaluate_domain(
-            facts,
-            &EvalOptions {
-                anchors: &self.config.anchors,
-                now,
-                content_type: self.config.content_type,
-                expiry_warn_days: self.config.expiry_warn_days,
-            },
-        )
+        evaluate_domain(facts, &self.eval_options(now))
+    }
+
+    /// The evaluation options of this scanner's configuration, judging at `now`.
+    pub fn eval_options(&self, now: OffsetDateTime) -> EvalOptions<'_> {
+        EvalOptions {
+            anchors: &self.config.anchors,
+            now,
+            content_type: self.config.content_type,
+            expiry_warn_days: self.config.expiry_warn_days,
+        }
     }
 
     /// Asks everything a sender would ask about `domain`.
@@ -368,8 +370,9 @@ impl<R: Resolve> Scanner<R> {
         Some(facts)
     }
 
-    /// Resolves the policy host and fetches the policy (one domain's fetch, not shared).
-    async fn fetch(&self, domain: &DomainName) -> PolicyFetchFacts {
+    /// Resolves the policy host and fetches the policy (one domain's fetch, not shared),
+    /// whether or not an `_mta-sts` record is published: the CI gate asks before publishing.
+    pub async fn fetch(&self, domain: &DomainName) -> PolicyFetchFacts {
         let host = policy_host(domain);
         let Ok(host_name) = DomainName::parse(&host) else {
             return dns_error(domain, format!("{host} is not a valid host name"));
@@ -431,6 +434,13 @@ impl<R: Resolve> Scanner<R> {
         .await
     }
 
+    /// Observes one MX host as [`Scanner::observe`] does for each of a domain's MX hosts:
+    /// addresses, TLSA when they are DNSSEC-secure, and one STARTTLS probe per address. The
+    /// CI gate uses it for candidate MX hosts not yet in DNS.
+    pub async fn observe_host(&self, exchange: &DomainName, preference: u16) -> MxHostFacts {
+        self.host(exchange.to_string(), preference, false).await
+    }
+
     async fn host(&self, exchange: String, preference: u16, implicit: bool) -> MxHostFacts {
         let name = DomainName::parse(&exchange).ok();
         let mut facts = MxHostFacts {
@@ -473,7 +483,20 @@ impl<R: Resolve> Scanner<R> {
         let ips = addresses.addresses();
         let probes = async {
             if self.config.no_smtp {
-                return Vec::new();
+                // Recorded, not silently skipped: each address is "not tested", which the
+                // evaluation reports as inconclusive, never as a STARTTLS failure.
+                return ips
+                    .iter()
+                    .map(|ip| {
+                        SmtpFacts::new(
+                            name.clone(),
+                            SocketAddr::new(*ip, self.smtp_port(*ip)),
+                            SmtpOutcome::NotTested {
+                                reason: "SMTP probing is switched off (--no-smtp)".to_owned(),
+                            },
+                        )
+                    })
+                    .collect();
             }
             join_all(ips.iter().map(|ip| self.shared_probe(&name, *ip))).await
         };
@@ -482,6 +505,15 @@ impl<R: Resolve> Scanner<R> {
         facts.tlsa = tlsa;
         facts.sessions = sessions;
         facts
+    }
+
+    /// The SMTP port to connect to at `ip`.
+    fn smtp_port(&self, ip: IpAddr) -> u16 {
+        self.config
+            .smtp_ports
+            .get(&ip)
+            .copied()
+            .unwrap_or(self.config.default_smtp_port)
     }
 
     /// The probe of `mx` at `ip`: made once and shared by every domain that uses this MX
@@ -502,13 +534,7 @@ impl<R: Resolve> Scanner<R> {
     /// the server looks busy and the probe deadline leaves time.
     async fn polite_probe(&self, mx: &DomainName, ip: IpAddr) -> SmtpFacts {
         bump(&self.counters.smtp_probes);
-        let port = self
-            .config
-            .smtp_ports
-            .get(&ip)
-            .copied()
-            .unwrap_or(self.config.default_smtp_port);
-        let addr = SocketAddr::new(ip, port);
+        let addr = SocketAddr::new(ip, self.smtp_port(ip));
         let budget = self.config.smtp.deadline;
         let backoff = self.config.politeness.backoff;
         let mut started: Option<Instant> = None;

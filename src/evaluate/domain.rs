@@ -307,19 +307,19 @@ fn lookup_failed<T>(
     } else {
         Severity::Warning
     };
-    findings.push(
-        Finding::new(
-            code,
-            severity,
-            subject.clone(),
-            format!("could not tell the {what}: {why}; this is not the same as \"no record\""),
-        )
-        .with_fix(if severity == Severity::Error {
-            "fix the DNSSEC signatures or the DS records of the zone"
-        } else {
-            "check that the domain's name servers answer (and try again)"
-        }),
+    let finding = Finding::new(
+        code,
+        severity,
+        subject.clone(),
+        format!("could not tell the {what}: {why}; this is not the same as \"no record\""),
     );
+    findings.push(if severity == Severity::Error {
+        finding.with_fix("fix the DNSSEC signatures or the DS records of the zone")
+    } else {
+        finding
+            .with_fix("check that the domain's name servers answer (and try again)")
+            .could_not_test()
+    });
     true
 }
 
@@ -614,7 +614,8 @@ fn host_findings(
                         failed.join("; ")
                     ),
                 )
-                .with_fix("check that the MX host's name servers answer A and AAAA queries"),
+                .with_fix("check that the MX host's name servers answer A and AAAA queries")
+                .could_not_test_unless(bogus),
             );
         }
     }
@@ -656,7 +657,8 @@ fn host_findings(
                     "fix the DNSSEC signatures or DS records of the MX host's zone"
                 } else {
                     "check that the MX host's name servers answer (and try again)"
-                }),
+                })
+                .could_not_test_unless(bogus),
             );
         }
     }
@@ -840,6 +842,25 @@ fn judge_session(
 
     // A TLSA lookup that timed out here says nothing about the domain: could not tell.
     let tlsa_timed_out = matches!(ctx.tlsa, Some(Lookup::Timeout));
+    if let SmtpOutcome::NotTested { reason } = &session.outcome {
+        findings.push(
+            Finding::new(
+                "smtp.not-tested",
+                Severity::Notice,
+                subject,
+                format!("STARTTLS was not tested: {reason}"),
+            )
+            .with_fix(
+                "run the check where outbound connections to port 25 are allowed to test STARTTLS \
+                 and the certificates",
+            )
+            .could_not_test(),
+        );
+        verdict.result = SessionResult::Inconclusive {
+            reason: format!("not tested: {reason}"),
+        };
+        return verdict;
+    }
     if session.outcome.is_inconclusive() || tlsa_timed_out {
         let reason = if tlsa_timed_out {
             format!("the TLSA lookup for _25._tcp.{mx} timed out")
@@ -855,7 +876,8 @@ fn judge_session(
             )
             .with_fix(
                 "nothing to fix if the server is healthy: try again later or from another address",
-            ),
+            )
+            .could_not_test(),
         );
         verdict.result = SessionResult::Inconclusive { reason };
         return verdict;

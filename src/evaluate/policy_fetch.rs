@@ -340,7 +340,8 @@ fn no_response(facts: &PolicyFetchFacts, subject: &Subject, host: &DomainName) -
         )
     })
     .with_result(PolicyType::Sts, ResultType::StsPolicyFetchError)
-    .with_reason_code(reason_code);
+    .with_reason_code(reason_code)
+    .could_not_test_unless(!could_not_tell);
     FetchJudgement {
         verdict: FetchVerdict::Failed {
             result_type: ResultType::StsPolicyFetchError,

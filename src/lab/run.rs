@@ -5,14 +5,15 @@
 //! "unknown" root), one certificate per host and policy host with validity windows fixed
 //! relative to the lab clock it is given, the lab DNS (one signed zone per lab TLD, plus a
 //! zone of its own for every host whose DNSSEC state differs), one SMTP server per MX host
-//! address (each IPv4 host on its own 127.0.0.x, the IPv6 host on ::1) and one HTTPS server
+//! address (each IPv4 host on its own 127.0.0.x, the IPv6 host on ::1, all on one port, so
+//! that `--smtp-port` reaches every lab MX host as port 25 reaches real ones) and one HTTPS server
 //! for every policy host (by SNI, on 127.0.0.1). [`RunningLab`] holds them all; dropping it
 //! stops everything. The lab listens on loopback only, on ports the system chooses, and
 //! never reads the clock: the caller passes `now`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration as StdDuration;
 
 use bytes::Bytes;
@@ -361,7 +362,7 @@ impl Lab {
             dns = dns.zone(tld, Signing::Signed);
         }
 
-        let mut servers = Vec::new();
+        let mut smtp_hosts = Vec::new();
         for host in &scenario.hosts {
             let name = host.name.as_str();
             dns = match host.dnssec {
@@ -384,19 +385,9 @@ impl Lab {
                 let tlsa = pki.tlsa(*profile, presented.leaf.der());
                 dns = dns.record(&format!("_{SMTP_PORT}._tcp.{name}"), LabRecord::Tlsa(tlsa));
             }
-            let smtp_error = |ip: IpAddr| {
-                move |source| LabError::Smtp {
-                    host: name.to_owned(),
-                    ip,
-                    source,
-                }
-            };
-            for ip in ips {
-                let server = smtp_server(host, &presented).map_err(smtp_error(ip))?;
-                let running = server.start(ip).await.map_err(smtp_error(ip))?;
-                servers.push((host.name.clone(), running));
-            }
+            smtp_hosts.push((host, presented, ips));
         }
+        let servers = start_smtp_servers(&smtp_hosts).await?;
 
         let mut policy_hosts = Vec::new();
         for domain in &scenario.domains {
@@ -461,6 +452,54 @@ impl Lab {
     }
 }
 
+/// Starts the SMTP server of every (host, address), all on one port (each host has its own
+/// loopback address), so that a scan with `--smtp-port` reaches every lab MX host as it
+/// would reach real ones on port 25. The port is the one the system gives the first server;
+/// if another program holds it on one of the other addresses, the lab tries again with a new
+/// one.
+async fn start_smtp_servers(
+    hosts: &[(&HostSpec, Presented, Vec<IpAddr>)],
+) -> Result<Vec<(DomainName, RunningSmtp)>, LabError> {
+    const TRIES: usize = 8;
+    let mut last_error = None;
+    for _ in 0..TRIES {
+        let mut servers: Vec<(DomainName, RunningSmtp)> = Vec::new();
+        let mut port = 0;
+        let mut clash = false;
+        for (host, presented, ips) in hosts {
+            for ip in ips {
+                let error = |source| LabError::Smtp {
+                    host: host.name.to_string(),
+                    ip: *ip,
+                    source,
+                };
+                let server = smtp_server(host, presented).map_err(error)?;
+                match server.start_on(SocketAddr::new(*ip, port)).await {
+                    Ok(running) => {
+                        port = running.addr().port();
+                        servers.push((host.name.clone(), running));
+                    }
+                    Err(LabSmtpError::Bind { source, .. })
+                        if port != 0 && source.kind() == std::io::ErrorKind::AddrInUse =>
+                    {
+                        last_error = Some(error(LabSmtpError::Bind { ip: *ip, source }));
+                        clash = true;
+                        break;
+                    }
+                    Err(e) => return Err(error(e)),
+                }
+            }
+            if clash {
+                break;
+            }
+        }
+        if !clash {
+            return Ok(servers);
+        }
+    }
+    Err(last_error.expect("a clash was recorded before retrying"))
+}
+
 /// A running lab. Dropping it stops every server.
 pub struct RunningLab {
     now: OffsetDateTime,
@@ -515,6 +554,12 @@ impl RunningLab {
     /// The lab DNS server.
     pub fn dns(&self) -> &RunningDns {
         &self.dns
+    }
+
+    /// The port every lab SMTP server listens on (each host on its own loopback address),
+    /// or `None` when the scenario has no SMTP server.
+    pub fn smtp_port(&self) -> Option<u16> {
+        self.smtp.first().map(|(_, s)| s.addr().port())
     }
 
     /// The SMTP servers with the host each belongs to, in scenario order.

@@ -201,10 +201,16 @@ impl SmtpServer {
 
     /// Starts serving on `ip` (a loopback address) at a port the system chooses.
     pub async fn start(self, ip: IpAddr) -> Result<RunningSmtp, LabSmtpError> {
+        self.start_on(SocketAddr::new(ip, 0)).await
+    }
+
+    /// Starts serving on `addr` (a loopback address; port 0 lets the system choose).
+    pub async fn start_on(self, addr: SocketAddr) -> Result<RunningSmtp, LabSmtpError> {
+        let ip = addr.ip();
         if !ip.is_loopback() {
             return Err(LabSmtpError::NotLoopback { ip });
         }
-        let listener = TcpListener::bind(SocketAddr::new(ip, 0))
+        let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| LabSmtpError::Bind { ip, source })?;
         let addr = listener

@@ -234,6 +234,13 @@ pub enum SmtpOutcome {
         /// The phase.
         phase: Phase,
     },
+    /// `not-tested`: no connection was attempted, or its outcome says nothing about the
+    /// server: SMTP probing was switched off (`--no-smtp`), or outbound connections to the
+    /// SMTP port are blocked from where mxprobe runs. `reason` says which.
+    NotTested {
+        /// Why the server was not tested.
+        reason: String,
+    },
 }
 
 impl SmtpOutcome {
@@ -250,7 +257,8 @@ impl SmtpOutcome {
             | Self::ConnectionReset { .. }
             | Self::IoError { .. }
             | Self::ServiceUnavailable421 { .. }
-            | Self::DeadlineExceeded { .. } => true,
+            | Self::DeadlineExceeded { .. }
+            | Self::NotTested { .. } => true,
             Self::Rejected { code, .. } => code / 100 == 4,
             Self::Completed
             | Self::EhloRejected { .. }

@@ -302,6 +302,21 @@ fn help_explains_exit_status() {
     let out = mxprobe(&["lint", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let t = text(&out);
-    assert!(t.contains("Exit status:"), "{t}");
+    assert!(
+        t.contains("Exit status (the same for every command):"),
+        "{t}"
+    );
     assert!(t.contains("--sts-txt"), "{t}");
+    // The contract, in every command's help.
+    for command in ["lint", "scan", "gate", "generate", "demo"] {
+        let t = text(&mxprobe(&[command, "--help"]));
+        for line in [
+            "0    nothing",
+            "1    findings",
+            "2    usage",
+            "3    inconclusive",
+        ] {
+            assert!(t.contains(line), "{command} --help lacks {line:?}: {t}");
+        }
+    }
 }

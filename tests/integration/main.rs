@@ -33,3 +33,5 @@ mod scan_cli;
 mod input;
 // Bulk scans: shared probes, per-IP politeness, concurrency, interruption.
 mod bulk;
+// `mxprobe gate`: exit statuses, candidate changes, port 25, JUnit and GitHub, docs/ci.md.
+mod gate;
