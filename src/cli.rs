@@ -74,7 +74,7 @@ pub enum Command {
     /// Print the records and the policy file for a new MTA-STS and TLS-RPT deployment.
     ///
     /// Prints the _mta-sts TXT record (with a fresh id), the _smtp._tls TXT record and the
-    /// policy file to serve at https://mta-sts.DOMAIN/.well-known/mta-sts.txt; each passes
+    /// policy file to serve at `https://mta-sts.DOMAIN/.well-known/mta-sts.txt`; each passes
     /// `mxprobe lint`. With --live the MX hosts come from the domain's current MX records.
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
