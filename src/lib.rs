@@ -35,7 +35,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod bulk;
+pub mod changes;
 pub mod ci;
 pub mod cli;
 pub mod config;
@@ -48,10 +50,13 @@ pub mod fetch;
 pub mod finding;
 pub mod gate;
 pub mod generate;
+pub mod history;
 pub mod input;
 pub mod lab;
 pub mod lint;
+pub mod metrics;
 pub mod mtasts;
+pub mod notify;
 pub mod output;
 pub mod progress;
 pub mod render;

@@ -35,3 +35,5 @@ mod input;
 mod bulk;
 // `mxprobe gate`: exit statuses, candidate changes, port 25, JUnit and GitHub, docs/ci.md.
 mod gate;
+// Changing a running lab between two scans (certificates, policies).
+mod lab_changes;
