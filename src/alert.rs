@@ -134,7 +134,7 @@ impl Alert {
         previous_status: Option<DomainStatus>,
         mut changes: Vec<Change>,
     ) -> Self {
-        changes.sort_by(|a, b| b.severity.cmp(&a.severity));
+        changes.sort_by_key(|c| std::cmp::Reverse(c.severity));
         Self {
             schema_version: ALERT_SCHEMA_VERSION,
             domain,

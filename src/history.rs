@@ -1,1 +1,1610 @@
-//! Being written.
+//! The monitoring history: one SQLite database that keeps, for every run of `mxprobe monitor`,
+//! each domain's [`Snapshot`], the [`Alert`] raised for it, and that alert's delivery state on
+//! every notification channel.
+//!
+//! [`crate::changes`] decides what changed and [`crate::notify`] delivers alerts; this module
+//! only stores what they produce and answers the questions the next run asks (the previous
+//! snapshot, the inconclusive streak, the last alert, what is still to deliver) and the
+//! timeline people read.
+//!
+//! I/O: reads and writes the database file given to [`History::open`] (and SQLite's `-wal` and
+//! `-shm` files beside it), and holds an exclusive advisory lock on `<path>.lock` for as long as
+//! the [`History`] lives, so that two runs started by cron or a timer never interleave. The
+//! lock file is left in place: removing it could let a third process lock a file the second
+//! is about to replace. No clock is read here: every time is a parameter.
+//!
+//! # Storage
+//! The schema version is SQLite's `PRAGMA user_version`. [`MIGRATIONS`] lists the SQL that
+//! takes the schema from version *n* to *n + 1*; opening applies the missing ones in order, in
+//! one transaction, and refuses (without writing anything) a database newer than this build.
+//! Timestamps are RFC 3339 UTC text of fixed width (`2026-11-29T06:00:00.000000000Z`), so that
+//! text order is time order and every instant reads back exactly. Snapshots and alerts are kept
+//! as JSON (serde_json) next to the columns the queries need, so that the timeline never parses
+//! a whole snapshot. A delivery is `pending` from the moment its alert is recorded until it is
+//! marked delivered, whatever happens to the process in between.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use crate::alert::{Alert, ChangeKind, DomainStatus, Snapshot};
+use crate::domain::DomainName;
+use crate::finding::Severity;
+
+/// The schema migrations, in order: entry *n* takes a database from `user_version` *n* to
+/// *n + 1*. Append new entries; never edit a released one.
+pub const MIGRATIONS: &[&str] = &[
+    // 0 → 1: runs, snapshots, alerts and their deliveries.
+    "CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT
+    ) STRICT;
+    CREATE TABLE snapshots (
+        id          INTEGER PRIMARY KEY,
+        run_id      INTEGER NOT NULL REFERENCES runs (id),
+        domain      TEXT NOT NULL,
+        observed_at TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pass', 'fail', 'inconclusive')),
+        errors      INTEGER NOT NULL,
+        warnings    INTEGER NOT NULL,
+        notices     INTEGER NOT NULL,
+        policy_mode TEXT,
+        policy_id   TEXT,
+        mx          TEXT NOT NULL,
+        snapshot    TEXT NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX snapshots_by_domain ON snapshots (domain, run_id);
+    CREATE TABLE alerts (
+        id        INTEGER PRIMARY KEY,
+        run_id    INTEGER NOT NULL REFERENCES runs (id),
+        domain    TEXT NOT NULL,
+        raised_at TEXT NOT NULL,
+        alert     TEXT NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX alerts_by_domain ON alerts (domain, run_id);
+    CREATE TABLE deliveries (
+        alert_id        INTEGER NOT NULL REFERENCES alerts (id),
+        channel         TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at TEXT,
+        last_error      TEXT,
+        delivered_at    TEXT,
+        PRIMARY KEY (alert_id, channel)
+    ) STRICT;
+    CREATE INDEX deliveries_pending ON deliveries (channel, alert_id) WHERE state = 'pending';",
+];
+
+/// The schema version this build writes: the number of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// How long a statement waits for a database another connection is writing. The run lock
+/// keeps monitor runs apart; this covers anything else that opens the file (`sqlite3`, a
+/// backup) for a moment.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The stored timestamp form: RFC 3339 in UTC with all nine fraction digits (fixed width).
+const STORED_TIME: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+
+/// The timestamp form of [`write_timeline`]: RFC 3339 in UTC to the second.
+const SHOWN_TIME: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// One run of `mxprobe monitor`, as numbered in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct RunId(pub i64);
+
+/// One stored alert, as numbered in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct AlertId(pub i64);
+
+/// Why the history could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// Another process holds the run lock.
+    #[error(
+        "the history database {} is in use by another mxprobe process (it holds the lock {}); \
+         wait for that run to finish (if runs overlap, schedule them further apart)",
+        .path.display(), .lock.display()
+    )]
+    Locked {
+        /// The database.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The lock file could not be created or locked.
+    #[error(
+        "cannot create or lock {}: {source}; check that its directory exists and is writable",
+        .lock.display()
+    )]
+    Lock {
+        /// The lock file.
+        lock: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The database could not be opened or configured (not an SQLite file, no permission …).
+    #[error(
+        "cannot open the history database {}: {source}; check the path and that the file is \
+         an mxprobe history (an SQLite database)",
+        .path.display()
+    )]
+    Open {
+        /// The database.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A migration failed; the transaction was rolled back, so the database is as it was.
+    #[error(
+        "cannot migrate the history database {} from schema version {from} to {to}: {source}; \
+         the database was left at version {from}",
+        .path.display()
+    )]
+    Migrate {
+        /// The database.
+        path: PathBuf,
+        /// The version the database had.
+        from: u32,
+        /// The version whose migration failed.
+        to: u32,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The database has a schema version this build does not know (a newer mxprobe wrote
+    /// it). Nothing was written to it.
+    #[error(
+        "the history database {} has schema version {found}, but this mxprobe knows versions \
+         up to {supported}; use a newer mxprobe (the database was left untouched)",
+        .path.display()
+    )]
+    TooNew {
+        /// The database.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// [`SCHEMA_VERSION`].
+        supported: u32,
+    },
+    /// A statement failed.
+    #[error("{what}: {source}")]
+    Sql {
+        /// What was being done, naming the domain, run or alert.
+        what: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A snapshot or alert could not be written as JSON, or a stored one could not be read.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which snapshot or alert.
+        what: String,
+        /// serde_json's error.
+        source: serde_json::Error,
+    },
+    /// A stored value is not one mxprobe writes (the file was changed by hand).
+    #[error(
+        "{what} holds {value:?}, which mxprobe never writes; the database was changed outside \
+         mxprobe (restore a backup or start a new history)"
+    )]
+    Corrupt {
+        /// Which column of which row.
+        what: String,
+        /// The value found.
+        value: String,
+    },
+    /// A time outside the years 0000–9999 cannot be written as RFC 3339.
+    #[error("cannot store {value}: RFC 3339 timestamps must fall in the years 0000 to 9999")]
+    TimeOutOfRange {
+        /// The time.
+        value: OffsetDateTime,
+    },
+    /// The run was never begun in this history.
+    #[error("run {run} is not in the history; begin runs with History::begin_run")]
+    NoSuchRun {
+        /// The run number.
+        run: i64,
+    },
+    /// The domain already has a snapshot in this run.
+    #[error("{domain} is already recorded in run {run}; record each domain once per run")]
+    AlreadyRecorded {
+        /// The run number.
+        run: i64,
+        /// The domain.
+        domain: DomainName,
+    },
+    /// The alert is about another domain than the snapshot it was recorded with.
+    #[error(
+        "the alert is about {alert} but the snapshot is of {snapshot}; record each alert with \
+         the snapshot of its own domain"
+    )]
+    DomainMismatch {
+        /// The snapshot's domain.
+        snapshot: DomainName,
+        /// The alert's domain.
+        alert: DomainName,
+    },
+    /// The alert has no delivery on this channel.
+    #[error(
+        "alert {alert} has no delivery on channel {channel:?}; only the channels named when \
+         the alert was recorded can be marked"
+    )]
+    NoSuchDelivery {
+        /// The alert number.
+        alert: i64,
+        /// The channel.
+        channel: String,
+    },
+    /// A failure was reported for a delivery that already succeeded.
+    #[error(
+        "alert {alert} was already delivered on channel {channel:?}; a failed attempt cannot \
+         follow a delivery"
+    )]
+    AlreadyDelivered {
+        /// The alert number.
+        alert: i64,
+        /// The channel.
+        channel: String,
+    },
+}
+
+/// Adds what was being done to an SQLite error.
+trait During<T> {
+    fn during(self, what: impl FnOnce() -> String) -> Result<T, HistoryError>;
+}
+
+impl<T> During<T> for rusqlite::Result<T> {
+    fn during(self, what: impl FnOnce() -> String) -> Result<T, HistoryError> {
+        self.map_err(|source| HistoryError::Sql {
+            what: what(),
+            source,
+        })
+    }
+}
+
+/// The monitoring history: the open database and the run lock, both held until dropped.
+#[derive(Debug)]
+pub struct History {
+    /// Declared first so that it closes before the lock below is released.
+    conn: Connection,
+    /// The locked `<path>.lock`; closing it releases the lock.
+    _lock: File,
+}
+
+impl History {
+    /// Opens (creating) the database at `path`, migrates it to [`SCHEMA_VERSION`], and takes
+    /// the run lock: an exclusive advisory lock on `<path>.lock`, held until the `History` is
+    /// dropped. Another process holding it → [`HistoryError::Locked`]; a database newer than
+    /// this build → [`HistoryError::TooNew`], with nothing written to it.
+    pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        let lock_path = lock_path(path);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|source| HistoryError::Lock {
+                lock: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(HistoryError::Locked {
+                    path: path.to_owned(),
+                    lock: lock_path,
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(HistoryError::Lock {
+                    lock: lock_path,
+                    source,
+                });
+            }
+        }
+
+        let open_error = |source| HistoryError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_error)?;
+        // Read the version before anything writes: a newer database stays byte for byte as
+        // it was (switching to WAL would already rewrite its header).
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(open_error)?;
+        check_version(path, found)?;
+        // WAL: a reader outside mxprobe (`sqlite3`, a backup) never blocks the run's writes,
+        // and each commit is one append to the log.
+        conn.pragma_update(None, "journal_mode", "wal")
+            .map_err(open_error)?;
+        migrate(&mut conn, path)?;
+        Ok(Self { conn, _lock: lock })
+    }
+
+    /// Starts a run at `started_at` and returns its number.
+    pub fn begin_run(&mut self, started_at: OffsetDateTime) -> Result<RunId, HistoryError> {
+        let started = stored_time(started_at)?;
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_at) VALUES (?1)",
+                params![started],
+            )
+            .during(|| "storing the start of a run".to_owned())?;
+        Ok(RunId(self.conn.last_insert_rowid()))
+    }
+
+    /// Notes when `run` finished.
+    pub fn finish_run(
+        &mut self,
+        run: RunId,
+        finished_at: OffsetDateTime,
+    ) -> Result<(), HistoryError> {
+        let finished = stored_time(finished_at)?;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE runs SET finished_at = ?2 WHERE id = ?1",
+                params![run.0, finished],
+            )
+            .during(|| format!("storing the end of run {}", run.0))?;
+        if changed == 0 {
+            return Err(HistoryError::NoSuchRun { run: run.0 });
+        }
+        Ok(())
+    }
+
+    /// The latest stored snapshot of `domain` (that of the most recent run that recorded it),
+    /// with its run.
+    pub fn previous(&self, domain: &DomainName) -> Result<Option<(RunId, Snapshot)>, HistoryError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT run_id, snapshot FROM snapshots WHERE domain = ?1
+                 ORDER BY run_id DESC LIMIT 1",
+                params![domain.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .during(|| format!("reading the latest snapshot of {domain}"))?;
+        let Some((run, json)) = row else {
+            return Ok(None);
+        };
+        let snapshot = serde_json::from_str(&json).map_err(|source| HistoryError::Json {
+            what: format!("reading the snapshot of {domain} in run {run}"),
+            source,
+        })?;
+        Ok(Some((RunId(run), snapshot)))
+    }
+
+    /// How many of the domain's latest stored snapshots, in a row, are
+    /// [`DomainStatus::Inconclusive`] (0 when the latest is not, or there is none).
+    pub fn inconclusive_streak(&self, domain: &DomainName) -> Result<u32, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM snapshots
+                 WHERE domain = ?1 AND run_id > COALESCE(
+                     (SELECT MAX(run_id) FROM snapshots
+                      WHERE domain = ?1 AND status <> 'inconclusive'),
+                     -1)",
+                params![domain.as_str()],
+                |row| row.get(0),
+            )
+            .during(|| format!("counting the inconclusive runs of {domain}"))
+    }
+
+    /// When the last alert for `domain` was raised (its `observed_at`), if ever.
+    pub fn last_alert_at(
+        &self,
+        domain: &DomainName,
+    ) -> Result<Option<OffsetDateTime>, HistoryError> {
+        let raised: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT raised_at FROM alerts WHERE domain = ?1 ORDER BY run_id DESC LIMIT 1",
+                params![domain.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .during(|| format!("reading the last alert for {domain}"))?;
+        raised
+            .map(|text| read_time(&text, || format!("alerts.raised_at of {domain}")))
+            .transpose()
+    }
+
+    /// In one transaction: stores the snapshot of this run and, if given, the alert with one
+    /// pending delivery per channel name in `channels` (a name given twice counts once).
+    /// Once this returns, a process killed before delivery loses nothing: the deliveries stay
+    /// pending until marked delivered. On error nothing is stored.
+    pub fn record(
+        &mut self,
+        run: RunId,
+        snapshot: &Snapshot,
+        alert: Option<&Alert>,
+        channels: &[&str],
+    ) -> Result<Option<AlertId>, HistoryError> {
+        let domain = &snapshot.facts.domain;
+        if let Some(alert) = alert
+            && alert.domain != *domain
+        {
+            return Err(HistoryError::DomainMismatch {
+                snapshot: domain.clone(),
+                alert: alert.domain.clone(),
+            });
+        }
+        let summary = Summary::of(snapshot);
+        let observed = stored_time(snapshot.facts.observed_at)?;
+        let snapshot_json =
+            serde_json::to_string(snapshot).map_err(|source| HistoryError::Json {
+                what: format!("writing the snapshot of {domain} as JSON"),
+                source,
+            })?;
+        let mx_json = serde_json::to_string(&summary.mx).map_err(|source| HistoryError::Json {
+            what: format!("writing the MX hosts of {domain} as JSON"),
+            source,
+        })?;
+        let alert_row = match alert {
+            Some(alert) => Some((
+                stored_time(alert.observed_at)?,
+                serde_json::to_string(alert).map_err(|source| HistoryError::Json {
+                    what: format!("writing the alert for {domain} as JSON"),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+
+        let what = || format!("recording {domain} in run {}", run.0);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .during(what)?;
+        let run_known = tx
+            .query_row("SELECT 1 FROM runs WHERE id = ?1", params![run.0], |_| {
+                Ok(())
+            })
+            .optional()
+            .during(what)?
+            .is_some();
+        if !run_known {
+            return Err(HistoryError::NoSuchRun { run: run.0 });
+        }
+        let recorded = tx
+            .query_row(
+                "SELECT 1 FROM snapshots WHERE domain = ?1 AND run_id = ?2",
+                params![domain.as_str(), run.0],
+                |_| Ok(()),
+            )
+            .optional()
+            .during(what)?
+            .is_some();
+        if recorded {
+            return Err(HistoryError::AlreadyRecorded {
+                run: run.0,
+                domain: domain.clone(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO snapshots (run_id, domain, observed_at, status, errors, warnings,
+                 notices, policy_mode, policy_id, mx, snapshot)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                run.0,
+                domain.as_str(),
+                observed,
+                summary.status.as_str(),
+                summary.errors,
+                summary.warnings,
+                summary.notices,
+                summary.policy_mode,
+                summary.policy_id,
+                mx_json,
+                snapshot_json,
+            ],
+        )
+        .during(what)?;
+        let alert_id = match alert_row {
+            Some((raised, json)) => {
+                tx.execute(
+                    "INSERT INTO alerts (run_id, domain, raised_at, alert) VALUES (?1, ?2, ?3, ?4)",
+                    params![run.0, domain.as_str(), raised, json],
+                )
+                .during(|| format!("recording the alert for {domain} in run {}", run.0))?;
+                let id = tx.last_insert_rowid();
+                for channel in channels {
+                    tx.execute(
+                        "INSERT INTO deliveries (alert_id, channel, state)
+                         VALUES (?1, ?2, 'pending') ON CONFLICT DO NOTHING",
+                        params![id, channel],
+                    )
+                    .during(|| {
+                        format!("queueing alert {id} for {domain} on channel {channel:?}")
+                    })?;
+                }
+                Some(AlertId(id))
+            }
+            None => None,
+        };
+        tx.commit().during(what)?;
+        Ok(alert_id)
+    }
+
+    /// Every alert still pending on `channel`, oldest first (from this run and earlier ones).
+    pub fn pending(&self, channel: &str) -> Result<Vec<(AlertId, Alert)>, HistoryError> {
+        let what = || format!("reading the alerts pending on channel {channel:?}");
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.id, a.alert FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+                 WHERE d.channel = ?1 AND d.state = 'pending'
+                 ORDER BY a.id",
+            )
+            .during(what)?;
+        let rows = stmt
+            .query_map(params![channel], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .during(what)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .during(what)?;
+        rows.into_iter()
+            .map(|(id, json)| {
+                let alert = serde_json::from_str(&json).map_err(|source| HistoryError::Json {
+                    what: format!("reading stored alert {id}"),
+                    source,
+                })?;
+                Ok((AlertId(id), alert))
+            })
+            .collect()
+    }
+
+    /// Marks the alert delivered on `channel` at `at`. Marking a delivered alert again
+    /// changes nothing (the first delivery time is kept).
+    pub fn mark_delivered(
+        &mut self,
+        alert: AlertId,
+        channel: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), HistoryError> {
+        let at = stored_time(at)?;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE deliveries
+                 SET state = 'delivered', attempts = attempts + 1, last_attempt_at = ?3,
+                     delivered_at = ?3
+                 WHERE alert_id = ?1 AND channel = ?2 AND state = 'pending'",
+                params![alert.0, channel, at],
+            )
+            .during(|| format!("marking alert {} delivered on channel {channel:?}", alert.0))?;
+        if changed == 1 {
+            return Ok(());
+        }
+        match self.delivery_state(alert, channel)? {
+            Some(DeliveryState::Delivered) => Ok(()),
+            // Pending cannot occur here: the update above would have matched it.
+            Some(DeliveryState::Pending) | None => Err(HistoryError::NoSuchDelivery {
+                alert: alert.0,
+                channel: channel.to_owned(),
+            }),
+        }
+    }
+
+    /// Records a failed attempt to deliver the alert on `channel` at `at`: the attempt count
+    /// grows and `error` is kept as the last error; the delivery stays pending.
+    pub fn mark_failed(
+        &mut self,
+        alert: AlertId,
+        channel: &str,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), HistoryError> {
+        let at = stored_time(at)?;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE deliveries
+                 SET attempts = attempts + 1, last_attempt_at = ?3, last_error = ?4
+                 WHERE alert_id = ?1 AND channel = ?2 AND state = 'pending'",
+                params![alert.0, channel, at, error],
+            )
+            .during(|| {
+                format!(
+                    "recording a failed delivery of alert {} on channel {channel:?}",
+                    alert.0
+                )
+            })?;
+        if changed == 1 {
+            return Ok(());
+        }
+        match self.delivery_state(alert, channel)? {
+            Some(DeliveryState::Delivered) => Err(HistoryError::AlreadyDelivered {
+                alert: alert.0,
+                channel: channel.to_owned(),
+            }),
+            Some(DeliveryState::Pending) | None => Err(HistoryError::NoSuchDelivery {
+                alert: alert.0,
+                channel: channel.to_owned(),
+            }),
+        }
+    }
+
+    /// The domain's timeline, oldest run first, optionally only the entries observed at or
+    /// after `since`.
+    pub fn timeline(
+        &self,
+        domain: &DomainName,
+        since: Option<OffsetDateTime>,
+    ) -> Result<Vec<TimelineEntry>, HistoryError> {
+        let since = since.map(stored_time).transpose()?;
+        let what = || format!("reading the timeline of {domain}");
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.run_id, s.observed_at, s.status, s.errors, s.warnings, s.notices,
+                        s.policy_mode, s.policy_id, s.mx, a.alert
+                 FROM snapshots s
+                 LEFT JOIN alerts a ON a.run_id = s.run_id AND a.domain = s.domain
+                 WHERE s.domain = ?1 AND (?2 IS NULL OR s.observed_at >= ?2)
+                 ORDER BY s.run_id",
+            )
+            .during(what)?;
+        let rows = stmt
+            .query_map(params![domain.as_str(), since], |row| {
+                Ok(TimelineRow {
+                    run: row.get(0)?,
+                    observed_at: row.get(1)?,
+                    status: row.get(2)?,
+                    errors: row.get(3)?,
+                    warnings: row.get(4)?,
+                    notices: row.get(5)?,
+                    policy_mode: row.get(6)?,
+                    policy_id: row.get(7)?,
+                    mx: row.get(8)?,
+                    alert: row.get(9)?,
+                })
+            })
+            .during(what)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .during(what)?;
+        rows.into_iter().map(|row| row.into_entry(domain)).collect()
+    }
+
+    /// Whether `alert` has a delivery on `channel`, and its state.
+    fn delivery_state(
+        &self,
+        alert: AlertId,
+        channel: &str,
+    ) -> Result<Option<DeliveryState>, HistoryError> {
+        let what = || {
+            format!(
+                "reading the delivery of alert {} on channel {channel:?}",
+                alert.0
+            )
+        };
+        let state: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT state FROM deliveries WHERE alert_id = ?1 AND channel = ?2",
+                params![alert.0, channel],
+                |row| row.get(0),
+            )
+            .optional()
+            .during(what)?;
+        state
+            .map(|state| match state.as_str() {
+                "pending" => Ok(DeliveryState::Pending),
+                "delivered" => Ok(DeliveryState::Delivered),
+                _ => Err(HistoryError::Corrupt {
+                    what: format!(
+                        "deliveries.state of alert {} on channel {channel:?}",
+                        alert.0
+                    ),
+                    value: state,
+                }),
+            })
+            .transpose()
+    }
+}
+
+/// The state of one delivery.
+enum DeliveryState {
+    Pending,
+    Delivered,
+}
+
+/// One run of a domain as the timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    /// The run.
+    pub run: RunId,
+    /// When the domain was observed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub observed_at: OffsetDateTime,
+    /// Its status.
+    pub status: DomainStatus,
+    /// How many findings at error severity.
+    pub errors: u32,
+    /// How many at warning severity.
+    pub warnings: u32,
+    /// How many at notice severity.
+    pub notices: u32,
+    /// The MTA-STS policy mode, when a valid policy was fetched.
+    pub policy_mode: Option<String>,
+    /// The MTA-STS policy id from the `_mta-sts` record.
+    pub policy_id: Option<String>,
+    /// The MX hosts in preference order (the domain itself for an implicit MX).
+    pub mx: Vec<String>,
+    /// The alert raised in that run, if any.
+    pub alert: Option<Alert>,
+}
+
+/// A timeline row as stored, before its text is checked.
+struct TimelineRow {
+    run: i64,
+    observed_at: String,
+    status: String,
+    errors: u32,
+    warnings: u32,
+    notices: u32,
+    policy_mode: Option<String>,
+    policy_id: Option<String>,
+    mx: String,
+    alert: Option<String>,
+}
+
+impl TimelineRow {
+    fn into_entry(self, domain: &DomainName) -> Result<TimelineEntry, HistoryError> {
+        let run = self.run;
+        let observed_at = read_time(&self.observed_at, || {
+            format!("snapshots.observed_at of {domain} in run {run}")
+        })?;
+        let status = [
+            DomainStatus::Pass,
+            DomainStatus::Fail,
+            DomainStatus::Inconclusive,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == self.status)
+        .ok_or_else(|| HistoryError::Corrupt {
+            what: format!("snapshots.status of {domain} in run {run}"),
+            value: self.status.clone(),
+        })?;
+        let mx = serde_json::from_str(&self.mx).map_err(|source| HistoryError::Json {
+            what: format!("reading the MX hosts of {domain} in run {run}"),
+            source,
+        })?;
+        let alert = self
+            .alert
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|source| HistoryError::Json {
+                what: format!("reading the alert for {domain} in run {run}"),
+                source,
+            })?;
+        Ok(TimelineEntry {
+            run: RunId(run),
+            observed_at,
+            status,
+            errors: self.errors,
+            warnings: self.warnings,
+            notices: self.notices,
+            policy_mode: self.policy_mode,
+            policy_id: self.policy_id,
+            mx,
+            alert,
+        })
+    }
+}
+
+/// What the snapshot columns keep besides the JSON.
+struct Summary {
+    status: DomainStatus,
+    errors: u32,
+    warnings: u32,
+    notices: u32,
+    policy_mode: Option<&'static str>,
+    policy_id: Option<String>,
+    mx: Vec<String>,
+}
+
+impl Summary {
+    fn of(snapshot: &Snapshot) -> Self {
+        let verdict = &snapshot.verdict;
+        let count = |severity| {
+            let n = verdict
+                .findings
+                .iter()
+                .filter(|f| f.severity == severity)
+                .count();
+            u32::try_from(n).unwrap_or(u32::MAX)
+        };
+        Self {
+            status: DomainStatus::of(verdict),
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            notices: count(Severity::Notice),
+            policy_mode: verdict.sts.policy.as_ref().map(|p| p.mode.as_str()),
+            policy_id: verdict.sts.id.clone(),
+            mx: snapshot
+                .facts
+                .hosts
+                .iter()
+                .map(|h| h.exchange.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Writes the timeline for people: a heading line, then one line per run with the time,
+/// status, finding counts, MTA-STS mode and id, MX hosts and the kinds of change alerted.
+pub fn write_timeline(
+    out: &mut impl Write,
+    domain: &DomainName,
+    entries: &[TimelineEntry],
+) -> io::Result<()> {
+    match entries.len() {
+        0 => writeln!(out, "{domain}: no runs recorded")?,
+        1 => writeln!(out, "{domain}: 1 run")?,
+        n => writeln!(out, "{domain}: {n} runs")?,
+    }
+    for e in entries {
+        let when = e
+            .observed_at
+            .to_offset(time::UtcOffset::UTC)
+            .format(SHOWN_TIME)
+            .map_err(io::Error::other)?;
+        let sts = match (&e.policy_mode, &e.policy_id) {
+            (Some(mode), Some(id)) => format!("mta-sts {mode} (id {id})"),
+            (Some(mode), None) => format!("mta-sts {mode}"),
+            (None, Some(id)) => format!("mta-sts id {id}, no valid policy"),
+            (None, None) => "no mta-sts".to_owned(),
+        };
+        let mx = if e.mx.is_empty() {
+            "no mx".to_owned()
+        } else {
+            format!("mx {}", e.mx.join(", "))
+        };
+        write!(
+            out,
+            "{when}  {:<12}  {}, {}, {}  {sts}  {mx}",
+            e.status.as_str(),
+            counted(e.errors, "error"),
+            counted(e.warnings, "warning"),
+            counted(e.notices, "notice"),
+        )?;
+        if let Some(alert) = &e.alert {
+            let mut kinds: Vec<ChangeKind> = Vec::new();
+            for change in &alert.changes {
+                if !kinds.contains(&change.kind) {
+                    kinds.push(change.kind);
+                }
+            }
+            let names: Vec<String> = kinds.iter().map(kind_name).collect();
+            write!(out, "  alert: {}", names.join(", "))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `1 error`, `2 errors`, `0 errors`.
+fn counted(n: u32, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The wire name of a change kind (`new-failure`), as in the alert JSON.
+fn kind_name(kind: &ChangeKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{kind:?}"),
+    }
+}
+
+/// `<path>.lock`.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// The database's version when this build knows it; otherwise [`HistoryError::TooNew`].
+fn check_version(path: &Path, found: i64) -> Result<u32, HistoryError> {
+    u32::try_from(found)
+        .ok()
+        .filter(|v| *v <= SCHEMA_VERSION)
+        .ok_or_else(|| HistoryError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        })
+}
+
+/// Applies the missing migrations in one transaction, with the version read again inside it.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), HistoryError> {
+    let open_error = |source| HistoryError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_error)?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(open_error)?;
+    let from = check_version(path, found)?;
+    if from == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (to, sql) in (from + 1..).zip(&MIGRATIONS[from as usize..]) {
+        let migrate_error = |source| HistoryError::Migrate {
+            path: path.to_owned(),
+            from,
+            to,
+            source,
+        };
+        tx.execute_batch(sql).map_err(migrate_error)?;
+        tx.pragma_update(None, "user_version", to)
+            .map_err(migrate_error)?;
+    }
+    tx.commit().map_err(|source| HistoryError::Migrate {
+        path: path.to_owned(),
+        from,
+        to: SCHEMA_VERSION,
+        source,
+    })
+}
+
+/// The stored form of a time (see the module documentation).
+fn stored_time(t: OffsetDateTime) -> Result<String, HistoryError> {
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    if !(0..=9999).contains(&utc.year()) {
+        return Err(HistoryError::TimeOutOfRange { value: t });
+    }
+    utc.format(STORED_TIME)
+        .map_err(|_| HistoryError::TimeOutOfRange { value: t })
+}
+
+/// Reads a stored time back.
+fn read_time(text: &str, what: impl FnOnce() -> String) -> Result<OffsetDateTime, HistoryError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| HistoryError::Corrupt {
+        what: what(),
+        value: text.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Change;
+    use crate::finding::Subject;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use time::macros::datetime;
+
+    /// A fresh directory under the system temp dir, removed on drop (also when a test fails).
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "mxprobe-history-{}-{}-{name}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn db(&self) -> PathBuf {
+            self.0.join("history.db")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn example() -> DomainName {
+        DomainName::parse("example.com").unwrap()
+    }
+
+    /// A snapshot of example.com observed at `at`, with one finding per `(severity,
+    /// inconclusive)`, an optional policy `(mode, id)` and the given MX hosts.
+    fn snapshot(
+        at: &str,
+        findings: &[(&str, bool)],
+        policy: Option<(&str, &str)>,
+        mx: &[&str],
+    ) -> Snapshot {
+        let findings: Vec<_> = findings
+            .iter()
+            .enumerate()
+            .map(|(i, (severity, inconclusive))| {
+                json!({"code": format!("test.finding-{i}"), "severity": severity,
+                       "subject": {"domain": "example.com"}, "message": "m",
+                       "inconclusive": inconclusive})
+            })
+            .collect();
+        let sts = match policy {
+            Some((mode, id)) => json!({"id": id, "policy": {"mode": mode, "max_age": 86400,
+                                       "mx": mx, "extensions": []}}),
+            None => json!({}),
+        };
+        let records: Vec<_> = mx
+            .iter()
+            .enumerate()
+            .map(|(i, host)| json!({"preference": 10 * (i + 1), "exchange": host}))
+            .collect();
+        let hosts: Vec<_> = mx
+            .iter()
+            .enumerate()
+            .map(|(i, host)| json!({"exchange": host, "preference": 10 * (i + 1)}))
+            .collect();
+        let inconclusive = findings.iter().any(|f| f["inconclusive"] == true);
+        serde_json::from_value(json!({
+            "facts": {
+                "domain": "example.com",
+                "observed_at": at,
+                "mx": {"status": "records", "records": records, "dnssec": "insecure",
+                       "cname-chain": []},
+                "sts_txt": {"status": "nodata", "dnssec": "insecure"},
+                "tlsrpt_txt": {"status": "nodata", "dnssec": "insecure"},
+                "hosts": hosts
+            },
+            "verdict": {
+                "domain": "example.com",
+                "routing": "mx",
+                "sts": sts,
+                "sessions": [],
+                "inconclusive": inconclusive,
+                "findings": findings
+            }
+        }))
+        .unwrap()
+    }
+
+    fn alert(at: OffsetDateTime, status: DomainStatus, kinds: &[ChangeKind]) -> Alert {
+        let d = example();
+        Alert::new(
+            d.clone(),
+            at,
+            status,
+            Some(DomainStatus::Pass),
+            kinds
+                .iter()
+                .map(|&kind| Change {
+                    kind,
+                    severity: Severity::Error,
+                    subject: Subject::domain(&d),
+                    message: "changed".to_owned(),
+                    fix: None,
+                })
+                .collect(),
+        )
+    }
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_fresh_file_is_migrated_and_reopening_changes_nothing() {
+        let dir = TempDir::new("migrate");
+        let path = dir.db();
+        {
+            let mut h = History::open(&path).unwrap();
+            let mode: String = h
+                .conn
+                .pragma_query_value(None, "journal_mode", |row| row.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let run = h.begin_run(datetime!(2026-11-01 06:00 UTC)).unwrap();
+            h.record(
+                run,
+                &snapshot("2026-11-01T06:00:00Z", &[], None, &["mx1.example.com"]),
+                None,
+                &[],
+            )
+            .unwrap();
+        }
+        assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+        let h = History::open(&path).unwrap();
+        let tables: Vec<String> = h
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            tables,
+            [
+                "alerts",
+                "alerts_by_domain",
+                "deliveries",
+                "deliveries_pending",
+                "runs",
+                "snapshots",
+                "snapshots_by_domain"
+            ]
+        );
+        drop(h);
+        assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+        let h = History::open(&path).unwrap();
+        let (run, _) = h.previous(&example()).unwrap().unwrap();
+        assert_eq!(run, RunId(1));
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_untouched() {
+        let dir = TempDir::new("too-new");
+        let path = dir.db();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE future (x INTEGER);")
+                .unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = History::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::TooNew { path: p, found, supported }
+                if *p == path
+                    && *found == i64::from(SCHEMA_VERSION) + 1
+                    && *supported == SCHEMA_VERSION),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("use a newer mxprobe"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(!dir.0.join("history.db-wal").exists());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused() {
+        let dir = TempDir::new("not-db");
+        let path = dir.db();
+        std::fs::write(
+            &path,
+            b"this is not an SQLite database, not even close to one",
+        )
+        .unwrap();
+        let err = History::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::Open { path: p, .. } if *p == path),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_second_open_is_locked_until_the_first_is_dropped() {
+        let dir = TempDir::new("lock");
+        let path = dir.db();
+        let first = History::open(&path).unwrap();
+        let err = History::open(&path).unwrap_err();
+        let lock = dir.0.join("history.db.lock");
+        assert!(
+            matches!(&err, HistoryError::Locked { path: p, lock: l } if *p == path && *l == lock),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("history.db.lock"), "{err}");
+        drop(first);
+        History::open(&path).unwrap();
+    }
+
+    #[test]
+    fn previous_streak_last_alert_and_timeline_follow_the_runs() {
+        let dir = TempDir::new("record");
+        let mut h = History::open(&dir.db()).unwrap();
+        let d = example();
+        assert!(h.previous(&d).unwrap().is_none());
+        assert_eq!(h.inconclusive_streak(&d).unwrap(), 0);
+        assert_eq!(h.last_alert_at(&d).unwrap(), None);
+
+        let mx = ["mx1.example.com", "mx2.example.com"];
+        // Run 1: pass, enforce. Run 2: fail (alert). Runs 3 and 4: inconclusive.
+        let s1 = snapshot(
+            "2026-11-01T06:00:00Z",
+            &[("notice", false)],
+            Some(("enforce", "2026a")),
+            &mx,
+        );
+        let s2 = snapshot(
+            "2026-11-02T06:00:00.5Z",
+            &[("error", false), ("warning", false), ("notice", false)],
+            Some(("testing", "2026b")),
+            &mx[..1],
+        );
+        let s3 = snapshot("2026-11-03T06:00:00Z", &[("error", true)], None, &mx);
+        let s4 = snapshot("2026-11-04T06:00:00Z", &[("warning", true)], None, &mx);
+        let a2 = alert(
+            datetime!(2026-11-02 06:00:00.5 UTC),
+            DomainStatus::Fail,
+            &[
+                ChangeKind::NewFailure,
+                ChangeKind::PolicyChanged,
+                ChangeKind::NewFailure,
+            ],
+        );
+
+        let r1 = h.begin_run(datetime!(2026-11-01 06:00 UTC)).unwrap();
+        assert_eq!(h.record(r1, &s1, None, &["webhook"]).unwrap(), None);
+        h.finish_run(r1, datetime!(2026-11-01 06:01 UTC)).unwrap();
+        assert_eq!(h.previous(&d).unwrap(), Some((r1, s1.clone())));
+        assert_eq!(h.inconclusive_streak(&d).unwrap(), 0);
+
+        let r2 = h.begin_run(datetime!(2026-11-02 06:00 UTC)).unwrap();
+        let id2 = h.record(r2, &s2, Some(&a2), &["webhook"]).unwrap();
+        assert_eq!(id2, Some(AlertId(1)));
+        assert_eq!(
+            h.last_alert_at(&d).unwrap(),
+            Some(datetime!(2026-11-02 06:00:00.5 UTC))
+        );
+
+        let r3 = h.begin_run(datetime!(2026-11-03 06:00 UTC)).unwrap();
+        h.record(r3, &s3, None, &[]).unwrap();
+        assert_eq!(h.inconclusive_streak(&d).unwrap(), 1);
+        let r4 = h.begin_run(datetime!(2026-11-04 06:00 UTC)).unwrap();
+        h.record(r4, &s4, None, &[]).unwrap();
+        assert_eq!((r1, r2, r3, r4), (RunId(1), RunId(2), RunId(3), RunId(4)));
+        assert_eq!(h.inconclusive_streak(&d).unwrap(), 2);
+        assert_eq!(h.previous(&d).unwrap(), Some((r4, s4)));
+        // Another domain's history is its own.
+        let other = DomainName::parse("example.net").unwrap();
+        assert_eq!(h.previous(&other).unwrap(), None);
+        assert_eq!(h.inconclusive_streak(&other).unwrap(), 0);
+
+        let all = h.timeline(&d, None).unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(
+            all[1],
+            TimelineEntry {
+                run: r2,
+                observed_at: datetime!(2026-11-02 06:00:00.5 UTC),
+                status: DomainStatus::Fail,
+                errors: 1,
+                warnings: 1,
+                notices: 1,
+                policy_mode: Some("testing".to_owned()),
+                policy_id: Some("2026b".to_owned()),
+                mx: vec!["mx1.example.com".to_owned()],
+                alert: Some(a2.clone()),
+            }
+        );
+        assert_eq!(
+            all.iter().map(|e| e.status).collect::<Vec<_>>(),
+            [
+                DomainStatus::Pass,
+                DomainStatus::Fail,
+                DomainStatus::Inconclusive,
+                DomainStatus::Inconclusive
+            ]
+        );
+        // `since` is inclusive, and a fraction of a second orders correctly: 06:00:00.5 on
+        // 2 November is after 06:00:00 on that day.
+        let since = h
+            .timeline(&d, Some(datetime!(2026-11-02 06:00 UTC)))
+            .unwrap();
+        assert_eq!(
+            since.iter().map(|e| e.run).collect::<Vec<_>>(),
+            [r2, r3, r4]
+        );
+        let since = h
+            .timeline(&d, Some(datetime!(2026-11-03 06:00 UTC)))
+            .unwrap();
+        assert_eq!(since.iter().map(|e| e.run).collect::<Vec<_>>(), [r3, r4]);
+        assert!(
+            h.timeline(&d, Some(datetime!(2026-11-05 00:00 UTC)))
+                .unwrap()
+                .is_empty()
+        );
+
+        let json = serde_json::to_value(&all[0]).unwrap();
+        assert_eq!(
+            json,
+            json!({"run": 1, "observed_at": "2026-11-01T06:00:00Z", "status": "pass",
+                   "errors": 0, "warnings": 0, "notices": 1, "policy_mode": "enforce",
+                   "policy_id": "2026a", "mx": ["mx1.example.com", "mx2.example.com"],
+                   "alert": null})
+        );
+
+        let mut out = Vec::new();
+        write_timeline(&mut out, &d, &all).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "example.com: 4 runs\n\
+             2026-11-01T06:00:00Z  pass          0 errors, 0 warnings, 1 notice  \
+             mta-sts enforce (id 2026a)  mx mx1.example.com, mx2.example.com\n\
+             2026-11-02T06:00:00Z  fail          1 error, 1 warning, 1 notice  \
+             mta-sts testing (id 2026b)  mx mx1.example.com  alert: new-failure, policy-changed\n\
+             2026-11-03T06:00:00Z  inconclusive  1 error, 0 warnings, 0 notices  \
+             no mta-sts  mx mx1.example.com, mx2.example.com\n\
+             2026-11-04T06:00:00Z  inconclusive  0 errors, 1 warning, 0 notices  \
+             no mta-sts  mx mx1.example.com, mx2.example.com\n"
+        );
+        let mut out = Vec::new();
+        write_timeline(&mut out, &other, &[]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "example.net: no runs recorded\n"
+        );
+    }
+
+    #[test]
+    fn a_failed_record_stores_nothing() {
+        let dir = TempDir::new("record-errors");
+        let mut h = History::open(&dir.db()).unwrap();
+        let s = snapshot("2026-11-01T06:00:00Z", &[], None, &["mx1.example.com"]);
+        let a = alert(
+            datetime!(2026-11-01 06:00 UTC),
+            DomainStatus::Fail,
+            &[ChangeKind::MxChanged],
+        );
+
+        let err = h.record(RunId(7), &s, Some(&a), &["webhook"]).unwrap_err();
+        assert!(matches!(err, HistoryError::NoSuchRun { run: 7 }), "{err:?}");
+        assert!(matches!(
+            h.finish_run(RunId(7), datetime!(2026-11-01 06:00 UTC))
+                .unwrap_err(),
+            HistoryError::NoSuchRun { run: 7 }
+        ));
+
+        let run = h.begin_run(datetime!(2026-11-01 06:00 UTC)).unwrap();
+        let mut wrong = a.clone();
+        wrong.domain = DomainName::parse("example.org").unwrap();
+        let err = h.record(run, &s, Some(&wrong), &["webhook"]).unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::DomainMismatch { snapshot, alert }
+                if snapshot.as_str() == "example.com" && alert.as_str() == "example.org"),
+            "{err:?}"
+        );
+        assert_eq!(h.previous(&example()).unwrap(), None);
+
+        let id = h.record(run, &s, Some(&a), &["webhook"]).unwrap().unwrap();
+        let err = h.record(run, &s, Some(&a), &["webhook"]).unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::AlreadyRecorded { run: 1, domain }
+                if *domain == example()),
+            "{err:?}"
+        );
+        // Still one alert, one delivery.
+        let pending = h.pending("webhook").unwrap();
+        assert_eq!(pending, vec![(id, a)]);
+    }
+
+    #[test]
+    fn deliveries_are_tracked_per_channel() {
+        let dir = TempDir::new("deliveries");
+        let mut h = History::open(&dir.db()).unwrap();
+        let s1 = snapshot("2026-11-01T06:00:00Z", &[], None, &["mx1.example.com"]);
+        let s2 = snapshot("2026-11-02T06:00:00Z", &[], None, &["mx2.example.com"]);
+        let a1 = alert(
+            datetime!(2026-11-01 06:00 UTC),
+            DomainStatus::Fail,
+            &[ChangeKind::NewFailure],
+        );
+        let a2 = alert(
+            datetime!(2026-11-02 06:00 UTC),
+            DomainStatus::Pass,
+            &[ChangeKind::MxChanged],
+        );
+        let r1 = h.begin_run(datetime!(2026-11-01 06:00 UTC)).unwrap();
+        let id1 = h
+            .record(r1, &s1, Some(&a1), &["webhook", "email", "webhook"])
+            .unwrap()
+            .unwrap();
+        let r2 = h.begin_run(datetime!(2026-11-02 06:00 UTC)).unwrap();
+        let id2 = h
+            .record(r2, &s2, Some(&a2), &["webhook", "email"])
+            .unwrap()
+            .unwrap();
+
+        // Oldest first, on both channels; no delivery on a channel not named.
+        assert_eq!(
+            h.pending("webhook").unwrap(),
+            vec![(id1, a1.clone()), (id2, a2.clone())]
+        );
+        assert_eq!(
+            h.pending("email").unwrap(),
+            vec![(id1, a1.clone()), (id2, a2.clone())]
+        );
+        assert_eq!(h.pending("exec").unwrap(), vec![]);
+
+        // The webhook works; e-mail fails twice for the first alert.
+        h.mark_delivered(id1, "webhook", datetime!(2026-11-02 06:01 UTC))
+            .unwrap();
+        h.mark_failed(
+            id1,
+            "email",
+            datetime!(2026-11-02 06:01 UTC),
+            "connection refused",
+        )
+        .unwrap();
+        h.mark_failed(
+            id1,
+            "email",
+            datetime!(2026-11-02 06:02 UTC),
+            "421 try later",
+        )
+        .unwrap();
+        assert_eq!(h.pending("webhook").unwrap(), vec![(id2, a2.clone())]);
+        assert_eq!(
+            h.pending("email").unwrap(),
+            vec![(id1, a1.clone()), (id2, a2.clone())]
+        );
+
+        let row = |h: &History,
+                   id: AlertId,
+                   channel: &str|
+         -> (String, i64, Option<String>, Option<String>, Option<String>) {
+            h.conn
+                .query_row(
+                    "SELECT state, attempts, last_error, last_attempt_at, delivered_at
+                     FROM deliveries WHERE alert_id = ?1 AND channel = ?2",
+                    params![id.0, channel],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .unwrap()
+        };
+        assert_eq!(
+            row(&h, id1, "email"),
+            (
+                "pending".to_owned(),
+                2,
+                Some("421 try later".to_owned()),
+                Some("2026-11-02T06:02:00.000000000Z".to_owned()),
+                None
+            )
+        );
+        assert_eq!(
+            row(&h, id1, "webhook"),
+            (
+                "delivered".to_owned(),
+                1,
+                None,
+                Some("2026-11-02T06:01:00.000000000Z".to_owned()),
+                Some("2026-11-02T06:01:00.000000000Z".to_owned())
+            )
+        );
+
+        // Marking again keeps the first delivery; a failure after delivery is refused.
+        h.mark_delivered(id1, "webhook", datetime!(2026-11-03 00:00 UTC))
+            .unwrap();
+        assert_eq!(
+            row(&h, id1, "webhook").4.as_deref(),
+            Some("2026-11-02T06:01:00.000000000Z")
+        );
+        let err = h
+            .mark_failed(id1, "webhook", datetime!(2026-11-03 00:00 UTC), "late")
+            .unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::AlreadyDelivered { alert: a, channel }
+                if *a == id1.0 && channel == "webhook"),
+            "{err:?}"
+        );
+        for err in [
+            h.mark_delivered(id1, "exec", datetime!(2026-11-03 00:00 UTC))
+                .unwrap_err(),
+            h.mark_failed(AlertId(99), "email", datetime!(2026-11-03 00:00 UTC), "x")
+                .unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, HistoryError::NoSuchDelivery { .. }),
+                "{err:?}"
+            );
+        }
+
+        h.mark_delivered(id1, "email", datetime!(2026-11-02 07:00 UTC))
+            .unwrap();
+        assert_eq!(h.pending("email").unwrap(), vec![(id2, a2.clone())]);
+        assert_eq!(row(&h, id1, "email").1, 3);
+    }
+
+    #[test]
+    fn alerts_recorded_before_a_crash_are_still_pending_after_reopening() {
+        let dir = TempDir::new("crash");
+        let path = dir.db();
+        let a = alert(
+            datetime!(2026-11-01 06:00 UTC),
+            DomainStatus::Fail,
+            &[ChangeKind::NewFailure],
+        );
+        let id = {
+            let mut h = History::open(&path).unwrap();
+            let run = h.begin_run(datetime!(2026-11-01 06:00 UTC)).unwrap();
+            let s = snapshot(
+                "2026-11-01T06:00:00Z",
+                &[("error", false)],
+                None,
+                &["mx1.example.com"],
+            );
+            let id = h
+                .record(run, &s, Some(&a), &["webhook", "email", "exec"])
+                .unwrap()
+                .unwrap();
+            // The run never finishes and nothing is marked: the process dies here. The files
+            // as they are on disk at this moment (no checkpoint, no clean close) are what a
+            // killed process leaves behind.
+            std::fs::copy(&path, dir.0.join("killed.db")).unwrap();
+            std::fs::copy(dir.0.join("history.db-wal"), dir.0.join("killed.db-wal")).unwrap();
+            id
+        };
+        for db in [path, dir.0.join("killed.db")] {
+            let h = History::open(&db).unwrap();
+            for channel in ["webhook", "email", "exec"] {
+                assert_eq!(
+                    h.pending(channel).unwrap(),
+                    vec![(id, a.clone())],
+                    "{} {channel}",
+                    db.display()
+                );
+            }
+        }
+        let h = History::open(&dir.db()).unwrap();
+        assert_eq!(
+            h.last_alert_at(&example()).unwrap(),
+            Some(datetime!(2026-11-01 06:00 UTC))
+        );
+    }
+
+    #[test]
+    fn stored_times_have_a_fixed_width_and_read_back_exactly() {
+        let whole = datetime!(2026-11-29 06:00 UTC);
+        let half = datetime!(2026-11-29 06:00:00.5 UTC);
+        let shifted = datetime!(2026-11-29 08:00:00.000000001 +02:00);
+        assert_eq!(
+            stored_time(whole).unwrap(),
+            "2026-11-29T06:00:00.000000000Z"
+        );
+        assert_eq!(stored_time(half).unwrap(), "2026-11-29T06:00:00.500000000Z");
+        assert_eq!(
+            stored_time(shifted).unwrap(),
+            "2026-11-29T06:00:00.000000001Z"
+        );
+        assert!(stored_time(whole).unwrap() < stored_time(shifted).unwrap());
+        assert!(stored_time(shifted).unwrap() < stored_time(half).unwrap());
+        for t in [whole, half, shifted] {
+            assert_eq!(read_time(&stored_time(t).unwrap(), String::new).unwrap(), t);
+        }
+        let ancient = datetime!(-0001-01-01 00:00 UTC);
+        assert!(matches!(
+            stored_time(ancient),
+            Err(HistoryError::TimeOutOfRange { value }) if value == ancient
+        ));
+        assert!(matches!(
+            read_time("yesterday", || "runs.started_at".to_owned()),
+            Err(HistoryError::Corrupt { what, value })
+                if what == "runs.started_at" && value == "yesterday"
+        ));
+    }
+}

@@ -30,6 +30,12 @@
 //! - [`scan`]: observe then evaluate one domain; [`bulk`]: many domains, politely.
 //! - [`input`]: scan targets from CSV files and lists; [`progress`]: progress on stderr.
 //! - [`lint`]: offline judgement of candidate records and policies (`mxprobe lint`).
+//! - [`gate`]: candidate changes judged against live observations (`mxprobe gate`);
+//!   [`generate`]: the records and policy of a new deployment (`mxprobe generate`);
+//!   [`ci`]: JUnit XML, GitHub Actions annotations and step summaries.
+//! - Monitoring (`mxprobe monitor`, `mxprobe history`): [`alert`] (snapshots, changes,
+//!   alerts), [`changes`] (what changed since the previous run), [`history`] (SQLite),
+//!   [`notify`] (webhook, e-mail and command delivery), [`metrics`] (the Prometheus textfile).
 //! - [`lab`]: the in-process mail lab (`mxprobe demo`, the tests, the benchmarks).
 //! - [`cli`], [`config`]: the command line as typed (clap), and turning it into a configuration.
 

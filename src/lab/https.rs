@@ -6,6 +6,9 @@
 //! or none, a body (whole, chunked, never-ending, stalled), a Location header, a response
 //! head that is late or never comes, or a TLS handshake that never completes. Misbehaviour is
 //! the point: the fetcher ([`crate::fetch`]) must record each case exactly and in bounded time.
+//! [`RunningHttps::set_response`] changes what one host answers while the server runs (same
+//! address, port and certificate): connections that start their handshake afterwards get the
+//! new response, connections already open keep the one they started with.
 //!
 //! The server counts connections, handshakes and requests (benchmarks print them; tests
 //! assert "exactly one request: the redirect was not followed") and keeps the first
@@ -17,7 +20,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,7 +45,7 @@ use crate::fetch::POLICY_PATH;
 /// How many requests a server keeps in its log (the counters count every request).
 pub const REQUEST_LOG_LIMIT: usize = 4096;
 
-/// Why a policy server could not start.
+/// Why a policy server could not start, or could not change a host's response.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsLabError {
     /// The lab listens on loopback only.
@@ -83,6 +86,12 @@ pub enum HttpsLabError {
         /// rustls's error.
         #[source]
         source: rustls::Error,
+    },
+    /// The server was asked to change a host it was not started with.
+    #[error("the policy server has no host {name}; change only a host it was started with")]
+    UnknownHost {
+        /// The host name asked for.
+        name: String,
     },
     /// Binding the listening socket failed.
     #[error("cannot listen on {ip}: {source}")]
@@ -312,10 +321,11 @@ impl PolicyServer {
             counters: counters.clone(),
         });
         let (stop, stopped) = watch::channel(());
-        tokio::spawn(accept_loop(listener, shared, stopped));
+        tokio::spawn(accept_loop(listener, shared.clone(), stopped));
         Ok(RunningHttps {
             addr,
             counters,
+            shared,
             _stop: stop,
         })
     }
@@ -327,6 +337,7 @@ pub struct RunningHttps {
     /// The address it listens on.
     pub addr: SocketAddr,
     counters: Arc<Counters>,
+    shared: Arc<Shared>,
     _stop: watch::Sender<()>,
 }
 
@@ -369,6 +380,26 @@ impl RunningHttps {
         self.counters.lock_log().clone()
     }
 
+    /// Answers later requests for `host` (matched as SNI is: any case) with `response`, on
+    /// the same address with the same certificate; a host that stalled its handshakes now
+    /// completes them. Connections that start their handshake after this call get the new
+    /// response; connections already open keep the old one. The response is checked as at
+    /// start.
+    pub fn set_response(&self, host: &str, response: PolicyResponse) -> Result<(), HttpsLabError> {
+        let name = host.to_ascii_lowercase();
+        let Some(prepared) = self.shared.hosts.get(&name) else {
+            return Err(HttpsLabError::UnknownHost {
+                name: host.to_owned(),
+            });
+        };
+        check_response(host, &response)?;
+        *prepared
+            .behaviour
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = HostBehaviour::Respond(response);
+        Ok(())
+    }
+
     /// Stops the server (the same as dropping it).
     pub fn shutdown(self) {}
 }
@@ -400,10 +431,22 @@ impl Counters {
     }
 }
 
-/// A host with its response checked and its TLS configuration built.
+/// A host with its response checked and its TLS configuration built. The behaviour can be
+/// changed while the server runs ([`RunningHttps::set_response`]).
 struct PreparedHost {
     tls: Arc<ServerConfig>,
-    behaviour: HostBehaviour,
+    behaviour: RwLock<HostBehaviour>,
+}
+
+impl PreparedHost {
+    /// The behaviour a connection starting now gets.
+    fn behaviour(&self) -> HostBehaviour {
+        // A writer only replaces the whole value, so a poisoned lock still holds a whole one.
+        self.behaviour
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl PreparedHost {
@@ -425,7 +468,7 @@ impl PreparedHost {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             tls: Arc::new(tls),
-            behaviour: host.behaviour,
+            behaviour: RwLock::new(host.behaviour),
         })
     }
 }
@@ -493,14 +536,14 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver
     let Some(host) = shared.hosts.get(&sni) else {
         return;
     };
-    let response = match &host.behaviour {
+    let response = match host.behaviour() {
         HostBehaviour::StallHandshake => {
             // Hold the connection open, unanswered, until the server stops.
             let _held = start;
             let _ = stop.changed().await;
             return;
         }
-        HostBehaviour::Respond(response) => response.clone(),
+        HostBehaviour::Respond(response) => response,
     };
     let tls = tokio::select! {
         tls = start.into_stream(host.tls.clone()) => tls,
@@ -551,7 +594,7 @@ async fn answer(
         Pace::Never => std::future::pending::<()>().await,
     }
     let mut built = Response::new(response.body.into_body());
-    // Checked in `check_response` when the server started.
+    // Checked in `check_response` when the server started or the response was set.
     *built.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
     let headers = built.headers_mut();
     for (name, value) in [
@@ -638,6 +681,56 @@ mod tests {
             let err = start_error(ip, hosts).to_string();
             assert!(err.contains(words), "{name}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn set_response_changes_the_named_host_only() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let running = PolicyServer::start(
+            lo,
+            vec![
+                host("mta-sts.a.example", PolicyResponse::policy("old a")),
+                host("mta-sts.b.example", PolicyResponse::policy("old b")),
+            ],
+        )
+        .await
+        .expect("starts");
+        let behaviour = |name: &str| running.shared.hosts[name].behaviour();
+
+        running
+            .set_response("MTA-STS.A.example", PolicyResponse::status(404))
+            .expect("known host, any case");
+        assert_eq!(
+            behaviour("mta-sts.a.example"),
+            HostBehaviour::Respond(PolicyResponse::status(404))
+        );
+        assert_eq!(
+            behaviour("mta-sts.b.example"),
+            HostBehaviour::Respond(PolicyResponse::policy("old b"))
+        );
+
+        let err = running
+            .set_response("mta-sts.c.example", PolicyResponse::status(200))
+            .expect_err("unknown host");
+        assert!(
+            matches!(&err, HttpsLabError::UnknownHost { name } if name == "mta-sts.c.example"),
+            "{err}"
+        );
+        let err = running
+            .set_response("mta-sts.b.example", PolicyResponse::status(1000))
+            .expect_err("bad status");
+        assert!(
+            matches!(
+                &err,
+                HttpsLabError::BadStatus { host, status: 1000 } if host == "mta-sts.b.example"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            behaviour("mta-sts.b.example"),
+            HostBehaviour::Respond(PolicyResponse::policy("old b")),
+            "a refused response changes nothing"
+        );
     }
 
     #[test]

@@ -10,10 +10,18 @@
 //! for every policy host (by SNI, on 127.0.0.1). [`RunningLab`] holds them all; dropping it
 //! stops everything. The lab listens on loopback only, on ports the system chooses, and
 //! never reads the clock: the caller passes `now`.
+//!
+//! A running lab can be changed between two scans without a restart, so that everything
+//! else stays exactly as it was (ports, PKI, DNS keys and records):
+//! [`RunningLab::replace_certificate`] makes an MX host present a certificate of another
+//! profile, and [`RunningLab::set_policy`] makes a domain's policy host serve another body.
+//! Connections opened afterwards see the change; [`RunningLab::scenario`] still describes the
+//! lab as it started.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use bytes::Bytes;
@@ -35,7 +43,9 @@ use crate::lab::scenario::{
     CertProfile, DomainSpec, FIRST_HOST_OCTET, HostDnssec, HostSpec, Scenario, SmtpBehaviour,
     TlsaProfile,
 };
-use crate::lab::smtp::{EhloAnswer, Greeting, LabSmtpError, RunningSmtp, SmtpServer, StartTls};
+use crate::lab::smtp::{
+    EhloAnswer, Greeting, LabSmtpError, RunningSmtp, SmtpServer, StartTls, tls_config,
+};
 use crate::scan::{SMTP_PORT, ScanConfig};
 use crate::smtp::{EhloName, SmtpConfig};
 use crate::tls::Anchors;
@@ -62,7 +72,7 @@ const DRIP_INTERVAL: StdDuration = StdDuration::from_millis(200);
 const OVERSIZED_CHUNKS: u64 = 96;
 const OVERSIZED_CHUNK: usize = 1024;
 
-/// Why the lab could not start.
+/// Why the lab could not start, or could not make a change.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LabError {
@@ -102,6 +112,51 @@ pub enum LabError {
         host: String,
         /// Why.
         reason: String,
+    },
+    /// A certificate change named a host the lab runs no SMTP server for.
+    #[error(
+        "the lab runs no SMTP server for {host}; name an MX host of the scenario that has an address"
+    )]
+    NoSmtpServer {
+        /// The host asked for.
+        host: String,
+    },
+    /// A certificate change named a host with a server that has no STARTTLS certificate:
+    /// STARTTLS not offered, refused, or followed by garbage or a reset instead of TLS.
+    #[error(
+        "the lab SMTP server of {host} at {ip} answers STARTTLS without TLS, so it has no certificate to replace; name a host whose STARTTLS leads to a TLS handshake"
+    )]
+    NoStartTls {
+        /// The host asked for.
+        host: String,
+        /// The address of the server without a certificate.
+        ip: IpAddr,
+    },
+    /// The new certificate could not be made into a TLS server configuration.
+    #[error("cannot serve the new certificate of {host}: {source}")]
+    CertificateChange {
+        /// The host.
+        host: String,
+        /// The server's error.
+        #[source]
+        source: LabSmtpError,
+    },
+    /// A policy change named a domain the lab serves no policy host for.
+    #[error(
+        "the lab serves no policy host for {domain}; name a scenario domain with a [domain.policy] table"
+    )]
+    NoPolicyHost {
+        /// The domain asked for.
+        domain: String,
+    },
+    /// The policy server refused the new response.
+    #[error("cannot change the policy of {domain}: {source}")]
+    PolicyChange {
+        /// The domain.
+        domain: String,
+        /// The policy server's error.
+        #[source]
+        source: HttpsLabError,
     },
 }
 
@@ -438,12 +493,11 @@ impl Lab {
             .map(|(_, s)| (s.addr().ip(), s.addr().port()))
             .collect();
         Ok(RunningLab {
-            now,
+            pki,
             domains: scenario.domains.iter().map(|d| d.name.clone()).collect(),
             scenario: scenario.clone(),
             addresses,
             anchors,
-            root_pem: pki.root_pem,
             smtp_ports,
             dns,
             smtp: servers,
@@ -502,12 +556,12 @@ async fn start_smtp_servers(
 
 /// A running lab. Dropping it stops every server.
 pub struct RunningLab {
-    now: OffsetDateTime,
+    /// The lab's CAs and clock, kept to make certificates for later changes.
+    pki: Pki,
     domains: Vec<DomainName>,
     scenario: Scenario,
     addresses: HashMap<DomainName, Vec<IpAddr>>,
     anchors: Anchors,
-    root_pem: String,
     smtp_ports: HashMap<IpAddr, u16>,
     dns: RunningDns,
     smtp: Vec<(DomainName, RunningSmtp)>,
@@ -528,7 +582,7 @@ impl fmt::Debug for RunningLab {
 impl RunningLab {
     /// The lab clock: the time certificates were made relative to; scan at this time.
     pub fn now(&self) -> OffsetDateTime {
-        self.now
+        self.pki.now
     }
 
     /// The lab domains, in scenario order.
@@ -536,7 +590,8 @@ impl RunningLab {
         &self.domains
     }
 
-    /// The scenario the lab runs (with every domain's expectation).
+    /// The scenario the lab started from (with every domain's expectation); changes made
+    /// since ([`Self::replace_certificate`], [`Self::set_policy`]) are not in it.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
     }
@@ -548,7 +603,7 @@ impl RunningLab {
 
     /// The lab root CA certificate (PEM): the only trust anchor of a lab scan.
     pub fn root_ca_pem(&self) -> &str {
-        &self.root_pem
+        &self.pki.root_pem
     }
 
     /// The lab DNS server.
@@ -570,6 +625,79 @@ impl RunningLab {
     /// The policy server.
     pub fn https(&self) -> &RunningHttps {
         &self.https
+    }
+
+    /// Makes every SMTP server of `host` (one per address) present a certificate of
+    /// `certificate`'s profile, made by the lab's PKI relative to the lab clock, to the
+    /// connections they accept from now on; connections already open keep the old one.
+    /// Everything else the servers do (greeting, EHLO, STARTTLS) stays as it is.
+    ///
+    /// The host's TLSA records in the lab DNS are NOT changed: they still describe the
+    /// certificate the host started with, so a DANE-EE record stops matching, as it does
+    /// when a real operator rolls a key without publishing its digest first.
+    ///
+    /// Fails, changing nothing, when the lab runs no SMTP server for `host` or when one of
+    /// them answers STARTTLS without TLS (so has no certificate to replace).
+    pub fn replace_certificate(
+        &self,
+        host: &DomainName,
+        certificate: CertProfile,
+    ) -> Result<(), LabError> {
+        let servers: Vec<(&RunningSmtp, Arc<SmtpServer>)> = self
+            .smtp
+            .iter()
+            .filter(|(name, _)| name == host)
+            .map(|(_, server)| (server, server.spec()))
+            .collect();
+        if servers.is_empty() {
+            return Err(LabError::NoSmtpServer {
+                host: host.to_string(),
+            });
+        }
+        if let Some((server, _)) = servers
+            .iter()
+            .find(|(_, spec)| !matches!(spec.starttls, StartTls::Accept(_)))
+        {
+            return Err(LabError::NoStartTls {
+                host: host.to_string(),
+                ip: server.addr().ip(),
+            });
+        }
+        let presented = self.pki.present(host, certificate)?;
+        let config =
+            tls_config(presented.chain, presented.leaf.private_key()).map_err(|source| {
+                LabError::CertificateChange {
+                    host: host.to_string(),
+                    source,
+                }
+            })?;
+        for (server, spec) in servers {
+            server.replace(SmtpServer {
+                starttls: StartTls::Accept(Arc::clone(&config)),
+                ..(*spec).clone()
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes the policy host of `domain` (`mta-sts.<domain>`) answer later fetches with
+    /// `body`, status 200 and `Content-Type: text/plain`, with the same certificate; fetches
+    /// on connections already open get the old answer. The `_mta-sts` TXT record (and its
+    /// id) is not changed.
+    ///
+    /// Fails when the lab serves no policy host for `domain`.
+    pub fn set_policy(&self, domain: &DomainName, body: &str) -> Result<(), LabError> {
+        let host = domain.prefixed("mta-sts");
+        match self.https.set_response(&host, PolicyResponse::policy(body)) {
+            Ok(()) => Ok(()),
+            Err(HttpsLabError::UnknownHost { .. }) => Err(LabError::NoPolicyHost {
+                domain: domain.to_string(),
+            }),
+            Err(source) => Err(LabError::PolicyChange {
+                domain: domain.to_string(),
+                source,
+            }),
+        }
     }
 
     /// What the lab has served so far.

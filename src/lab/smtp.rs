@@ -8,15 +8,18 @@
 //! [`SmtpServer::start`] binds a loopback address on an unprivileged port chosen by the
 //! system and serves any number of connections at once, counting them ([`SmtpStats`]) and
 //! logging the command verbs received, so tests can assert "one probe per (MX, address)",
-//! per-address connection limits, and "never MAIL/RCPT". The server stops when its
-//! [`RunningSmtp`] handle is dropped or shut down; every connection task stops with it.
+//! per-address connection limits, and "never MAIL/RCPT". [`RunningSmtp::replace`] swaps the
+//! behaviour of a running server (same address, same port): connections accepted afterwards
+//! get the new one, connections already open keep the one they started with. The server
+//! stops when its [`RunningSmtp`] handle is dropped or shut down; every connection task stops
+//! with it.
 //!
 //! This is test and demo infrastructure: it accepts no mail and refuses to bind anything but
 //! a loopback address.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use rustls::ServerConfig;
@@ -154,7 +157,7 @@ pub fn tls_config(
 }
 
 /// What one lab SMTP server does. Build it with [`SmtpServer::new`] and change the public
-/// fields, then [`SmtpServer::start`] it.
+/// fields, then [`SmtpServer::start`] it (and [`RunningSmtp::replace`] it while it runs).
 #[derive(Debug, Clone)]
 pub struct SmtpServer {
     /// The name the server gives in its 250 replies to EHLO and HELO.
@@ -217,8 +220,18 @@ impl SmtpServer {
             .local_addr()
             .map_err(|source| LabSmtpError::Bind { ip, source })?;
         let shared = Arc::new(Shared::default());
-        let task = tokio::spawn(accept_loop(listener, Arc::new(self), Arc::clone(&shared)));
-        Ok(RunningSmtp { addr, shared, task })
+        let spec = Arc::new(RwLock::new(Arc::new(self)));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&spec),
+            Arc::clone(&shared),
+        ));
+        Ok(RunningSmtp {
+            addr,
+            spec,
+            shared,
+            task,
+        })
     }
 }
 
@@ -268,9 +281,14 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// The behaviour a running server gives the connections it accepts next. Each connection
+/// clones the inner `Arc` once, when it is accepted, and keeps that behaviour to its end.
+type CurrentSpec = Arc<RwLock<Arc<SmtpServer>>>;
+
 /// A running lab SMTP server. Dropping it stops the server and all its connections.
 pub struct RunningSmtp {
     addr: SocketAddr,
+    spec: CurrentSpec,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -309,6 +327,20 @@ impl RunningSmtp {
             .clone()
     }
 
+    /// The behaviour connections accepted from now on get (the one the server started
+    /// with, or the last one given to [`Self::replace`]).
+    pub fn spec(&self) -> Arc<SmtpServer> {
+        // Writers only swap one `Arc` for another, so a poisoned lock still holds a whole one.
+        Arc::clone(&self.spec.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Serves every connection accepted after this call with `spec`, on the same address
+    /// and port; connections already open keep the behaviour they started with. The
+    /// counters and the command log go on counting.
+    pub fn replace(&self, spec: SmtpServer) {
+        *self.spec.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(spec);
+    }
+
     /// Stops the server and every open connection now.
     pub fn shutdown(&self) {
         self.task.abort();
@@ -321,7 +353,7 @@ impl Drop for RunningSmtp {
     }
 }
 
-async fn accept_loop(listener: TcpListener, spec: Arc<SmtpServer>, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, spec: CurrentSpec, shared: Arc<Shared>) {
     // Dropping the set (when this task is aborted) aborts every connection task.
     let mut connections = JoinSet::new();
     loop {
@@ -329,7 +361,8 @@ async fn accept_loop(listener: TcpListener, spec: Arc<SmtpServer>, shared: Arc<S
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _peer)) => {
                     let guard = ActiveGuard::new(Arc::clone(&shared));
-                    connections.spawn(serve(tcp, Arc::clone(&spec), guard));
+                    let current = Arc::clone(&spec.read().unwrap_or_else(PoisonError::into_inner));
+                    connections.spawn(serve(tcp, current, guard));
                 }
                 // Out of descriptors or a connection aborted before accept: try again soon.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -528,6 +561,57 @@ mod tests {
             ehlo_reply(&spec, true).announced_name(),
             Some("mx.lab.example")
         );
+    }
+
+    /// The first line the server sends after `command` (nothing is sent when it is empty).
+    async fn line_after(conn: &mut tokio::io::BufReader<TcpStream>, command: &str) -> String {
+        use tokio::io::AsyncBufReadExt;
+        conn.get_mut()
+            .write_all(command.as_bytes())
+            .await
+            .expect("send");
+        let mut line = String::new();
+        timeout(Duration::from_secs(5), conn.read_line(&mut line))
+            .await
+            .expect("the server answers in time")
+            .expect("read");
+        line
+    }
+
+    #[tokio::test]
+    async fn replace_changes_new_connections_only() {
+        let lo = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let running = SmtpServer::new("one.lab.example")
+            .start(lo)
+            .await
+            .expect("starts");
+        let connect = || async {
+            tokio::io::BufReader::new(TcpStream::connect(running.addr()).await.expect("connect"))
+        };
+        let mut old = connect().await;
+        assert_eq!(
+            line_after(&mut old, "").await,
+            "220 one.lab.example ESMTP mxprobe lab\r\n"
+        );
+
+        running.replace(SmtpServer::new("two.lab.example"));
+        assert_eq!(running.spec().hostname, "two.lab.example");
+        let mut new = connect().await;
+        assert_eq!(
+            line_after(&mut new, "").await,
+            "220 two.lab.example ESMTP mxprobe lab\r\n"
+        );
+        assert_eq!(
+            line_after(&mut old, "EHLO client.example\r\n").await,
+            "250-one.lab.example greets you\r\n",
+            "an open connection keeps its behaviour"
+        );
+        assert_eq!(
+            line_after(&mut new, "EHLO client.example\r\n").await,
+            "250-two.lab.example greets you\r\n"
+        );
+        assert_eq!(running.stats().connections, 2, "same server, same counters");
+        assert_eq!(running.commands(), ["EHLO", "EHLO"]);
     }
 
     #[tokio::test]

@@ -37,3 +37,5 @@ mod bulk;
 mod gate;
 // Changing a running lab between two scans (certificates, policies).
 mod lab_changes;
+// The Prometheus textfile and the systemd and cron examples in fixtures/monitoring/.
+mod metrics;

@@ -1,0 +1,1032 @@
+//! The e-mail channel: one message per alert through an SMTP relay (lettre, async over tokio,
+//! rustls with ring). The subject is [`Alert::subject`], the `text/plain; charset=utf-8` body
+//! [`Alert::text`], and the alert JSON rides along as an `application/json` attachment, so a
+//! mail rule or a script can read it.
+//!
+//! The session is encrypted unless the relay is this machine's loopback: STARTTLS by default
+//! (a relay that does not offer it is an error, never a silent plaintext send), implicit TLS
+//! on request. The relay's certificate is checked against the web PKI roots plus any extra
+//! roots given. Relay credentials come from `MXPROBE_SMTP_USER` / `MXPROBE_SMTP_PASSWORD`
+//! ([`credentials_from_env`]) and are never shown.
+//!
+//! I/O: one SMTP session with the configured relay per delivery.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParametersBuilder};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::{DeliveryError, NotifyConfigError, is_loopback};
+use crate::alert::Alert;
+
+/// The variable that holds the relay user name.
+pub const SMTP_USER_VAR: &str = "MXPROBE_SMTP_USER";
+
+/// The variable that holds the relay password.
+pub const SMTP_PASSWORD_VAR: &str = "MXPROBE_SMTP_PASSWORD";
+
+/// How long one SMTP session may take unless [`Email::with_timeout`] says otherwise.
+pub const DEFAULT_EMAIL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How the session with the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RelaySecurity {
+    /// Plain SMTP upgraded with STARTTLS (RFC 3207), usually port 587; the relay must offer
+    /// it.
+    #[default]
+    StartTls,
+    /// TLS from the first byte (RFC 8314 implicit TLS), usually port 465.
+    Tls,
+    /// No encryption: accepted for loopback relays only (a local MTA).
+    None,
+}
+
+impl RelaySecurity {
+    /// The lower-case name: `starttls`, `tls` or `none`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::StartTls => "starttls",
+            Self::Tls => "tls",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for RelaySecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An e-mail channel: a relay, a sender, recipients and how to reach the relay.
+pub struct Email {
+    relay: String,
+    port: u16,
+    security: RelaySecurity,
+    tls: Tls,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    credentials: Option<Credentials>,
+    hello_name: Option<String>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The credentials stay out; only whether there are some shows.
+        let to: Vec<String> = self.to.iter().map(ToString::to_string).collect();
+        f.debug_struct("Email")
+            .field("relay", &self.relay)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("from", &self.from.to_string())
+            .field("to", &to)
+            .field("authenticates", &self.credentials.is_some())
+            .field("hello_name", &self.hello_name)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Email {
+    /// An e-mail channel sending from `from` to every address in `to` through
+    /// `relay:port`.
+    ///
+    /// `relay` is a host name or an IP address (also the name its certificate must carry);
+    /// [`RelaySecurity::None`] is refused unless it is loopback (`127.0.0.0/8`, `::1`,
+    /// `localhost`). `credentials` (user, password) are used with AUTH PLAIN or LOGIN after
+    /// the session is encrypted. `extra_roots_pem` are PEM files whose certificates are
+    /// trusted for the relay besides the web PKI roots (a private CA).
+    pub fn new(
+        relay: String,
+        port: u16,
+        security: RelaySecurity,
+        from: String,
+        to: Vec<String>,
+        credentials: Option<(String, String)>,
+        extra_roots_pem: Vec<Vec<u8>>,
+    ) -> Result<Self, NotifyConfigError> {
+        if !is_host(&relay) {
+            return Err(NotifyConfigError::RelayName { relay });
+        }
+        if security == RelaySecurity::None && !is_loopback(&relay) {
+            return Err(NotifyConfigError::RelayPlaintext { relay });
+        }
+        let from = parse_mailbox("from", from)?;
+        if to.is_empty() {
+            return Err(NotifyConfigError::NoRecipients);
+        }
+        let to = to
+            .into_iter()
+            .map(|address| parse_mailbox("to", address))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = match security {
+            RelaySecurity::None => Tls::None,
+            RelaySecurity::StartTls => Tls::Required(tls_parameters(&relay, &extra_roots_pem)?),
+            RelaySecurity::Tls => Tls::Wrapper(tls_parameters(&relay, &extra_roots_pem)?),
+        };
+        Ok(Self {
+            relay,
+            port,
+            security,
+            tls,
+            from,
+            to,
+            credentials: credentials.map(|(user, password)| Credentials::new(user, password)),
+            hello_name: None,
+            timeout: DEFAULT_EMAIL_TIMEOUT,
+        })
+    }
+
+    /// The same channel with another bound on one SMTP session (connection to QUIT).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same channel greeting the relay with `EHLO <name>` (this host's name) instead of
+    /// the address literal `[127.0.0.1]`, which some relays refuse.
+    pub fn with_hello_name(mut self, name: String) -> Self {
+        self.hello_name = Some(name);
+        self
+    }
+
+    /// `relay:port (security)`, for messages and logs.
+    pub fn target(&self) -> String {
+        if self.relay.contains(':') {
+            format!("[{}]:{} ({})", self.relay, self.port, self.security)
+        } else {
+            format!("{}:{} ({})", self.relay, self.port, self.security)
+        }
+    }
+
+    /// One SMTP session delivering `alert` to every recipient.
+    pub async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
+        let message = self.message(alert)?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.relay)
+            .port(self.port)
+            .tls(self.tls.clone())
+            .timeout(Some(self.timeout));
+        if let Some(credentials) = &self.credentials {
+            builder = builder
+                .credentials(credentials.clone())
+                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        }
+        if let Some(name) = &self.hello_name {
+            builder = builder.hello_name(ClientId::Domain(name.clone()));
+        }
+        let transport = builder.build();
+        match tokio::time::timeout(self.timeout, transport.send(message)).await {
+            Err(_elapsed) => Err(DeliveryError::EmailTimeout {
+                target: self.target(),
+                timeout: self.timeout,
+            }),
+            Ok(Err(e)) => Err(DeliveryError::Email {
+                target: self.target(),
+                reason: explain(&e),
+                permanent: e.is_permanent() || e.is_client(),
+            }),
+            Ok(Ok(_reply)) => Ok(()),
+        }
+    }
+
+    /// The message: subject, text body, JSON attachment.
+    fn message(&self, alert: &Alert) -> Result<Message, DeliveryError> {
+        let json = serde_json::to_vec(alert).map_err(|e| DeliveryError::AlertJson {
+            channel: "email",
+            target: self.target(),
+            reason: e.to_string(),
+        })?;
+        let message_error = |reason: String| DeliveryError::EmailMessage {
+            target: self.target(),
+            reason,
+        };
+        // Base64: the JSON is one long line, which 7bit and 8bit transfer cannot carry.
+        let json = Body::new_with_encoding(
+            json,
+            lettre::message::header::ContentTransferEncoding::Base64,
+        )
+        .map_err(|_| message_error("base64 refused the JSON".to_owned()))?;
+        let json_type =
+            ContentType::parse("application/json").expect("a constant, well-formed media type");
+        let body = MultiPart::mixed()
+            .singlepart(SinglePart::plain(alert.text()))
+            .singlepart(
+                Attachment::new(format!("mxprobe-alert-{}.json", alert.domain))
+                    .body(json, json_type),
+            );
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(alert.subject())
+            .message_id(Some(self.message_id()))
+            // RFC 3834 §5: no vacation or out-of-office replies to an automatic message.
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".to_owned(),
+            ));
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        builder
+            .multipart(body)
+            .map_err(|e| message_error(e.to_string()))
+    }
+
+    /// `<random@sender-domain>` (RFC 5322 §3.6.4): the sender's domain rather than
+    /// `localhost`, which spam filters hold against a message.
+    fn message_id(&self) -> String {
+        let mut random = [0_u8; 16];
+        // The system RNG fails only on an OS without one; the id is then merely not random.
+        let _ = SystemRandom::new().fill(&mut random);
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        format!("<{hex}.mxprobe@{}>", self.from.email.domain())
+    }
+}
+
+/// The relay credentials from `MXPROBE_SMTP_USER` and `MXPROBE_SMTP_PASSWORD` among `vars`
+/// (pass `std::env::vars()`): both set (and not empty) gives them, neither gives `None`,
+/// one alone is an error naming the other.
+pub fn credentials_from_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Option<(String, String)>, NotifyConfigError> {
+    let (mut user, mut password) = (None, None);
+    for (var, value) in vars {
+        if value.is_empty() {
+            continue;
+        }
+        if var == SMTP_USER_VAR {
+            user = Some(value);
+        } else if var == SMTP_PASSWORD_VAR {
+            password = Some(value);
+        }
+    }
+    match (user, password) {
+        (Some(user), Some(password)) => Ok(Some((user, password))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(NotifyConfigError::CredentialsIncomplete {
+            missing: SMTP_PASSWORD_VAR,
+            present: SMTP_USER_VAR,
+        }),
+        (None, Some(_)) => Err(NotifyConfigError::CredentialsIncomplete {
+            missing: SMTP_USER_VAR,
+            present: SMTP_PASSWORD_VAR,
+        }),
+    }
+}
+
+/// A host name (letters, digits, `-`, `.`, `_`) or an IP address.
+fn is_host(relay: &str) -> bool {
+    relay.parse::<IpAddr>().is_ok()
+        || (!relay.is_empty()
+            && relay
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
+}
+
+fn parse_mailbox(field: &'static str, value: String) -> Result<Mailbox, NotifyConfigError> {
+    match value.parse::<Mailbox>() {
+        Ok(mailbox) => Ok(mailbox),
+        Err(e) => Err(NotifyConfigError::Address {
+            field,
+            reason: e.to_string(),
+            value,
+        }),
+    }
+}
+
+/// The relay's TLS parameters: the web PKI roots plus the extra roots, name = the relay.
+fn tls_parameters(
+    relay: &str,
+    extra_roots_pem: &[Vec<u8>],
+) -> Result<lettre::transport::smtp::client::TlsParameters, NotifyConfigError> {
+    let mut builder = TlsParametersBuilder::new(relay.to_owned());
+    for (index, pem) in extra_roots_pem.iter().enumerate() {
+        let ders = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| NotifyConfigError::RootPem {
+                index,
+                reason: e.to_string(),
+            })?;
+        if ders.is_empty() {
+            return Err(NotifyConfigError::RootPem {
+                index,
+                reason: "it has no BEGIN CERTIFICATE block".to_owned(),
+            });
+        }
+        for der in ders {
+            let root =
+                Certificate::from_der(der.to_vec()).map_err(|e| NotifyConfigError::RootPem {
+                    index,
+                    reason: e.to_string(),
+                })?;
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| NotifyConfigError::RelayTls {
+            relay: relay.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// lettre's error, with what to do where lettre's words are terse.
+fn explain(error: &lettre::transport::smtp::Error) -> String {
+    let text = error.to_string();
+    if error.is_client() && text.contains("STARTTLS") {
+        "the relay does not offer STARTTLS, which is required, so nothing was sent; use a \
+         relay or port that offers it, or implicit TLS (usually port 465)"
+            .to_owned()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use time::OffsetDateTime;
+    use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::task::JoinHandle;
+    use tokio_rustls::TlsAcceptor;
+
+    use super::*;
+    use crate::lab::pki::{CertAuthority, KeyKind, LeafSpec, Validity};
+    use crate::notify::test_support::alert;
+
+    /// What a sink does.
+    #[derive(Clone, Default)]
+    struct SinkConfig {
+        /// Offer STARTTLS in the EHLO reply of the plaintext session.
+        starttls: bool,
+        /// TLS from the first byte.
+        implicit_tls: bool,
+        /// Require AUTH PLAIN with this user and password before MAIL.
+        auth: Option<(&'static str, &'static str)>,
+    }
+
+    /// One SMTP session as the sink saw it.
+    #[derive(Debug, Clone, Default)]
+    struct Session {
+        commands: Vec<String>,
+        tls: bool,
+        authenticated_as: Option<String>,
+        mail_from: Option<String>,
+        rcpt_to: Vec<String>,
+        data: Option<String>,
+        closed: bool,
+    }
+
+    trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+    impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+    /// A loopback SMTP sink with a certificate for 127.0.0.1 from its own CA.
+    struct Sink {
+        addr: SocketAddr,
+        ca_pem: String,
+        sessions: Arc<Mutex<Vec<Session>>>,
+        task: JoinHandle<()>,
+    }
+
+    impl Drop for Sink {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl Sink {
+        async fn start(config: SinkConfig) -> Self {
+            let now = OffsetDateTime::now_utc();
+            let validity = Validity::new(
+                now - time::Duration::days(1),
+                now + time::Duration::days(30),
+            );
+            let ca = CertAuthority::root("mxprobe notify test CA", validity, KeyKind::EcdsaP256)
+                .unwrap();
+            let mut spec = LeafSpec::new(&["relay.test"], validity);
+            spec.ip_addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+            let leaf = ca.leaf(&spec).unwrap();
+            let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(ca.chain_for(&leaf), leaf.private_key())
+            .unwrap();
+            let acceptor = TlsAcceptor::from(Arc::new(server));
+
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let sessions = Arc::new(Mutex::new(Vec::new()));
+            let log = sessions.clone();
+            let task = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let index = {
+                        let mut log = log.lock().unwrap();
+                        log.push(Session::default());
+                        log.len() - 1
+                    };
+                    let (log, config, acceptor) = (log.clone(), config.clone(), acceptor.clone());
+                    tokio::spawn(async move {
+                        serve(stream, &config, &acceptor, &log, index).await;
+                        log.lock().unwrap()[index].closed = true;
+                    });
+                }
+            });
+            Self {
+                addr,
+                ca_pem: ca.cert().pem().to_owned(),
+                sessions,
+                task,
+            }
+        }
+
+        /// The sessions, once every one has ended (at most 5 s).
+        async fn sessions(&self) -> Vec<Session> {
+            for _ in 0..500 {
+                let sessions = self.sessions.lock().unwrap().clone();
+                if sessions.iter().all(|s| s.closed) {
+                    return sessions;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("an SMTP session did not end");
+        }
+
+        fn email(&self, security: RelaySecurity, credentials: Option<(&str, &str)>) -> Email {
+            Email::new(
+                "127.0.0.1".to_owned(),
+                self.addr.port(),
+                security,
+                "mxprobe alerts <alerts@monitor.example>".to_owned(),
+                vec![
+                    "ops@example.com".to_owned(),
+                    "Postmaster <postmaster@example.net>".to_owned(),
+                ],
+                credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+                vec![self.ca_pem.as_bytes().to_vec()],
+            )
+            .unwrap()
+            .with_timeout(Duration::from_secs(10))
+        }
+    }
+
+    /// Serves one connection; records into `log[index]`.
+    async fn serve(
+        stream: TcpStream,
+        config: &SinkConfig,
+        acceptor: &TlsAcceptor,
+        log: &Mutex<Vec<Session>>,
+        index: usize,
+    ) {
+        let record = |f: &dyn Fn(&mut Session)| f(&mut log.lock().unwrap()[index]);
+        let mut tls = config.implicit_tls;
+        let io: Box<dyn Io> = if tls {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            record(&|s| s.tls = true);
+            Box::new(stream)
+        } else {
+            Box::new(stream)
+        };
+        let mut io = BufReader::new(io);
+        let mut authenticated = false;
+        if io.write_all(b"220 sink.test ESMTP\r\n").await.is_err() {
+            return;
+        }
+        loop {
+            let mut line = String::new();
+            match io.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let command = line.trim_end().to_owned();
+            record(&|s| s.commands.push(command.clone()));
+            let verb = command
+                .split([' ', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let reply = match verb.as_str() {
+                "EHLO" => {
+                    let mut reply = "250-sink.test\r\n".to_owned();
+                    if config.starttls && !tls {
+                        reply.push_str("250-STARTTLS\r\n");
+                    }
+                    if config.auth.is_some() && tls {
+                        reply.push_str("250-AUTH PLAIN LOGIN\r\n");
+                    }
+                    reply.push_str("250 HELP\r\n");
+                    reply
+                }
+                "STARTTLS" if config.starttls && !tls => {
+                    if io.write_all(b"220 2.0.0 go ahead\r\n").await.is_err() {
+                        return;
+                    }
+                    let Ok(stream) = acceptor.accept(io.into_inner()).await else {
+                        return;
+                    };
+                    tls = true;
+                    record(&|s| s.tls = true);
+                    io = BufReader::new(Box::new(stream));
+                    continue;
+                }
+                "AUTH" => {
+                    let initial = command.strip_prefix("AUTH PLAIN ").unwrap_or_default();
+                    let decoded = BASE64.decode(initial).unwrap_or_default();
+                    let fields: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
+                    match (config.auth, fields.as_slice()) {
+                        (Some((user, password)), [_, u, p])
+                            if *u == user.as_bytes() && *p == password.as_bytes() =>
+                        {
+                            authenticated = true;
+                            record(&|s| s.authenticated_as = Some(user.to_owned()));
+                            "235 2.7.0 accepted\r\n".to_owned()
+                        }
+                        _ => "535 5.7.8 bad credentials\r\n".to_owned(),
+                    }
+                }
+                "MAIL" if config.auth.is_some() && !authenticated => {
+                    "530 5.7.0 authentication required\r\n".to_owned()
+                }
+                "MAIL" => {
+                    record(&|s| s.mail_from = Some(command[10..].to_owned()));
+                    "250 2.1.0 ok\r\n".to_owned()
+                }
+                "RCPT" => {
+                    record(&|s| s.rcpt_to.push(command[8..].to_owned()));
+                    "250 2.1.5 ok\r\n".to_owned()
+                }
+                "DATA" => {
+                    if io.write_all(b"354 go on\r\n").await.is_err() {
+                        return;
+                    }
+                    let mut data = String::new();
+                    loop {
+                        let mut line = String::new();
+                        match io.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if line == ".\r\n" {
+                            break;
+                        }
+                        data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                    }
+                    record(&|s| s.data = Some(data.clone()));
+                    "250 2.0.0 queued\r\n".to_owned()
+                }
+                "QUIT" => {
+                    let _ = io.write_all(b"221 2.0.0 bye\r\n").await;
+                    return;
+                }
+                "RSET" | "NOOP" => "250 2.0.0 ok\r\n".to_owned(),
+                _ => "502 5.5.2 not implemented\r\n".to_owned(),
+            };
+            if io.write_all(reply.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Headers (unfolded) and body of a message or a MIME part.
+    fn split(message: &str) -> (Vec<(String, String)>, &str) {
+        let (head, body) = message.split_once("\r\n\r\n").unwrap();
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                headers.last_mut().unwrap().1.push_str(line);
+            } else {
+                let (name, value) = line.split_once(':').unwrap();
+                headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+            }
+        }
+        (headers, body)
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+    }
+
+    /// The part body decoded per its Content-Transfer-Encoding.
+    fn decode(headers: &[(String, String)], body: &str) -> Vec<u8> {
+        let encoding = headers
+            .iter()
+            .find(|(n, _)| n == "content-transfer-encoding")
+            .map_or_else(|| "7bit".to_owned(), |(_, v)| v.to_ascii_lowercase());
+        match encoding.as_str() {
+            "base64" => BASE64
+                .decode(body.split_whitespace().collect::<String>())
+                .unwrap(),
+            "quoted-printable" => {
+                let soft = body.replace("=\r\n", "");
+                let bytes = soft.as_bytes();
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'=' {
+                        let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                        out.push(u8::from_str_radix(hex, 16).unwrap());
+                        i += 3;
+                    } else {
+                        out.push(bytes[i]);
+                        i += 1;
+                    }
+                }
+                out
+            }
+            _ => body.as_bytes().to_vec(),
+        }
+    }
+
+    /// The parts of a multipart message body.
+    fn parts<'a>(content_type: &str, body: &'a str) -> Vec<(Vec<(String, String)>, &'a str)> {
+        let boundary = content_type
+            .split_once("boundary=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(b, _)| b)
+            .unwrap_or_else(|| panic!("no boundary in {content_type}"));
+        let delimiter = format!("--{boundary}");
+        body.split(delimiter.as_str())
+            .skip(1)
+            .take_while(|part| !part.starts_with("--"))
+            .map(|part| {
+                let part = part.strip_prefix("\r\n").unwrap();
+                let part = part.strip_suffix("\r\n").unwrap_or(part);
+                split(part)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn starttls_delivers_subject_text_and_the_json_attachment() {
+        let sink = Sink::start(SinkConfig {
+            starttls: true,
+            ..SinkConfig::default()
+        })
+        .await;
+        let email = sink.email(RelaySecurity::StartTls, None);
+        assert_eq!(
+            email.target(),
+            format!("127.0.0.1:{} (starttls)", sink.addr.port())
+        );
+        let alert = alert();
+        email.deliver(&alert).await.unwrap();
+
+        let sessions = sink.sessions().await;
+        assert_eq!(sessions.len(), 1);
+        let session = &sessions[0];
+        assert!(session.tls);
+        let verbs: Vec<&str> = session
+            .commands
+            .iter()
+            .map(|c| c.split([' ', ':']).next().unwrap())
+            .collect();
+        assert_eq!(
+            verbs,
+            [
+                "EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"
+            ]
+        );
+        assert_eq!(
+            session.mail_from.as_deref(),
+            Some("<alerts@monitor.example>")
+        );
+        assert_eq!(
+            session.rcpt_to,
+            ["<ops@example.com>", "<postmaster@example.net>"]
+        );
+
+        let data = session.data.as_deref().unwrap();
+        let (headers, body) = split(data);
+        assert_eq!(header(&headers, "subject"), alert.subject());
+        assert_eq!(
+            header(&headers, "from"),
+            "\"mxprobe alerts\" <alerts@monitor.example>"
+        );
+        assert!(header(&headers, "message-id").ends_with(".mxprobe@monitor.example>"));
+        assert_eq!(header(&headers, "auto-submitted"), "auto-generated");
+        let content_type = header(&headers, "content-type");
+        assert!(
+            content_type.starts_with("multipart/mixed;"),
+            "{content_type}"
+        );
+        let parts = parts(content_type, body);
+        assert_eq!(parts.len(), 2);
+
+        let (text_headers, text) = &parts[0];
+        assert_eq!(
+            header(text_headers, "content-type"),
+            "text/plain; charset=utf-8"
+        );
+        let text = String::from_utf8(decode(text_headers, text)).unwrap();
+        assert_eq!(text.replace("\r\n", "\n"), alert.text());
+
+        let (json_headers, json) = &parts[1];
+        assert_eq!(header(json_headers, "content-type"), "application/json");
+        assert_eq!(
+            header(json_headers, "content-disposition"),
+            "attachment; filename=\"mxprobe-alert-example.com.json\""
+        );
+        assert_eq!(header(json_headers, "content-transfer-encoding"), "base64");
+        let back: Alert = serde_json::from_slice(&decode(json_headers, json)).unwrap();
+        assert_eq!(back, alert);
+    }
+
+    #[tokio::test]
+    async fn a_relay_without_starttls_gets_nothing() {
+        let sink = Sink::start(SinkConfig::default()).await;
+        let email = sink.email(RelaySecurity::StartTls, None);
+        let err = email.deliver(&alert()).await.unwrap_err();
+        let DeliveryError::Email {
+            target,
+            reason,
+            permanent,
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*target, email.target());
+        assert!(
+            reason.starts_with("the relay does not offer STARTTLS"),
+            "{reason}"
+        );
+        assert!(permanent);
+
+        let sessions = sink.sessions().await;
+        assert_eq!(sessions.len(), 1);
+        assert!(!sessions[0].tls);
+        assert!(
+            sessions[0].mail_from.is_none(),
+            "{:?}",
+            sessions[0].commands
+        );
+        assert!(sessions[0].data.is_none());
+        assert!(
+            sessions[0]
+                .commands
+                .iter()
+                .all(|c| c.starts_with("EHLO") || c == "QUIT"),
+            "{:?}",
+            sessions[0].commands
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_are_sent_with_auth_plain_after_starttls() {
+        let sink = Sink::start(SinkConfig {
+            starttls: true,
+            auth: Some(("alerts", "pa55 word")),
+            ..SinkConfig::default()
+        })
+        .await;
+        let email = sink.email(RelaySecurity::StartTls, Some(("alerts", "pa55 word")));
+        let debug = format!("{email:?}");
+        assert!(!debug.contains("pa55"), "{debug}");
+        assert!(debug.contains("authenticates: true"), "{debug}");
+        email.deliver(&alert()).await.unwrap();
+
+        let sessions = sink.sessions().await;
+        assert_eq!(sessions[0].authenticated_as.as_deref(), Some("alerts"));
+        let auth_at = sessions[0]
+            .commands
+            .iter()
+            .position(|c| c.starts_with("AUTH PLAIN "));
+        let starttls_at = sessions[0].commands.iter().position(|c| c == "STARTTLS");
+        assert!(
+            starttls_at < auth_at && auth_at.is_some(),
+            "{:?}",
+            sessions[0].commands
+        );
+        assert!(sessions[0].data.is_some());
+    }
+
+    #[tokio::test]
+    async fn wrong_credentials_are_a_permanent_error() {
+        let sink = Sink::start(SinkConfig {
+            starttls: true,
+            auth: Some(("alerts", "right")),
+            ..SinkConfig::default()
+        })
+        .await;
+        let err = sink
+            .email(RelaySecurity::StartTls, Some(("alerts", "wrong")))
+            .deliver(&alert())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DeliveryError::Email { reason, permanent: true, .. }
+                if reason.contains("535") && !reason.contains("wrong")),
+            "{err:?}"
+        );
+        assert!(sink.sessions().await[0].data.is_none());
+    }
+
+    #[tokio::test]
+    async fn implicit_tls_delivers() {
+        let sink = Sink::start(SinkConfig {
+            implicit_tls: true,
+            ..SinkConfig::default()
+        })
+        .await;
+        sink.email(RelaySecurity::Tls, None)
+            .deliver(&alert())
+            .await
+            .unwrap();
+        let sessions = sink.sessions().await;
+        assert!(sessions[0].tls);
+        assert!(!sessions[0].commands.contains(&"STARTTLS".to_owned()));
+        assert!(sessions[0].data.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_relay_certificate_stops_the_session() {
+        let sink = Sink::start(SinkConfig {
+            starttls: true,
+            ..SinkConfig::default()
+        })
+        .await;
+        let email = Email::new(
+            "127.0.0.1".to_owned(),
+            sink.addr.port(),
+            RelaySecurity::StartTls,
+            "alerts@monitor.example".to_owned(),
+            vec!["ops@example.com".to_owned()],
+            None,
+            Vec::new(),
+        )
+        .unwrap()
+        .with_timeout(Duration::from_secs(10));
+        let err = email.deliver(&alert()).await.unwrap_err();
+        assert!(
+            matches!(&err, DeliveryError::Email { reason, .. } if reason.contains("certificate")),
+            "{err:?}"
+        );
+        let sessions = sink.sessions().await;
+        assert!(sessions[0].mail_from.is_none());
+        assert!(sessions[0].data.is_none());
+    }
+
+    #[tokio::test]
+    async fn plaintext_is_allowed_to_a_loopback_relay() {
+        let sink = Sink::start(SinkConfig::default()).await;
+        sink.email(RelaySecurity::None, None)
+            .deliver(&alert())
+            .await
+            .unwrap();
+        let sessions = sink.sessions().await;
+        assert!(!sessions[0].tls);
+        assert!(sessions[0].data.is_some());
+    }
+
+    #[test]
+    fn configuration_is_checked() {
+        let new = |relay: &str, security, from: &str, to: &[&str], roots: Vec<Vec<u8>>| {
+            Email::new(
+                relay.to_owned(),
+                587,
+                security,
+                from.to_owned(),
+                to.iter().map(|t| (*t).to_owned()).collect(),
+                None,
+                roots,
+            )
+        };
+        let ok =
+            |relay: &str, security| new(relay, security, "a@b.example", &["c@d.example"], vec![]);
+        let cases: Vec<(&str, Result<Email, NotifyConfigError>, &str)> = vec![
+            (
+                "plaintext off loopback",
+                ok("smtp.example.com", RelaySecurity::None),
+                "refusing to send e-mail without TLS to smtp.example.com",
+            ),
+            (
+                "empty relay",
+                ok("", RelaySecurity::StartTls),
+                "\"\" is not a mail relay",
+            ),
+            (
+                "relay with a port",
+                ok("smtp.example.com:587", RelaySecurity::Tls),
+                "\"smtp.example.com:587\" is not a mail relay",
+            ),
+            (
+                "bad from",
+                new(
+                    "smtp.example.com",
+                    RelaySecurity::StartTls,
+                    "not an address",
+                    &["c@d.example"],
+                    vec![],
+                ),
+                "the from address \"not an address\" is not an e-mail address",
+            ),
+            (
+                "bad to",
+                new(
+                    "smtp.example.com",
+                    RelaySecurity::StartTls,
+                    "a@b.example",
+                    &["c@d.example", "@@"],
+                    vec![],
+                ),
+                "the to address \"@@\" is not an e-mail address",
+            ),
+            (
+                "no recipients",
+                new(
+                    "smtp.example.com",
+                    RelaySecurity::StartTls,
+                    "a@b.example",
+                    &[],
+                    vec![],
+                ),
+                "an e-mail channel needs at least one recipient",
+            ),
+            (
+                "not PEM",
+                new(
+                    "smtp.example.com",
+                    RelaySecurity::StartTls,
+                    "a@b.example",
+                    &["c@d.example"],
+                    vec![b"hello".to_vec()],
+                ),
+                "extra trust root #0 for the relay is not a PEM certificate: it has no BEGIN CERTIFICATE block",
+            ),
+        ];
+        for (name, result, expected) in cases {
+            let err = result.unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{name}: {err}");
+        }
+        for relay in ["127.0.0.1", "127.0.0.53", "::1", "localhost", "LOCALHOST"] {
+            assert!(ok(relay, RelaySecurity::None).is_ok(), "{relay}");
+        }
+        assert_eq!(
+            ok("::1", RelaySecurity::None).unwrap().target(),
+            "[::1]:587 (none)"
+        );
+        assert!(ok("smtp.example.com", RelaySecurity::StartTls).is_ok());
+    }
+
+    #[test]
+    fn credentials_come_in_pairs_from_the_environment() {
+        let env = |pairs: &[(&str, &str)]| {
+            credentials_from_env(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            )
+        };
+        assert_eq!(
+            env(&[
+                ("HOME", "/"),
+                ("MXPROBE_SMTP_USER", "u"),
+                ("MXPROBE_SMTP_PASSWORD", "secret")
+            ])
+            .unwrap(),
+            Some(("u".to_owned(), "secret".to_owned()))
+        );
+        assert_eq!(env(&[("HOME", "/")]).unwrap(), None);
+        assert_eq!(
+            env(&[("MXPROBE_SMTP_USER", ""), ("MXPROBE_SMTP_PASSWORD", "")]).unwrap(),
+            None
+        );
+        let err = env(&[("MXPROBE_SMTP_PASSWORD", "secret")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "MXPROBE_SMTP_USER is not set but MXPROBE_SMTP_PASSWORD is; set both or neither"
+        );
+        let err = env(&[("MXPROBE_SMTP_USER", "u"), ("MXPROBE_SMTP_PASSWORD", "")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "MXPROBE_SMTP_PASSWORD is not set but MXPROBE_SMTP_USER is; set both or neither"
+        );
+    }
+}
