@@ -79,6 +79,22 @@ pub enum Command {
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
 
+    /// Scan on a schedule (cron, a systemd timer): remember every run in a SQLite database,
+    /// alert once on what changed since the previous run, write Prometheus metrics.
+    ///
+    /// Each domain's facts and findings are stored; changes since its previous run (a new or
+    /// resolved failure, a certificate expiring within --expiry-warn days or replaced, the
+    /// policy id, mode or mx list, the MX set, the TLS-RPT rua, DANE appearing or going,
+    /// inconclusive for --inconclusive-after runs) become one alert per domain, delivered by
+    /// --webhook, --email and --exec. A delivery that fails is retried and kept until a later
+    /// run delivers it. Prints nothing unless something changed. See docs/monitoring.md.
+    #[command(after_help = MONITOR_EXAMPLES)]
+    Monitor(MonitorArgs),
+
+    /// Show a domain's timeline from the monitoring history.
+    #[command(after_help = exit_status_help!())]
+    History(HistoryArgs),
+
     /// Start the built-in mail lab on loopback and scan all its domains: no network, no root.
     ///
     /// The lab serves DNS (with DNSSEC-signed zones), SMTP servers that speak STARTTLS well or
@@ -94,6 +110,16 @@ const SCAN_EXAMPLES: &str = concat!(
   mxprobe scan example.com example.org --format json
   mxprobe scan example.com --report-dir reports --gzip
   mxprobe scan example.com --resolver 127.0.0.1:5353 --dnssec resolver --smtp-port 2525
+
+",
+    exit_status_help!()
+);
+
+const MONITOR_EXAMPLES: &str = concat!(
+    "Examples:
+  mxprobe monitor --db history.sqlite example.com example.org --webhook https://hooks.example.com/x
+  mxprobe monitor --db history.sqlite --input domains.csv --email ops@example.com \\
+      --smtp-relay smtp.example.com --prometheus /var/lib/node_exporter/textfile/mxprobe.prom
 
 ",
     exit_status_help!()
@@ -200,6 +226,156 @@ pub struct GenerateArgs {
     /// How to ask DNS (for --live).
     #[command(flatten)]
     pub dns: DnsArgs,
+}
+
+/// Flags of `mxprobe monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The mail domains to watch.
+    #[arg(value_name = "DOMAIN", required_unless_present = "input")]
+    pub domains: Vec<String>,
+
+    /// Read the domains from FILE (as `scan --input`: CSV or one per line; `-` for stdin).
+    #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "domains")]
+    pub input: Option<PathBuf>,
+
+    /// The CSV column holding the domains: a header name or a 1-based number.
+    #[arg(long, value_name = "NAME|N", requires = "input")]
+    pub column: Option<String>,
+
+    /// The history database (SQLite; created and migrated as needed). Each run stores every
+    /// domain's facts and findings and compares them with the previous run. Overlapping
+    /// runs on the same database are refused (a lock file beside it).
+    #[arg(long, value_name = "FILE", env = "MXPROBE_DB")]
+    pub db: PathBuf,
+
+    /// POST each alert to URL as JSON (docs/monitoring.md). Prefer MXPROBE_WEBHOOK_URL for
+    /// URLs that carry a secret (Slack, Teams); extra headers come from
+    /// MXPROBE_WEBHOOK_HEADER_<NAME> variables.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MXPROBE_WEBHOOK_URL",
+        hide_env_values = true
+    )]
+    pub webhook: Option<String>,
+
+    /// The webhook body: the alert JSON, or {"text": …} for Slack and Teams.
+    #[arg(long = "webhook-format", value_enum, default_value_t = WebhookFormatArg::Json)]
+    pub webhook_format: WebhookFormatArg,
+
+    /// Mail each alert to ADDRESS (repeat for several) through --smtp-relay.
+    #[arg(long, value_name = "ADDRESS", requires = "smtp_relay")]
+    pub email: Vec<String>,
+
+    /// The From address of alert mails (default: mxprobe@<this host>).
+    #[arg(long = "email-from", value_name = "ADDRESS")]
+    pub email_from: Option<String>,
+
+    /// The SMTP relay for --email (HOST or HOST:PORT, port 587 by default). Credentials come
+    /// from MXPROBE_SMTP_USER and MXPROBE_SMTP_PASSWORD.
+    #[arg(
+        long = "smtp-relay",
+        value_name = "HOST[:PORT]",
+        env = "MXPROBE_SMTP_RELAY"
+    )]
+    pub smtp_relay: Option<String>,
+
+    /// How to secure the relay connection: STARTTLS (required, the default), TLS from the
+    /// first byte (port 465), or none (a relay on loopback only).
+    #[arg(long = "smtp-relay-security", value_enum, default_value_t = RelaySecurityArg::Starttls)]
+    pub smtp_relay_security: RelaySecurityArg,
+
+    /// Run PROGRAM for each alert, with the alert JSON on its standard input (no shell).
+    #[arg(long, value_name = "PROGRAM")]
+    pub exec: Option<PathBuf>,
+
+    /// Write metrics for node_exporter's textfile collector to FILE (replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+
+    /// Label certificate-expiry metrics by address too (one series per MX address).
+    #[arg(long = "prometheus-per-ip", requires = "prometheus")]
+    pub prometheus_per_ip: bool,
+
+    /// Alert when a certificate (the leaf or one of its verified chain) gets within this many
+    /// days of expiry; a comma list of thresholds.
+    #[arg(long = "expiry-warn", value_name = "DAYS", value_delimiter = ',', default_values_t = [21u32, 7])]
+    pub expiry_warn: Vec<u32>,
+
+    /// Repeat still-open failures when the last alert for a domain is this many hours old
+    /// (default: never; an unchanged result raises nothing).
+    #[arg(long = "remind-every", value_name = "HOURS")]
+    pub remind_every: Option<u64>,
+
+    /// Alert when a domain has been inconclusive this many runs in a row.
+    #[arg(long = "inconclusive-after", value_name = "RUNS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub inconclusive_after: u32,
+
+    /// Print every domain's status, not only what changed.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+
+    /// Domains scanned at once.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+
+    /// At most N simultaneous SMTP connections to one address.
+    #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_ip: u32,
+
+    /// How to reach DNS, SMTP and HTTPS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// The lowest severity that makes the exit status 1.
+    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = parse_severity)]
+    pub fail_on: Severity,
+
+    /// What an inconclusive result exits with: report (3), pass (0) or fail (1).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = Inconclusive::Report)]
+    pub inconclusive: Inconclusive,
+}
+
+/// The `--webhook-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebhookFormatArg {
+    /// The alert JSON (docs/monitoring.md).
+    Json,
+    /// {"text": "…"}: Slack and Microsoft Teams incoming webhooks.
+    Text,
+}
+
+/// The `--smtp-relay-security` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelaySecurityArg {
+    /// STARTTLS, required.
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No TLS: only for a relay on loopback.
+    None,
+}
+
+/// Flags of `mxprobe history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The domain whose timeline to show.
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+
+    /// The history database written by `mxprobe monitor --db`.
+    #[arg(long, value_name = "FILE", env = "MXPROBE_DB")]
+    pub db: PathBuf,
+
+    /// Only runs at or after this time: an RFC 3339 date-time (2026-11-01T00:00:00Z), a date
+    /// (2026-11-01), or an age such as 7d or 12h.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Output flags shared by `scan`, `gate` and `demo`.

@@ -143,7 +143,8 @@ pub enum FetchOutcome {
 /// An HTTP response to the policy request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpResponse {
-    /// The status code.
+    /// The status code. On the wire `http_status`: [`FetchOutcome`]'s tag is `status`.
+    #[serde(rename = "http_status")]
     pub status: u16,
     /// The Content-Type header, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -181,5 +182,32 @@ mod der_list {
             .into_iter()
             .map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcome's tag and the response's status code are distinct members, so the facts
+    /// read back exactly (the monitoring history stores them as JSON).
+    #[test]
+    fn a_fetch_response_round_trips_through_json() {
+        let outcome = FetchOutcome::Response(HttpResponse {
+            status: 404,
+            content_type: Some("text/plain".to_owned()),
+            location: None,
+            chain: vec![vec![1, 2, 3]],
+            body: "not found".to_owned(),
+            body_not_utf8: false,
+            body_truncated: false,
+        });
+        let json = serde_json::to_string(&outcome).unwrap();
+        assert_eq!(
+            json,
+            r#"{"status":"response","http_status":404,"content_type":"text/plain","chain":["AQID"],"body":"not found"}"#
+        );
+        let back: FetchOutcome = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, outcome);
     }
 }

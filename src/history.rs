@@ -177,6 +177,20 @@ pub enum HistoryError {
         /// [`SCHEMA_VERSION`].
         supported: u32,
     },
+    /// A read-only open met a database of an older schema (or an empty file).
+    #[error(
+        "{}: schema version {found}, this mxprobe reads {supported}; run `mxprobe monitor` on \
+         it once to migrate it",
+        .path.display()
+    )]
+    NotMigrated {
+        /// The database.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// [`SCHEMA_VERSION`].
+        supported: u32,
+    },
     /// A statement failed.
     #[error("{what}: {source}")]
     Sql {
@@ -278,8 +292,8 @@ impl<T> During<T> for rusqlite::Result<T> {
 pub struct History {
     /// Declared first so that it closes before the lock below is released.
     conn: Connection,
-    /// The locked `<path>.lock`; closing it releases the lock.
-    _lock: File,
+    /// The locked `<path>.lock`; closing it releases the lock. `None` when opened read-only.
+    _lock: Option<File>,
 }
 
 impl History {
@@ -334,7 +348,39 @@ impl History {
         conn.pragma_update(None, "journal_mode", "wal")
             .map_err(open_error)?;
         migrate(&mut conn, path)?;
-        Ok(Self { conn, _lock: lock })
+        Ok(Self {
+            conn,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens an existing database for reading only (`mxprobe history`), without the run
+    /// lock, so that it works while a monitoring run is going (WAL lets readers in). A
+    /// database of another schema version is refused: [`HistoryError::TooNew`] when newer,
+    /// [`HistoryError::NotMigrated`] when older (the next `monitor` run migrates it).
+    pub fn open_read_only(path: &Path) -> Result<Self, HistoryError> {
+        let open_error = |source| HistoryError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(open_error)?;
+        check_version(path, found)?;
+        if found != i64::from(SCHEMA_VERSION) {
+            return Err(HistoryError::NotMigrated {
+                path: path.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Self { conn, _lock: None })
     }
 
     /// Starts a run at `started_at` and returns its number.
@@ -390,6 +436,40 @@ impl History {
             source,
         })?;
         Ok(Some((RunId(run), snapshot)))
+    }
+
+    /// The domain's latest `limit` stored snapshots, newest first (the previous run's first,
+    /// then the ones before it: what change detection consults for places the previous run
+    /// could not observe).
+    pub fn recent(
+        &self,
+        domain: &DomainName,
+        limit: usize,
+    ) -> Result<Vec<(RunId, Snapshot)>, HistoryError> {
+        let what = || format!("reading the latest snapshots of {domain}");
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT run_id, snapshot FROM snapshots WHERE domain = ?1
+                 ORDER BY run_id DESC LIMIT ?2",
+            )
+            .during(what)?;
+        let rows = statement
+            .query_map(
+                params![domain.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )
+            .during(what)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (run, json) = row.during(what)?;
+            let snapshot = serde_json::from_str(&json).map_err(|source| HistoryError::Json {
+                what: format!("reading the snapshot of {domain} in run {run}"),
+                source,
+            })?;
+            out.push((RunId(run), snapshot));
+        }
+        Ok(out)
     }
 
     /// How many of the domain's latest stored snapshots, in a row, are
@@ -1220,6 +1300,88 @@ mod tests {
         assert!(err.to_string().contains("history.db.lock"), "{err}");
         drop(first);
         History::open(&path).unwrap();
+    }
+
+    #[test]
+    fn recent_gives_the_latest_snapshots_newest_first() {
+        let dir = TempDir::new("recent");
+        let mut h = History::open(&dir.db()).unwrap();
+        assert!(h.recent(&example(), 3).unwrap().is_empty());
+        let mut runs = Vec::new();
+        for (i, at) in [
+            "2026-11-01T06:00:00Z",
+            "2026-11-02T06:00:00Z",
+            "2026-11-03T06:00:00Z",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let run = h
+                .begin_run(OffsetDateTime::parse(at, &Rfc3339).unwrap())
+                .unwrap();
+            let severity = if i == 1 { "error" } else { "notice" };
+            h.record(
+                run,
+                &snapshot(at, &[(severity, false)], None, &["mx.example.com"]),
+                None,
+                &[],
+            )
+            .unwrap();
+            runs.push(run);
+        }
+        let recent = h.recent(&example(), 2).unwrap();
+        let got: Vec<(RunId, DomainStatus)> = recent
+            .iter()
+            .map(|(run, s)| (*run, DomainStatus::of(&s.verdict)))
+            .collect();
+        assert_eq!(
+            got,
+            [(runs[2], DomainStatus::Pass), (runs[1], DomainStatus::Fail)]
+        );
+        assert_eq!(h.recent(&example(), 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_read_only_open_reads_during_a_run_and_refuses_what_it_cannot_read() {
+        let dir = TempDir::new("read-only");
+        let path = dir.db();
+        // Nothing there: an error naming the file, and no file created.
+        let err = History::open_read_only(&path).unwrap_err();
+        assert!(matches!(err, HistoryError::Open { .. }), "{err:?}");
+        assert!(!path.exists());
+        // While a run holds the lock and has recorded a snapshot, a reader sees it.
+        let mut writer = History::open(&path).unwrap();
+        let run = writer.begin_run(datetime!(2026-11-01 06:00 UTC)).unwrap();
+        writer
+            .record(
+                run,
+                &snapshot(
+                    "2026-11-01T06:00:00Z",
+                    &[("error", false)],
+                    None,
+                    &["mx.example.com"],
+                ),
+                None,
+                &[],
+            )
+            .unwrap();
+        let reader = History::open_read_only(&path).unwrap();
+        let timeline = reader.timeline(&example(), None).unwrap();
+        assert_eq!(timeline.len(), 1);
+        assert_eq!(timeline[0].status, DomainStatus::Fail);
+        drop(writer);
+        // An empty SQLite file (schema version 0) is not read: the next monitor run migrates it.
+        let empty = dir.0.join("empty.db");
+        Connection::open(&empty)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let err = History::open_read_only(&empty).unwrap_err();
+        assert!(
+            matches!(err, HistoryError::NotMigrated { found: 0, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("run `mxprobe monitor`"), "{err}");
     }
 
     #[test]

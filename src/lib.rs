@@ -35,7 +35,8 @@
 //!   [`ci`]: JUnit XML, GitHub Actions annotations and step summaries.
 //! - Monitoring (`mxprobe monitor`, `mxprobe history`): [`alert`] (snapshots, changes,
 //!   alerts), [`changes`] (what changed since the previous run), [`history`] (SQLite),
-//!   [`notify`] (webhook, e-mail and command delivery), [`metrics`] (the Prometheus textfile).
+//!   [`notify`] (webhook, e-mail and command delivery), [`metrics`] (the Prometheus textfile),
+//!   [`monitor`] (one run: compare, store, alert, deliver).
 //! - [`lab`]: the in-process mail lab (`mxprobe demo`, the tests, the benchmarks).
 //! - [`cli`], [`config`]: the command line as typed (clap), and turning it into a configuration.
 
@@ -61,6 +62,7 @@ pub mod input;
 pub mod lab;
 pub mod lint;
 pub mod metrics;
+pub mod monitor;
 pub mod mtasts;
 pub mod notify;
 pub mod output;

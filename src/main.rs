@@ -14,11 +14,12 @@ use anyhow::Context;
 use clap::Parser;
 use time::OffsetDateTime;
 
+use mxprobe::alert::Snapshot;
 use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
 use mxprobe::ci::{self, CiDomain};
 use mxprobe::cli::{
-    Cli, ColorChoice, Command, DemoArgs, Format, GateArgs, GenerateArgs, GenerateMode,
-    Inconclusive, LintArgs, OutputArgs, ScanArgs,
+    Cli, ColorChoice, Command, DemoArgs, Format, GateArgs, GenerateArgs, GenerateMode, HistoryArgs,
+    Inconclusive, LintArgs, MonitorArgs, OutputArgs, RelaySecurityArg, ScanArgs, WebhookFormatArg,
 };
 use mxprobe::config::{Environment, dns_config, probe_config, scan_config};
 use mxprobe::domain::DomainName;
@@ -26,6 +27,8 @@ use mxprobe::gate::{self, Candidate, CandidatePolicy};
 use mxprobe::input::{self, Column, Target};
 use mxprobe::lab::{Lab, Scenario};
 use mxprobe::lint::{self, LintInput};
+use mxprobe::monitor::{Monitor, MonitorConfig};
+use mxprobe::notify::Channel;
 use mxprobe::output::{write_domain, write_json, write_report_files, write_totals};
 use mxprobe::progress::{Progress, ProgressMode, Tally};
 use mxprobe::scan::{DomainReport, ScanConfig, Scanner};
@@ -39,6 +42,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Gate(args) => run_gate(args),
         Command::Generate(args) => run_generate(args),
+        Command::Monitor(args) => run_monitor(args),
+        Command::History(args) => run_history(args),
     };
     match result {
         Ok(code) => code,
@@ -396,6 +401,301 @@ fn live_mx_hosts(
             other.failure().unwrap_or_default()
         ),
     }
+}
+
+fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
+    let env = environment();
+    for d in &args.domains {
+        DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
+    }
+    let mut config = probe_config(&args.probe, &env)?;
+    config.politeness.per_ip = usize::try_from(args.per_ip).unwrap_or(usize::MAX);
+    let channels = monitor_channels(&args, &env, &config.anchors)?;
+    let column = args
+        .column
+        .as_deref()
+        .map(str::parse::<Column>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--column: {e}"))?;
+    let targets: TargetIter = match &args.input {
+        None => Box::new(input::from_args(args.domains.clone()).map(Ok)),
+        Some(path) if path.as_os_str() == "-" => Box::new(input::targets(
+            Box::new(io::stdin()) as Box<dyn Read>,
+            column,
+        )?),
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("opening the input file {}", path.display()))?;
+            Box::new(
+                input::targets(Box::new(file) as Box<dyn Read>, column)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+        }
+    };
+    let history = mxprobe::history::History::open(&args.db)
+        .with_context(|| format!("--db {}", args.db.display()))?;
+    let monitor_config = MonitorConfig {
+        expiry_warn_days: args.expiry_warn.clone(),
+        remind_every: args
+            .remind_every
+            .map(|h| time::Duration::hours(i64::try_from(h).unwrap_or(i64::MAX / 3600))),
+        inconclusive_after: args.inconclusive_after,
+        channels,
+        retry: mxprobe::notify::RetryPolicy::default(),
+        prometheus: args.prometheus.clone().map(|p| {
+            (
+                p,
+                mxprobe::metrics::MetricsOptions {
+                    per_ip: args.prometheus_per_ip,
+                },
+            )
+        }),
+    };
+    let bulk = BulkOptions {
+        concurrency: args.concurrency as usize,
+        ..BulkOptions::default()
+    };
+    runtime()?.block_on(async {
+        let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
+        let mut monitor = Monitor::start(history, monitor_config, OffsetDateTime::now_utc())?;
+        let mut out = color_stream(ColorChoice::Auto);
+        let mut failing = false;
+        let mut inconclusive = false;
+        let mut error: Option<anyhow::Error> = None;
+        let stream = futures::stream::iter(targets.filter_map(|t| match t {
+            Ok(Target::Domain { line, domain, .. }) => Some((line, domain)),
+            Ok(Target::Invalid { line, text, error }) => {
+                eprintln!("mxprobe: input line {line}: {text:?} skipped: {error}");
+                None
+            }
+            Ok(Target::Duplicate { .. }) => None,
+            Err(e) => {
+                eprintln!("mxprobe: reading the input: {e}");
+                None
+            }
+        }));
+        let stats = bulk::run(
+            Arc::clone(&scanner),
+            stream,
+            &bulk,
+            OffsetDateTime::now_utc,
+            shutdown_signal(),
+            |event| {
+                let Event::Finished {
+                    domain, outcome, ..
+                } = event
+                else {
+                    return;
+                };
+                let report = match outcome {
+                    DomainOutcome::Scanned(report) => *report,
+                    DomainOutcome::TimedOut { deadline } => {
+                        inconclusive = true;
+                        eprintln!(
+                            "mxprobe: {domain}: not finished within {}s; not recorded",
+                            deadline.as_secs()
+                        );
+                        return;
+                    }
+                    DomainOutcome::Crashed { message } => {
+                        inconclusive = true;
+                        eprintln!("mxprobe: {domain}: internal error: {message}; not recorded");
+                        return;
+                    }
+                };
+                failing |= report
+                    .verdict
+                    .findings
+                    .iter()
+                    .any(|f| f.fails(args.fail_on));
+                inconclusive |= report.verdict.inconclusive;
+                if args.verbose {
+                    let _ = write_domain(&mut out, &report);
+                }
+                let snapshot = Snapshot {
+                    facts: report.facts,
+                    verdict: report.verdict,
+                };
+                match monitor.observe(
+                    snapshot,
+                    &scanner.config().anchors,
+                    OffsetDateTime::now_utc(),
+                ) {
+                    Ok(Some(alert)) => {
+                        let _ = writeln!(out, "{}", alert.text());
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        error.get_or_insert_with(|| anyhow::Error::new(e));
+                    }
+                }
+            },
+        )
+        .await;
+        if let Some(e) = error {
+            return Err(e.context("recording the run in the history database"));
+        }
+        let delivery = monitor.deliver().await?;
+        for failure in &delivery.failed {
+            eprintln!("mxprobe: not delivered (kept for the next run): {failure}");
+        }
+        monitor.finish(OffsetDateTime::now_utc())?;
+        if stats.interrupted {
+            eprintln!("mxprobe: interrupted; the domains finished so far are recorded");
+            return Ok(ExitCode::from(130));
+        }
+        Ok(ExitCode::from(
+            args.inconclusive.exit_status(failing, inconclusive),
+        ))
+    })
+}
+
+/// The alert channels the flags and the environment name.
+fn monitor_channels(
+    args: &MonitorArgs,
+    env: &Environment,
+    anchors: &mxprobe::tls::Anchors,
+) -> anyhow::Result<Vec<Channel>> {
+    use mxprobe::notify::{Email, Exec, RelaySecurity, Webhook, WebhookFormat};
+    let mut channels = Vec::new();
+    if let Some(url) = &args.webhook {
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            anyhow::anyhow!("--webhook: not a URL ({e}); give the full https:// address")
+        })?;
+        let headers = mxprobe::notify::headers_from_env(std::env::vars())?;
+        let webhook = Webhook::new(
+            parsed,
+            match args.webhook_format {
+                WebhookFormatArg::Json => WebhookFormat::Json,
+                WebhookFormatArg::Text => WebhookFormat::Text,
+            },
+            headers,
+            Duration::from_secs(30),
+            verifying_tls(anchors)?,
+        )?;
+        channels.push(Channel::Webhook(webhook));
+    }
+    if !args.email.is_empty() {
+        let relay = args
+            .smtp_relay
+            .as_deref()
+            .context("--email needs --smtp-relay HOST[:PORT]")?;
+        let (host, port) = match relay.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (
+                h.to_owned(),
+                p.parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("--smtp-relay {relay:?}: {p:?} is not a port"))?,
+            ),
+            _ => (
+                relay.to_owned(),
+                if args.smtp_relay_security == RelaySecurityArg::Tls {
+                    465
+                } else {
+                    587
+                },
+            ),
+        };
+        let hostname = env.hostname.clone().filter(|h| h.contains('.'));
+        let from = match &args.email_from {
+            Some(f) => f.clone(),
+            None => format!(
+                "mxprobe@{}",
+                hostname.clone().unwrap_or_else(|| "localhost".to_owned())
+            ),
+        };
+        let mut roots = Vec::new();
+        for path in &args.probe.ca_file {
+            roots.push(
+                std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?,
+            );
+        }
+        let mut email = Email::new(
+            host,
+            port,
+            match args.smtp_relay_security {
+                RelaySecurityArg::Starttls => RelaySecurity::StartTls,
+                RelaySecurityArg::Tls => RelaySecurity::Tls,
+                RelaySecurityArg::None => RelaySecurity::None,
+            },
+            from,
+            args.email.clone(),
+            mxprobe::notify::credentials_from_env(std::env::vars())?,
+            roots,
+        )?;
+        if let Some(name) = hostname {
+            email = email.with_hello_name(name);
+        }
+        channels.push(Channel::Email(email));
+    }
+    if let Some(program) = &args.exec {
+        channels.push(Channel::Exec(Exec::new(
+            program.clone(),
+            Vec::new(),
+            Duration::from_secs(60),
+        )));
+    }
+    Ok(channels)
+}
+
+/// A certificate-verifying TLS client configuration trusting `anchors` (Mozilla's roots,
+/// --ca-file and SSL_CERT_FILE): never the probes' recording verifier.
+fn verifying_tls(anchors: &mxprobe::tls::Anchors) -> anyhow::Result<rustls::ClientConfig> {
+    let roots = rustls::RootCertStore {
+        roots: anchors.as_slice().to_vec(),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+fn run_history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let domain =
+        DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, OffsetDateTime::now_utc()))
+        .transpose()?;
+    let history = mxprobe::history::History::open_read_only(&args.db)
+        .with_context(|| format!("--db {}", args.db.display()))?;
+    let entries = history.timeline(&domain, since)?;
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &entries)?;
+            writeln!(out)?;
+        }
+        Format::Text => mxprobe::history::write_timeline(&mut out, &domain, &entries)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`: an RFC 3339 date-time, a date (midnight UTC), or an age (`7d`, `12h`, `30m`).
+fn parse_since(s: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    if let Ok(d) = time::Date::parse(
+        s,
+        &time::macros::format_description!("[year]-[month]-[day]"),
+    ) {
+        return Ok(d.midnight().assume_utc());
+    }
+    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = digits.parse().map_err(|_| {
+        anyhow::anyhow!("--since {s:?}: give a date (2026-11-01), a date-time (2026-11-01T06:00:00Z) or an age (7d, 12h, 30m)")
+    })?;
+    let age = match unit {
+        "d" => time::Duration::days(n),
+        "h" => time::Duration::hours(n),
+        "m" => time::Duration::minutes(n),
+        _ => anyhow::bail!("--since {s:?}: an age ends in d, h or m (7d, 12h, 30m)"),
+    };
+    Ok(now - age)
 }
 
 /// One domain's result as the CI outputs need it.

@@ -23,6 +23,10 @@ use crate::metrics::{self, MetricsOptions, RunInfo};
 use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
 use crate::tls::Anchors;
 
+/// How many stored runs of a domain change detection sees: the previous one and those
+/// before it, for places the previous run could not observe.
+const RECENT_RUNS: usize = 6;
+
 /// How a monitoring run decides and delivers.
 #[derive(Debug)]
 pub struct MonitorConfig {
@@ -88,8 +92,16 @@ impl Monitor {
         now: OffsetDateTime,
     ) -> Result<Option<Alert>, HistoryError> {
         let domain = snapshot.facts.domain.clone();
-        let previous = self.history.previous(&domain)?.map(|(_, s)| s);
+        // The previous run, and a few before it for what the previous run could not observe
+        // (an address that timed out, a lookup that failed).
+        let mut recent = self
+            .history
+            .recent(&domain, RECENT_RUNS)?
+            .into_iter()
+            .map(|(_, s)| s);
+        let previous = recent.next();
         let past = Past {
+            earlier: recent.collect(),
             inconclusive_streak: self.history.inconclusive_streak(&domain)?,
             last_alert_at: self.history.last_alert_at(&domain)?,
             previous,
@@ -135,7 +147,11 @@ impl Monitor {
                     Err(e) => {
                         let why = e.to_string();
                         self.history.mark_failed(id, channel.name(), at, &why)?;
-                        report.failed.push(format!("{} alert for {}: {why}", channel.name(), alert.domain));
+                        report.failed.push(format!(
+                            "{} alert for {}: {why}",
+                            channel.name(),
+                            alert.domain
+                        ));
                     }
                 }
             }

@@ -18,7 +18,7 @@ use crate::tlsrpt::report::DateRange;
 use crate::tlsrpt::synthetic::{build_report, file_name};
 
 /// The version of the `scan --format json` document.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The `scan --format json` document.
 #[derive(Debug, Serialize)]

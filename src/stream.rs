@@ -20,7 +20,7 @@ use crate::render::Counts;
 use crate::scan::DomainReport;
 
 /// The version of the JSON Lines records.
-pub const JSONL_SCHEMA_VERSION: u32 = 1;
+pub const JSONL_SCHEMA_VERSION: u32 = 2;
 
 /// One JSON Lines record. Tagged by `type`.
 #[derive(Debug, Serialize)]

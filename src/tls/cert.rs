@@ -416,6 +416,38 @@ pub fn judge_pkix(
     judge(chain, None, at, anchors)
 }
 
+/// The path rustls-webpki verifies at `at` from the leaf to one of `anchors` (server
+/// authentication; no name check), as indices into `chain`: 0 for the leaf, then every
+/// intermediate the path uses, nearest the leaf first. Certificates the server sent that the
+/// path does not use (a cross-signed copy of a root, the root itself, strays) are not in it,
+/// and neither is the anchor. `None` when no path verifies at `at` ([`judge_pkix`] says why).
+pub fn verified_path(
+    chain: &[CertificateDer<'_>],
+    at: OffsetDateTime,
+    anchors: &Anchors,
+) -> Option<Vec<usize>> {
+    let leaf = EndEntityCert::try_from(chain.first()?).ok()?;
+    let intermediates = &chain[1..];
+    let path = leaf
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            anchors.as_slice(),
+            intermediates,
+            unix(at),
+            KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .ok()?;
+    let mut used = vec![0];
+    for cert in path.intermediate_certificates() {
+        let der = cert.der();
+        // webpki hands out the certificates it was given, so each is found in the chain.
+        used.extend((1..chain.len()).find(|&j| chain[j].as_ref() == der.as_ref()));
+    }
+    Some(used)
+}
+
 fn unix(t: OffsetDateTime) -> UnixTime {
     // Certificates before 1970 do not exist in practice; clamp rather than fail.
     let secs = u64::try_from(t.unix_timestamp()).unwrap_or(0);
@@ -1223,6 +1255,31 @@ mod tests {
             r#"{"kind":"expired","which":{"position":"intermediate","index":2},"subject":"CN=x","not_after":"2025-01-01T00:00:00Z"}"#
         );
         assert_eq!(serde_json::from_str::<CertProblem>(&json).unwrap(), p);
+    }
+
+    #[test]
+    fn verified_path_leaves_out_what_the_path_does_not_use() {
+        let root = CertAuthority::root("Root", window(), KeyKind::EcdsaP256).unwrap();
+        let int = root
+            .intermediate("Intermediate", window(), KeyKind::EcdsaP256)
+            .unwrap();
+        let stray = CertAuthority::root("Stray", window(), KeyKind::EcdsaP256).unwrap();
+        let leaf = int
+            .leaf(&LeafSpec::new(&["mx.example.com"], window()))
+            .unwrap();
+        let anchors = Anchors::from_pem(root.cert().pem().as_bytes()).unwrap();
+        let t = datetime!(2025-01-01 0:00 UTC);
+        // leaf, stray CA, intermediate, root: the path is the leaf and the intermediate.
+        let mut chain = vec![leaf.der().clone(), stray.cert().der().clone()];
+        chain.extend(int.full_chain_for(&leaf).into_iter().skip(1));
+        assert_eq!(chain.len(), 4);
+        assert_eq!(verified_path(&chain, t, &anchors), Some(vec![0, 2]));
+        assert_eq!(verified_path(&chain, t, &Anchors::empty()), None);
+        assert_eq!(
+            verified_path(&chain, datetime!(2027-01-01 0:00 UTC), &anchors),
+            None
+        );
+        assert_eq!(verified_path(&[], t, &anchors), None);
     }
 
     #[test]

@@ -39,3 +39,5 @@ mod gate;
 mod lab_changes;
 // The Prometheus textfile and the systemd and cron examples in fixtures/monitoring/.
 mod metrics;
+// `mxprobe monitor` and `history`: alerts on change, delivered once, never lost.
+mod monitor;

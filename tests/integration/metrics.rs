@@ -410,3 +410,27 @@ fn the_crontab_parser_rejects_bad_lines() {
         assert_eq!(parse_crontab(line), Err(want.to_owned()), "{line}");
     }
 }
+
+/// The command the service and the crontab run is one mxprobe accepts: clap rejects an
+/// unknown flag before it reaches `--help`, so the help printing proves every flag exists.
+#[test]
+fn the_scheduled_command_uses_only_real_flags() {
+    let args: Vec<&str> = COMMAND.split_whitespace().skip(1).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(&args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--prometheus"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(["monitor", "--no-such-flag", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -6,7 +6,7 @@
 //! Prometheus file are written.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,7 +64,8 @@ async fn start_receiver(state: Arc<Mutex<Receiver>>) -> std::net::SocketAddr {
                 let status = {
                     let mut s = state.lock().unwrap();
                     if s.hang {
-                        s.seen.push((0, String::from_utf8_lossy(&body).into_owned()));
+                        s.seen
+                            .push((0, String::from_utf8_lossy(&body).into_owned()));
                         None
                     } else {
                         let status = if s.script.is_empty() {
@@ -81,8 +82,9 @@ async fn start_receiver(state: Arc<Mutex<Receiver>>) -> std::net::SocketAddr {
                     tokio::time::sleep(Duration::from_secs(600)).await;
                     return;
                 };
-                let response =
-                    format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
                 let _ = reader.get_mut().write_all(response.as_bytes()).await;
             });
         }
@@ -205,12 +207,16 @@ async fn serve_mail<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mails: Mails) 
 fn leaf_window_now() -> mxprobe::lab::pki::Validity {
     let now = OffsetDateTime::now_utc();
     let _ = leaf_window;
-    mxprobe::lab::pki::Validity::new(now - time::Duration::days(1), now + time::Duration::days(90))
+    mxprobe::lab::pki::Validity::new(
+        now - time::Duration::days(1),
+        now + time::Duration::days(90),
+    )
 }
 
 struct Monitoring {
     lab: RunningLab,
-    rt: tokio::runtime::Runtime,
+    /// Keeps the lab, the receiver and the relay running.
+    _rt: tokio::runtime::Runtime,
     dir: PathBuf,
     env: BTreeMap<&'static str, String>,
     webhook: Arc<Mutex<Receiver>>,
@@ -261,7 +267,7 @@ impl Monitoring {
             ),
         )
         .unwrap();
-        std::process::Command::new("chmod")
+        Command::new("chmod")
             .args(["+x", script.to_str().unwrap()])
             .status()
             .unwrap();
@@ -275,11 +281,14 @@ impl Monitoring {
             ("MXPROBE_SMTP_PORT", lab.smtp_port().unwrap().to_string()),
             ("MXPROBE_HTTPS_PORT", lab.https().addr.port().to_string()),
             ("MXPROBE_EHLO_NAME", "probe.mxprobe.test".to_owned()),
-            ("MXPROBE_DB", dir.join("history.sqlite").display().to_string()),
+            (
+                "MXPROBE_DB",
+                dir.join("history.sqlite").display().to_string(),
+            ),
         ]);
         Self {
             lab,
-            rt,
+            _rt: rt,
             dir,
             env,
             webhook,
@@ -383,7 +392,11 @@ fn a_change_between_runs_alerts_every_channel_exactly_once() {
     // Run 1: good.test passes; the first run has nothing to report.
     let out = m.run(&args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(out.stdout.is_empty(), "quiet when nothing changed: {}", text(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "quiet when nothing changed: {}",
+        text(&out)
+    );
     assert!(m.webhook_bodies().is_empty());
     assert!(m.mails.lock().unwrap().is_empty());
     assert!(m.exec_alerts().is_empty());
@@ -489,7 +502,6 @@ fn a_change_between_runs_alerts_every_channel_exactly_once() {
         .map(|e| e["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["pass", "fail", "fail"]);
-    drop(m.rt);
 }
 
 #[test]
@@ -580,5 +592,4 @@ fn failing_channels_retry_and_never_lose_an_alert() {
     );
     first.kill().unwrap();
     first.wait().unwrap();
-    let _ = Path::new("");
 }

@@ -138,7 +138,7 @@ fn demo_json_is_the_full_facts_and_verdicts() {
     let out = mxprobe(&["demo", "good.test", "null-mx.test", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     let domains = v["domains"].as_array().unwrap();
     assert_eq!(domains.len(), 2);
     let good = &domains[0];
