@@ -357,6 +357,106 @@ pub enum RelaySecurityArg {
     None,
 }
 
+/// `mxprobe reports …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportsCommand {
+    /// Store TLS-RPT reports from files and mail: .json, .json.gz, .eml (RFC 8460 §5.3
+    /// report mails), Maildir folders and mbox files.
+    ///
+    /// Each report is read with the tolerant reader (real reports break the RFC in known
+    /// ways: mx-host as a string, missing fields …) and stored once per reporter and
+    /// report-id. A file or message that holds no readable report is named with the reason
+    /// and skipped; the others are still stored.
+    #[command(after_help = REPORTS_EXAMPLES)]
+    Ingest(ReportsIngestArgs),
+
+    /// Per policy domain and reporter: sessions succeeded and failed, failures by result
+    /// type, receiving MX and address, sending address, and per day.
+    #[command(after_help = REPORTS_EXAMPLES)]
+    Summary(ReportsSummaryArgs),
+
+    /// Put the reports for DOMAIN next to mxprobe's latest findings for it (from `monitor`):
+    /// failures both show, failures only the reports show, and problems mxprobe sees that no
+    /// reporter has reported yet.
+    #[command(after_help = REPORTS_EXAMPLES)]
+    Compare(ReportsCompareArgs),
+}
+
+const REPORTS_EXAMPLES: &str = concat!(
+    "Examples:
+  mxprobe reports ingest --db history.sqlite ~/Maildir/.tlsrpt reports/*.json.gz
+  mxprobe reports summary --db history.sqlite --domain example.com --since 30d
+  mxprobe reports summary --db history.sqlite --format csv > tlsrpt.csv
+  mxprobe reports compare example.com --db history.sqlite
+
+",
+    exit_status_help!()
+);
+
+/// Flags of `mxprobe reports ingest`.
+#[derive(Debug, Args)]
+pub struct ReportsIngestArgs {
+    /// Report files, report mails, Maildir folders, mbox files or directories of them.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// The database (the same as `monitor --db`).
+    #[arg(long, value_name = "FILE", env = "MXPROBE_DB")]
+    pub db: PathBuf,
+}
+
+/// Flags of `mxprobe reports summary`.
+#[derive(Debug, Args)]
+pub struct ReportsSummaryArgs {
+    /// The database.
+    #[arg(long, value_name = "FILE", env = "MXPROBE_DB")]
+    pub db: PathBuf,
+
+    /// Only this policy domain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+
+    /// Only reports whose period ends at or after this time (a date, an RFC 3339 date-time,
+    /// or an age such as 30d).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
+
+/// Output formats of `reports summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// Tables for people.
+    Text,
+    /// One JSON document.
+    Json,
+    /// CSV rows for spreadsheets.
+    Csv,
+}
+
+/// Flags of `mxprobe reports compare`.
+#[derive(Debug, Args)]
+pub struct ReportsCompareArgs {
+    /// The policy domain.
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+
+    /// The database (with `monitor` runs of DOMAIN and ingested reports).
+    #[arg(long, value_name = "FILE", env = "MXPROBE_DB")]
+    pub db: PathBuf,
+
+    /// Only reports whose period ends at or after this time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 /// Flags of `mxprobe history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {

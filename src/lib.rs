@@ -68,6 +68,7 @@ pub mod notify;
 pub mod output;
 pub mod progress;
 pub mod render;
+pub mod reports;
 pub mod scan;
 pub mod smtp;
 pub mod stream;

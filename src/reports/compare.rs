@@ -1,0 +1,601 @@
+//! Observed versus predicted: the failures real TLS-RPT reports show for a domain, next to
+//! the findings of mxprobe's latest run of it (`mxprobe reports compare`).
+//!
+//! Three lists come out:
+//! - **both**: a reported failure that a finding of the latest run predicts (same RFC 8460
+//!   result type, and the same MX host or address where the report names one);
+//! - **reports only**: a reported failure mxprobe does not see, with what mxprobe's own view
+//!   says about it (the MX was probed and passed: a sender-side or passing problem; the MX
+//!   could not be tested from here; mxprobe did not see that MX or address at all);
+//! - **predicted only**: a failing finding of mxprobe's that no report shows yet.
+//!
+//! Pure: reports and a snapshot in, a [`Comparison`] out.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde::Serialize;
+use time::{Date, OffsetDateTime};
+
+use crate::alert::Snapshot;
+use crate::domain::DomainName;
+use crate::evaluate::domain::SessionResult;
+use crate::finding::{Finding, Severity};
+use crate::tlsrpt::ResultType;
+use crate::tlsrpt::report::Report;
+
+/// One kind of failure a reporter saw, summed over its reports: the same reporter, policy
+/// type, result type, receiving MX and address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportedFailure {
+    /// The reporter (`organization-name`).
+    pub reporter: String,
+    /// The policy type the sender applied (`sts`, `tlsa`, `no-policy-found`).
+    pub policy_type: String,
+    /// The RFC 8460 result type, as reported.
+    pub result_type: String,
+    /// `receiving-mx-hostname`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiving_mx: Option<DomainName>,
+    /// `receiving-ip`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiving_ip: Option<IpAddr>,
+    /// The failed sessions, summed.
+    pub sessions: u64,
+    /// The first and last day (UTC, date-range start) of the reports that show it.
+    pub first_day: Date,
+    /// See `first_day`.
+    pub last_day: Date,
+}
+
+/// A reported failure and the findings that predict it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Predicted {
+    /// What the reporter saw.
+    pub reported: ReportedFailure,
+    /// The codes of mxprobe's findings with the same result type and place.
+    pub findings: Vec<String>,
+}
+
+/// A reported failure mxprobe's latest run does not show, and what mxprobe saw there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unexplained {
+    /// What the reporter saw.
+    pub reported: ReportedFailure,
+    /// mxprobe's view of the same place, in words.
+    pub mxprobe_saw: String,
+}
+
+/// The comparison for one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Comparison {
+    /// The policy domain.
+    pub domain: DomainName,
+    /// When mxprobe last observed the domain (`None`: never; only reports are shown).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub observed_at: Option<OffsetDateTime>,
+    /// How many reports were read, from how many reporters.
+    pub reports: usize,
+    /// The successful and failed sessions the reports count in all.
+    pub successful_sessions: u64,
+    /// See `successful_sessions`.
+    pub failed_sessions: u64,
+    /// Reported and predicted.
+    pub both: Vec<Predicted>,
+    /// Reported, not predicted.
+    pub reports_only: Vec<Unexplained>,
+    /// Predicted (failing findings of the latest run), not reported.
+    pub predicted_only: Vec<Finding>,
+}
+
+/// Compares the failures in `reports` for `domain` with the findings of `latest`.
+pub fn compare(domain: &DomainName, reports: &[Report], latest: Option<&Snapshot>) -> Comparison {
+    let mut failures: BTreeMap<(String, String, String, String, String), ReportedFailure> =
+        BTreeMap::new();
+    let (mut successful, mut failed, mut counted) = (0u64, 0u64, 0usize);
+    for report in reports {
+        let day = report.date_range.start().date();
+        let mut covers = false;
+        for policy in report
+            .policies
+            .iter()
+            .filter(|p| p.policy.policy_domain == *domain)
+        {
+            covers = true;
+            successful += policy.summary.total_successful_session_count;
+            failed += policy.summary.total_failure_session_count;
+            for detail in &policy.failure_details {
+                let key = (
+                    report.organization_name.clone(),
+                    policy.policy.policy_type.as_str().to_owned(),
+                    detail.result_type.as_str().to_owned(),
+                    detail
+                        .receiving_mx_hostname
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    detail
+                        .receiving_ip
+                        .map(|ip| ip.to_string())
+                        .unwrap_or_default(),
+                );
+                let entry = failures.entry(key).or_insert_with(|| ReportedFailure {
+                    reporter: report.organization_name.clone(),
+                    policy_type: policy.policy.policy_type.as_str().to_owned(),
+                    result_type: detail.result_type.as_str().to_owned(),
+                    receiving_mx: detail.receiving_mx_hostname.clone(),
+                    receiving_ip: detail.receiving_ip,
+                    sessions: 0,
+                    first_day: day,
+                    last_day: day,
+                });
+                entry.sessions += detail.failed_session_count;
+                entry.first_day = entry.first_day.min(day);
+                entry.last_day = entry.last_day.max(day);
+            }
+        }
+        counted += usize::from(covers);
+    }
+
+    let failing: Vec<&Finding> = latest
+        .map(|s| {
+            s.verdict
+                .findings
+                .iter()
+                .filter(|f| {
+                    f.fails(Severity::Error)
+                        || f.result_type.is_some() && f.fails(Severity::Warning)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut explained = vec![false; failing.len()];
+    let mut both = Vec::new();
+    let mut reports_only = Vec::new();
+    for reported in failures.into_values() {
+        let matching: Vec<usize> = failing
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| predicts(f, &reported))
+            .map(|(i, _)| i)
+            .collect();
+        if matching.is_empty() {
+            let mxprobe_saw = match latest {
+                Some(snapshot) => what_mxprobe_saw(snapshot, &reported),
+                None => {
+                    "mxprobe has not observed this domain (run `mxprobe monitor` on it)".to_owned()
+                }
+            };
+            reports_only.push(Unexplained {
+                reported,
+                mxprobe_saw,
+            });
+        } else {
+            let mut codes: Vec<String> = matching
+                .iter()
+                .map(|&i| failing[i].code.to_string())
+                .collect();
+            codes.dedup();
+            for i in matching {
+                explained[i] = true;
+            }
+            both.push(Predicted {
+                reported,
+                findings: codes,
+            });
+        }
+    }
+    let predicted_only = failing
+        .iter()
+        .zip(&explained)
+        .filter(|(_, done)| !**done)
+        .map(|(f, _)| (*f).clone())
+        .collect();
+    Comparison {
+        domain: domain.clone(),
+        observed_at: latest.map(|s| s.facts.observed_at),
+        reports: counted,
+        successful_sessions: successful,
+        failed_sessions: failed,
+        both,
+        reports_only,
+        predicted_only,
+    }
+}
+
+/// Whether `finding` predicts `reported`: the same result type, and the same place where
+/// the report names one (policy-level results have no place).
+fn predicts(finding: &Finding, reported: &ReportedFailure) -> bool {
+    let Some(rt) = finding.result_type else {
+        return false;
+    };
+    if rt.as_str() != reported.result_type {
+        return false;
+    }
+    if is_policy_level(rt) {
+        return true;
+    }
+    let mx_agrees = match (&reported.receiving_mx, &finding.subject.mx) {
+        (Some(r), Some(f)) => r == f,
+        _ => true,
+    };
+    let ip_agrees = match (reported.receiving_ip, &finding.subject.ip) {
+        (Some(r), Some(f)) => r == *f,
+        // A finding merged over several addresses names them in its location.
+        (Some(r), None) => finding
+            .subject
+            .location
+            .as_deref()
+            .is_none_or(|l| !l.starts_with("addresses ") || l.contains(&r.to_string())),
+        _ => true,
+    };
+    mx_agrees && ip_agrees
+}
+
+/// Result types about the policy, not about one MX session (RFC 8460 §4.3.2).
+fn is_policy_level(rt: ResultType) -> bool {
+    matches!(
+        rt,
+        ResultType::StsPolicyFetchError
+            | ResultType::StsPolicyInvalid
+            | ResultType::StsWebpkiInvalid
+            | ResultType::TlsaInvalid
+            | ResultType::DnssecInvalid
+            | ResultType::DaneRequired
+    )
+}
+
+/// What mxprobe's latest run says about the place of a failure it did not predict.
+fn what_mxprobe_saw(snapshot: &Snapshot, reported: &ReportedFailure) -> String {
+    let sessions: Vec<_> = snapshot
+        .verdict
+        .sessions
+        .iter()
+        .filter(|s| {
+            reported.receiving_mx.as_ref().is_none_or(|mx| *mx == s.mx)
+                && reported.receiving_ip.is_none_or(|ip| ip == s.ip)
+        })
+        .collect();
+    if sessions.is_empty() {
+        let place = match (&reported.receiving_mx, reported.receiving_ip) {
+            (Some(mx), Some(ip)) => format!("MX {mx} at {ip}"),
+            (Some(mx), None) => format!("MX {mx}"),
+            (None, Some(ip)) => format!("address {ip}"),
+            (None, None) => "any MX".to_owned(),
+        };
+        return format!(
+            "mxprobe did not probe {place}: not in the MX records or addresses it saw (the \
+             DNS changed since, or senders see other records)"
+        );
+    }
+    let mut text = String::new();
+    let inconclusive = sessions
+        .iter()
+        .filter(|s| matches!(s.result, SessionResult::Inconclusive { .. }))
+        .count();
+    let passed = sessions
+        .iter()
+        .filter(|s| matches!(s.result, SessionResult::Success))
+        .count();
+    if inconclusive == sessions.len() {
+        let _ = write!(
+            text,
+            "mxprobe could not test this MX from here ({}); the reporter reached it",
+            match &sessions[0].result {
+                SessionResult::Inconclusive { reason } => reason.as_str(),
+                _ => "",
+            }
+        );
+    } else if passed == sessions.len() {
+        let _ = write!(
+            text,
+            "mxprobe's probe passed here ({} session{}): a problem on the sender's side (old \
+             TLS stack, missing root certificates), a different view of the network, or one \
+             that is fixed since",
+            passed,
+            if passed == 1 { "" } else { "s" }
+        );
+    } else {
+        let _ = write!(
+            text,
+            "mxprobe sees other failures here, not {}",
+            reported.result_type
+        );
+    }
+    text
+}
+
+/// The comparison for people.
+pub fn write_text(out: &mut impl Write, c: &Comparison) -> io::Result<()> {
+    let observed = c
+        .observed_at
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "never".to_owned());
+    writeln!(
+        out,
+        "{}: {} report(s), {} successful and {} failed sessions; mxprobe last observed it: {observed}",
+        c.domain, c.reports, c.successful_sessions, c.failed_sessions
+    )?;
+    let place = |r: &ReportedFailure| {
+        let mut p = String::new();
+        if let Some(mx) = &r.receiving_mx {
+            let _ = write!(p, " MX {mx}");
+        }
+        if let Some(ip) = r.receiving_ip {
+            let _ = write!(p, " at {ip}");
+        }
+        p
+    };
+    let days = |r: &ReportedFailure| {
+        if r.first_day == r.last_day {
+            r.first_day.to_string()
+        } else {
+            format!("{} to {}", r.first_day, r.last_day)
+        }
+    };
+    writeln!(
+        out,
+        "\nReported and predicted by mxprobe ({}):",
+        c.both.len()
+    )?;
+    for p in &c.both {
+        let r = &p.reported;
+        writeln!(
+            out,
+            "  {} {} ({}){}: {} session(s), {}; mxprobe: {}",
+            r.reporter,
+            r.result_type,
+            r.policy_type,
+            place(r),
+            r.sessions,
+            days(r),
+            p.findings.join(", ")
+        )?;
+    }
+    writeln!(out, "\nReported only ({}):", c.reports_only.len())?;
+    for u in &c.reports_only {
+        let r = &u.reported;
+        writeln!(
+            out,
+            "  {} {} ({}){}: {} session(s), {}\n    {}",
+            r.reporter,
+            r.result_type,
+            r.policy_type,
+            place(r),
+            r.sessions,
+            days(r),
+            u.mxprobe_saw
+        )?;
+    }
+    writeln!(
+        out,
+        "\nPredicted by mxprobe, not reported yet ({}):",
+        c.predicted_only.len()
+    )?;
+    for f in &c.predicted_only {
+        writeln!(out, "  {} {}: {}", f.severity, f.code, f.message)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlsrpt::report::read_report;
+    use serde_json::json;
+
+    fn report(org: &str, id: &str, day: &str, details: serde_json::Value) -> Report {
+        let doc = json!({
+            "organization-name": org,
+            "date-range": {"start-datetime": format!("{day}T00:00:00Z"),
+                           "end-datetime": format!("{day}T23:59:59Z")},
+            "contact-info": "tlsrpt@reporter.example",
+            "report-id": id,
+            "policies": [{
+                "policy": {"policy-type": "sts", "policy-string": ["version: STSv1", "mode: enforce",
+                           "mx: mx1.example.com", "max_age: 86400"],
+                           "policy-domain": "example.com", "mx-host": ["mx1.example.com"]},
+                "summary": {"total-successful-session-count": 100,
+                            "total-failure-session-count": details.as_array().unwrap().iter()
+                                .map(|d| d["failed-session-count"].as_u64().unwrap()).sum::<u64>()},
+                "failure-details": details,
+            }],
+        });
+        read_report(doc.to_string().as_bytes()).unwrap().report
+    }
+
+    fn detail(rt: &str, mx: &str, ip: &str, n: u64) -> serde_json::Value {
+        json!({"result-type": rt, "sending-mta-ip": "198.51.100.7", "receiving-mx-hostname": mx,
+               "receiving-ip": ip, "failed-session-count": n})
+    }
+
+    /// example.com: mx1 (192.0.2.1) has an expired certificate; mx2 (192.0.2.2) passes;
+    /// mx3 (192.0.2.3) could not be tested; TLS-RPT is missing (a notice).
+    fn snapshot() -> Snapshot {
+        let session = |mx: &str, ip: &str, result: serde_json::Value| {
+            let mut s = json!({"mx": mx, "ip": ip, "policy_type": "sts"});
+            s.as_object_mut()
+                .unwrap()
+                .extend(result.as_object().unwrap().clone());
+            s
+        };
+        let verdict = json!({
+            "domain": "example.com", "routing": "mx", "sts": {}, "inconclusive": true,
+            "sessions": [
+                session("mx1.example.com", "192.0.2.1", json!({"result": "failure", "failures": [
+                    {"result_type": "certificate-expired", "reason_code": "leaf-expired"}]})),
+                session("mx2.example.com", "192.0.2.2", json!({"result": "success"})),
+                session("mx3.example.com", "192.0.2.3", json!({"result": "inconclusive",
+                    "reason": "the TCP connection timed out"})),
+            ],
+            "findings": [
+                {"code": "smtp.cert.leaf-expired", "severity": "error",
+                 "subject": {"domain": "example.com", "mx": "mx1.example.com", "ip": "192.0.2.1"},
+                 "message": "expired", "result_type": "certificate-expired", "policy_type": "sts"},
+                {"code": "sts.policy.max-age-short", "severity": "warning",
+                 "subject": {"domain": "example.com"}, "message": "short"},
+                {"code": "dns.tlsrpt-txt.failed", "severity": "warning", "inconclusive": true,
+                 "subject": {"domain": "example.com"}, "message": "timeout"},
+                {"code": "sts.enforce.no-deliverable-mx", "severity": "error",
+                 "subject": {"domain": "example.com"}, "message": "none deliverable"},
+                {"code": "tlsrpt.none", "severity": "notice",
+                 "subject": {"domain": "example.com"}, "message": "no TLS-RPT"},
+            ],
+        });
+        let facts = json!({
+            "domain": "example.com", "observed_at": "2026-11-29T06:00:00Z",
+            "mx": {"status": "servfail"}, "sts_txt": {"status": "servfail"},
+            "tlsrpt_txt": {"status": "servfail"}, "hosts": [],
+        });
+        Snapshot {
+            facts: serde_json::from_value(facts).unwrap(),
+            verdict: serde_json::from_value(verdict).unwrap(),
+        }
+    }
+
+    #[test]
+    fn reported_and_predicted_failures_fall_into_three_lists() {
+        let domain = DomainName::parse("example.com").unwrap();
+        let reports = [
+            report(
+                "Google Inc.",
+                "g1",
+                "2026-11-27",
+                json!([
+                    detail("certificate-expired", "mx1.example.com", "192.0.2.1", 12),
+                    detail("starttls-not-supported", "mx2.example.com", "192.0.2.2", 3),
+                ]),
+            ),
+            report(
+                "Google Inc.",
+                "g2",
+                "2026-11-28",
+                json!([
+                    detail("certificate-expired", "mx1.example.com", "192.0.2.1", 8),
+                    detail("validation-failure", "mx3.example.com", "192.0.2.3", 1),
+                    detail(
+                        "certificate-expired",
+                        "old-mx.example.com",
+                        "203.0.113.9",
+                        2
+                    ),
+                ]),
+            ),
+        ];
+        let c = compare(&domain, &reports, Some(&snapshot()));
+        assert_eq!(c.reports, 2);
+        assert_eq!((c.successful_sessions, c.failed_sessions), (200, 26));
+        // Both: mx1's expired certificate, 20 sessions over two days.
+        assert_eq!(c.both.len(), 1);
+        let both = &c.both[0];
+        assert_eq!(both.findings, ["smtp.cert.leaf-expired"]);
+        assert_eq!(both.reported.sessions, 20);
+        assert_eq!(both.reported.first_day.to_string(), "2026-11-27");
+        assert_eq!(both.reported.last_day.to_string(), "2026-11-28");
+        // Reports only: what mxprobe saw at each place.
+        let only: Vec<(&str, &str)> = c
+            .reports_only
+            .iter()
+            .map(|u| (u.reported.result_type.as_str(), u.mxprobe_saw.as_str()))
+            .collect();
+        assert_eq!(only.len(), 3, "{only:#?}");
+        assert!(
+            only[0].0 == "certificate-expired"
+                && only[0]
+                    .1
+                    .contains("did not probe MX old-mx.example.com at 203.0.113.9"),
+            "{only:?}"
+        );
+        assert!(
+            only[1].0 == "starttls-not-supported"
+                && only[1].1.contains("probe passed here (1 session)"),
+            "{only:?}"
+        );
+        assert!(
+            only[2].0 == "validation-failure"
+                && only[2]
+                    .1
+                    .contains("could not test this MX from here (the TCP connection timed out)"),
+            "{only:?}"
+        );
+        // Predicted only: failing findings no report shows; not the notice, not the warning
+        // without a result type, not what could not be tested.
+        let predicted: Vec<&str> = c.predicted_only.iter().map(|f| &*f.code).collect();
+        assert_eq!(predicted, ["sts.enforce.no-deliverable-mx"]);
+
+        let mut text = Vec::new();
+        write_text(&mut text, &c).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.starts_with(
+                "example.com: 2 report(s), 200 successful and 26 failed sessions; mxprobe last \
+             observed it: 2026-11-29T06:00:00Z\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nReported and predicted by mxprobe (1):\n  Google Inc. certificate-expired (sts) MX mx1.example.com at 192.0.2.1: 20 session(s), 2026-11-27 to 2026-11-28; mxprobe: smtp.cert.leaf-expired\n"), "{text}");
+        assert!(text.contains("\nPredicted by mxprobe, not reported yet (1):\n  error sts.enforce.no-deliverable-mx: none deliverable\n"), "{text}");
+    }
+
+    #[test]
+    fn without_a_monitor_run_every_reported_failure_is_unexplained() {
+        let domain = DomainName::parse("example.com").unwrap();
+        let other = DomainName::parse("other.example").unwrap();
+        let reports = [report(
+            "Microsoft Corporation",
+            "m1",
+            "2026-11-28",
+            json!([detail(
+                "sts-policy-fetch-error",
+                "mx1.example.com",
+                "192.0.2.1",
+                4
+            )]),
+        )];
+        let c = compare(&domain, &reports, None);
+        assert!(c.both.is_empty() && c.predicted_only.is_empty());
+        assert_eq!(c.reports_only.len(), 1);
+        assert!(
+            c.reports_only[0]
+                .mxprobe_saw
+                .contains("has not observed this domain")
+        );
+        assert_eq!(c.observed_at, None);
+        // Reports for other domains do not count.
+        let c = compare(&other, &reports, None);
+        assert_eq!((c.reports, c.failed_sessions), (0, 0));
+        assert!(c.reports_only.is_empty());
+    }
+
+    #[test]
+    fn policy_level_results_match_without_a_place() {
+        let domain = DomainName::parse("example.com").unwrap();
+        let mut snap = snapshot();
+        snap.verdict.findings = vec![
+            serde_json::from_value(json!({
+            "code": "sts.fetch.failed", "severity": "error", "subject": {"domain": "example.com"},
+            "message": "404", "result_type": "sts-policy-fetch-error", "policy_type": "sts"}))
+            .unwrap(),
+        ];
+        let reports = [report(
+            "Google Inc.",
+            "g3",
+            "2026-11-28",
+            json!([detail(
+                "sts-policy-fetch-error",
+                "mx9.example.com",
+                "192.0.2.9",
+                5
+            )]),
+        )];
+        let c = compare(&domain, &reports, Some(&snap));
+        assert_eq!(c.both.len(), 1);
+        assert_eq!(c.both[0].findings, ["sts.fetch.failed"]);
+        assert!(c.reports_only.is_empty() && c.predicted_only.is_empty());
+    }
+}
