@@ -95,6 +95,11 @@ pub enum Command {
     #[command(after_help = exit_status_help!())]
     History(HistoryArgs),
 
+    /// Read the TLS-RPT reports real senders send you, summarise them, and compare them with
+    /// mxprobe's findings.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+
     /// Start the built-in mail lab on loopback and scan all its domains: no network, no root.
     ///
     /// The lab serves DNS (with DNSSEC-signed zones), SMTP servers that speak STARTTLS well or

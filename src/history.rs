@@ -1,6 +1,8 @@
 //! The monitoring history: one SQLite database that keeps, for every run of `mxprobe monitor`,
 //! each domain's [`Snapshot`], the [`Alert`] raised for it, and that alert's delivery state on
-//! every notification channel.
+//! every notification channel; and, beside them, the TLS-RPT reports (RFC 8460) the domains'
+//! owners received from other senders (`mxprobe reports ingest`), kept once per reporter and
+//! report id.
 //!
 //! [`crate::changes`] decides what changed and [`crate::notify`] delivers alerts; this module
 //! only stores what they produce and answers the questions the next run asks (the previous
@@ -21,7 +23,9 @@
 //! text order is time order and every instant reads back exactly. Snapshots and alerts are kept
 //! as JSON (serde_json) next to the columns the queries need, so that the timeline never parses
 //! a whole snapshot. A delivery is `pending` from the moment its alert is recorded until it is
-//! marked delivered, whatever happens to the process in between.
+//! marked delivered, whatever happens to the process in between. A received report is kept as
+//! the JSON text it arrived as, read again with the tolerant reader ([`read_report`]) when
+//! asked for, with its reporter, id, date range and policy domains in columns for the queries.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};
@@ -38,6 +42,7 @@ use time::macros::format_description;
 use crate::alert::{Alert, ChangeKind, DomainStatus, Snapshot};
 use crate::domain::DomainName;
 use crate::finding::Severity;
+use crate::tlsrpt::report::{ReadError, Report, read_report};
 
 /// The schema migrations, in order: entry *n* takes a database from `user_version` *n* to
 /// *n + 1*. Append new entries; never edit a released one.
@@ -82,6 +87,24 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (alert_id, channel)
     ) STRICT;
     CREATE INDEX deliveries_pending ON deliveries (channel, alert_id) WHERE state = 'pending';",
+    // 1 → 2: received TLS-RPT reports, and the policy domains each one covers.
+    "CREATE TABLE reports (
+        id          INTEGER PRIMARY KEY,
+        reporter    TEXT NOT NULL,
+        report_id   TEXT NOT NULL,
+        range_start TEXT NOT NULL,
+        range_end   TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        json        TEXT NOT NULL,
+        UNIQUE (reporter, report_id)
+    ) STRICT;
+    CREATE INDEX reports_by_end ON reports (range_end);
+    CREATE TABLE report_domains (
+        domain TEXT NOT NULL,
+        report INTEGER NOT NULL REFERENCES reports (id),
+        PRIMARY KEY (domain, report)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
@@ -179,8 +202,8 @@ pub enum HistoryError {
     },
     /// A read-only open met a database of an older schema (or an empty file).
     #[error(
-        "{}: schema version {found}, this mxprobe reads {supported}; run `mxprobe monitor` on \
-         it once to migrate it",
+        "{}: schema version {found}, this mxprobe reads {supported}; run `mxprobe monitor` \
+         (or `mxprobe reports ingest`) on it once to migrate it",
         .path.display()
     )]
     NotMigrated {
@@ -270,6 +293,65 @@ pub enum HistoryError {
         alert: i64,
         /// The channel.
         channel: String,
+    },
+    /// The bytes given as a report's JSON are not UTF-8 text (gzip, for instance).
+    #[error(
+        "{origin}: the JSON given for report {report_id:?} from {reporter:?} is not UTF-8 \
+         text; store the decompressed JSON the report was read from"
+    )]
+    ReportNotText {
+        /// Where the report was read from.
+        origin: String,
+        /// Its `organization-name`.
+        reporter: String,
+        /// Its `report-id`.
+        report_id: String,
+    },
+    /// The JSON given with a report cannot be read as a TLS-RPT report.
+    #[error(
+        "{origin}: the JSON given for report {report_id:?} from {reporter:?} is not a \
+         readable TLS-RPT report ({error}); store each report with the bytes it was read from"
+    )]
+    ReportUnreadable {
+        /// Where the report was read from.
+        origin: String,
+        /// The `organization-name` of the report it came with.
+        reporter: String,
+        /// The `report-id` of the report it came with.
+        report_id: String,
+        /// Why the reader refused it (boxed: it is large, and rare).
+        #[source]
+        error: Box<ReadError>,
+    },
+    /// The JSON given with a report reads back as another report.
+    #[error(
+        "{origin}: the JSON given for report {report_id:?} from {reporter:?} reads back as a \
+         different report; store each report with the bytes it was read from"
+    )]
+    ReportMismatch {
+        /// Where the report was read from.
+        origin: String,
+        /// Its `organization-name`.
+        reporter: String,
+        /// Its `report-id`.
+        report_id: String,
+    },
+    /// A stored report's JSON no longer reads as a TLS-RPT report.
+    #[error(
+        "the stored JSON of report {report_id:?} from {reporter:?} (read from {origin}) is not \
+         a readable TLS-RPT report: {error}; the database was changed outside mxprobe (ingest \
+         the report again from its source, or restore a backup)"
+    )]
+    StoredReportUnreadable {
+        /// Where the report was read from when it was stored.
+        origin: String,
+        /// Its reporter, as stored.
+        reporter: String,
+        /// Its report id, as stored.
+        report_id: String,
+        /// Why the reader refused it (boxed: it is large, and rare).
+        #[source]
+        error: Box<ReadError>,
     },
 }
 
@@ -765,6 +847,148 @@ impl History {
         rows.into_iter().map(|row| row.into_entry(domain)).collect()
     }
 
+    /// Stores a received TLS-RPT report: `report` as read from `json` (the decompressed JSON
+    /// text, kept as received), `source` saying where it was read from (a file path, a
+    /// message in a mail folder) and `received_at` when it was read. A report is known by its
+    /// reporter (`organization-name`) and `report-id`: storing one already there changes
+    /// nothing and gives [`StoreOutcome::Duplicate`].
+    ///
+    /// `json` must read back as `report` ([`HistoryError::ReportMismatch`] otherwise), so
+    /// that [`History::reports`] gives back exactly what was stored. On error nothing is
+    /// stored.
+    pub fn store_report(
+        &mut self,
+        report: &Report,
+        json: &[u8],
+        source: &str,
+        received_at: OffsetDateTime,
+    ) -> Result<StoreOutcome, HistoryError> {
+        let reporter = &report.organization_name;
+        let id = &report.report_id;
+        let text = std::str::from_utf8(json).map_err(|_| HistoryError::ReportNotText {
+            origin: source.to_owned(),
+            reporter: reporter.clone(),
+            report_id: id.clone(),
+        })?;
+        match read_report(json) {
+            Ok(read) if read.report == *report => {}
+            Ok(_) => {
+                return Err(HistoryError::ReportMismatch {
+                    origin: source.to_owned(),
+                    reporter: reporter.clone(),
+                    report_id: id.clone(),
+                });
+            }
+            Err(error) => {
+                return Err(HistoryError::ReportUnreadable {
+                    origin: source.to_owned(),
+                    reporter: reporter.clone(),
+                    report_id: id.clone(),
+                    error: Box::new(error),
+                });
+            }
+        }
+        let start = stored_time(report.date_range.start())?;
+        let end = stored_time(report.date_range.end())?;
+        let received = stored_time(received_at)?;
+        let mut domains: Vec<&str> = report
+            .policies
+            .iter()
+            .map(|p| p.policy.policy_domain.as_str())
+            .collect();
+        domains.sort_unstable();
+        domains.dedup();
+
+        let what = || format!("storing report {id:?} from {reporter:?} (read from {source})");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .during(what)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO reports (reporter, report_id, range_start, range_end, received_at,
+                     source, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (reporter, report_id) DO NOTHING",
+                params![reporter, id, start, end, received, source, text],
+            )
+            .during(what)?;
+        if inserted == 0 {
+            // Dropping the transaction rolls it back; it wrote nothing anyway.
+            return Ok(StoreOutcome::Duplicate);
+        }
+        let row = tx.last_insert_rowid();
+        for domain in domains {
+            tx.execute(
+                "INSERT INTO report_domains (domain, report) VALUES (?1, ?2)",
+                params![domain, row],
+            )
+            .during(what)?;
+        }
+        tx.commit().during(what)?;
+        Ok(StoreOutcome::Stored)
+    }
+
+    /// The stored TLS-RPT reports, ordered by the start of their date range, then reporter
+    /// (then report id): all of them, or only those with a policy for `domain`, and only
+    /// those whose date range ends at or after `since`. Each comes back whole, with the
+    /// policies for other domains too.
+    pub fn reports(
+        &self,
+        domain: Option<&DomainName>,
+        since: Option<OffsetDateTime>,
+    ) -> Result<Vec<StoredReport>, HistoryError> {
+        let since = since.map(stored_time).transpose()?;
+        let what = || match domain {
+            Some(domain) => format!("reading the stored reports for {domain}"),
+            None => "reading the stored reports".to_owned(),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.reporter, r.report_id, r.source, r.received_at, r.json
+                 FROM reports r
+                 WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM report_domains d
+                                              WHERE d.domain = ?1 AND d.report = r.id))
+                   AND (?2 IS NULL OR r.range_end >= ?2)
+                 ORDER BY r.range_start, r.reporter, r.report_id",
+            )
+            .during(what)?;
+        let rows = stmt
+            .query_map(params![domain.map(DomainName::as_str), since], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })
+            .during(what)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .during(what)?;
+        rows.into_iter()
+            .map(|(reporter, report_id, source, received_at, json)| {
+                let received_at = read_time(&received_at, || {
+                    format!("reports.received_at of report {report_id:?} from {reporter:?}")
+                })?;
+                let report = read_report(json.as_bytes())
+                    .map_err(|error| HistoryError::StoredReportUnreadable {
+                        origin: source.clone(),
+                        reporter,
+                        report_id,
+                        error: Box::new(error),
+                    })?
+                    .report;
+                Ok(StoredReport {
+                    source,
+                    received_at,
+                    report,
+                })
+            })
+            .collect()
+    }
+
     /// Whether `alert` has a delivery on `channel`, and its state.
     fn delivery_state(
         &self,
@@ -800,6 +1024,28 @@ impl History {
             })
             .transpose()
     }
+}
+
+/// What [`History::store_report`] did with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreOutcome {
+    /// The report was new and is now stored.
+    Stored,
+    /// A report from the same reporter with the same report id was already stored; nothing
+    /// changed.
+    Duplicate,
+}
+
+/// A received TLS-RPT report as stored in the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredReport {
+    /// Where it was read from (a file path, a message in a mail folder).
+    pub source: String,
+    /// When it was read.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// The report, read again from the stored JSON.
+    pub report: Report,
 }
 
 /// The state of one delivery.
@@ -1233,6 +1479,9 @@ mod tests {
                 "alerts_by_domain",
                 "deliveries",
                 "deliveries_pending",
+                "report_domains",
+                "reports",
+                "reports_by_end",
                 "runs",
                 "snapshots",
                 "snapshots_by_domain"
@@ -1243,6 +1492,295 @@ mod tests {
         let h = History::open(&path).unwrap();
         let (run, _) = h.previous(&example()).unwrap().unwrap();
         assert_eq!(run, RunId(1));
+    }
+
+    /// A database as this code wrote it before reports existed: schema version 1, with one
+    /// run of example.com and an alert pending on the webhook.
+    fn version_1_database(path: &Path, extra_sql: &str) -> (Snapshot, Alert) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(extra_sql).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let mut h = History { conn, _lock: None };
+        let s = snapshot(
+            "2026-11-01T06:00:00Z",
+            &[("error", false)],
+            Some(("enforce", "2026a")),
+            &["mx1.example.com"],
+        );
+        let a = alert(
+            datetime!(2026-11-01 06:00 UTC),
+            DomainStatus::Fail,
+            &[ChangeKind::NewFailure],
+        );
+        let run = h.begin_run(datetime!(2026-11-01 06:00 UTC)).unwrap();
+        h.record(run, &s, Some(&a), &["webhook"]).unwrap();
+        h.finish_run(run, datetime!(2026-11-01 06:01 UTC)).unwrap();
+        (s, a)
+    }
+
+    const SMTP_TLS: &[u8] = include_bytes!("../fixtures/tlsrpt-reports/parsedmarc/smtp_tls.json");
+    const MAIL_RU: &[u8] = include_bytes!("../fixtures/tlsrpt-reports/parsedmarc/mail.ru.json");
+    const RFC8460: &[u8] = include_bytes!("../fixtures/tlsrpt-reports/parsedmarc/rfc8460.json");
+
+    fn read(json: &[u8]) -> Report {
+        read_report(json).unwrap().report
+    }
+
+    /// A report from `reporter` with id `id` covering the UTC day `day`, with one
+    /// no-policy-found policy per entry of `domains`.
+    fn made_report(reporter: &str, id: &str, day: &str, domains: &[&str]) -> String {
+        let policies: Vec<_> = domains
+            .iter()
+            .map(|d| {
+                json!({"policy": {"policy-type": "no-policy-found", "policy-string": [],
+                                  "policy-domain": d},
+                       "summary": {"total-successful-session-count": 1,
+                                   "total-failure-session-count": 0},
+                       "failure-details": []})
+            })
+            .collect();
+        json!({"organization-name": reporter,
+               "date-range": {"start-datetime": format!("{day}T00:00:00Z"),
+                              "end-datetime": format!("{day}T23:59:59Z")},
+               "contact-info": "tlsrpt@example.org", "report-id": id, "policies": policies})
+        .to_string()
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_to_2_and_keeps_its_snapshots() {
+        let dir = TempDir::new("from-v1");
+        let path = dir.db();
+        let (s, a) = version_1_database(&path, "");
+        assert_eq!(user_version(&path), 1);
+        let err = History::open_read_only(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HistoryError::NotMigrated {
+                    found: 1,
+                    supported: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let mut h = History::open(&path).unwrap();
+        assert_eq!(user_version(&path), 2);
+        assert_eq!(h.previous(&example()).unwrap(), Some((RunId(1), s)));
+        assert_eq!(h.pending("webhook").unwrap(), vec![(AlertId(1), a)]);
+        assert_eq!(h.timeline(&example(), None).unwrap().len(), 1);
+        assert_eq!(h.reports(None, None).unwrap(), vec![]);
+        assert_eq!(
+            h.store_report(
+                &read(SMTP_TLS),
+                SMTP_TLS,
+                "smtp_tls.json",
+                datetime!(2026-11-30 08:00 UTC)
+            )
+            .unwrap(),
+            StoreOutcome::Stored
+        );
+        drop(h);
+        let h = History::open_read_only(&path).unwrap();
+        assert_eq!(h.reports(None, None).unwrap().len(), 1);
+        assert_eq!(h.timeline(&example(), None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_migration_to_2_leaves_version_1_as_it_was() {
+        let dir = TempDir::new("from-v1-fails");
+        let path = dir.db();
+        // Someone added a table of that name by hand: migration 2 cannot create its own.
+        version_1_database(&path, "CREATE TABLE reports (note TEXT);");
+        let err = History::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::Migrate { path: p, from: 1, to: 2, .. } if *p == path),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("left at version 1"), "{err}");
+        assert_eq!(user_version(&path), 1);
+        let conn = Connection::open(&path).unwrap();
+        let snapshots: i64 = conn
+            .query_row("SELECT COUNT(*) FROM snapshots", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(snapshots, 1);
+        let side_table: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'report_domains'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(side_table, 0);
+    }
+
+    #[test]
+    fn reports_are_stored_once_and_found_by_domain_and_date() {
+        let dir = TempDir::new("reports");
+        let mut h = History::open(&dir.db()).unwrap();
+        let at = datetime!(2026-11-30 08:00 UTC);
+        // Two policies for example.com and one for example.net in one report.
+        let multi = made_report(
+            "Example Org",
+            "multi",
+            "2024-01-09",
+            &["example.com", "example.net", "example.com"],
+        );
+        // The same report id as smtp_tls.json, from another reporter.
+        let other = made_report(
+            "Other Org",
+            "2024-01-09T00:00:00Z_example.com",
+            "2024-03-01",
+            &["example.org"],
+        );
+        for (json, source) in [
+            (MAIL_RU, "mail.ru.json"),
+            (multi.as_bytes(), "multi.json"),
+            (RFC8460, "rfc8460.json"),
+            (SMTP_TLS, "smtp_tls.json"),
+            (other.as_bytes(), "other.json"),
+        ] {
+            assert_eq!(
+                h.store_report(&read(json), json, source, at).unwrap(),
+                StoreOutcome::Stored,
+                "{source}"
+            );
+        }
+        // Again, from elsewhere and later: nothing changes.
+        assert_eq!(
+            h.store_report(
+                &read(SMTP_TLS),
+                SMTP_TLS,
+                "inbox/42",
+                datetime!(2026-12-01 00:00 UTC)
+            )
+            .unwrap(),
+            StoreOutcome::Duplicate
+        );
+
+        let ids = |reports: Vec<StoredReport>| -> Vec<String> {
+            reports.into_iter().map(|r| r.report.report_id).collect()
+        };
+        let smtp_tls_id = "2024-01-09T00:00:00Z_example.com";
+        let mail_ru_id = "b28254de-7b2e-be36-bb5c-4c3b92da8b25@mail.ru";
+        let rfc_id = "5065427c-23d3-47ca-b6e0-946ea0e8c4be";
+        // By start of date range (2016-04-01, 2024-01-09 twice, 2024-02-22, 2024-03-01),
+        // then reporter ("Example Inc." before "Example Org").
+        let all = h.reports(None, None).unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|r| (r.report.organization_name.as_str(), r.source.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("Company-X", "rfc8460.json"),
+                ("Example Inc.", "smtp_tls.json"),
+                ("Example Org", "multi.json"),
+                ("Mail.ru", "mail.ru.json"),
+                ("Other Org", "other.json"),
+            ]
+        );
+        assert_eq!(
+            all[1],
+            StoredReport {
+                source: "smtp_tls.json".to_owned(),
+                received_at: at,
+                report: read(SMTP_TLS),
+            }
+        );
+
+        let domain = |name: &str| DomainName::parse(name).unwrap();
+        let for_domain = |name: &str, since| ids(h.reports(Some(&domain(name)), since).unwrap());
+        assert_eq!(
+            for_domain("example.com", None),
+            [smtp_tls_id, "multi", mail_ru_id]
+        );
+        assert_eq!(for_domain("company-y.example", None), [rfc_id]);
+        assert_eq!(for_domain("example.org", None), [smtp_tls_id]);
+        assert_eq!(for_domain("nowhere.example", None), Vec::<String>::new());
+        // A report comes back whole, with its policies for other domains.
+        let net = h.reports(Some(&domain("example.net")), None).unwrap();
+        assert_eq!(net.len(), 1);
+        assert_eq!(net[0].report, read(multi.as_bytes()));
+        assert_eq!(net[0].report.policies.len(), 3);
+
+        // `since` keeps the reports whose range ends at or after it: smtp_tls.json and
+        // multi end 2024-01-09T23:59:59Z, mail.ru.json at 2024-02-23T00:00:00Z.
+        assert_eq!(
+            for_domain("example.com", Some(datetime!(2024-01-09 23:59:59 UTC))),
+            [smtp_tls_id, "multi", mail_ru_id]
+        );
+        assert_eq!(
+            for_domain("example.com", Some(datetime!(2024-01-10 00:00 UTC))),
+            [mail_ru_id]
+        );
+        assert_eq!(
+            for_domain("example.com", Some(datetime!(2024-02-23 00:00 UTC))),
+            [mail_ru_id]
+        );
+        assert_eq!(
+            for_domain(
+                "example.com",
+                Some(datetime!(2024-02-23 00:00:00.000000001 UTC))
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(h
+                .reports(None, Some(datetime!(2024-02-01 00:00 +01:00)))
+                .unwrap()),
+            [mail_ru_id, smtp_tls_id]
+        );
+    }
+
+    #[test]
+    fn a_report_that_does_not_match_its_json_is_refused_and_nothing_is_stored() {
+        let dir = TempDir::new("reports-refused");
+        let mut h = History::open(&dir.db()).unwrap();
+        let at = datetime!(2026-11-30 08:00 UTC);
+        let report = read(SMTP_TLS);
+        let err = h
+            .store_report(&report, &report.to_gzip(), "report.json.gz", at)
+            .unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::ReportNotText { origin, reporter, report_id }
+                if origin == "report.json.gz" && reporter == "Example Inc."
+                    && report_id == "2024-01-09T00:00:00Z_example.com"),
+            "{err:?}"
+        );
+        let err = h
+            .store_report(&report, MAIL_RU, "mail.ru.json", at)
+            .unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::ReportMismatch { origin, reporter, .. }
+                if origin == "mail.ru.json" && reporter == "Example Inc."),
+            "{err:?}"
+        );
+        let err = h
+            .store_report(&report, b"{}", "empty.json", at)
+            .unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::ReportUnreadable { origin, error, .. }
+                if origin == "empty.json" && matches!(**error, ReadError::Missing { .. })),
+            "{err:?}"
+        );
+        assert_eq!(h.reports(None, None).unwrap(), vec![]);
+
+        // A stored report changed by hand is named when it no longer reads.
+        h.store_report(&report, SMTP_TLS, "smtp_tls.json", at)
+            .unwrap();
+        h.conn
+            .execute("UPDATE reports SET json = '{\"policies\": 1}'", [])
+            .unwrap();
+        let err = h.reports(None, None).unwrap_err();
+        assert!(
+            matches!(&err, HistoryError::StoredReportUnreadable { origin, reporter, report_id, .. }
+                if origin == "smtp_tls.json" && reporter == "Example Inc."
+                    && report_id == "2024-01-09T00:00:00Z_example.com"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("changed outside mxprobe"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,9 @@ use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
 use mxprobe::ci::{self, CiDomain};
 use mxprobe::cli::{
     Cli, ColorChoice, Command, DemoArgs, Format, GateArgs, GenerateArgs, GenerateMode, HistoryArgs,
-    Inconclusive, LintArgs, MonitorArgs, OutputArgs, RelaySecurityArg, ScanArgs, WebhookFormatArg,
+    Inconclusive, LintArgs, MonitorArgs, OutputArgs, RelaySecurityArg, ReportsCommand,
+    ReportsCompareArgs, ReportsIngestArgs, ReportsSummaryArgs, ScanArgs, SummaryFormat,
+    WebhookFormatArg,
 };
 use mxprobe::config::{Environment, dns_config, probe_config, scan_config};
 use mxprobe::domain::DomainName;
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => run_generate(args),
         Command::Monitor(args) => run_monitor(args),
         Command::History(args) => run_history(args),
+        Command::Reports(command) => run_reports(command),
     };
     match result {
         Ok(code) => code,
@@ -696,6 +699,101 @@ fn parse_since(s: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
         _ => anyhow::bail!("--since {s:?}: an age ends in d, h or m (7d, 12h, 30m)"),
     };
     Ok(now - age)
+}
+
+fn run_reports(command: ReportsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ReportsCommand::Ingest(args) => run_reports_ingest(args),
+        ReportsCommand::Summary(args) => run_reports_summary(args),
+        ReportsCommand::Compare(args) => run_reports_compare(args),
+    }
+}
+
+fn run_reports_ingest(args: ReportsIngestArgs) -> anyhow::Result<ExitCode> {
+    use mxprobe::history::StoreOutcome;
+    use mxprobe::reports::ingest::{Found, ingest};
+    let mut history = mxprobe::history::History::open(&args.db)
+        .with_context(|| format!("--db {}", args.db.display()))?;
+    let (mut stored, mut duplicates, mut skipped) = (0usize, 0usize, 0usize);
+    let now = OffsetDateTime::now_utc();
+    for found in ingest(&args.paths) {
+        match found {
+            Found::Report(r) => {
+                for quirk in &r.read.quirks {
+                    eprintln!("mxprobe: {}: tolerated: {quirk}", r.origin);
+                }
+                match history.store_report(&r.read.report, &r.json, &r.origin.to_string(), now)? {
+                    StoreOutcome::Stored => stored += 1,
+                    StoreOutcome::Duplicate => duplicates += 1,
+                }
+            }
+            Found::Skipped(s) => {
+                skipped += 1;
+                eprintln!("mxprobe: {}: skipped: {}", s.origin, s.reason);
+            }
+        }
+    }
+    println!("{stored} report(s) stored, {duplicates} already stored, {skipped} skipped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_reports_summary(args: ReportsSummaryArgs) -> anyhow::Result<ExitCode> {
+    let domain = args
+        .domain
+        .as_deref()
+        .map(|d| DomainName::parse(d).with_context(|| format!("--domain {d:?}")))
+        .transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, OffsetDateTime::now_utc()))
+        .transpose()?;
+    let history = mxprobe::history::History::open_read_only(&args.db)
+        .with_context(|| format!("--db {}", args.db.display()))?;
+    let stored = history.reports(domain.as_ref(), since)?;
+    let summary = mxprobe::reports::summary::summarise(&stored, domain.as_ref());
+    let mut out = io::stdout().lock();
+    match args.format {
+        SummaryFormat::Text => mxprobe::reports::summary::write_text(&mut out, &summary)?,
+        SummaryFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &summary)?;
+            writeln!(out)?;
+        }
+        SummaryFormat::Csv => mxprobe::reports::summary::write_csv(&mut out, &summary)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_reports_compare(args: ReportsCompareArgs) -> anyhow::Result<ExitCode> {
+    let domain =
+        DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, OffsetDateTime::now_utc()))
+        .transpose()?;
+    let history = mxprobe::history::History::open_read_only(&args.db)
+        .with_context(|| format!("--db {}", args.db.display()))?;
+    let reports: Vec<_> = history
+        .reports(Some(&domain), since)?
+        .into_iter()
+        .map(|r| r.report)
+        .collect();
+    let latest = history
+        .recent(&domain, 1)?
+        .into_iter()
+        .next()
+        .map(|(_, s)| s);
+    let comparison = mxprobe::reports::compare::compare(&domain, &reports, latest.as_ref());
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Text => mxprobe::reports::compare::write_text(&mut out, &comparison)?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &comparison)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One domain's result as the CI outputs need it.

@@ -41,3 +41,5 @@ mod lab_changes;
 mod metrics;
 // `mxprobe monitor` and `history`: alerts on change, delivered once, never lost.
 mod monitor;
+// `mxprobe reports`: ingest real TLS-RPT reports, summarise them, compare with findings.
+mod reports_cli;
