@@ -120,43 +120,9 @@ fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let env = environment();
-    // Command-line domains are typed by the user: a bad one is a usage error, not a row to
-    // skip as in an input file.
-    for d in &args.domains {
-        DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
-    }
+    let (targets, total) =
+        open_targets(&args.domains, args.input.as_deref(), args.column.as_deref())?;
     let config = scan_config(&args, &env)?;
-    let column = args
-        .column
-        .as_deref()
-        .map(str::parse::<Column>)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--column: {e}"))?;
-    let (targets, total): (TargetIter, Option<u64>) = match &args.input {
-        None => {
-            let n = args.domains.len() as u64;
-            (
-                Box::new(input::from_args(args.domains.clone()).map(Ok)),
-                Some(n),
-            )
-        }
-        Some(path) if path.as_os_str() == "-" => (
-            Box::new(input::targets(
-                Box::new(io::stdin()) as Box<dyn Read>,
-                column,
-            )?),
-            None,
-        ),
-        Some(path) => {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("opening the input file {}", path.display()))?;
-            let total = count_rows(path);
-            let targets = input::targets(Box::new(file) as Box<dyn Read>, column)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let total = total.map(|n| n.saturating_sub(u64::from(targets.is_csv())));
-            (Box::new(targets), total)
-        }
-    };
     let bulk = BulkOptions {
         concurrency: args.concurrency as usize,
         domain_deadline: Duration::from_secs(args.deadline.max(1)),
@@ -181,6 +147,45 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ProgressMode::Plain
     };
     runtime()?.block_on(run_bulk(config, targets, total, bulk, sinks, progress))
+}
+
+/// The scan targets: the domains typed as arguments (a bad one is a usage error, not a row
+/// to skip as in an input file) or the rows of `--input` (`-` for standard input), with their
+/// number when it can be known beforehand (for the progress bar).
+fn open_targets(
+    domains: &[String],
+    input: Option<&std::path::Path>,
+    column: Option<&str>,
+) -> anyhow::Result<(TargetIter, Option<u64>)> {
+    for d in domains {
+        DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
+    }
+    let column = column
+        .map(str::parse::<Column>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--column: {e}"))?;
+    Ok(match input {
+        None => (
+            Box::new(input::from_args(domains.to_vec()).map(Ok)),
+            Some(domains.len() as u64),
+        ),
+        Some(path) if path.as_os_str() == "-" => (
+            Box::new(input::targets(
+                Box::new(io::stdin()) as Box<dyn Read>,
+                column,
+            )?),
+            None,
+        ),
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("opening the input file {}", path.display()))?;
+            let total = count_rows(path);
+            let targets = input::targets(Box::new(file) as Box<dyn Read>, column)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let total = total.map(|n| n.saturating_sub(u64::from(targets.is_csv())));
+            (Box::new(targets), total)
+        }
+    })
 }
 
 type TargetIter = Box<dyn Iterator<Item = Result<Target, input::InputError>>>;
@@ -408,33 +413,10 @@ fn live_mx_hosts(
 
 fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let env = environment();
-    for d in &args.domains {
-        DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
-    }
+    let (targets, _) = open_targets(&args.domains, args.input.as_deref(), args.column.as_deref())?;
     let mut config = probe_config(&args.probe, &env)?;
     config.politeness.per_ip = usize::try_from(args.per_ip).unwrap_or(usize::MAX);
     let channels = monitor_channels(&args, &env, &config.anchors)?;
-    let column = args
-        .column
-        .as_deref()
-        .map(str::parse::<Column>)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--column: {e}"))?;
-    let targets: TargetIter = match &args.input {
-        None => Box::new(input::from_args(args.domains.clone()).map(Ok)),
-        Some(path) if path.as_os_str() == "-" => Box::new(input::targets(
-            Box::new(io::stdin()) as Box<dyn Read>,
-            column,
-        )?),
-        Some(path) => {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("opening the input file {}", path.display()))?;
-            Box::new(
-                input::targets(Box::new(file) as Box<dyn Read>, column)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            )
-        }
-    };
     let history = mxprobe::history::History::open(&args.db)
         .with_context(|| format!("--db {}", args.db.display()))?;
     let monitor_config = MonitorConfig {

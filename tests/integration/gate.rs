@@ -8,70 +8,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mxprobe::lab::{Lab, RunningLab, Scenario};
 use quick_xml::XmlVersion;
 use quick_xml::events::Event;
 use serde_json::Value;
-use time::OffsetDateTime;
 
-/// A running lab and the environment that points mxprobe at it (the MXPROBE_* variables a
-/// CI job would set for a staging setup).
-struct GateLab {
-    _lab: RunningLab,
-    _rt: tokio::runtime::Runtime,
-    dir: PathBuf,
-    env: BTreeMap<&'static str, String>,
-}
+use crate::support::LabEnv;
+
+/// The lab and the MXPROBE_* environment a CI job would set for a staging setup.
+struct GateLab(LabEnv);
 
 impl GateLab {
     fn start(tag: &str) -> Self {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let lab = rt
-            .block_on(Lab::start(
-                &Scenario::embedded().unwrap(),
-                OffsetDateTime::now_utc(),
-            ))
-            .unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "mxprobe-gate-{tag}-{}-{}",
-            std::process::id(),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        ));
-        std::fs::create_dir_all(dir.join("mail")).unwrap();
-        let anchor = dir.join("trust-anchor.txt");
-        std::fs::write(&anchor, format!("{}\n", lab.dns().trust_anchor)).unwrap();
-        let ca = dir.join("lab-root.pem");
-        std::fs::write(&ca, lab.root_ca_pem()).unwrap();
-        let env = BTreeMap::from([
-            ("MXPROBE_RESOLVER", lab.dns().addr.to_string()),
-            ("MXPROBE_TRUST_ANCHOR", anchor.display().to_string()),
-            ("MXPROBE_CA_FILE", ca.display().to_string()),
-            (
-                "MXPROBE_SMTP_PORT",
-                lab.smtp_port()
-                    .expect("the lab has SMTP servers")
-                    .to_string(),
-            ),
-            ("MXPROBE_HTTPS_PORT", lab.https().addr.port().to_string()),
-            ("MXPROBE_EHLO_NAME", "probe.mxprobe.test".to_owned()),
-        ]);
-        Self {
-            _lab: lab,
-            _rt: rt,
-            dir,
-            env,
-        }
+        Self(LabEnv::start(&format!("gate-{tag}")))
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
-        c.current_dir(&self.dir)
-            .envs(&self.env)
-            .env("NO_COLOR", "1")
-            .env_remove("SSL_CERT_FILE")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_STEP_SUMMARY");
-        c
+        self.0.command()
     }
 
     /// Runs `mxprobe gate …` (the lab keeps serving on its runtime's threads).
@@ -84,15 +36,14 @@ impl GateLab {
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
+        self.0.write(name, text)
     }
 }
 
-impl Drop for GateLab {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for GateLab {
+    type Target = LabEnv;
+    fn deref(&self) -> &LabEnv {
+        &self.0
     }
 }
 

@@ -5,7 +5,6 @@
 //! gets the alert once; a run killed before delivery loses nothing; the history and the
 //! Prometheus file are written.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use mxprobe::domain::DomainName;
 use mxprobe::lab::scenario::CertProfile;
-use mxprobe::lab::{Lab, RunningLab, Scenario};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::support::{TestPki, leaf_window};
+use crate::support::{LabEnv, TestPki};
 
 /// What the webhook receiver answers, in order (then 200 for ever), and what it saw.
 #[derive(Default)]
@@ -206,19 +204,15 @@ async fn serve_mail<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mails: Mails) 
 /// A leaf window around the real clock (the relay is reached by lettre at the real time).
 fn leaf_window_now() -> mxprobe::lab::pki::Validity {
     let now = OffsetDateTime::now_utc();
-    let _ = leaf_window;
     mxprobe::lab::pki::Validity::new(
         now - time::Duration::days(1),
         now + time::Duration::days(90),
     )
 }
 
+/// The lab, a webhook receiver, an SMTP relay and an `--exec` program, all local.
 struct Monitoring {
-    lab: RunningLab,
-    /// Keeps the lab, the receiver and the relay running.
-    _rt: tokio::runtime::Runtime,
-    dir: PathBuf,
-    env: BTreeMap<&'static str, String>,
+    env: LabEnv,
     webhook: Arc<Mutex<Receiver>>,
     webhook_addr: std::net::SocketAddr,
     mails: Mails,
@@ -228,68 +222,37 @@ struct Monitoring {
 
 impl Monitoring {
     fn start(tag: &str) -> Self {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let lab = rt
-            .block_on(Lab::start(
-                &Scenario::embedded().unwrap(),
-                OffsetDateTime::now_utc(),
-            ))
-            .unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "mxprobe-monitor-{tag}-{}-{}",
-            std::process::id(),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let anchor = dir.join("trust-anchor.txt");
-        std::fs::write(&anchor, format!("{}\n", lab.dns().trust_anchor)).unwrap();
-        let lab_ca = dir.join("lab-root.pem");
-        std::fs::write(&lab_ca, lab.root_ca_pem()).unwrap();
+        let mut env = LabEnv::start(&format!("monitor-{tag}"));
         let relay_pki = TestPki::root("mxprobe test relay CA");
-        let relay_ca = dir.join("relay-root.pem");
-        std::fs::write(&relay_ca, relay_pki.ca.cert().pem()).unwrap();
+        let relay_ca = env.write("relay-root.pem", relay_pki.ca.cert().pem());
+        // The relay's CA is trusted beside the lab's (a private CA for the mail relay).
+        let lab_ca = env.env["MXPROBE_CA_FILE"].clone();
+        env.env.insert(
+            "MXPROBE_CA_FILE",
+            format!("{lab_ca}:{}", relay_ca.display()),
+        );
         let webhook = Arc::new(Mutex::new(Receiver::default()));
         let mails: Mails = Arc::default();
-        let (webhook_addr, relay_port) = rt.block_on(async {
+        let (webhook_addr, relay_port) = env.rt.block_on(async {
             (
                 start_receiver(Arc::clone(&webhook)).await,
                 start_relay(&relay_pki, Arc::clone(&mails)).await,
             )
         });
-        let exec_log = dir.join("exec-alerts.jsonl");
-        let script = dir.join("on-alert.sh");
-        std::fs::write(
-            &script,
-            format!(
+        let exec_log = env.dir.join("exec-alerts.jsonl");
+        let script = env.write(
+            "on-alert.sh",
+            &format!(
                 "#!/bin/sh\n# One alert per line, as received on stdin.\ntr -d '\\n' >> '{}'\necho >> '{}'\n",
                 exec_log.display(),
                 exec_log.display()
             ),
-        )
-        .unwrap();
+        );
         Command::new("chmod")
             .args(["+x", script.to_str().unwrap()])
             .status()
             .unwrap();
-        let env = BTreeMap::from([
-            ("MXPROBE_RESOLVER", lab.dns().addr.to_string()),
-            ("MXPROBE_TRUST_ANCHOR", anchor.display().to_string()),
-            (
-                "MXPROBE_CA_FILE",
-                format!("{}:{}", lab_ca.display(), relay_ca.display()),
-            ),
-            ("MXPROBE_SMTP_PORT", lab.smtp_port().unwrap().to_string()),
-            ("MXPROBE_HTTPS_PORT", lab.https().addr.port().to_string()),
-            ("MXPROBE_EHLO_NAME", "probe.mxprobe.test".to_owned()),
-            (
-                "MXPROBE_DB",
-                dir.join("history.sqlite").display().to_string(),
-            ),
-        ]);
         Self {
-            lab,
-            _rt: rt,
-            dir,
             env,
             webhook,
             webhook_addr,
@@ -300,13 +263,7 @@ impl Monitoring {
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
-        c.current_dir(&self.dir)
-            .envs(&self.env)
-            .env("NO_COLOR", "1")
-            .env_remove("SSL_CERT_FILE")
-            .env_remove("MXPROBE_WEBHOOK_URL");
-        c
+        self.env.command()
     }
 
     /// `mxprobe monitor good.test` with every channel.
@@ -323,9 +280,9 @@ impl Monitoring {
             "--smtp-relay",
             &format!("localhost:{}", self.relay_port),
             "--exec",
-            self.dir.join("on-alert.sh").to_str().unwrap(),
+            self.env.dir.join("on-alert.sh").to_str().unwrap(),
             "--prometheus",
-            self.dir.join("mxprobe.prom").to_str().unwrap(),
+            self.env.dir.join("mxprobe.prom").to_str().unwrap(),
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -354,12 +311,6 @@ impl Monitoring {
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
-    }
-}
-
-impl Drop for Monitoring {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -400,7 +351,7 @@ fn a_change_between_runs_alerts_every_channel_exactly_once() {
     assert!(m.webhook_bodies().is_empty());
     assert!(m.mails.lock().unwrap().is_empty());
     assert!(m.exec_alerts().is_empty());
-    let prom = std::fs::read_to_string(m.dir.join("mxprobe.prom")).unwrap();
+    let prom = std::fs::read_to_string(m.env.dir.join("mxprobe.prom")).unwrap();
     assert!(
         prom.contains("mxprobe_domain_status{domain=\"good.test\",status=\"pass\"} 1"),
         "{prom}"
@@ -410,10 +361,12 @@ fn a_change_between_runs_alerts_every_channel_exactly_once() {
     // longer lists mx2.good.test.
     let mx1 = DomainName::parse("mx1.good.test").unwrap();
     let good = DomainName::parse("good.test").unwrap();
-    m.lab
+    m.env
+        .lab
         .replace_certificate(&mx1, CertProfile::Expired)
         .unwrap();
-    m.lab
+    m.env
+        .lab
         .set_policy(
             &good,
             "version: STSv1\nmode: enforce\nmx: mx1.good.test\nmax_age: 604800\n",
@@ -473,7 +426,7 @@ fn a_change_between_runs_alerts_every_channel_exactly_once() {
             "{data}"
         );
     }
-    let prom = std::fs::read_to_string(m.dir.join("mxprobe.prom")).unwrap();
+    let prom = std::fs::read_to_string(m.env.dir.join("mxprobe.prom")).unwrap();
     assert!(
         prom.contains("mxprobe_domain_status{domain=\"good.test\",status=\"fail\"} 1"),
         "{prom}"
@@ -530,7 +483,10 @@ fn failing_channels_retry_and_never_lose_an_alert() {
     // A new alert (expired.test's certificate changes) while the webhook hangs: the process
     // is killed after it recorded the alert and before delivery finished.
     let mx = DomainName::parse("mx.expired.test").unwrap();
-    m.lab.replace_certificate(&mx, CertProfile::Valid).unwrap();
+    m.env
+        .lab
+        .replace_certificate(&mx, CertProfile::Valid)
+        .unwrap();
     m.webhook.lock().unwrap().hang = true;
     let mut child = m
         .command()
@@ -568,7 +524,8 @@ fn failing_channels_retry_and_never_lose_an_alert() {
     // Overlapping runs: a second monitor on the same database is refused (exit 2) while the
     // first holds the lock.
     m.webhook.lock().unwrap().hang = true;
-    m.lab
+    m.env
+        .lab
         .replace_certificate(&mx, CertProfile::Expired)
         .unwrap();
     let mut first = m

@@ -3,76 +3,34 @@
 //! `compare` against a monitoring run of the lab with hand-made reports covering its three
 //! lists.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use mxprobe::domain::DomainName;
-use mxprobe::lab::{Lab, RunningLab, Scenario};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
-struct Setup {
-    lab: RunningLab,
-    _rt: tokio::runtime::Runtime,
-    dir: PathBuf,
-    env: BTreeMap<&'static str, String>,
-}
+use crate::support::LabEnv;
+
+/// The lab, and `mxprobe` run against it with a history database in a scratch directory.
+struct Setup(LabEnv);
 
 impl Setup {
     fn start(tag: &str) -> Self {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let lab = rt
-            .block_on(Lab::start(
-                &Scenario::embedded().unwrap(),
-                OffsetDateTime::now_utc(),
-            ))
-            .unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "mxprobe-reports-{tag}-{}-{}",
-            std::process::id(),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        ));
-        std::fs::create_dir_all(dir.join("inbox")).unwrap();
-        let anchor = dir.join("trust-anchor.txt");
-        std::fs::write(&anchor, format!("{}\n", lab.dns().trust_anchor)).unwrap();
-        let ca = dir.join("lab-root.pem");
-        std::fs::write(&ca, lab.root_ca_pem()).unwrap();
-        let env = BTreeMap::from([
-            ("MXPROBE_RESOLVER", lab.dns().addr.to_string()),
-            ("MXPROBE_TRUST_ANCHOR", anchor.display().to_string()),
-            ("MXPROBE_CA_FILE", ca.display().to_string()),
-            ("MXPROBE_SMTP_PORT", lab.smtp_port().unwrap().to_string()),
-            ("MXPROBE_HTTPS_PORT", lab.https().addr.port().to_string()),
-            (
-                "MXPROBE_DB",
-                dir.join("history.sqlite").display().to_string(),
-            ),
-        ]);
-        Self {
-            lab,
-            _rt: rt,
-            dir,
-            env,
-        }
+        let env = LabEnv::start(&format!("reports-{tag}"));
+        std::fs::create_dir_all(env.dir.join("inbox")).unwrap();
+        Self(env)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mxprobe"))
-            .args(args)
-            .current_dir(&self.dir)
-            .envs(&self.env)
-            .env("NO_COLOR", "1")
-            .env_remove("SSL_CERT_FILE")
-            .output()
-            .unwrap()
+        self.0.command().args(args).output().unwrap()
     }
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Setup {
+    type Target = LabEnv;
+    fn deref(&self) -> &LabEnv {
+        &self.0
     }
 }
 

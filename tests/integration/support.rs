@@ -73,3 +73,86 @@ impl TestPki {
             .collect()
     }
 }
+
+/// A running lab (its own tokio runtime), a scratch directory, and the `MXPROBE_*`
+/// environment that points the `mxprobe` binary at the lab, as a CI job or a cron entry would
+/// set it for a staging setup: resolver, DNSSEC trust anchor, lab CA, SMTP and HTTPS ports,
+/// EHLO name and a history database in the scratch directory.
+pub(crate) struct LabEnv {
+    pub(crate) lab: mxprobe::lab::RunningLab,
+    /// Keeps the lab (and whatever else a test starts on it) serving.
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) env: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl LabEnv {
+    /// Starts the embedded scenario, with certificates relative to the real clock.
+    pub(crate) fn start(tag: &str) -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let lab = rt
+            .block_on(mxprobe::lab::Lab::start(
+                &mxprobe::lab::Scenario::embedded().unwrap(),
+                time::OffsetDateTime::now_utc(),
+            ))
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "mxprobe-{tag}-{}-{}",
+            std::process::id(),
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let anchor = dir.join("trust-anchor.txt");
+        std::fs::write(&anchor, format!("{}\n", lab.dns().trust_anchor)).unwrap();
+        let ca = dir.join("lab-root.pem");
+        std::fs::write(&ca, lab.root_ca_pem()).unwrap();
+        let env = std::collections::BTreeMap::from([
+            ("MXPROBE_RESOLVER", lab.dns().addr.to_string()),
+            ("MXPROBE_TRUST_ANCHOR", anchor.display().to_string()),
+            ("MXPROBE_CA_FILE", ca.display().to_string()),
+            (
+                "MXPROBE_SMTP_PORT",
+                lab.smtp_port()
+                    .expect("the lab has SMTP servers")
+                    .to_string(),
+            ),
+            ("MXPROBE_HTTPS_PORT", lab.https().addr.port().to_string()),
+            ("MXPROBE_EHLO_NAME", "probe.mxprobe.test".to_owned()),
+            (
+                "MXPROBE_DB",
+                dir.join("history.sqlite").display().to_string(),
+            ),
+        ]);
+        Self { lab, rt, dir, env }
+    }
+
+    /// The `mxprobe` binary, run in the scratch directory with the lab's environment (and
+    /// nothing of the caller's that would change its behaviour).
+    pub(crate) fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mxprobe"));
+        c.current_dir(&self.dir)
+            .envs(&self.env)
+            .env("NO_COLOR", "1")
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("MXPROBE_WEBHOOK_URL");
+        c
+    }
+
+    /// Writes `text` to `name` in the scratch directory.
+    pub(crate) fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for LabEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
