@@ -543,7 +543,7 @@ impl<R: Resolve> Scanner<R> {
             let pass = self.gates.enter(ip).await;
             // The deadline runs from the first connection, not from the wait for a slot.
             let first = *started.get_or_insert_with(Instant::now);
-            let facts = if attempt == 1 {
+            let mut facts = if attempt == 1 {
                 probe(&self.config.smtp, mx, addr).await
             } else {
                 let mut config = self.config.smtp.clone();
@@ -551,6 +551,7 @@ impl<R: Resolve> Scanner<R> {
                 probe(&config, mx, addr).await
             };
             bump(&self.counters.smtp_attempts);
+            facts.attempts = attempt;
             drop(pass);
             if !busy(&facts.outcome) || attempt >= backoff.max_attempts {
                 return facts;

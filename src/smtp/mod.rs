@@ -342,6 +342,19 @@ pub struct SmtpFacts {
     pub total_ms: u64,
     /// Where and why the probe stopped.
     pub outcome: SmtpOutcome,
+    /// How many connections this result took: more than 1 when a busy server (421, refused
+    /// or closed before the greeting) was tried again after a back-off; these facts are the
+    /// last attempt's.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl SmtpFacts {
@@ -363,6 +376,7 @@ impl SmtpFacts {
             timings: Vec::new(),
             total_ms: 0,
             outcome,
+            attempts: 1,
         }
     }
 

@@ -433,7 +433,10 @@ async fn busy_server_is_retried_and_stays_inconclusive() {
     assert_eq!(recorded.stats.inconclusive, 2);
     assert_eq!(recorded.stats.failing, 0);
     for report in recorded.reports() {
-        let outcome = &report.facts.hosts[0].sessions[0].outcome;
+        let session = &report.facts.hosts[0].sessions[0];
+        // The facts say how many connections the result took.
+        assert_eq!(session.attempts, 4, "{}", report.facts.domain);
+        let outcome = &session.outcome;
         let expected_busy = report.facts.domain.as_str() == "busy.retry.test";
         match outcome {
             SmtpOutcome::ServiceUnavailable421 { phase, text } if expected_busy => {
