@@ -1184,6 +1184,7 @@ mod tests {
                     aaaa: None,
                 }),
                 tlsa,
+                tlsa_base: None,
                 sessions,
             }
         }

@@ -56,6 +56,11 @@ pub struct MxHostFacts {
     /// (RFC 7672 §2.2.2).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tlsa: Option<Lookup<Tlsa>>,
+    /// The TLSA base domain when it is not the exchange: the fully CNAME-expanded name, when
+    /// the addresses came through a secure CNAME chain and TLSA records exist there
+    /// (RFC 7672 §2.2.2). `tlsa` is then the lookup at `_25._tcp.<tlsa_base>`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tlsa_base: Option<DomainName>,
     /// One STARTTLS probe per address.
     #[serde(default)]
     pub sessions: Vec<SmtpFacts>,

@@ -707,6 +707,7 @@ mod tests {
             implicit: false,
             addresses: None,
             tlsa: None,
+            tlsa_base: None,
             sessions: outcomes
                 .iter()
                 .map(|(addr, o)| {

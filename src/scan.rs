@@ -450,6 +450,7 @@ impl<R: Resolve> Scanner<R> {
             implicit,
             addresses: None,
             tlsa: None,
+            tlsa_base: None,
             sessions: Vec::new(),
         };
         let Some(name) = name else { return facts };
@@ -469,16 +470,36 @@ impl<R: Resolve> Scanner<R> {
             && answered
                 .iter()
                 .all(|l| l.dnssec() == crate::dns::DnssecStatus::Secure);
+        // RFC 7672 §2.2.2: when the addresses came through a (secure) CNAME chain, the TLSA
+        // base domain is the fully expanded name first; only when that has no TLSA records
+        // (a definite denial) is the original name asked. A failed lookup decides: no
+        // fallback.
+        let expanded: Option<DomainName> = answered
+            .iter()
+            .find_map(|l| match l {
+                Lookup::Records { cname_chain, .. } => cname_chain.last(),
+                _ => None,
+            })
+            .and_then(|target| DomainName::parse(target).ok())
+            .filter(|target| *target != name);
         let tlsa = async {
-            if secure {
-                let (tlsa, _) = self
-                    .tlsa
-                    .get(name.clone(), || self.resolver.tlsa(&name, SMTP_PORT))
-                    .await;
-                Some(tlsa)
-            } else {
-                None
+            if !secure {
+                return (None, None);
             }
+            if let Some(target) = &expanded {
+                let (at_target, _) = self
+                    .tlsa
+                    .get(target.clone(), || self.resolver.tlsa(target, SMTP_PORT))
+                    .await;
+                if !matches!(at_target, Lookup::NoData { .. } | Lookup::NxDomain { .. }) {
+                    return (Some(at_target), Some(target.clone()));
+                }
+            }
+            let (tlsa, _) = self
+                .tlsa
+                .get(name.clone(), || self.resolver.tlsa(&name, SMTP_PORT))
+                .await;
+            (Some(tlsa), None)
         };
         let ips = addresses.addresses();
         let probes = async {
@@ -500,9 +521,10 @@ impl<R: Resolve> Scanner<R> {
             }
             join_all(ips.iter().map(|ip| self.shared_probe(&name, *ip))).await
         };
-        let (tlsa, sessions) = futures::join!(tlsa, probes);
+        let ((tlsa, tlsa_base), sessions) = futures::join!(tlsa, probes);
         facts.addresses = Some(addresses);
         facts.tlsa = tlsa;
+        facts.tlsa_base = tlsa_base;
         facts.sessions = sessions;
         facts
     }

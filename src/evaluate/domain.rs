@@ -226,6 +226,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         let ctx = SessionContext {
             mx: name,
             tlsa: host.tlsa.as_ref(),
+            tlsa_base: host.tlsa_base.as_ref(),
             next_hop_secure: host.implicit || facts.mx.dnssec() == DnssecStatus::Secure,
             sts: &sts,
             domain,
@@ -744,6 +745,8 @@ struct SessionContext<'a> {
     mx: &'a DomainName,
     /// The TLSA lookup of the host (asked only when its addresses are DNSSEC-secure).
     tlsa: Option<&'a Lookup<Tlsa>>,
+    /// The CNAME-expanded name the TLSA records were found at, when not the MX name.
+    tlsa_base: Option<&'a DomainName>,
     /// The MX RRset was DNSSEC-secure, or there is no MX (implicit): the recipient domain is
     /// then a DANE reference identifier too (RFC 7672 §3.2.3).
     next_hop_secure: bool,
@@ -823,7 +826,10 @@ fn judge_session(
     let dane = ctx.tlsa.map(|lookup| {
         // RFC 7672 §3.2.3: the TLSA base domain; the recipient domain only when the MX
         // lookup was secure (or there was no MX), since an insecure MX answer can be forged.
-        let mut refs = vec![mx.clone()];
+        // RFC 7672 §3.2.3 with §2.2.2: the TLSA base domain (the expanded name, when the
+        // records were found there) and the MX name as published.
+        let mut refs: Vec<DomainName> = ctx.tlsa_base.into_iter().cloned().collect();
+        refs.push(mx.clone());
         if ctx.next_hop_secure && domain != mx {
             refs.push(domain.clone());
         }

@@ -409,7 +409,7 @@ impl Lab {
         let tlds: BTreeSet<&str> = scenario
             .hosts
             .iter()
-            .map(|h| &h.name)
+            .flat_map(|h| std::iter::once(&h.name).chain(&h.aliases))
             .chain(scenario.domains.iter().map(|d| &d.name))
             .filter_map(|n| n.labels().last())
             .collect();
@@ -431,6 +431,9 @@ impl Lab {
             let ips = addresses.get(&host.name).cloned().unwrap_or_default();
             for ip in &ips {
                 dns = dns.record(name, LabRecord::address(*ip));
+            }
+            for alias in &host.aliases {
+                dns = dns.record(alias.as_str(), LabRecord::Cname(name.to_owned()));
             }
             if ips.is_empty() {
                 continue;
@@ -598,7 +601,9 @@ impl RunningLab {
 
     /// The addresses the lab gave `host` (empty for an unresolvable host or an unknown name).
     pub fn addresses(&self, host: &DomainName) -> &[IpAddr] {
-        self.addresses.get(host).map_or(&[], Vec::as_slice)
+        // An alias (a CNAME to the host) has the host's addresses.
+        let name = self.scenario.host(host).map_or(host, |h| &h.name);
+        self.addresses.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The lab root CA certificate (PEM): the only trust anchor of a lab scan.

@@ -279,9 +279,17 @@ pub struct HostSpec {
     pub tlsa: Vec<TlsaProfile>,
     /// The DNSSEC state of its names.
     pub dnssec: HostDnssec,
+    /// Other names published as CNAMEs to this host (in the signed lab zone), for MX records
+    /// that name an alias (RFC 7672 §2.2.2).
+    pub aliases: Vec<DomainName>,
 }
 
 impl HostSpec {
+    /// Whether `name` is this host's name or one of its aliases.
+    pub fn answers_to(&self, name: &DomainName) -> bool {
+        self.name == *name || self.aliases.contains(name)
+    }
+
     /// Whether the host has any address (an unresolvable MX has none).
     pub fn has_address(&self) -> bool {
         self.ipv4 || self.ipv6
@@ -414,7 +422,7 @@ impl Scenario {
 
     /// The host named `name`.
     pub fn host(&self, name: &DomainName) -> Option<&HostSpec> {
-        self.hosts.iter().find(|h| &h.name == name)
+        self.hosts.iter().find(|h| h.answers_to(name))
     }
 
     /// The domain named `name`.
@@ -482,6 +490,8 @@ struct RawHost {
     tlsa: Vec<TlsaProfile>,
     #[serde(default)]
     dnssec: HostDnssec,
+    #[serde(default)]
+    aliases: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -577,6 +587,11 @@ impl Checker<'_> {
             if hosts.iter().any(|o| o.name == name) {
                 return Err(self.duplicate(format!("host {name}")));
             }
+            let aliases = h
+                .aliases
+                .iter()
+                .map(|a| self.name(&format!("host {name}"), "aliases", a))
+                .collect::<Result<Vec<_>, _>>()?;
             hosts.push(HostSpec {
                 name,
                 ipv4: h.ipv4,
@@ -585,6 +600,7 @@ impl Checker<'_> {
                 smtp: h.smtp,
                 tlsa: h.tlsa,
                 dnssec: h.dnssec,
+                aliases,
             });
         }
         let mut v6 = hosts.iter().filter(|h| h.ipv6);
@@ -714,7 +730,7 @@ impl Checker<'_> {
             });
         }
         let exchange = self.name(entry, "mx", exchange)?;
-        if !hosts.iter().any(|h| h.name == exchange) {
+        if !hosts.iter().any(|h| h.answers_to(&exchange)) {
             return Err(ScenarioError::UndeclaredHost {
                 file: self.file.to_owned(),
                 entry: entry.to_owned(),

@@ -141,6 +141,7 @@ pub fn scenario(domains: usize, mx_hosts: usize, broken: usize, seed: u64) -> Sc
                     Vec::new()
                 },
                 dnssec: HostDnssec::Signed,
+                aliases: Vec::new(),
             }
         })
         .collect();

@@ -278,7 +278,14 @@ async fn lab_run_probes_each_mx_address_once() {
     for (host, server) in lab.smtp_servers() {
         let probed = pairs
             .iter()
-            .filter(|(mx, addr)| mx == host.as_str() && *addr == server.addr())
+            // The server's host under its own name or an alias (a CNAME to it).
+            .filter(|(mx, addr)| {
+                *addr == server.addr()
+                    && lab
+                        .scenario()
+                        .host(&name(mx))
+                        .is_some_and(|h| h.name == *host)
+            })
             .count();
         let connections = server.stats().connections;
         if *host == busy {
@@ -652,4 +659,110 @@ async fn shutdown_abandons_the_domains_in_flight() {
     assert_eq!(stats.done, 3);
     assert_eq!(stats.abandoned, abandoned.len() as u64);
     assert_eq!(stats.started, started.len() as u64);
+}
+
+/// A resolver where `mx.alias.test` is a secure CNAME to `mx.target.test`, with the TLSA
+/// answer at each name given by the test.
+struct AliasDns {
+    at_target: Lookup<Tlsa>,
+    at_alias: Lookup<Tlsa>,
+}
+
+fn secure<T>(records: Vec<T>, cname_chain: Vec<String>) -> Lookup<T> {
+    Lookup::Records {
+        records,
+        dnssec: DnssecStatus::Secure,
+        cname_chain,
+    }
+}
+
+impl Resolve for AliasDns {
+    async fn mx(&self, _domain: &DomainName) -> Lookup<Mx> {
+        secure(
+            vec![Mx {
+                preference: 10,
+                exchange: "mx.alias.test".to_owned(),
+            }],
+            Vec::new(),
+        )
+    }
+
+    async fn txt(&self, _name: &str) -> Lookup<Txt> {
+        Lookup::NoData {
+            dnssec: DnssecStatus::Secure,
+        }
+    }
+
+    async fn addresses(&self, _host: &DomainName) -> AddressLookups {
+        AddressLookups {
+            a: Some(secure(vec![ip(9, 70)], vec!["mx.target.test".to_owned()])),
+            aaaa: Some(Lookup::NoData {
+                dnssec: DnssecStatus::Secure,
+            }),
+        }
+    }
+
+    async fn tlsa(&self, host: &DomainName, _port: u16) -> Lookup<Tlsa> {
+        match host.as_str() {
+            "mx.target.test" => self.at_target.clone(),
+            "mx.alias.test" => self.at_alias.clone(),
+            other => panic!("TLSA asked at {other}"),
+        }
+    }
+}
+
+/// RFC 7672 §2.2.2: TLSA is asked at the fully CNAME-expanded MX name first; the name as
+/// published is asked only when the expanded one has no TLSA records, never after a
+/// failed lookup.
+#[tokio::test]
+async fn tlsa_base_domain_follows_a_secure_cname() {
+    let tlsa = |byte: u8| Tlsa {
+        usage: 3,
+        selector: 1,
+        matching_type: 1,
+        data: vec![byte; 32],
+    };
+    let denial = Lookup::NoData {
+        dnssec: DnssecStatus::Secure,
+    };
+    let cases = [
+        // Records at the expanded name: they are used, and the base domain recorded.
+        (
+            secure(vec![tlsa(1)], Vec::new()),
+            secure(vec![tlsa(2)], Vec::new()),
+            secure(vec![tlsa(1)], Vec::new()),
+            Some("mx.target.test"),
+        ),
+        // None there: the original name's records.
+        (
+            denial.clone(),
+            secure(vec![tlsa(2)], Vec::new()),
+            secure(vec![tlsa(2)], Vec::new()),
+            None,
+        ),
+        // A failure at the expanded name decides: no fallback.
+        (
+            Lookup::ServFail,
+            secure(vec![tlsa(2)], Vec::new()),
+            Lookup::ServFail,
+            Some("mx.target.test"),
+        ),
+    ];
+    for (at_target, at_alias, expected, base) in cases {
+        let mut cfg = config(&[], Duration::from_millis(300), 2);
+        cfg.no_smtp = true;
+        let scanner = Scanner::with_resolver(
+            AliasDns {
+                at_target,
+                at_alias,
+            },
+            cfg,
+        );
+        let facts = scanner
+            .observe(&name("alias.test"), OffsetDateTime::now_utc())
+            .await;
+        let host = &facts.hosts[0];
+        assert_eq!(host.tlsa.as_ref(), Some(&expected));
+        assert_eq!(host.tlsa_base.as_ref().map(DomainName::as_str), base);
+    }
 }

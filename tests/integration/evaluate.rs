@@ -102,6 +102,7 @@ fn host(mx: &str, pref: u16, sessions: Vec<SmtpFacts>, tlsa: Option<Lookup<Tlsa>
             aaaa: None,
         }),
         tlsa,
+        tlsa_base: None,
         sessions,
     }
 }
@@ -388,6 +389,34 @@ fn dane_ta_reference_names_depend_on_a_secure_mx_lookup() {
         exchange: "mx1.example.com".to_owned(),
     }]);
     let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].result, SessionResult::Success);
+}
+
+/// RFC 7672 §2.2.2 / §3.2.3: when the TLSA records were found at the CNAME-expanded MX
+/// name, that name is a reference identifier for DANE-TA too.
+#[test]
+fn dane_ta_accepts_the_expanded_tlsa_base_domain() {
+    let pki = TestPki::root("Eval TA Root");
+    // The leaf names the CNAME target, not the MX host as published.
+    let leaf = pki.leaf(&["mx.target.example.net"], leaf_window());
+    let ta = Tlsa {
+        usage: 2,
+        selector: 0,
+        matching_type: 0,
+        data: pki.ca.cert().der().as_ref().to_vec(),
+    };
+    let mut f = one_mx(Some(pki.chain(&leaf)), Some(secure(vec![ta])));
+    let v = judge(&f, &pki);
+    assert_eq!(
+        failures(&v, 0),
+        [(
+            ResultType::CertificateHostMismatch,
+            "dane-ta-name-mismatch".to_owned()
+        )]
+    );
+    f.hosts[0].tlsa_base = Some(name("mx.target.example.net"));
+    let v = judge(&f, &pki);
+    assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
     assert_eq!(v.sessions[0].result, SessionResult::Success);
 }
 
