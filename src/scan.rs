@@ -55,7 +55,7 @@ use crate::evaluate::policy_fetch::ContentTypeRule;
 use crate::facts::{DomainFacts, MxHostFacts, PolicyFetchFacts};
 use crate::fetch::{FetchConfig, dns_error, dns_timeout, fetch_policy, not_found, policy_host};
 use crate::mtasts::select_sts;
-use crate::smtp::{Phase, SmtpConfig, SmtpFacts, SmtpOutcome, probe};
+use crate::smtp::{Phase, SmtpConfig, SmtpFacts, SmtpOutcome, probe_with_sni};
 use crate::tls::Anchors;
 
 /// The SMTP port senders connect to (RFC 5321 §4.5.4.2 … in practice 25).
@@ -241,7 +241,8 @@ fn bump(counter: &AtomicU64) {
 pub struct Scanner<R = Resolver> {
     resolver: R,
     config: ScanConfig,
-    probes: Flights<(DomainName, IpAddr), SmtpFacts>,
+    /// Keyed by (MX name, SNI, address).
+    probes: Flights<(DomainName, DomainName, IpAddr), SmtpFacts>,
     policies: Flights<DomainName, PolicyFetchFacts>,
     addresses: Flights<DomainName, AddressLookups>,
     tlsa: Flights<DomainName, Lookup<Tlsa>>,
@@ -502,31 +503,46 @@ impl<R: Resolve> Scanner<R> {
             (Some(tlsa), None)
         };
         let ips = addresses.addresses();
-        let probes = async {
-            if self.config.no_smtp {
-                // Recorded, not silently skipped: each address is "not tested", which the
-                // evaluation reports as inconclusive, never as a STARTTLS failure.
-                return ips
-                    .iter()
-                    .map(|ip| {
-                        SmtpFacts::new(
-                            name.clone(),
-                            SocketAddr::new(*ip, self.smtp_port(*ip)),
-                            SmtpOutcome::NotTested {
-                                reason: "SMTP probing is switched off (--no-smtp)".to_owned(),
-                            },
-                        )
-                    })
-                    .collect();
-            }
-            join_all(ips.iter().map(|ip| self.shared_probe(&name, *ip))).await
+        let ((tlsa, tlsa_base), sessions) = if secure && expanded.is_some() {
+            // RFC 7672 §8.1: the SNI is the TLSA base domain, known once TLSA is answered.
+            let (tlsa, base) = tlsa.await;
+            let sni = base.clone().unwrap_or_else(|| name.clone());
+            let sessions = self.probe_addresses(&name, &sni, &ips).await;
+            ((tlsa, base), sessions)
+        } else {
+            futures::join!(tlsa, self.probe_addresses(&name, &name, &ips))
         };
-        let ((tlsa, tlsa_base), sessions) = futures::join!(tlsa, probes);
         facts.addresses = Some(addresses);
         facts.tlsa = tlsa;
         facts.tlsa_base = tlsa_base;
         facts.sessions = sessions;
         facts
+    }
+
+    /// One STARTTLS probe of `mx` per address, sending `sni`.
+    async fn probe_addresses(
+        &self,
+        mx: &DomainName,
+        sni: &DomainName,
+        ips: &[IpAddr],
+    ) -> Vec<SmtpFacts> {
+        if self.config.no_smtp {
+            // Recorded, not silently skipped: each address is "not tested", which the
+            // evaluation reports as inconclusive, never as a STARTTLS failure.
+            return ips
+                .iter()
+                .map(|ip| {
+                    SmtpFacts::new(
+                        mx.clone(),
+                        SocketAddr::new(*ip, self.smtp_port(*ip)),
+                        SmtpOutcome::NotTested {
+                            reason: "SMTP probing is switched off (--no-smtp)".to_owned(),
+                        },
+                    )
+                })
+                .collect();
+        }
+        join_all(ips.iter().map(|ip| self.shared_probe(mx, sni, *ip))).await
     }
 
     /// The SMTP port to connect to at `ip`.
@@ -538,13 +554,15 @@ impl<R: Resolve> Scanner<R> {
             .unwrap_or(self.config.default_smtp_port)
     }
 
-    /// The probe of `mx` at `ip`: made once and shared by every domain that uses this MX
-    /// host at this address (the certificate does not depend on the recipient domain; SNI is
-    /// the MX name, RFC 8461 §4.1 / RFC 7672 §8.1).
-    async fn shared_probe(&self, mx: &DomainName, ip: IpAddr) -> SmtpFacts {
+    /// The probe of `mx` at `ip` with `sni`: made once and shared by every domain that uses
+    /// this MX host at this address (the certificate does not depend on the recipient domain;
+    /// SNI is the MX name, RFC 8461 §4.1, or the TLSA base domain, RFC 7672 §8.1).
+    async fn shared_probe(&self, mx: &DomainName, sni: &DomainName, ip: IpAddr) -> SmtpFacts {
         let (facts, ran) = self
             .probes
-            .get((mx.clone(), ip), || self.polite_probe(mx, ip))
+            .get((mx.clone(), sni.clone(), ip), || {
+                self.polite_probe(mx, sni, ip)
+            })
             .await;
         if !ran {
             bump(&self.counters.smtp_probes_shared);
@@ -554,7 +572,7 @@ impl<R: Resolve> Scanner<R> {
 
     /// One probe of `mx` at `ip` within the per-address limits, retried with back-off while
     /// the server looks busy and the probe deadline leaves time.
-    async fn polite_probe(&self, mx: &DomainName, ip: IpAddr) -> SmtpFacts {
+    async fn polite_probe(&self, mx: &DomainName, sni: &DomainName, ip: IpAddr) -> SmtpFacts {
         bump(&self.counters.smtp_probes);
         let addr = SocketAddr::new(ip, self.smtp_port(ip));
         let budget = self.config.smtp.deadline;
@@ -566,11 +584,11 @@ impl<R: Resolve> Scanner<R> {
             // The deadline runs from the first connection, not from the wait for a slot.
             let first = *started.get_or_insert_with(Instant::now);
             let mut facts = if attempt == 1 {
-                probe(&self.config.smtp, mx, addr).await
+                probe_with_sni(&self.config.smtp, mx, sni, addr).await
             } else {
                 let mut config = self.config.smtp.clone();
                 config.deadline = budget.saturating_sub(first.elapsed());
-                probe(&config, mx, addr).await
+                probe_with_sni(&config, mx, sni, addr).await
             };
             bump(&self.counters.smtp_attempts);
             facts.attempts = attempt;

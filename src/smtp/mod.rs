@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomainName;
 
 pub use dialogue::{Command, Step};
-pub use probe::{SmtpConfig, probe};
+pub use probe::{SmtpConfig, probe, probe_with_sni};
 pub use reply::{Parse, Reply, ReplyError};
 
 /// The name the probe gives in EHLO and HELO: a domain or an address literal (RFC 5321

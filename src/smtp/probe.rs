@@ -52,13 +52,24 @@ pub struct SmtpConfig {
 /// SNI = `mx`, EHLO again, QUIT. Never sends MAIL or RCPT. Always returns facts; where and why
 /// it stopped is in [`SmtpFacts::outcome`].
 pub async fn probe(config: &SmtpConfig, mx: &DomainName, addr: SocketAddr) -> SmtpFacts {
+    probe_with_sni(config, mx, mx, addr).await
+}
+
+/// [`probe`], sending `sni` as the TLS server name instead of the MX name: the TLSA base
+/// domain when DANE found its records at the CNAME-expanded MX name (RFC 7672 §8.1).
+pub async fn probe_with_sni(
+    config: &SmtpConfig,
+    mx: &DomainName,
+    sni: &DomainName,
+    addr: SocketAddr,
+) -> SmtpFacts {
     let started = Instant::now();
     let mut run = Run {
         facts: SmtpFacts::new(mx.clone(), addr, SmtpOutcome::Completed),
         phase: Phase::Connect,
         phase_started: None,
     };
-    let result = timeout(config.deadline, run.drive(config, mx, addr)).await;
+    let result = timeout(config.deadline, run.drive(config, sni, addr)).await;
     run.facts.outcome = match result {
         Ok(outcome) => outcome,
         Err(_elapsed) => {
@@ -105,7 +116,7 @@ impl Run {
     async fn drive(
         &mut self,
         config: &SmtpConfig,
-        mx: &DomainName,
+        sni: &DomainName,
         addr: SocketAddr,
     ) -> SmtpOutcome {
         self.begin(Phase::Connect);
@@ -159,7 +170,8 @@ impl Run {
                             ),
                         };
                     }
-                    let (tls, command, next) = match self.upgrade(conn, config, mx, upgrade).await {
+                    let (tls, command, next) = match self.upgrade(conn, config, sni, upgrade).await
+                    {
                         Ok(upgraded) => upgraded,
                         Err(outcome) => return outcome,
                     };
@@ -183,7 +195,7 @@ impl Run {
         &mut self,
         conn: Conn,
         config: &SmtpConfig,
-        mx: &DomainName,
+        sni: &DomainName,
         upgrade: TlsUpgrade,
     ) -> Result<(TlsStream<TcpStream>, Command, State), SmtpOutcome> {
         self.begin(Phase::TlsHandshake);
@@ -193,13 +205,13 @@ impl Run {
                 detail: "STARTTLS was accepted on a connection already in TLS".to_owned(),
             });
         };
-        // SNI = the MX host name (RFC 8461 §4.1, RFC 7672 §8.1).
-        let server_name = match ServerName::try_from(mx.as_str().to_owned()) {
+        // SNI = the MX host name (RFC 8461 §4.1), or the TLSA base domain (RFC 7672 §8.1).
+        let server_name = match ServerName::try_from(sni.as_str().to_owned()) {
             Ok(name) => name,
             Err(e) => {
                 return Err(SmtpOutcome::TlsHandshakeFailed {
                     alert: None,
-                    error: format!("{mx} cannot be sent as a TLS server name: {e}"),
+                    error: format!("{sni} cannot be sent as a TLS server name: {e}"),
                 });
             }
         };
@@ -221,7 +233,7 @@ impl Run {
                 .negotiated_cipher_suite()
                 .map(|s| suite_name(s.suite()))
                 .unwrap_or_default(),
-            sni: Some(mx.as_str().to_owned()),
+            sni: Some(sni.as_str().to_owned()),
             chain: session
                 .peer_certificates()
                 .map(<[_]>::to_vec)

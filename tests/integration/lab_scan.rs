@@ -332,3 +332,40 @@ async fn every_lab_finding_code_is_documented() {
         "docs/findings.md lacks these codes (code: lab domains): {missing:?}"
     );
 }
+
+/// RFC 7672 §2.2.2 and §8.1: an MX that is a secure CNAME has its TLSA records looked up at
+/// the expanded name, and that name (the TLSA base domain) is the SNI; other MX hosts are
+/// greeted by their own name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alias_mx_is_greeted_with_its_tlsa_base_domain() {
+    let scanned = scan_lab().await;
+    let report = |domain: &str| {
+        scanned
+            .reports
+            .iter()
+            .find(|r| r.facts.domain.as_str() == domain)
+            .unwrap_or_else(|| panic!("{domain} scanned"))
+    };
+    let sni = |domain: &str| -> Vec<String> {
+        report(domain).facts.hosts[0]
+            .sessions
+            .iter()
+            .map(|s| {
+                s.tls
+                    .as_ref()
+                    .and_then(|t| t.sni.clone())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let alias = &report("alias-dane.test").facts.hosts[0];
+    assert_eq!(alias.exchange, "mx.alias-dane.test");
+    assert_eq!(
+        alias.tlsa_base.as_ref().map(DomainName::as_str),
+        Some("mx.dane-ee.test")
+    );
+    assert_eq!(sni("alias-dane.test"), ["mx.dane-ee.test"]);
+    assert_eq!(sni("dane-ee.test"), ["mx.dane-ee.test"]);
+    assert_eq!(report("dane-ee.test").facts.hosts[0].tlsa_base, None);
+    assert_eq!(sni("good.test")[0], "mx1.good.test");
+}
