@@ -500,24 +500,7 @@ impl History {
     /// The latest stored snapshot of `domain` (that of the most recent run that recorded it),
     /// with its run.
     pub fn previous(&self, domain: &DomainName) -> Result<Option<(RunId, Snapshot)>, HistoryError> {
-        let row: Option<(i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT run_id, snapshot FROM snapshots WHERE domain = ?1
-                 ORDER BY run_id DESC LIMIT 1",
-                params![domain.as_str()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .during(|| format!("reading the latest snapshot of {domain}"))?;
-        let Some((run, json)) = row else {
-            return Ok(None);
-        };
-        let snapshot = serde_json::from_str(&json).map_err(|source| HistoryError::Json {
-            what: format!("reading the snapshot of {domain} in run {run}"),
-            source,
-        })?;
-        Ok(Some((RunId(run), snapshot)))
+        Ok(self.recent(domain, 1)?.into_iter().next())
     }
 
     /// The domain's latest `limit` stored snapshots, newest first (the previous run's first,

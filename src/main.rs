@@ -639,13 +639,7 @@ fn verifying_tls(anchors: &mxprobe::tls::Anchors) -> anyhow::Result<rustls::Clie
 fn run_history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let domain =
         DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| parse_since(s, OffsetDateTime::now_utc()))
-        .transpose()?;
-    let history = mxprobe::history::History::open_read_only(&args.db)
-        .with_context(|| format!("--db {}", args.db.display()))?;
+    let (history, since) = read_history(&args.db, args.since.as_deref())?;
     let entries = history.timeline(&domain, since)?;
     let mut out = io::stdout().lock();
     match args.format {
@@ -656,6 +650,20 @@ fn run_history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         Format::Text => mxprobe::history::write_timeline(&mut out, &domain, &entries)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The history database opened for reading (`history`, `reports summary`, `reports
+/// compare`), and the `--since` time.
+fn read_history(
+    db: &std::path::Path,
+    since: Option<&str>,
+) -> anyhow::Result<(mxprobe::history::History, Option<OffsetDateTime>)> {
+    let since = since
+        .map(|s| parse_since(s, OffsetDateTime::now_utc()))
+        .transpose()?;
+    let history = mxprobe::history::History::open_read_only(db)
+        .with_context(|| format!("--db {}", db.display()))?;
+    Ok((history, since))
 }
 
 /// `--since`: an RFC 3339 date-time, a date (midnight UTC), or an age (`7d`, `12h`, `30m`).
@@ -725,13 +733,7 @@ fn run_reports_summary(args: ReportsSummaryArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|d| DomainName::parse(d).with_context(|| format!("--domain {d:?}")))
         .transpose()?;
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| parse_since(s, OffsetDateTime::now_utc()))
-        .transpose()?;
-    let history = mxprobe::history::History::open_read_only(&args.db)
-        .with_context(|| format!("--db {}", args.db.display()))?;
+    let (history, since) = read_history(&args.db, args.since.as_deref())?;
     let stored = history.reports(domain.as_ref(), since)?;
     let summary = mxprobe::reports::summary::summarise(&stored, domain.as_ref());
     let mut out = io::stdout().lock();
@@ -749,13 +751,7 @@ fn run_reports_summary(args: ReportsSummaryArgs) -> anyhow::Result<ExitCode> {
 fn run_reports_compare(args: ReportsCompareArgs) -> anyhow::Result<ExitCode> {
     let domain =
         DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| parse_since(s, OffsetDateTime::now_utc()))
-        .transpose()?;
-    let history = mxprobe::history::History::open_read_only(&args.db)
-        .with_context(|| format!("--db {}", args.db.display()))?;
+    let (history, since) = read_history(&args.db, args.since.as_deref())?;
     let reports: Vec<_> = history
         .reports(Some(&domain), since)?
         .into_iter()
