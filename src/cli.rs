@@ -260,7 +260,7 @@ pub struct MonitorArgs {
     #[arg(
         long,
         value_name = "URL",
-        env = "MXPROBE_WEBHOOK_URL",
+        env = crate::notify::WEBHOOK_URL_VAR,
         hide_env_values = true
     )]
     pub webhook: Option<String>,

@@ -134,6 +134,18 @@ pub struct AlertId(pub i64);
 /// Why the history could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
+    /// The path names something other than a regular file (a device such as `/dev/null`, a
+    /// directory, a FIFO): SQLite needs a file, and the lock file beside it would land
+    /// where it does not belong.
+    #[error(
+        "{} is not a regular file; give the path of an SQLite file for the history (it is \
+         created when missing)",
+        .path.display()
+    )]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+    },
     /// Another process holds the run lock.
     #[error(
         "the history database {} is in use by another mxprobe process (it holds the lock {}); \
@@ -384,6 +396,7 @@ impl History {
     /// dropped. Another process holding it → [`HistoryError::Locked`]; a database newer than
     /// this build → [`HistoryError::TooNew`], with nothing written to it.
     pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        refuse_non_file(path)?;
         let lock_path = lock_path(path);
         let lock = OpenOptions::new()
             .read(true)
@@ -441,6 +454,7 @@ impl History {
     /// database of another schema version is refused: [`HistoryError::TooNew`] when newer,
     /// [`HistoryError::NotMigrated`] when older (the next `monitor` run migrates it).
     pub fn open_read_only(path: &Path) -> Result<Self, HistoryError> {
+        refuse_non_file(path)?;
         let open_error = |source| HistoryError::Open {
             path: path.to_owned(),
             source,
@@ -1229,6 +1243,17 @@ fn kind_name(kind: &ChangeKind) -> String {
     }
 }
 
+/// [`HistoryError::NotAFile`] when `path` exists and is not a regular file (a symbolic link
+/// is followed). A missing path is left to the caller: [`History::open`] creates it.
+fn refuse_non_file(path: &Path) -> Result<(), HistoryError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(HistoryError::NotAFile {
+            path: path.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `<path>.lock`.
 fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -1805,6 +1830,28 @@ mod tests {
             matches!(&err, HistoryError::Open { path: p, .. } if *p == path),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_device_or_directory_is_refused_without_a_lock_file_beside_it() {
+        let dir = TempDir::new("not-file");
+        for path in [PathBuf::from("/dev/null"), dir.0.clone()] {
+            for err in [
+                History::open(&path).unwrap_err(),
+                History::open_read_only(&path).unwrap_err(),
+            ] {
+                assert!(
+                    matches!(&err, HistoryError::NotAFile { path: p } if *p == path),
+                    "{err:?}"
+                );
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("{} is not a regular file", path.display())),
+                    "{err}"
+                );
+            }
+            assert!(!lock_path(&path).exists(), "{}", lock_path(&path).display());
+        }
     }
 
     #[test]

@@ -667,6 +667,7 @@ fn read_history(
 }
 
 /// `--since`: an RFC 3339 date-time, a date (midnight UTC), or an age (`7d`, `12h`, `30m`).
+/// An age reaching back before the year 0000 is an error, never an overflow.
 fn parse_since(s: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
@@ -682,13 +683,21 @@ fn parse_since(s: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
     let n: i64 = digits.parse().map_err(|_| {
         anyhow::anyhow!("--since {s:?}: give a date (2026-11-01), a date-time (2026-11-01T06:00:00Z) or an age (7d, 12h, 30m)")
     })?;
-    let age = match unit {
-        "d" => time::Duration::days(n),
-        "h" => time::Duration::hours(n),
-        "m" => time::Duration::minutes(n),
+    let unit_seconds: i64 = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
         _ => anyhow::bail!("--since {s:?}: an age ends in d, h or m (7d, 12h, 30m)"),
     };
-    Ok(now - age)
+    n.checked_mul(unit_seconds)
+        .and_then(|seconds| now.checked_sub(time::Duration::seconds(seconds)))
+        .filter(|since| (0..=9999).contains(&since.year()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--since {s:?}: that age reaches outside the years 0000-9999; give a smaller \
+                 age or a date (2026-11-01)"
+            )
+        })
 }
 
 fn run_reports(command: ReportsCommand) -> anyhow::Result<ExitCode> {
@@ -723,7 +732,10 @@ fn run_reports_ingest(args: ReportsIngestArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{stored} report(s) stored, {duplicates} already stored, {skipped} skipped");
+    writeln!(
+        io::stdout().lock(),
+        "{stored} report(s) stored, {duplicates} already stored, {skipped} skipped"
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -814,7 +826,7 @@ fn write_ci_outputs(
         if output.format == Format::Json {
             eprint!("{annotations}");
         } else {
-            print!("{annotations}");
+            io::stdout().lock().write_all(annotations.as_bytes())?;
         }
         if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
             let mut file = std::fs::OpenOptions::new()
@@ -1230,10 +1242,23 @@ async fn shutdown_signal() {
     }
 }
 
+/// Whether a broken pipe (the reader of standard output went away, as `head` does) is
+/// anywhere in the error chain, also inside the JSON and CSV writers' errors: such a run
+/// ends quietly with status 0, whatever the command.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        let kind = if let Some(e) = cause.downcast_ref::<io::Error>() {
+            Some(e.kind())
+        } else if let Some(e) = cause.downcast_ref::<serde_json::Error>() {
+            e.io_error_kind()
+        } else if let Some(e) = cause.downcast_ref::<csv::Error>() {
+            match e.kind() {
+                csv::ErrorKind::Io(e) => Some(e.kind()),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        kind == Some(io::ErrorKind::BrokenPipe)
     })
 }

@@ -7,25 +7,45 @@
 //! (a relay that does not offer it is an error, never a silent plaintext send), implicit TLS
 //! on request. The relay's certificate is checked against the web PKI roots plus any extra
 //! roots given. Relay credentials come from `MXPROBE_SMTP_USER` / `MXPROBE_SMTP_PASSWORD`
-//! ([`credentials_from_env`]) and are never shown.
+//! ([`credentials_from_env`]) and are never shown, not even when a relay repeats them in a
+//! reply.
+//!
+//! Everything the relay sends in a session is read through a counter: past
+//! [`RELAY_READ_LIMIT`] bytes the session ends with [`DeliveryError::EmailAnswerTooLarge`].
+//! lettre reads each reply line whole before it checks its length, so without the counter a
+//! relay (or anyone on the path before STARTTLS) sending an endless line would grow memory
+//! without bound.
 //!
 //! I/O: one SMTP session with the configured relay per delivery.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParametersBuilder};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters, TlsParametersBuilder,
+};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use ring::rand::{SecureRandom, SystemRandom};
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
-use super::{DeliveryError, NotifyConfigError, is_loopback};
+use super::{DeliveryError, NotifyConfigError, is_loopback, scrub};
 use crate::alert::Alert;
 
 /// The variable that holds the relay user name.
@@ -36,6 +56,10 @@ pub const SMTP_PASSWORD_VAR: &str = "MXPROBE_SMTP_PASSWORD";
 
 /// How long one SMTP session may take unless [`Email::with_timeout`] says otherwise.
 pub const DEFAULT_EMAIL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most the relay may send in one session, in bytes (TLS records included): a relay's
+/// greeting, EHLO and command replies and its certificate chain take a few kilobytes.
+pub const RELAY_READ_LIMIT: u64 = 1024 * 1024;
 
 /// How the session with the relay is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -72,10 +96,12 @@ pub struct Email {
     relay: String,
     port: u16,
     security: RelaySecurity,
-    tls: Tls,
+    tls: RelayTls,
     from: Mailbox,
     to: Vec<Mailbox>,
     credentials: Option<Credentials>,
+    /// The same credentials as text, to keep them out of error messages.
+    plain_credentials: Option<(String, String)>,
     hello_name: Option<String>,
     timeout: Duration,
 }
@@ -130,9 +156,14 @@ impl Email {
             .map(|address| parse_mailbox("to", address))
             .collect::<Result<Vec<_>, _>>()?;
         let tls = match security {
-            RelaySecurity::None => Tls::None,
-            RelaySecurity::StartTls => Tls::Required(tls_parameters(&relay, &extra_roots_pem)?),
-            RelaySecurity::Tls => Tls::Wrapper(tls_parameters(&relay, &extra_roots_pem)?),
+            RelaySecurity::None => RelayTls::None,
+            RelaySecurity::StartTls => {
+                RelayTls::StartTls(tls_parameters(&relay, &extra_roots(&extra_roots_pem)?)?)
+            }
+            RelaySecurity::Tls => RelayTls::Implicit(
+                implicit_tls(&relay, &extra_roots(&extra_roots_pem)?)?,
+                server_name(&relay)?,
+            ),
         };
         Ok(Self {
             relay,
@@ -141,7 +172,10 @@ impl Email {
             tls,
             from,
             to,
-            credentials: credentials.map(|(user, password)| Credentials::new(user, password)),
+            credentials: credentials
+                .clone()
+                .map(|(user, password)| Credentials::new(user, password)),
+            plain_credentials: credentials,
             hello_name: None,
             timeout: DEFAULT_EMAIL_TIMEOUT,
         })
@@ -172,31 +206,99 @@ impl Email {
     /// One SMTP session delivering `alert` to every recipient.
     pub async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let message = self.message(alert)?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.relay)
-            .port(self.port)
-            .tls(self.tls.clone())
-            .timeout(Some(self.timeout));
-        if let Some(credentials) = &self.credentials {
-            builder = builder
-                .credentials(credentials.clone())
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-        }
-        if let Some(name) = &self.hello_name {
-            builder = builder.hello_name(ClientId::Domain(name.clone()));
-        }
-        let transport = builder.build();
-        match tokio::time::timeout(self.timeout, transport.send(message)).await {
+        let over_limit = Arc::new(AtomicBool::new(false));
+        let session = self.session(&message, Arc::clone(&over_limit));
+        match tokio::time::timeout(self.timeout, session).await {
             Err(_elapsed) => Err(DeliveryError::EmailTimeout {
                 target: self.target(),
                 timeout: self.timeout,
             }),
-            Ok(Err(e)) => Err(DeliveryError::Email {
+            Ok(Err(_)) if over_limit.load(Ordering::Relaxed) => {
+                Err(DeliveryError::EmailAnswerTooLarge {
+                    target: self.target(),
+                    limit: RELAY_READ_LIMIT,
+                })
+            }
+            Ok(Err(SessionError::Connect(e))) => Err(DeliveryError::Email {
                 target: self.target(),
-                reason: explain(&e),
+                reason: format!("cannot connect: {e}"),
+                permanent: false,
+            }),
+            Ok(Err(SessionError::Tls(e))) => Err(DeliveryError::Email {
+                target: self.target(),
+                reason: format!("the TLS handshake failed: {e}"),
+                permanent: false,
+            }),
+            Ok(Err(SessionError::Smtp(e))) => Err(DeliveryError::Email {
+                target: self.target(),
+                reason: scrub(&explain(&e), &self.secrets()),
                 permanent: e.is_permanent() || e.is_client(),
             }),
-            Ok(Ok(_reply)) => Ok(()),
+            Ok(Ok(())) => Ok(()),
         }
+    }
+
+    /// Connection, greeting, TLS (STARTTLS or implicit), authentication, the message and
+    /// QUIT, with everything the relay sends counted against [`RELAY_READ_LIMIT`]
+    /// (`over_limit` is set when it is passed).
+    async fn session(
+        &self,
+        message: &Message,
+        over_limit: Arc<AtomicBool>,
+    ) -> Result<(), SessionError> {
+        let tcp = TcpStream::connect((self.relay.as_str(), self.port))
+            .await
+            .map_err(SessionError::Connect)?;
+        let relay = Capped {
+            inner: tcp,
+            read: 0,
+            over_limit,
+        };
+        let hello = self
+            .hello_name
+            .clone()
+            .map_or_else(ClientId::default, ClientId::Domain);
+        let mut connection = match &self.tls {
+            RelayTls::Implicit(config, name) => {
+                let tls = TlsConnector::from(Arc::clone(config))
+                    .connect(name.clone(), relay)
+                    .await
+                    .map_err(SessionError::Tls)?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(Implicit(tls)), &hello).await?
+            }
+            RelayTls::StartTls(_) | RelayTls::None => {
+                AsyncSmtpConnection::connect_with_transport(Box::new(relay), &hello).await?
+            }
+        };
+        if let RelayTls::StartTls(parameters) = &self.tls {
+            connection.starttls(parameters.clone(), &hello).await?;
+        }
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await?;
+        }
+        connection
+            .send(message.envelope(), &message.formatted())
+            .await?;
+        // QUIT, and close: the message is accepted whatever the relay answers now.
+        connection.abort().await;
+        Ok(())
+    }
+
+    /// The relay credentials in every form a relay could repeat them in a reply: as given,
+    /// and base64-encoded as AUTH PLAIN and AUTH LOGIN send them.
+    fn secrets(&self) -> Vec<String> {
+        let Some((user, password)) = &self.plain_credentials else {
+            return Vec::new();
+        };
+        vec![
+            user.clone(),
+            password.clone(),
+            BASE64.encode(user),
+            BASE64.encode(password),
+            BASE64.encode(format!("\0{user}\0{password}")),
+        ]
     }
 
     /// The message: subject, text body, JSON attachment.
@@ -303,12 +405,12 @@ fn parse_mailbox(field: &'static str, value: String) -> Result<Mailbox, NotifyCo
     }
 }
 
-/// The relay's TLS parameters: the web PKI roots plus the extra roots, name = the relay.
-fn tls_parameters(
-    relay: &str,
+/// The certificates of the extra trust roots, with the index of the PEM file each came
+/// from; a file without a certificate, or with a broken one, is an error naming it.
+fn extra_roots(
     extra_roots_pem: &[Vec<u8>],
-) -> Result<lettre::transport::smtp::client::TlsParameters, NotifyConfigError> {
-    let mut builder = TlsParametersBuilder::new(relay.to_owned());
+) -> Result<Vec<(usize, CertificateDer<'static>)>, NotifyConfigError> {
+    let mut roots = Vec::new();
     for (index, pem) in extra_roots_pem.iter().enumerate() {
         let ders = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
@@ -322,14 +424,23 @@ fn tls_parameters(
                 reason: "it has no BEGIN CERTIFICATE block".to_owned(),
             });
         }
-        for der in ders {
-            let root =
-                Certificate::from_der(der.to_vec()).map_err(|e| NotifyConfigError::RootPem {
-                    index,
-                    reason: e.to_string(),
-                })?;
-            builder = builder.add_root_certificate(root);
-        }
+        roots.extend(ders.into_iter().map(|der| (index, der)));
+    }
+    Ok(roots)
+}
+
+/// STARTTLS parameters for lettre: the web PKI roots plus the extra roots, name = the relay.
+fn tls_parameters(
+    relay: &str,
+    roots: &[(usize, CertificateDer<'static>)],
+) -> Result<TlsParameters, NotifyConfigError> {
+    let mut builder = TlsParametersBuilder::new(relay.to_owned());
+    for (index, der) in roots {
+        let root = Certificate::from_der(der.to_vec()).map_err(|e| NotifyConfigError::RootPem {
+            index: *index,
+            reason: e.to_string(),
+        })?;
+        builder = builder.add_root_certificate(root);
     }
     builder
         .build_rustls()
@@ -337,6 +448,166 @@ fn tls_parameters(
             relay: relay.to_owned(),
             reason: e.to_string(),
         })
+}
+
+/// The client configuration for implicit TLS: the web PKI roots plus the extra roots, as
+/// for STARTTLS.
+fn implicit_tls(
+    relay: &str,
+    roots: &[(usize, CertificateDer<'static>)],
+) -> Result<Arc<rustls::ClientConfig>, NotifyConfigError> {
+    let mut store = rustls::RootCertStore::empty();
+    store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for (index, der) in roots {
+        store
+            .add(der.clone())
+            .map_err(|e| NotifyConfigError::RootPem {
+                index: *index,
+                reason: e.to_string(),
+            })?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| NotifyConfigError::RelayTls {
+        relay: relay.to_owned(),
+        reason: e.to_string(),
+    })?
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The name the relay's certificate must carry (a host name or an IP address).
+fn server_name(relay: &str) -> Result<ServerName<'static>, NotifyConfigError> {
+    ServerName::try_from(relay.to_owned()).map_err(|e| NotifyConfigError::RelayTls {
+        relay: relay.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// How the session is protected, ready to use.
+enum RelayTls {
+    /// Plaintext (loopback only).
+    None,
+    /// STARTTLS with these parameters (lettre upgrades the session).
+    StartTls(TlsParameters),
+    /// TLS from the first byte, with this configuration and name.
+    Implicit(Arc<rustls::ClientConfig>, ServerName<'static>),
+}
+
+/// Why a session failed before or inside the SMTP dialogue.
+enum SessionError {
+    /// No TCP connection.
+    Connect(io::Error),
+    /// The implicit TLS handshake failed.
+    Tls(io::Error),
+    /// lettre's error: a reply, STARTTLS, authentication, the network.
+    Smtp(lettre::transport::smtp::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for SessionError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        Self::Smtp(e)
+    }
+}
+
+/// The relay's TCP stream, counting what it reads: past [`RELAY_READ_LIMIT`] bytes every
+/// read fails and `over_limit` is set. Writes pass through.
+#[derive(Debug)]
+struct Capped {
+    inner: TcpStream,
+    read: u64,
+    over_limit: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Capped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let room = RELAY_READ_LIMIT.saturating_sub(this.read);
+        if room == 0 {
+            this.over_limit.store(true, Ordering::Relaxed);
+            return Poll::Ready(Err(io::Error::other(format!(
+                "the relay sent more than {RELAY_READ_LIMIT} bytes in one session"
+            ))));
+        }
+        let room = usize::try_from(room)
+            .unwrap_or(usize::MAX)
+            .min(buf.remaining());
+        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(room));
+        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut limited))?;
+        let n = limited.filled().len();
+        buf.advance(n);
+        this.read += n as u64;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Capped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for Capped {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+}
+
+/// An implicit-TLS session over the counted stream, as lettre takes a stream.
+#[derive(Debug)]
+struct Implicit(TlsStream<Capped>);
+
+impl AsyncRead for Implicit {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Implicit {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for Implicit {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
 }
 
 /// lettre's error, with what to do where lettre's words are terse.
@@ -751,6 +1022,129 @@ mod tests {
         assert_eq!(header(json_headers, "content-transfer-encoding"), "base64");
         let back: Alert = serde_json::from_slice(&decode(json_headers, json)).unwrap();
         assert_eq!(back, alert);
+    }
+
+    /// A relay that sends `prefix`, then `x` without end (at most `cap` bytes in all); gives
+    /// its address and, once the client has gone, how many bytes it managed to send.
+    async fn endless_relay(
+        prefix: &'static [u8],
+        read_a_line_first: bool,
+        cap: usize,
+    ) -> (SocketAddr, JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut stream = BufReader::new(stream);
+            let mut sent = 0;
+            if read_a_line_first {
+                stream.write_all(b"220 relay.test ESMTP\r\n").await.unwrap();
+                let mut line = String::new();
+                stream.read_line(&mut line).await.unwrap();
+            }
+            if stream.write_all(prefix).await.is_err() {
+                return sent;
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            while sent < cap {
+                match stream.write_all(&chunk).await {
+                    Ok(()) => sent += chunk.len(),
+                    Err(_) => break,
+                }
+            }
+            sent
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn an_endless_reply_line_ends_the_session_at_the_read_limit() {
+        // Without the limit the client would read all 256 MiB into one line.
+        let cap = 256 * 1024 * 1024;
+        for (prefix, after_ehlo, security) in [
+            (&b"220 "[..], false, RelaySecurity::None),
+            (&b"220 "[..], false, RelaySecurity::StartTls),
+            (&b"250-"[..], true, RelaySecurity::StartTls),
+        ] {
+            let (addr, relay) = endless_relay(prefix, after_ehlo, cap).await;
+            let email = Email::new(
+                "127.0.0.1".to_owned(),
+                addr.port(),
+                security,
+                "alerts@monitor.example".to_owned(),
+                vec!["ops@example.com".to_owned()],
+                Some(("alerts".to_owned(), "pa55 word".to_owned())),
+                Vec::new(),
+            )
+            .unwrap()
+            .with_timeout(Duration::from_secs(30));
+            let err = email.deliver(&alert()).await.unwrap_err();
+            assert!(
+                matches!(&err, DeliveryError::EmailAnswerTooLarge { limit, target }
+                    if *limit == RELAY_READ_LIMIT && *target == email.target()),
+                "{err:?}"
+            );
+            assert!(!err.is_permanent());
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "email via {}: the relay sent more than 1048576 bytes in one session (an \
+                     endless or oversized reply), so the session was ended; check that the \
+                     address is a mail relay",
+                    email.target()
+                )
+            );
+            // The client stopped reading at the limit: what the relay got out is the limit
+            // plus what the loopback socket buffers hold, far below the 256 MiB it offered.
+            let sent = relay.await.unwrap();
+            assert!(sent < 32 * 1024 * 1024, "the relay sent {sent} bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_relay_repeating_the_credentials_does_not_get_them_into_the_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Plaintext (loopback): greets, offers AUTH, and refuses the AUTH command quoting it.
+        let relay = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut stream = BufReader::new(stream);
+            stream.write_all(b"220 relay.test\r\n").await.unwrap();
+            loop {
+                let mut line = String::new();
+                if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let reply = if line.starts_with("EHLO") {
+                    "250-relay.test\r\n250 AUTH PLAIN LOGIN\r\n".to_owned()
+                } else if line.starts_with("QUIT") {
+                    return;
+                } else {
+                    format!("535 5.7.8 refused: {}\r\n", line.trim_end())
+                };
+                stream.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        let email = Email::new(
+            "127.0.0.1".to_owned(),
+            addr.port(),
+            RelaySecurity::None,
+            "alerts@monitor.example".to_owned(),
+            vec!["ops@example.com".to_owned()],
+            Some(("alerts-user".to_owned(), "Pa55-w0rd".to_owned())),
+            Vec::new(),
+        )
+        .unwrap()
+        .with_timeout(Duration::from_secs(10));
+        let err = email.deliver(&alert()).await.unwrap_err();
+        relay.abort();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("535"), "{shown}");
+        assert!(shown.contains("refused: AUTH PLAIN …"), "{shown}");
+        let plain = BASE64.encode("\0alerts-user\0Pa55-w0rd");
+        for secret in ["alerts-user", "Pa55-w0rd", plain.as_str()] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
     }
 
     #[tokio::test]

@@ -1,14 +1,16 @@
 //! The exec channel: runs a program of the user's (directly, no shell), writes the alert JSON
-//! to its standard input and closes it, and waits for it within a timeout, killing it when
-//! the timeout passes. Exit status 0 means delivered; otherwise the error carries the status
-//! and the start of its standard error.
+//! to its standard input and closes it, and waits for it within a timeout. The program runs
+//! in a process group of its own; when the timeout passes (or the delivery is abandoned) the
+//! whole group is killed, so that what the program started dies with it. Exit status 0 means
+//! delivered; otherwise the error carries the status and the start of its standard error.
 //!
-//! The program gets this process's environment without mxprobe's own secrets (the SMTP
-//! credentials and the webhook headers), plus `MXPROBE_ALERT_DOMAIN` and
-//! `MXPROBE_ALERT_SEVERITY` so that a short script can route on them without parsing JSON.
-//! Its standard output is discarded.
+//! The program gets this process's environment without mxprobe's own secrets
+//! ([`is_secret_variable`]: the SMTP credentials, the webhook URL and the webhook headers),
+//! plus `MXPROBE_ALERT_DOMAIN` and `MXPROBE_ALERT_SEVERITY` so that a short script can route
+//! on them without parsing JSON. Its standard output is discarded.
 //!
-//! I/O: starts one process per delivery and talks to it through pipes.
+//! I/O: starts one process per delivery, talks to it through pipes, and signals its process
+//! group.
 
 use std::ffi::OsString;
 use std::io;
@@ -19,8 +21,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{ChildStderr, ChildStdin, Command};
 
+use rustix::process::{Pid, Signal, kill_process_group};
+
 use super::email::{SMTP_PASSWORD_VAR, SMTP_USER_VAR};
-use super::webhook::WEBHOOK_HEADER_PREFIX;
+use super::webhook::{WEBHOOK_HEADER_PREFIX, WEBHOOK_URL_VAR};
 use super::{DeliveryError, one_line};
 use crate::alert::Alert;
 
@@ -45,8 +49,9 @@ impl Exec {
     /// Runs `program` with `args` (no shell: no globbing, quoting or variables), allowing it
     /// `timeout` from start to exit.
     ///
-    /// The timeout kills the program itself; a program that leaves a background process
-    /// holding its standard error open counts as running until that process closes it.
+    /// A program that leaves a background process holding its standard error open counts as
+    /// running until that process closes it; at the timeout the program's whole process group
+    /// is killed, that background process included.
     pub fn new(program: PathBuf, args: Vec<String>, timeout: Duration) -> Self {
         Self {
             program,
@@ -76,6 +81,9 @@ impl Exec {
             .stderr(Stdio::piped())
             .env(ALERT_DOMAIN_VAR, alert.domain.as_str())
             .env(ALERT_SEVERITY_VAR, alert.severity().as_str())
+            // A group of its own (its id is the program's pid), so that the program and what
+            // it starts can be killed together.
+            .process_group(0)
             .kill_on_drop(true);
         for name in secret_names(std::env::vars_os().map(|(name, _)| name)) {
             command.env_remove(name);
@@ -84,6 +92,14 @@ impl Exec {
             program: program.clone(),
             reason: e.to_string(),
         })?;
+        // Killed when this delivery ends unfinished: at the timeout, or when the caller
+        // drops it.
+        let mut group = GroupGuard(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .and_then(Pid::from_raw),
+        );
         let stdin = child.stdin.take().expect("stdin was set to piped");
         let stderr = child.stderr.take().expect("stderr was set to piped");
 
@@ -97,7 +113,9 @@ impl Exec {
         let (fed, exited) = match tokio::time::timeout(self.timeout, run).await {
             Ok(outcome) => outcome,
             Err(_elapsed) => {
-                // SIGKILL and reap; an error here means it is already gone.
+                // SIGKILL to the whole group, then reap the program; an error here means it
+                // is already gone.
+                group.kill();
                 let _ = child.kill().await;
                 return Err(DeliveryError::ExecTimeout {
                     program,
@@ -105,6 +123,8 @@ impl Exec {
                 });
             }
         };
+        // It ended by itself: whatever it left running in the background is its business.
+        group.0 = None;
         let status = exited.map_err(|e| DeliveryError::ExecIo {
             program: program.clone(),
             reason: format!("waiting for it to exit failed: {e}"),
@@ -148,16 +168,40 @@ async fn read_capped(mut stderr: ChildStderr, captured: &mut Vec<u8>) {
     }
 }
 
+/// The process group of a running program, killed (SIGKILL) when this is dropped while it
+/// still names one.
+struct GroupGuard(Option<Pid>);
+
+impl GroupGuard {
+    /// Kills every process of the group; an error means none is left.
+    fn kill(&mut self) {
+        if let Some(group) = self.0.take() {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether an environment variable holds one of mxprobe's secrets, which a program run for
+/// an alert never sees: the relay credentials (`MXPROBE_SMTP_USER`, `MXPROBE_SMTP_PASSWORD`),
+/// the webhook URL (`MXPROBE_WEBHOOK_URL`) and the webhook headers
+/// (`MXPROBE_WEBHOOK_HEADER_*`).
+pub fn is_secret_variable(name: &str) -> bool {
+    name == SMTP_USER_VAR
+        || name == SMTP_PASSWORD_VAR
+        || name == WEBHOOK_URL_VAR
+        || name.starts_with(WEBHOOK_HEADER_PREFIX)
+}
+
 /// Which of `names` hold mxprobe's secrets and stay out of the program's environment.
 fn secret_names(names: impl Iterator<Item = OsString>) -> Vec<OsString> {
     names
-        .filter(|name| {
-            name.to_str().is_some_and(|name| {
-                name == SMTP_USER_VAR
-                    || name == SMTP_PASSWORD_VAR
-                    || name.starts_with(WEBHOOK_HEADER_PREFIX)
-            })
-        })
+        .filter(|name| name.to_str().is_some_and(is_secret_variable))
         .collect()
 }
 
@@ -300,6 +344,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_timed_out_program_dies_with_the_processes_it_started() {
+        let dir = TempDir::new("group");
+        // A child in the background that keeps its standard error open and records its pid,
+        // and a grandchild under it: both must die with the program at the timeout.
+        let pids = dir.path("pids.txt");
+        let program = dir.script(
+            "spawner.sh",
+            "sh -c 'sleep 300 & echo $! >> \"$1\"; wait' inner \"$1\" &\necho $! >> \"$1\"\nsleep 300",
+        );
+        let started = Instant::now();
+        let err = exec(
+            program,
+            std::slice::from_ref(&pids),
+            Duration::from_millis(500),
+        )
+        .deliver(&alert())
+        .await
+        .unwrap_err();
+        assert!(matches!(err, DeliveryError::ExecTimeout { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let recorded: Vec<u32> = std::fs::read_to_string(&pids)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(recorded.len(), 2, "{recorded:?}");
+        // SIGKILL is delivered at once, but a killed process stays a zombie until its parent
+        // (init, once the program is gone) reaps it: wait for each to leave or turn zombie.
+        for pid in recorded {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        stat.rsplit_once(") ")
+                            .and_then(|(_, rest)| rest.chars().next())
+                    });
+                match state {
+                    None | Some('Z' | 'X') => break,
+                    Some(other) => assert!(
+                        Instant::now() < deadline,
+                        "process {pid} still running (state {other})"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn a_program_that_ignores_its_input_is_judged_by_its_status() {
         let dir = TempDir::new("ignore");
         let program = dir.script("ignore.sh", "exit 0");
@@ -373,8 +467,10 @@ mod tests {
             "PATH",
             "MXPROBE_SMTP_USER",
             "MXPROBE_SMTP_PASSWORD",
+            "MXPROBE_WEBHOOK_URL",
             "MXPROBE_WEBHOOK_HEADER_AUTHORIZATION",
             "MXPROBE_CONFIG",
+            "MXPROBE_SMTP_RELAY",
             "HOME",
         ];
         let removed = secret_names(names.iter().map(OsString::from));
@@ -383,6 +479,7 @@ mod tests {
             [
                 "MXPROBE_SMTP_USER",
                 "MXPROBE_SMTP_PASSWORD",
+                "MXPROBE_WEBHOOK_URL",
                 "MXPROBE_WEBHOOK_HEADER_AUTHORIZATION"
             ]
         );

@@ -36,11 +36,13 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use email::{
-    DEFAULT_EMAIL_TIMEOUT, Email, RelaySecurity, SMTP_PASSWORD_VAR, SMTP_USER_VAR,
-    credentials_from_env,
+    DEFAULT_EMAIL_TIMEOUT, Email, RELAY_READ_LIMIT, RelaySecurity, SMTP_PASSWORD_VAR,
+    SMTP_USER_VAR, credentials_from_env,
 };
-pub use exec::{ALERT_DOMAIN_VAR, ALERT_SEVERITY_VAR, Exec, STDERR_LIMIT};
-pub use webhook::{WEBHOOK_HEADER_PREFIX, Webhook, WebhookFormat, headers_from_env};
+pub use exec::{ALERT_DOMAIN_VAR, ALERT_SEVERITY_VAR, Exec, STDERR_LIMIT, is_secret_variable};
+pub use webhook::{
+    WEBHOOK_HEADER_PREFIX, WEBHOOK_URL_VAR, Webhook, WebhookFormat, headers_from_env,
+};
 
 use crate::alert::Alert;
 
@@ -200,6 +202,18 @@ pub enum DeliveryError {
         /// (no STARTTLS, no usable AUTH mechanism): retrying cannot help.
         permanent: bool,
     },
+    /// The relay sent more than [`RELAY_READ_LIMIT`] bytes in one session (an endless reply
+    /// line, say); the session was ended there.
+    #[error(
+        "email via {target}: the relay sent more than {limit} bytes in one session (an endless \
+         or oversized reply), so the session was ended; check that the address is a mail relay"
+    )]
+    EmailAnswerTooLarge {
+        /// The relay and port.
+        target: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The SMTP session did not finish within the timeout.
     #[error("email via {target}: the relay did not finish within {timeout:?}")]
     EmailTimeout {
@@ -291,7 +305,10 @@ impl DeliveryError {
             Self::WebhookStatus { .. }
             | Self::WebhookTimeout { .. }
             | Self::WebhookRequest { .. } => "webhook",
-            Self::Email { .. } | Self::EmailTimeout { .. } | Self::EmailMessage { .. } => "email",
+            Self::Email { .. }
+            | Self::EmailAnswerTooLarge { .. }
+            | Self::EmailTimeout { .. }
+            | Self::EmailMessage { .. } => "email",
             Self::ExecSpawn { .. }
             | Self::ExecIo { .. }
             | Self::ExecFailed { .. }
@@ -307,6 +324,7 @@ impl DeliveryError {
             | Self::WebhookTimeout { target, .. }
             | Self::WebhookRequest { target, .. }
             | Self::Email { target, .. }
+            | Self::EmailAnswerTooLarge { target, .. }
             | Self::EmailTimeout { target, .. }
             | Self::EmailMessage { target, .. } => target,
             Self::ExecSpawn { program, .. }
@@ -328,6 +346,7 @@ impl DeliveryError {
             Self::Email { permanent, .. } => *permanent,
             Self::WebhookTimeout { .. }
             | Self::WebhookRequest { .. }
+            | Self::EmailAnswerTooLarge { .. }
             | Self::EmailTimeout { .. }
             | Self::ExecIo { .. }
             | Self::ExecFailed { .. }
@@ -474,6 +493,35 @@ fn is_loopback(host: &str) -> bool {
     }
 }
 
+/// `text` with every occurrence of each of `secrets` replaced by `…` (ASCII case ignored,
+/// longest secret first): what a receiver or a relay echoes of the request (a URL path, a
+/// token, credentials) must reach neither a message nor the database. Empty secrets are
+/// passed over.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for secret in secrets {
+        let needle = secret.to_ascii_lowercase();
+        let mut scrubbed = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        // ASCII lower-casing keeps every byte offset, so positions found in the lower-cased
+        // copy cut the original at the same char boundaries.
+        while let Some(at) = rest.to_ascii_lowercase().find(&needle) {
+            scrubbed.push_str(&rest[..at]);
+            scrubbed.push('…');
+            rest = &rest[at + needle.len()..];
+        }
+        scrubbed.push_str(rest);
+        out = scrubbed;
+    }
+    out
+}
+
 /// A one-line, bounded rendering of text that came from elsewhere (a response body, stderr):
 /// control characters become spaces, runs of whitespace one space, at most `limit` chars.
 fn one_line(text: &str, limit: usize) -> String {
@@ -590,6 +638,25 @@ mod tests {
         ] {
             assert_eq!(status(code).is_permanent(), permanent, "HTTP {code}");
         }
+    }
+
+    #[test]
+    fn scrub_replaces_every_secret_ignoring_case() {
+        let secrets = [
+            "SeCrEt".to_owned(),
+            String::new(),
+            "Bearer tok".to_owned(),
+            "tok".to_owned(),
+        ];
+        assert_eq!(
+            scrub(
+                "GET /x/secret/SECRET?q=Secret Authorization: bearer TOK, tok Grüße",
+                &secrets
+            ),
+            "GET /x/…/…?q=… Authorization: …, … Grüße"
+        );
+        assert_eq!(scrub("nothing here", &secrets), "nothing here");
+        assert_eq!(scrub("", &secrets), "");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! webhook that moved is a configuration to fix, and following it would carry the headers
 //! elsewhere). Extra headers, typically a bearer token, come only from
 //! `MXPROBE_WEBHOOK_HEADER_<NAME>` variables ([`headers_from_env`]); their values are marked
-//! sensitive and never shown.
+//! sensitive and never shown. What a receiver answers is shown only in part (the start of
+//! an error body) and with every piece of the URL after the host and every header value cut
+//! out, since some receivers echo the request they refused.
 //!
 //! I/O: HTTP(S) to the configured URL only.
 
@@ -13,8 +15,16 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use super::{DeliveryError, NotifyConfigError, is_loopback, one_line};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use percent_encoding::percent_decode_str;
+
+use super::{DeliveryError, NotifyConfigError, is_loopback, one_line, scrub};
 use crate::alert::Alert;
+
+/// The variable that holds the webhook URL when it is not given with `--webhook` (the URL
+/// often is the secret: Slack, Discord, Teams Workflows).
+pub const WEBHOOK_URL_VAR: &str = "MXPROBE_WEBHOOK_URL";
 
 /// The prefix of the variables that set webhook headers: `MXPROBE_WEBHOOK_HEADER_X_API_KEY`
 /// sets `x-api-key`.
@@ -35,6 +45,10 @@ const ERROR_BODY_READ: usize = 1024;
 /// How many characters of an error response's body go into the error.
 const ERROR_BODY_SHOWN: usize = 200;
 
+/// Pieces of a URL (path segments, query keys and values) shorter than this are not cut out
+/// of what a receiver answers: they are words such as `api` or `v1`, not secrets.
+const SHORTEST_SECRET_PIECE: usize = 4;
+
 /// What the POST body looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WebhookFormat {
@@ -52,6 +66,8 @@ pub struct Webhook {
     target: String,
     format: WebhookFormat,
     headers: HeaderMap,
+    /// What an answer must not repeat ([`secrets_of`]).
+    secrets: Vec<String>,
     timeout: Duration,
     client: reqwest::Client,
 }
@@ -103,6 +119,7 @@ impl Webhook {
             }
         }
         let headers = header_map(headers)?;
+        let secrets = secrets_of(&url, &headers);
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
@@ -125,6 +142,7 @@ impl Webhook {
             target,
             format,
             headers,
+            secrets,
             timeout,
             client,
         })
@@ -169,17 +187,29 @@ impl Webhook {
         // The start of the body often says why (Slack: `invalid_token`). It is only an
         // explanation: a failure to read it does not change the error.
         let mut start = Vec::new();
+        let mut cut = false;
         while start.len() < ERROR_BODY_READ {
             match response.chunk().await {
                 Ok(Some(chunk)) => start.extend_from_slice(&chunk),
                 Ok(None) | Err(_) => break,
             }
         }
-        start.truncate(ERROR_BODY_READ);
+        if start.len() >= ERROR_BODY_READ {
+            // A secret cut in two at the end would escape the scrubbing: drop as many bytes
+            // as the longest secret has.
+            let longest = self.secrets.iter().map(String::len).max().unwrap_or(0);
+            start.truncate(ERROR_BODY_READ.saturating_sub(longest));
+            cut = true;
+        }
+        let text = scrub(&String::from_utf8_lossy(&start), &self.secrets);
+        let mut body = one_line(&text, ERROR_BODY_SHOWN);
+        if cut && !body.is_empty() && !body.ends_with('…') {
+            body.push('…');
+        }
         Err(DeliveryError::WebhookStatus {
             target: self.target.clone(),
             status: status.as_u16(),
-            body: one_line(&String::from_utf8_lossy(&start), ERROR_BODY_SHOWN),
+            body,
         })
     }
 
@@ -255,6 +285,59 @@ fn header_map(headers: Vec<(String, String)>) -> Result<HeaderMap, NotifyConfigE
         map.insert(header, value);
     }
     Ok(map)
+}
+
+/// Everything of the URL and the headers that an answer must not repeat: the whole URL;
+/// what follows the host (path, query, fragment) whole and piece by piece (each path
+/// segment, query key and value of [`SHORTEST_SECRET_PIECE`] characters or more, as written
+/// and percent-decoded); the user info (and its Basic authorization form); every header
+/// value, whole and word by word.
+fn secrets_of(url: &Url, headers: &HeaderMap) -> Vec<String> {
+    let mut whole = vec![url.as_str().to_owned()];
+    let mut pieces = Vec::new();
+    let mut after_host = url.path().to_owned();
+    pieces.extend(url.path().split('/').map(str::to_owned));
+    if let Some(query) = url.query() {
+        after_host.push('?');
+        after_host.push_str(query);
+        pieces.extend(query.split(['&', '=']).map(str::to_owned));
+    }
+    if let Some(fragment) = url.fragment() {
+        after_host.push('#');
+        after_host.push_str(fragment);
+        pieces.push(fragment.to_owned());
+    }
+    if after_host != "/" {
+        whole.push(after_host);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        let password = url.password().unwrap_or_default();
+        pieces.push(url.username().to_owned());
+        pieces.push(password.to_owned());
+        let user_info = format!("{}:{password}", url.username());
+        let decoded = percent_decode_str(&user_info)
+            .decode_utf8_lossy()
+            .into_owned();
+        whole.push(BASE64.encode(&user_info));
+        whole.push(BASE64.encode(decoded));
+    }
+    for value in headers.values() {
+        // Values are checked to be visible ASCII when the map is built.
+        let value = String::from_utf8_lossy(value.as_bytes());
+        pieces.extend(value.split_whitespace().map(str::to_owned));
+        whole.push(value.into_owned());
+    }
+    let decoded: Vec<String> = pieces
+        .iter()
+        .map(|piece| percent_decode_str(piece).decode_utf8_lossy().into_owned())
+        .collect();
+    pieces.extend(decoded);
+    pieces.retain(|piece| piece.chars().count() >= SHORTEST_SECRET_PIECE);
+    whole.extend(pieces);
+    whole.retain(|secret| !secret.is_empty());
+    whole.sort();
+    whole.dedup();
+    whole
 }
 
 /// Scheme, host and port, then `/…` if anything followed: no user info, path, query or
@@ -339,8 +422,22 @@ mod tests {
         }
     }
 
+    /// What the receiver answers with.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// This body.
+        Fixed(&'static str),
+        /// The request it received, as a careless receiver's error page shows it: the
+        /// request line, every header and the body.
+        Echo,
+    }
+
     impl Receiver {
         async fn start(statuses: &[u16], answer_body: &'static str) -> Self {
+            Self::start_with(statuses, Answer::Fixed(answer_body)).await
+        }
+
+        async fn start_with(statuses: &[u16], answer: Answer) -> Self {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let seen = Arc::new(Mutex::new(Vec::new()));
@@ -360,6 +457,22 @@ mod tests {
                             async move {
                                 let (parts, body) = request.into_parts();
                                 let body = body.collect().await.unwrap().to_bytes().to_vec();
+                                let answer_body = match answer {
+                                    Answer::Fixed(text) => text.to_owned(),
+                                    Answer::Echo => {
+                                        let mut echo =
+                                            format!("{} {} HTTP/1.1\r\n", parts.method, parts.uri);
+                                        for (name, value) in &parts.headers {
+                                            echo.push_str(&format!(
+                                                "{name}: {}\r\n",
+                                                value.to_str().unwrap()
+                                            ));
+                                        }
+                                        echo.push_str("\r\n");
+                                        echo.push_str(&String::from_utf8_lossy(&body));
+                                        echo
+                                    }
+                                };
                                 let mut seen = record.lock().unwrap();
                                 let status = statuses[seen.len().min(statuses.len() - 1)];
                                 seen.push(Seen {
@@ -380,9 +493,7 @@ mod tests {
                                     response = response.header("location", "/moved");
                                 }
                                 Ok::<_, Infallible>(
-                                    response
-                                        .body(Full::new(Bytes::from_static(answer_body.as_bytes())))
-                                        .unwrap(),
+                                    response.body(Full::new(Bytes::from(answer_body))).unwrap(),
                                 )
                             }
                         });
@@ -557,6 +668,81 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(debug.contains("authorization"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn a_receiver_echoing_the_request_does_not_get_url_or_headers_into_the_error() {
+        let url = "/services/T123/B456/SeCrEtPaTh?sig=TopSecretSig&token=abc%2Fdef";
+        for status in [400, 500] {
+            let receiver = Receiver::start_with(&[status], Answer::Echo).await;
+            let headers = vec![
+                (
+                    "authorization".to_owned(),
+                    "Bearer hunter2-token".to_owned(),
+                ),
+                ("x-api-key".to_owned(), "k3y-value".to_owned()),
+            ];
+            let hook = webhook(receiver.url(url), WebhookFormat::Json, headers);
+            let err = hook.deliver(&alert()).await.unwrap_err();
+            // The receiver did echo them.
+            let seen = receiver.seen();
+            assert_eq!(seen[0].path_and_query, url);
+            assert_eq!(
+                seen[0].header("authorization"),
+                Some("Bearer hunter2-token")
+            );
+            let shown = format!("{err} {err:?}");
+            assert!(
+                shown.contains(&format!("answered HTTP {status} (POST … HTTP/1.1")),
+                "{shown}"
+            );
+            for secret in [
+                "SeCrEtPaTh",
+                "TopSecretSig",
+                "T123",
+                "B456",
+                "hunter2",
+                "k3y-value",
+                "abc%2Fdef",
+                "abc/def",
+                "services",
+            ] {
+                assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_of_a_url_cover_its_pieces_decoded_and_its_user_info() {
+        let url =
+            Url::parse("https://bob:pa%24%24@hooks.example/a/LongSegment%20X?key=Value1&v=1#frag")
+                .unwrap();
+        let secrets = secrets_of(
+            &url,
+            &header_map(vec![("x-token".to_owned(), "T0k 3n42".to_owned())]).unwrap(),
+        );
+        for expected in [
+            "/a/LongSegment%20X?key=Value1&v=1#frag",
+            "LongSegment%20X",
+            "LongSegment X",
+            "Value1",
+            "frag",
+            "pa%24%24",
+            "pa$$",
+            "T0k 3n42",
+            "3n42",
+            "Ym9iOnBhJTI0JTI0",
+            "Ym9iOnBhJCQ=",
+        ] {
+            assert!(
+                secrets.contains(&expected.to_owned()),
+                "{expected} not in {secrets:?}"
+            );
+        }
+        // Short words are not secrets.
+        for word in ["a", "v", "1", "key", "bob", "T0k"] {
+            assert!(!secrets.contains(&word.to_owned()), "{word} in {secrets:?}");
+        }
     }
 
     #[tokio::test]

@@ -381,8 +381,10 @@ fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
     Ok(out)
 }
 
-/// Whether the first byte after white space opens a JSON object, as a report does.
+/// Whether the first byte after white space (and a UTF-8 byte order mark, which some
+/// reporters write) opens a JSON object, as a report does.
 fn looks_like_json(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 

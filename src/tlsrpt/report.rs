@@ -500,6 +500,12 @@ pub enum Quirk {
         /// Where.
         path: String,
     },
+    /// The JSON text starts with a UTF-8 byte order mark, which RFC 8259 §8.1 forbids
+    /// writers to add and lets parsers ignore; some reporters send one. Ignored (path `$`).
+    ByteOrderMark {
+        /// Where (`$`).
+        path: String,
+    },
 }
 
 impl Quirk {
@@ -520,7 +526,8 @@ impl Quirk {
             | Self::NonCanonicalDomain { path, .. }
             | Self::EmptyOptionalField { path }
             | Self::NullOptionalField { path }
-            | Self::UnknownField { path } => path,
+            | Self::UnknownField { path }
+            | Self::ByteOrderMark { path } => path,
         }
     }
 }
@@ -596,6 +603,10 @@ impl fmt::Display for Quirk {
             Self::UnknownField { path } => {
                 write!(f, "{path} is not a member RFC 8460 defines; ignored")
             }
+            Self::ByteOrderMark { path } => write!(
+                f,
+                "{path} starts with a UTF-8 byte order mark, which RFC 8259 §8.1 forbids; ignored"
+            ),
         }
     }
 }
@@ -719,16 +730,32 @@ pub fn read_report_with_limit(bytes: &[u8], limit: usize) -> Result<ReadReport, 
     }
 }
 
+/// The UTF-8 encoding of U+FEFF, the byte order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 fn parse_capped(json: &[u8], limit: usize) -> Result<ReadReport, ReadError> {
     if json.len() > limit {
         return Err(ReadError::TooLarge { limit });
     }
+    let (json, bom) = match json.strip_prefix(UTF8_BOM) {
+        Some(rest) => (rest, true),
+        None => (json, false),
+    };
     let value: Value = serde_json::from_slice(json).map_err(|source| ReadError::Json {
         line: source.line(),
         column: source.column(),
         source,
     })?;
-    Report::from_value(&value)
+    let mut read = Report::from_value(&value)?;
+    if bom {
+        read.quirks.insert(
+            0,
+            Quirk::ByteOrderMark {
+                path: "$".to_owned(),
+            },
+        );
+    }
+    Ok(read)
 }
 
 /// Decompresses every gzip member (RFC 1952 §2.2 allows several), reading at most one
@@ -2433,6 +2460,45 @@ mod tests {
             two.extend(e.finish().unwrap());
         }
         assert_eq!(read_report(&two).unwrap().report, full_report());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored_and_noted() {
+        let json = full_report().to_json();
+        let mut with_bom = b"\xEF\xBB\xBF".to_vec();
+        with_bom.extend_from_slice(json.as_bytes());
+        for read in [
+            read_report(&with_bom).unwrap(),
+            Report::from_json(&with_bom).unwrap(),
+            // Gzipped, the mark is inside the compressed JSON.
+            read_report(&{
+                let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+                e.write_all(&with_bom).unwrap();
+                e.finish().unwrap()
+            })
+            .unwrap(),
+        ] {
+            assert_eq!(read.report, full_report());
+            assert_eq!(
+                read.quirks,
+                [Quirk::ByteOrderMark {
+                    path: "$".to_owned()
+                }]
+            );
+            assert_eq!(
+                read.quirks[0].to_string(),
+                "$ starts with a UTF-8 byte order mark, which RFC 8259 §8.1 forbids; ignored"
+            );
+        }
+        // Only at the start: a mark inside the text is not white space.
+        let mut inside = json.as_bytes()[..1].to_vec();
+        inside.extend_from_slice(b"\xEF\xBB\xBF");
+        inside.extend_from_slice(&json.as_bytes()[1..]);
+        assert!(matches!(read_report(&inside), Err(ReadError::Json { .. })));
+        // Two marks are one too many.
+        let mut twice = b"\xEF\xBB\xBF".to_vec();
+        twice.extend_from_slice(&with_bom);
+        assert!(matches!(read_report(&twice), Err(ReadError::Json { .. })));
     }
 
     #[test]
