@@ -295,6 +295,17 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "PROGRAM")]
     pub exec: Option<PathBuf>,
 
+    /// How long one attempt to deliver one alert may take: the webhook request, the session
+    /// with the SMTP relay, the --exec program (killed with what it started). A channel that
+    /// times out is not tried again in this run; its alerts stay pending.
+    #[arg(long = "alert-timeout", value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub alert_timeout: u64,
+
+    /// How long the run may spend delivering alerts, all channels together. What is not
+    /// delivered by then stays pending for the next run.
+    #[arg(long = "delivery-deadline", value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub delivery_deadline: u64,
+
     /// Write metrics for node_exporter's textfile collector to FILE (replaced atomically).
     #[arg(long, value_name = "FILE")]
     pub prometheus: Option<PathBuf>,

@@ -427,6 +427,7 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         inconclusive_after: args.inconclusive_after,
         channels,
         retry: mxprobe::notify::RetryPolicy::default(),
+        delivery_deadline: Duration::from_secs(args.delivery_deadline),
         prometheus: args.prometheus.clone().map(|p| {
             (
                 p,
@@ -524,6 +525,9 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         for failure in &delivery.failed {
             eprintln!("mxprobe: not delivered (kept for the next run): {failure}");
         }
+        for postponed in &delivery.postponed {
+            eprintln!("mxprobe: {postponed}");
+        }
         monitor.finish(OffsetDateTime::now_utc())?;
         if stats.interrupted {
             eprintln!("mxprobe: interrupted; the domains finished so far are recorded");
@@ -555,7 +559,7 @@ fn monitor_channels(
                 WebhookFormatArg::Text => WebhookFormat::Text,
             },
             headers,
-            Duration::from_secs(30),
+            Duration::from_secs(args.alert_timeout),
             verifying_tls(anchors)?,
         )?;
         channels.push(Channel::Webhook(webhook));
@@ -606,7 +610,8 @@ fn monitor_channels(
             args.email.clone(),
             mxprobe::notify::credentials_from_env(std::env::vars())?,
             roots,
-        )?;
+        )?
+        .with_timeout(Duration::from_secs(args.alert_timeout));
         if let Some(name) = hostname {
             email = email.with_hello_name(name);
         }
@@ -616,7 +621,7 @@ fn monitor_channels(
         channels.push(Channel::Exec(Exec::new(
             program.clone(),
             Vec::new(),
-            Duration::from_secs(60),
+            Duration::from_secs(args.alert_timeout),
         )));
     }
     Ok(channels)

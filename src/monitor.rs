@@ -9,16 +9,24 @@
 //! failing channel is retried ([`RetryPolicy`]) and then left pending; it never fails the
 //! run.
 //!
+//! Delivery is bounded in time: the channels are served side by side, each attempt by the
+//! channel's own timeout, and all of them by one deadline per run
+//! ([`MonitorConfig::delivery_deadline`]). A channel that times out is not tried again in
+//! this run; what is not delivered by the deadline stays pending for the next run, so a dead
+//! receiver can neither stretch a run into the next one nor hold back the other channels.
+//!
 //! I/O: the history database (through [`History`]), the channels (through [`Channel`]) and
 //! the textfile (through [`metrics::write_atomically`]).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 use crate::alert::{Alert, DomainStatus, Snapshot};
 use crate::changes::{ChangeOptions, Past, detect};
-use crate::history::{History, HistoryError, RunId};
+use crate::history::{AlertId, History, HistoryError, RunId};
 use crate::metrics::{self, MetricsOptions, RunInfo};
 use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
 use crate::tls::Anchors;
@@ -40,6 +48,9 @@ pub struct MonitorConfig {
     pub channels: Vec<Channel>,
     /// How patiently each delivery is tried within a run.
     pub retry: RetryPolicy,
+    /// How long the run may spend delivering, all channels together; what is not delivered
+    /// by then stays pending.
+    pub delivery_deadline: Duration,
     /// The Prometheus textfile, if one is wanted.
     pub prometheus: Option<(PathBuf, MetricsOptions)>,
 }
@@ -51,6 +62,28 @@ pub struct DeliveryReport {
     pub delivered: usize,
     /// Deliveries that failed this time and stay pending: the channel's target and why.
     pub failed: Vec<String>,
+    /// Deliveries not tried in this run and kept pending, per channel: how many and why
+    /// (the channel timed out, or the deadline came).
+    pub postponed: Vec<String>,
+}
+
+/// What happened to one pending delivery, or to the rest of a channel's.
+enum Outcome {
+    /// An alert was tried.
+    Tried {
+        id: AlertId,
+        channel: &'static str,
+        domain: String,
+        at: OffsetDateTime,
+        result: Result<(), crate::notify::DeliveryError>,
+    },
+    /// The channel's remaining alerts were not tried.
+    Postponed {
+        channel: &'static str,
+        target: String,
+        count: usize,
+        why: String,
+    },
 }
 
 /// A monitoring run in progress.
@@ -133,30 +166,71 @@ impl Monitor {
         Ok(alert)
     }
 
-    /// Delivers every pending alert (of this run and earlier ones) on every channel.
+    /// Delivers the pending alerts (of this run and earlier ones), oldest first, every
+    /// channel side by side, until [`MonitorConfig::delivery_deadline`]. Each outcome is
+    /// recorded as it comes; a channel that times out is left for the next run, and so is
+    /// whatever the deadline leaves untried.
     pub async fn deliver(&mut self) -> Result<DeliveryReport, HistoryError> {
-        let mut report = DeliveryReport::default();
+        let deadline = tokio::time::Instant::now() + self.config.delivery_deadline;
+        let mut work = Vec::new();
         for channel in &self.config.channels {
-            for (id, alert) in self.history.pending(channel.name())? {
-                let at = OffsetDateTime::now_utc();
-                match deliver_with_retry(channel, &alert, &self.config.retry).await {
-                    Ok(()) => {
-                        self.history.mark_delivered(id, channel.name(), at)?;
+            work.push((channel, self.history.pending(channel.name())?));
+        }
+        let (sender, mut outcomes) = mpsc::unbounded_channel();
+        let retry = self.config.retry;
+        let limit = self.config.delivery_deadline;
+        let channels = futures::future::join_all(work.into_iter().map(|(channel, pending)| {
+            deliver_on(channel, pending, retry, deadline, limit, sender.clone())
+        }));
+        // Only the channels' clones remain: the receiver ends when the last channel does.
+        drop(sender);
+        let history = &mut self.history;
+        let record = async move {
+            let mut report = DeliveryReport::default();
+            while let Some(outcome) = outcomes.recv().await {
+                match outcome {
+                    Outcome::Tried {
+                        id,
+                        channel,
+                        at,
+                        result: Ok(()),
+                        ..
+                    } => {
+                        history.mark_delivered(id, channel, at)?;
                         report.delivered += 1;
                     }
-                    Err(e) => {
+                    Outcome::Tried {
+                        id,
+                        channel,
+                        domain,
+                        at,
+                        result: Err(e),
+                    } => {
                         let why = e.to_string();
-                        self.history.mark_failed(id, channel.name(), at, &why)?;
-                        report.failed.push(format!(
-                            "{} alert for {}: {why}",
-                            channel.name(),
-                            alert.domain
-                        ));
+                        history.mark_failed(id, channel, at, &why)?;
+                        report
+                            .failed
+                            .push(format!("{channel} alert for {domain}: {why}"));
                     }
+                    Outcome::Postponed {
+                        channel,
+                        target,
+                        count,
+                        why,
+                    } => report.postponed.push(format!(
+                        "{channel} {target}: {count} more alert(s) not tried in this run ({why}); \
+                         they stay pending for the next run"
+                    )),
                 }
             }
+            Ok::<_, HistoryError>(report)
+        };
+        // The record ends only after the channels do, unless the database fails: then the
+        // deliveries still going are abandoned (they stay pending).
+        match futures::future::select(std::pin::pin!(channels), std::pin::pin!(record)).await {
+            futures::future::Either::Left((_, record)) => record.await,
+            futures::future::Either::Right((report, _abandoned)) => report,
         }
-        Ok(report)
     }
 
     /// Ends the run: records its end and writes the textfile.
@@ -177,6 +251,65 @@ impl Monitor {
         }
         Ok(())
     }
+}
+
+/// Delivers `pending` on `channel` one alert after the other, sending each outcome; stops
+/// at the first timeout or at `deadline` (`limit` after the start), and sends how many were
+/// left untried.
+async fn deliver_on(
+    channel: &Channel,
+    pending: Vec<(AlertId, Alert)>,
+    retry: RetryPolicy,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+) {
+    let total = pending.len();
+    for (done, (id, alert)) in pending.into_iter().enumerate() {
+        if tokio::time::Instant::now() >= deadline {
+            postpone(channel, total - done, deadline_passed(limit), &outcomes);
+            return;
+        }
+        let at = OffsetDateTime::now_utc();
+        let result = deliver_with_retry(channel, &alert, &retry, deadline).await;
+        let timed_out = result.as_ref().is_err_and(|e| e.is_timeout());
+        // The receiver lives as long as any channel: sending cannot fail.
+        let _ = outcomes.send(Outcome::Tried {
+            id,
+            channel: channel.name(),
+            domain: alert.domain.to_string(),
+            at,
+            result,
+        });
+        let rest = total - done - 1;
+        if timed_out && rest > 0 {
+            let why = if tokio::time::Instant::now() >= deadline {
+                deadline_passed(limit)
+            } else {
+                "the channel did not answer in time".to_owned()
+            };
+            postpone(channel, rest, why, &outcomes);
+            return;
+        }
+    }
+}
+
+fn deadline_passed(limit: Duration) -> String {
+    format!("the delivery deadline of {limit:?} for the run passed")
+}
+
+fn postpone(
+    channel: &Channel,
+    count: usize,
+    why: String,
+    outcomes: &mpsc::UnboundedSender<Outcome>,
+) {
+    let _ = outcomes.send(Outcome::Postponed {
+        channel: channel.name(),
+        target: channel.target(),
+        count,
+        why,
+    });
 }
 
 /// Why a run could not be finished.

@@ -211,7 +211,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::notify::test_support::alert;
+    use crate::notify::test_support::{alert, far};
     use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
 
     /// A directory of its own for one test, removed at the end.
@@ -418,7 +418,7 @@ mod tests {
             initial: Duration::from_millis(5),
             max: Duration::from_millis(10),
         };
-        let err = deliver_with_retry(&channel, &alert(), &retry)
+        let err = deliver_with_retry(&channel, &alert(), &retry, far())
             .await
             .unwrap_err();
         assert!(
@@ -432,9 +432,79 @@ mod tests {
 
         std::fs::remove_file(&counter).unwrap();
         retry.attempts = 0;
-        deliver_with_retry(&channel, &alert(), &retry)
+        deliver_with_retry(&channel, &alert(), &retry, far())
             .await
             .unwrap_err();
+        assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\n");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_not_retried_and_the_deadline_bounds_the_retries() {
+        let dir = TempDir::new("deadline");
+        let counter = dir.path("runs.txt");
+        let retry = RetryPolicy {
+            attempts: 3,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+        };
+        // A program that hangs: one attempt, then the timeout ends the delivery.
+        let hang = dir.script("hang.sh", "echo run >> \"$1\"\nexec sleep 30");
+        let channel = Channel::Exec(exec(
+            hang.clone(),
+            std::slice::from_ref(&counter),
+            Duration::from_millis(300),
+        ));
+        let err = deliver_with_retry(&channel, &alert(), &retry, far())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeliveryError::ExecTimeout { .. }), "{err:?}");
+        assert!(err.is_timeout() && !err.is_permanent());
+        assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\n");
+
+        // The deadline comes before the program's own timeout: the attempt is abandoned at
+        // the deadline, and the program is killed with it.
+        std::fs::remove_file(&counter).unwrap();
+        let channel = Channel::Exec(exec(
+            hang,
+            std::slice::from_ref(&counter),
+            Duration::from_secs(30),
+        ));
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+        let err = deliver_with_retry(&channel, &alert(), &retry, deadline)
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(&err, DeliveryError::Deadline { channel: "exec", after, .. }
+                if *after >= Duration::from_millis(300)),
+            "{err:?}"
+        );
+        assert!(err.is_timeout());
+        assert!(
+            err.to_string()
+                .contains(": the run's delivery deadline came "),
+            "{err}"
+        );
+
+        // A failing program whose next pause would end past the deadline: no second run.
+        std::fs::remove_file(&counter).unwrap();
+        let fail = dir.script("fail.sh", "echo run >> \"$1\"\nexit 75");
+        let channel = Channel::Exec(exec(
+            fail,
+            std::slice::from_ref(&counter),
+            Duration::from_secs(10),
+        ));
+        let slow = RetryPolicy {
+            attempts: 3,
+            initial: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let err = deliver_with_retry(&channel, &alert(), &slow, deadline)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeliveryError::ExecFailed { .. }), "{err:?}");
         assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\n");
     }
 
@@ -447,7 +517,7 @@ mod tests {
         ));
         assert_eq!(channel.name(), "exec");
         assert_eq!(channel.target(), "/nonexistent/mxprobe-hook");
-        let err = deliver_with_retry(&channel, &alert(), &RetryPolicy::default())
+        let err = deliver_with_retry(&channel, &alert(), &RetryPolicy::default(), far())
             .await
             .unwrap_err();
         assert!(matches!(err, DeliveryError::ExecSpawn { .. }), "{err:?}");

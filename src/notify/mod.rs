@@ -1,8 +1,10 @@
 //! Delivering [`Alert`]s to people: a [`Channel`] is a webhook ([`Webhook`], HTTP POST of
 //! JSON), an e-mail ([`Email`], SMTP through a relay, STARTTLS by default) or a program
-//! ([`Exec`], the alert JSON on its standard input). [`Channel::deliver`] makes one attempt;
-//! [`deliver_with_retry`] repeats it with exponential back-off ([`RetryPolicy`]) and stops
-//! early when an error cannot go away by itself ([`DeliveryError::is_permanent`]).
+//! ([`Exec`], the alert JSON on its standard input). [`Channel::deliver`] makes one attempt,
+//! bounded by the channel's own timeout; [`deliver_with_retry`] repeats it with exponential
+//! back-off ([`RetryPolicy`]) until a deadline, and stops early when an error cannot go away
+//! by itself ([`DeliveryError::is_permanent`]) or the channel did not answer in time
+//! ([`DeliveryError::is_timeout`]).
 //!
 //! This module does network and process I/O: it connects to the webhook receivers and mail
 //! relays it is configured with and starts the configured programs; nothing else. Which
@@ -120,25 +122,42 @@ impl RetryPolicy {
     }
 }
 
-/// Delivers `alert` through `channel`, retrying as `retry` says. Stops at the first success,
-/// at a permanent error ([`DeliveryError::is_permanent`]: retrying cannot help), or after the
-/// last attempt; the error returned is the last one.
+/// Delivers `alert` through `channel`, retrying as `retry` says, all before `deadline`.
+/// Stops at the first success; at a permanent error ([`DeliveryError::is_permanent`]:
+/// retrying cannot help); at a timeout ([`DeliveryError::is_timeout`]: the channel is not
+/// answering, and another attempt would only wait as long again); when the next pause would
+/// end past the deadline; or after the last attempt. The error returned is the last one; an
+/// attempt still running at the deadline is abandoned with [`DeliveryError::Deadline`].
 pub async fn deliver_with_retry(
     channel: &Channel,
     alert: &Alert,
     retry: &RetryPolicy,
+    deadline: tokio::time::Instant,
 ) -> Result<(), DeliveryError> {
     let attempts = retry.attempts.max(1);
     let mut attempt = 1;
+    let started = tokio::time::Instant::now();
     loop {
-        match channel.deliver(alert).await {
-            Ok(()) => return Ok(()),
-            Err(error) if error.is_permanent() || attempt >= attempts => return Err(error),
-            Err(_) => {
-                tokio::time::sleep(retry.pause_after(attempt)).await;
-                attempt += 1;
+        let error = match tokio::time::timeout_at(deadline, channel.deliver(alert)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(_elapsed) => {
+                return Err(DeliveryError::Deadline {
+                    channel: channel.name(),
+                    target: channel.target(),
+                    after: started.elapsed(),
+                });
             }
+        };
+        if error.is_permanent() || error.is_timeout() || attempt >= attempts {
+            return Err(error);
         }
+        let pause = retry.pause_after(attempt);
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(pause).await;
+        attempt += 1;
     }
 }
 
@@ -256,13 +275,27 @@ pub enum DeliveryError {
         /// The first [`STDERR_LIMIT`] bytes of its standard error, trimmed.
         stderr: String,
     },
-    /// The program was still running at the timeout and was killed.
+    /// The program was still running at the timeout and was killed (with its process group).
     #[error("exec {program}: still running after {timeout:?}, so it was killed")]
     ExecTimeout {
         /// The program's path.
         program: String,
         /// The timeout.
         timeout: Duration,
+    },
+    /// The run's delivery deadline came while this attempt was still going; it was
+    /// abandoned (an `--exec` program killed with its process group).
+    #[error(
+        "{channel} {target}: the run's delivery deadline came {after:.1?} into this delivery, \
+         so it was abandoned"
+    )]
+    Deadline {
+        /// The channel kind.
+        channel: &'static str,
+        /// Where it was going.
+        target: String,
+        /// How long the delivery of this alert had been going.
+        after: Duration,
     },
 }
 
@@ -301,7 +334,7 @@ impl DeliveryError {
     /// The channel kind ([`Channel::name`]).
     pub fn channel(&self) -> &'static str {
         match self {
-            Self::AlertJson { channel, .. } => channel,
+            Self::AlertJson { channel, .. } | Self::Deadline { channel, .. } => channel,
             Self::WebhookStatus { .. }
             | Self::WebhookTimeout { .. }
             | Self::WebhookRequest { .. } => "webhook",
@@ -320,6 +353,7 @@ impl DeliveryError {
     pub fn target(&self) -> &str {
         match self {
             Self::AlertJson { target, .. }
+            | Self::Deadline { target, .. }
             | Self::WebhookStatus { target, .. }
             | Self::WebhookTimeout { target, .. }
             | Self::WebhookRequest { target, .. }
@@ -350,8 +384,21 @@ impl DeliveryError {
             | Self::EmailTimeout { .. }
             | Self::ExecIo { .. }
             | Self::ExecFailed { .. }
-            | Self::ExecTimeout { .. } => false,
+            | Self::ExecTimeout { .. }
+            | Self::Deadline { .. } => false,
         }
+    }
+
+    /// Whether the channel did not answer in time (its own timeout, or the run's deadline):
+    /// the alert stays pending, and the channel is not tried again in this run.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::WebhookTimeout { .. }
+                | Self::EmailTimeout { .. }
+                | Self::ExecTimeout { .. }
+                | Self::Deadline { .. }
+        )
     }
 }
 
@@ -584,6 +631,11 @@ pub(crate) mod test_support {
                 },
             ],
         )
+    }
+
+    /// A delivery deadline no test reaches.
+    pub(crate) fn far() -> tokio::time::Instant {
+        tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
     }
 
     /// A client configuration with the web PKI roots (ring).

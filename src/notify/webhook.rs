@@ -386,7 +386,7 @@ mod tests {
     use tokio::task::JoinHandle;
 
     use super::*;
-    use crate::notify::test_support::{alert, client_tls};
+    use crate::notify::test_support::{alert, client_tls, far};
     use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
 
     /// One request as the receiver saw it.
@@ -596,7 +596,7 @@ mod tests {
     async fn two_500s_then_200_is_delivered_on_the_third_attempt() {
         let receiver = Receiver::start(&[500, 500, 200], "busy").await;
         let channel = Channel::Webhook(webhook(receiver.url("/hook"), WebhookFormat::Json, vec![]));
-        deliver_with_retry(&channel, &alert(), &QUICK)
+        deliver_with_retry(&channel, &alert(), &QUICK, far())
             .await
             .unwrap();
 
@@ -612,7 +612,7 @@ mod tests {
     async fn retries_end_with_the_last_error() {
         let receiver = Receiver::start(&[502, 503], "try later").await;
         let channel = Channel::Webhook(webhook(receiver.url("/hook"), WebhookFormat::Json, vec![]));
-        let err = deliver_with_retry(&channel, &alert(), &QUICK)
+        let err = deliver_with_retry(&channel, &alert(), &QUICK, far())
             .await
             .unwrap_err();
         assert_eq!(receiver.seen().len(), 3);
@@ -639,7 +639,7 @@ mod tests {
         let hook = webhook(url, WebhookFormat::Text, headers);
         let debug = format!("{hook:?}");
         let channel = Channel::Webhook(hook);
-        let err = deliver_with_retry(&channel, &alert(), &QUICK)
+        let err = deliver_with_retry(&channel, &alert(), &QUICK, far())
             .await
             .unwrap_err();
 

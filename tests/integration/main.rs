@@ -43,3 +43,5 @@ mod metrics;
 mod monitor;
 // `mxprobe reports`: ingest real TLS-RPT reports, summarise them, compare with findings.
 mod reports_cli;
+// Hostile and hung alert channels: an endless relay reply, an echoing webhook, hung channels.
+mod delivery_faults;

@@ -156,3 +156,28 @@ impl Drop for LabEnv {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `command` (its program, arguments, environment and directory) run under `prlimit` with
+/// its data segment (heap and private writable mappings, RLIMIT_DATA) limited to `bytes`:
+/// an allocation past the limit fails, and the process aborts instead of growing.
+pub(crate) fn under_memory_limit(
+    command: &std::process::Command,
+    bytes: u64,
+) -> std::process::Command {
+    let mut limited = std::process::Command::new("prlimit");
+    limited
+        .arg(format!("--data={bytes}"))
+        .arg("--")
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => limited.env(name, value),
+            None => limited.env_remove(name),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        limited.current_dir(dir);
+    }
+    limited
+}
