@@ -720,7 +720,8 @@ fn run_reports_ingest(args: ReportsIngestArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("--db {}", args.db.display()))?;
     let (mut stored, mut duplicates, mut skipped) = (0usize, 0usize, 0usize);
     let now = OffsetDateTime::now_utc();
-    for found in ingest(&args.paths) {
+    // Each report is stored (one transaction) as soon as it is read, then dropped.
+    ingest(&args.paths, |found| {
         match found {
             Found::Report(r) => {
                 for quirk in &r.read.quirks {
@@ -736,7 +737,8 @@ fn run_reports_ingest(args: ReportsIngestArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("mxprobe: {}: skipped: {}", s.origin, s.reason);
             }
         }
-    }
+        Ok::<_, mxprobe::history::HistoryError>(())
+    })?;
     writeln!(
         io::stdout().lock(),
         "{stored} report(s) stored, {duplicates} already stored, {skipped} skipped"
@@ -751,17 +753,17 @@ fn run_reports_summary(args: ReportsSummaryArgs) -> anyhow::Result<ExitCode> {
         .map(|d| DomainName::parse(d).with_context(|| format!("--domain {d:?}")))
         .transpose()?;
     let (history, since) = read_history(&args.db, args.since.as_deref())?;
-    let stored = history.reports(domain.as_ref(), since)?;
-    let summary = mxprobe::reports::summary::summarise(&stored, domain.as_ref());
-    let mut out = io::stdout().lock();
-    match args.format {
-        SummaryFormat::Text => mxprobe::reports::summary::write_text(&mut out, &summary)?,
-        SummaryFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &summary)?;
-            writeln!(out)?;
-        }
-        SummaryFormat::Csv => mxprobe::reports::summary::write_csv(&mut out, &summary)?,
-    }
+    use mxprobe::reports::summary::{Format as Summary, summaries, write};
+    let format = match args.format {
+        SummaryFormat::Text => Summary::Text,
+        SummaryFormat::Json => Summary::Json,
+        SummaryFormat::Csv => Summary::Csv,
+    };
+    write(
+        &mut io::stdout().lock(),
+        format,
+        summaries(&history, domain.as_ref(), since),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -769,17 +771,13 @@ fn run_reports_compare(args: ReportsCompareArgs) -> anyhow::Result<ExitCode> {
     let domain =
         DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
     let (history, since) = read_history(&args.db, args.since.as_deref())?;
-    let reports: Vec<_> = history
-        .reports(Some(&domain), since)?
-        .into_iter()
-        .map(|r| r.report)
-        .collect();
+    let reported = mxprobe::reports::compare::reported(&history, &domain, since)?;
     let latest = history
         .recent(&domain, 1)?
         .into_iter()
         .next()
         .map(|(_, s)| s);
-    let comparison = mxprobe::reports::compare::compare(&domain, &reports, latest.as_ref());
+    let comparison = mxprobe::reports::compare::compare(&domain, reported, latest.as_ref());
     let mut out = io::stdout().lock();
     match args.format {
         Format::Text => mxprobe::reports::compare::write_text(&mut out, &comparison)?,

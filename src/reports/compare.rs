@@ -9,9 +9,11 @@
 //!   could not be tested from here; mxprobe did not see that MX or address at all);
 //! - **predicted only**: a failing finding of mxprobe's that no report shows yet.
 //!
-//! Pure: reports and a snapshot in, a [`Comparison`] out.
+//! The reports come in summed by SQLite ([`History::reported_failures`]: per reporter,
+//! policy type, result type, receiving MX and address, the [`FAILURE_LIMIT`] largest), so
+//! that no report is held in memory; from there on this module is pure: sums and a snapshot
+//! in, a [`Comparison`] out.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -23,8 +25,13 @@ use crate::alert::Snapshot;
 use crate::domain::DomainName;
 use crate::evaluate::domain::SessionResult;
 use crate::finding::{Finding, Severity};
+use crate::history::{History, HistoryError, ReportedFailures};
 use crate::tlsrpt::ResultType;
-use crate::tlsrpt::report::Report;
+
+/// How many kinds of reported failure (reporter, policy type, result type, MX, address) a
+/// comparison lists: the largest by sessions. The others are counted, not listed, so that
+/// reports naming millions of addresses give a comparison of bounded size.
+pub const FAILURE_LIMIT: usize = 1000;
 
 /// One kind of failure a reporter saw, summed over its reports: the same reporter, policy
 /// type, result type, receiving MX and address.
@@ -43,7 +50,7 @@ pub struct ReportedFailure {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receiving_ip: Option<IpAddr>,
     /// The failed sessions, summed.
-    pub sessions: u64,
+    pub sessions: u128,
     /// The first and last day (UTC, date-range start) of the reports that show it.
     pub first_day: Date,
     /// See `first_day`.
@@ -76,12 +83,18 @@ pub struct Comparison {
     /// When mxprobe last observed the domain (`None`: never; only reports are shown).
     #[serde(with = "time::serde::rfc3339::option")]
     pub observed_at: Option<OffsetDateTime>,
-    /// How many reports were read, from how many reporters.
-    pub reports: usize,
+    /// How many reports have a policy for the domain.
+    pub reports: u64,
     /// The successful and failed sessions the reports count in all.
-    pub successful_sessions: u64,
+    pub successful_sessions: u128,
     /// See `successful_sessions`.
-    pub failed_sessions: u64,
+    pub failed_sessions: u128,
+    /// Kinds of reported failure past [`FAILURE_LIMIT`], counted but not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unlisted_failures: u64,
+    /// Their failed sessions.
+    #[serde(skip_serializing_if = "is_zero_sessions")]
+    pub unlisted_sessions: u128,
     /// Reported and predicted.
     pub both: Vec<Predicted>,
     /// Reported, not predicted.
@@ -90,54 +103,61 @@ pub struct Comparison {
     pub predicted_only: Vec<Finding>,
 }
 
-/// Compares the failures in `reports` for `domain` with the findings of `latest`.
-pub fn compare(domain: &DomainName, reports: &[Report], latest: Option<&Snapshot>) -> Comparison {
-    let mut failures: BTreeMap<(String, String, String, String, String), ReportedFailure> =
-        BTreeMap::new();
-    let (mut successful, mut failed, mut counted) = (0u64, 0u64, 0usize);
-    for report in reports {
-        let day = report.date_range.start().date();
-        let mut covers = false;
-        for policy in report
-            .policies
-            .iter()
-            .filter(|p| p.policy.policy_domain == *domain)
-        {
-            covers = true;
-            successful += policy.summary.total_successful_session_count;
-            failed += policy.summary.total_failure_session_count;
-            for detail in &policy.failure_details {
-                let key = (
-                    report.organization_name.clone(),
-                    policy.policy.policy_type.as_str().to_owned(),
-                    detail.result_type.as_str().to_owned(),
-                    detail
-                        .receiving_mx_hostname
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    detail
-                        .receiving_ip
-                        .map(|ip| ip.to_string())
-                        .unwrap_or_default(),
-                );
-                let entry = failures.entry(key).or_insert_with(|| ReportedFailure {
-                    reporter: report.organization_name.clone(),
-                    policy_type: policy.policy.policy_type.as_str().to_owned(),
-                    result_type: detail.result_type.as_str().to_owned(),
-                    receiving_mx: detail.receiving_mx_hostname.clone(),
-                    receiving_ip: detail.receiving_ip,
-                    sessions: 0,
-                    first_day: day,
-                    last_day: day,
-                });
-                entry.sessions += detail.failed_session_count;
-                entry.first_day = entry.first_day.min(day);
-                entry.last_day = entry.last_day.max(day);
-            }
-        }
-        counted += usize::from(covers);
-    }
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_sessions(n: &u128) -> bool {
+    *n == 0
+}
+
+/// The reports for `domain` stored in `history` (those whose date range ends at or after
+/// `since`), summed for [`compare`].
+pub fn reported(
+    history: &History,
+    domain: &DomainName,
+    since: Option<OffsetDateTime>,
+) -> Result<ReportedFailures, HistoryError> {
+    history.reported_failures(domain, since, FAILURE_LIMIT)
+}
+
+/// Compares the failures the reports for `domain` show ([`reported`]) with the findings of
+/// `latest`.
+pub fn compare(
+    domain: &DomainName,
+    reported: ReportedFailures,
+    latest: Option<&Snapshot>,
+) -> Comparison {
+    let mut failures: Vec<ReportedFailure> = reported
+        .failures
+        .into_iter()
+        .map(|f| ReportedFailure {
+            reporter: f.reporter,
+            policy_type: f.policy_type,
+            result_type: f.result_type,
+            receiving_mx: f.receiving_mx,
+            receiving_ip: f.receiving_ip,
+            sessions: f.sessions,
+            first_day: f.first_day,
+            last_day: f.last_day,
+        })
+        .collect();
+    // Listed by reporter, policy type, result type, MX and address.
+    failures.sort_by(|a, b| {
+        let key = |f: &ReportedFailure| {
+            (
+                f.reporter.clone(),
+                f.policy_type.clone(),
+                f.result_type.clone(),
+                f.receiving_mx
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                f.receiving_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
 
     let failing: Vec<&Finding> = latest
         .map(|s| {
@@ -154,7 +174,7 @@ pub fn compare(domain: &DomainName, reports: &[Report], latest: Option<&Snapshot
     let mut explained = vec![false; failing.len()];
     let mut both = Vec::new();
     let mut reports_only = Vec::new();
-    for reported in failures.into_values() {
+    for reported in failures {
         let matching: Vec<usize> = failing
             .iter()
             .enumerate()
@@ -196,9 +216,11 @@ pub fn compare(domain: &DomainName, reports: &[Report], latest: Option<&Snapshot
     Comparison {
         domain: domain.clone(),
         observed_at: latest.map(|s| s.facts.observed_at),
-        reports: counted,
-        successful_sessions: successful,
-        failed_sessions: failed,
+        reports: reported.reports,
+        successful_sessions: reported.successful,
+        failed_sessions: reported.failed,
+        unlisted_failures: reported.unlisted.0,
+        unlisted_sessions: reported.unlisted.1,
         both,
         reports_only,
         predicted_only,
@@ -357,6 +379,14 @@ pub fn write_text(out: &mut impl Write, c: &Comparison) -> io::Result<()> {
             p.findings.join(", ")
         )?;
     }
+    if c.unlisted_failures > 0 {
+        writeln!(
+            out,
+            "\n{} more kind(s) of reported failure ({} session(s)) are not listed: only the \
+             {FAILURE_LIMIT} largest are compared",
+            c.unlisted_failures, c.unlisted_sessions
+        )?;
+    }
     writeln!(out, "\nReported only ({}):", c.reports_only.len())?;
     for u in &c.reports_only {
         let r = &u.reported;
@@ -386,8 +416,19 @@ pub fn write_text(out: &mut impl Write, c: &Comparison) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlsrpt::report::read_report;
+    use crate::history::test_support::TempHistory;
+    use crate::tlsrpt::report::{Report, read_report};
     use serde_json::json;
+
+    /// [`compare`] of `reports` once stored in a history.
+    fn compared(domain: &DomainName, reports: &[Report], latest: Option<&Snapshot>) -> Comparison {
+        let stored = TempHistory::with_reports("compare", reports);
+        compare(
+            domain,
+            reported(&stored.history, domain, None).unwrap(),
+            latest,
+        )
+    }
 
     fn report(org: &str, id: &str, day: &str, details: serde_json::Value) -> Report {
         let doc = json!({
@@ -487,7 +528,7 @@ mod tests {
                 ]),
             ),
         ];
-        let c = compare(&domain, &reports, Some(&snapshot()));
+        let c = compared(&domain, &reports, Some(&snapshot()));
         assert_eq!(c.reports, 2);
         assert_eq!((c.successful_sessions, c.failed_sessions), (200, 26));
         // Both: mx1's expired certificate, 20 sessions over two days.
@@ -557,7 +598,7 @@ mod tests {
                 4
             )]),
         )];
-        let c = compare(&domain, &reports, None);
+        let c = compared(&domain, &reports, None);
         assert!(c.both.is_empty() && c.predicted_only.is_empty());
         assert_eq!(c.reports_only.len(), 1);
         assert!(
@@ -567,7 +608,7 @@ mod tests {
         );
         assert_eq!(c.observed_at, None);
         // Reports for other domains do not count.
-        let c = compare(&other, &reports, None);
+        let c = compared(&other, &reports, None);
         assert_eq!((c.reports, c.failed_sessions), (0, 0));
         assert!(c.reports_only.is_empty());
     }
@@ -593,7 +634,7 @@ mod tests {
                 5
             )]),
         )];
-        let c = compare(&domain, &reports, Some(&snap));
+        let c = compared(&domain, &reports, Some(&snap));
         assert_eq!(c.both.len(), 1);
         assert_eq!(c.both[0].findings, ["sts.fetch.failed"]);
         assert!(c.reports_only.is_empty() && c.predicted_only.is_empty());

@@ -4,11 +4,12 @@
 //!
 //! This module reads the file system (the only I/O it does) and decodes what it finds: MIME
 //! and the mbox format with `mail-parser`, gzip with `flate2`, the report JSON with the
-//! tolerant reader of [`crate::tlsrpt::report`]. It writes nothing and keeps nothing;
-//! `mxprobe reports ingest` stores what it returns. One unreadable file, message or
-//! attachment is a [`Skipped`] entry naming where it was and why, never an abort of the
-//! others, and every read is bounded ([`MAX_FILE_BYTES`] per file, [`MAX_REPORT_BYTES`] per
-//! decompressed report).
+//! tolerant reader of [`crate::tlsrpt::report`]. It writes nothing and keeps nothing: each
+//! report is handed to the caller as soon as it is decoded (`mxprobe reports ingest` stores
+//! it at once), so that memory holds one file and one decompressed report at a time however
+//! many there are. One unreadable file, message or attachment is a [`Skipped`] entry naming
+//! where it was and why, never an abort of the others, and every read is bounded
+//! ([`MAX_FILE_BYTES`] per file, [`MAX_REPORT_BYTES`] per decompressed report).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -205,8 +206,10 @@ enum Content {
     Read(#[from] ReadError),
 }
 
-/// Every report under `paths`, in a deterministic order: the paths as given; within a
-/// directory, its entries sorted by name; within an mbox file or a mail, file order.
+/// Every report under `paths`, handed to `each` as soon as it is read (and dropped
+/// afterwards), in a deterministic order: the paths as given; within a directory, its
+/// entries sorted by name; within an mbox file or a mail, file order. The first error
+/// `each` returns ends the walk and is returned.
 ///
 /// A path may be:
 /// - a report file: `.json`, or `.json.gz` / `.gz` (gzip, RFC 8460 §5.2);
@@ -224,15 +227,19 @@ enum Content {
 /// `.xml.gz`, `.zip`); anything else is [`Skipped`] with the kinds expected. Nothing here
 /// is fatal: an unreadable path, message or attachment is one [`Found::Skipped`] among the
 /// others.
-pub fn ingest(paths: &[PathBuf]) -> Vec<Found> {
+pub fn ingest<E>(paths: &[PathBuf], mut each: impl FnMut(Found) -> Result<(), E>) -> Result<(), E> {
     let mut walk = Walk {
-        found: Vec::new(),
+        each: &mut each,
+        stopped: None,
         visited: HashSet::new(),
     };
     for path in paths {
+        if walk.stopped.is_some() {
+            break;
+        }
         walk.path(path);
     }
-    walk.found
+    walk.stopped.map_or(Ok(()), Err)
 }
 
 /// The reports in one e-mail message (RFC 8460 §5.3), decoded, in part order: every
@@ -243,30 +250,30 @@ pub fn ingest(paths: &[PathBuf]) -> Vec<Found> {
 /// searched too.
 ///
 /// A message without such a part gives one [`Skipped`]; each part that cannot be decoded
-/// gives one [`Skipped`] naming the part, beside the reports of the others.
-pub fn reports_in_message(raw: &[u8], origin: &Origin) -> Vec<Found> {
+/// gives one [`Skipped`] naming the part, beside the reports of the others. Each outcome is
+/// handed to `each` as soon as its part is decoded.
+pub fn reports_in_message(raw: &[u8], origin: &Origin, each: &mut dyn FnMut(Found)) {
     let parsed = MessageParser::new().parse(raw);
-    reports_in_parsed(parsed.as_ref(), origin)
+    reports_in_parsed(parsed.as_ref(), origin, each);
 }
 
 /// [`reports_in_message`] for a message already parsed (`None`: no header section).
-fn reports_in_parsed(message: Option<&Message<'_>>, origin: &Origin) -> Vec<Found> {
+fn reports_in_parsed(message: Option<&Message<'_>>, origin: &Origin, each: &mut dyn FnMut(Found)) {
     let Some(message) = message else {
-        return vec![skipped(origin, &Problem::NotMail)];
+        return each(skipped(origin, &Problem::NotMail));
     };
-    let mut found = Vec::new();
-    collect_parts(message, origin, &mut found);
-    if found.is_empty() {
-        found.push(skipped(origin, &Problem::NoReportPart));
+    if collect_parts(message, origin, each) == 0 {
+        each(skipped(origin, &Problem::NoReportPart));
     }
-    found
 }
 
-/// Adds the outcome of every report part of `message` (and of messages nested in it).
-fn collect_parts(message: &Message<'_>, origin: &Origin, found: &mut Vec<Found>) {
+/// Hands on the outcome of every report part of `message` (and of messages nested in it);
+/// returns how many there were.
+fn collect_parts(message: &Message<'_>, origin: &Origin, each: &mut dyn FnMut(Found)) -> usize {
+    let mut count = 0;
     for part in &message.parts {
         if let PartType::Message(nested) = &part.body {
-            collect_parts(nested, origin, found);
+            count += collect_parts(nested, origin, each);
             continue;
         }
         let Some(kind) = report_part(part) else {
@@ -284,7 +291,8 @@ fn collect_parts(message: &Message<'_>, origin: &Origin, found: &mut Vec<Found>)
         } else {
             decode(part.contents(), kind.gzip_declared)
         };
-        found.push(match outcome {
+        count += 1;
+        each(match outcome {
             Ok((read, json)) => Found::Report(Ingested {
                 origin: origin.clone(),
                 read,
@@ -299,6 +307,7 @@ fn collect_parts(message: &Message<'_>, origin: &Origin, found: &mut Vec<Found>)
             ),
         });
     }
+    count
 }
 
 /// A mail part that carries a report: how to describe it, and whether it says it is gzip.
@@ -527,14 +536,30 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, Problem> {
 }
 
 /// The state of one [`ingest`] call.
-struct Walk {
-    /// The outcomes so far, in order.
-    found: Vec<Found>,
+struct Walk<'a, E> {
+    /// Where each outcome goes.
+    each: &'a mut dyn FnMut(Found) -> Result<(), E>,
+    /// The error that ended the walk.
+    stopped: Option<E>,
     /// Directories already read (canonical paths), so a symbolic link loop ends.
     visited: HashSet<PathBuf>,
 }
 
-impl Walk {
+impl<E> Walk<'_, E> {
+    /// Hands on one outcome, unless the walk has stopped.
+    fn emit(&mut self, found: Found) {
+        if self.stopped.is_none()
+            && let Err(e) = (self.each)(found)
+        {
+            self.stopped = Some(e);
+        }
+    }
+
+    /// The outcomes of one message.
+    fn message(&mut self, bytes: &[u8], origin: &Origin) {
+        reports_in_message(bytes, origin, &mut |found| self.emit(found));
+    }
+
     /// One path given or met in a walk: a file or a directory.
     fn path(&mut self, path: &Path) {
         match fs::metadata(path) {
@@ -561,11 +586,17 @@ impl Walk {
                     continue;
                 };
                 for entry in entries {
+                    if self.stopped.is_some() {
+                        return;
+                    }
                     self.maildir_message(&entry);
                 }
             }
         } else if let Some(entries) = self.entries(path) {
             for entry in entries {
+                if self.stopped.is_some() {
+                    return;
+                }
                 self.path(&entry);
             }
         }
@@ -598,9 +629,7 @@ impl Walk {
             Err(source) => self.skip(path, &Problem::Unreadable { source }),
             Ok(meta) if !meta.is_file() => self.skip(path, &Problem::NotAFile),
             Ok(_) => match read_bounded(path) {
-                Ok(bytes) => self
-                    .found
-                    .extend(reports_in_message(&bytes, &Origin::file(path))),
+                Ok(bytes) => self.message(&bytes, &Origin::file(path)),
                 Err(problem) => self.skip(path, &problem),
             },
         }
@@ -615,12 +644,15 @@ impl Walk {
         let origin = Origin::file(path);
         match classify(path, &bytes) {
             FileKind::Mbox => self.mbox(path, &bytes),
-            FileKind::Message => self.found.extend(reports_in_message(&bytes, &origin)),
+            FileKind::Message => self.message(&bytes, &origin),
             FileKind::Report { gzip_declared } => {
-                self.found.push(match decode(&bytes, gzip_declared) {
+                let found = match decode(&bytes, gzip_declared) {
                     Ok((read, json)) => Found::Report(Ingested { origin, read, json }),
                     Err(content) => skipped(&origin, &Problem::Content(Box::new(content))),
-                });
+                };
+                // The file's bytes go before the report is handed on.
+                drop(bytes);
+                self.emit(found);
             }
             FileKind::Empty => self.skip(path, &Problem::Empty),
             FileKind::Unrecognised => self.skip(path, &Problem::Unrecognised),
@@ -631,6 +663,9 @@ impl Walk {
     fn mbox(&mut self, path: &Path, bytes: &[u8]) {
         let parser = MessageParser::new();
         for (index, message) in MessageIterator::new(bytes).enumerate() {
+            if self.stopped.is_some() {
+                return;
+            }
             let number = index + 1;
             let message = match message {
                 Ok(message) => message,
@@ -641,8 +676,7 @@ impl Walk {
                         path: path.to_owned(),
                         message: Some(number.to_string()),
                     };
-                    self.found
-                        .push(skipped(&origin, &Problem::Unreadable { source }));
+                    self.emit(skipped(&origin, &Problem::Unreadable { source }));
                     return;
                 }
             };
@@ -655,14 +689,13 @@ impl Walk {
                 path: path.to_owned(),
                 message: Some(label),
             };
-            self.found
-                .extend(reports_in_parsed(parsed.as_ref(), &origin));
+            reports_in_parsed(parsed.as_ref(), &origin, &mut |found| self.emit(found));
         }
     }
 
     /// Records a [`Skipped`] for a whole file or directory.
     fn skip(&mut self, path: &Path, problem: &Problem) {
-        self.found.push(skipped(&Origin::file(path), problem));
+        self.emit(skipped(&Origin::file(path), problem));
     }
 }
 
@@ -678,6 +711,24 @@ mod tests {
     use flate2::write::GzEncoder;
 
     use super::*;
+
+    /// Every outcome of [`ingest`], collected.
+    fn ingest_all(paths: &[PathBuf]) -> Vec<Found> {
+        let mut found = Vec::new();
+        ingest(paths, |f| {
+            found.push(f);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        found
+    }
+
+    /// Every outcome of [`reports_in_message`], collected.
+    fn message_reports(raw: &[u8], origin: &Origin) -> Vec<Found> {
+        let mut found = Vec::new();
+        reports_in_message(raw, origin, &mut |f| found.push(f));
+        found
+    }
 
     /// A directory under the system temp dir, removed when dropped.
     struct TempDir(PathBuf);
@@ -804,7 +855,7 @@ mod tests {
 
     #[test]
     fn every_fixture_report_ingests() {
-        let found = ingest(&[fixtures()]);
+        let found = ingest_all(&[fixtures()]);
         assert_eq!(
             outline(&found, &fixtures()),
             vec![
@@ -831,7 +882,7 @@ mod tests {
         };
         assert_eq!(mail_ru.json, fixture("parsedmarc/mail.ru.json"));
         // The same call gives the same list.
-        assert_eq!(ingest(&[fixtures()]), found);
+        assert_eq!(ingest_all(&[fixtures()]), found);
     }
 
     #[test]
@@ -842,7 +893,7 @@ mod tests {
             (GOOGLE_EML, GOOGLE_JSON, GOOGLE_IDS),
         ] {
             let origin = Origin::file(eml);
-            let ingested = only_report(reports_in_message(&fixture(eml), &origin));
+            let ingested = only_report(message_reports(&fixture(eml), &origin));
             let extracted = fixture(json);
             assert_eq!(ingested.origin, origin, "{eml}");
             assert_eq!(ingested.json, extracted, "{eml}: the gunzipped attachment");
@@ -865,7 +916,7 @@ mod tests {
         dir.write("c.json", &gzip(&json)); // gzip under a .json name: the magic decides
         dir.write("d-report", &gzip(&json)); // no known extension: sniffed
         dir.write("e.gz", &json); // plain JSON under a .gz name: tolerated
-        let found = ingest(std::slice::from_ref(&dir.0));
+        let found = ingest_all(std::slice::from_ref(&dir.0));
         assert_eq!(
             outline(&found, &dir.0),
             ["a.json.gz", "b.GZ", "c.json", "d-report", "e.gz"]
@@ -894,7 +945,7 @@ mod tests {
         // Deliveries in progress and index files are not messages.
         dir.write("Maildir/tmp/1663330500.M5P1.mx", &fixture(EXAMPLE_EML));
         dir.write("Maildir/dovecot-uidlist", b"3 V1663330000 N5\n");
-        let found = ingest(std::slice::from_ref(&maildir));
+        let found = ingest_all(std::slice::from_ref(&maildir));
         assert_eq!(
             outline(&found, &maildir),
             vec![
@@ -908,7 +959,7 @@ mod tests {
         );
         // A Maildir met while walking a directory is read the same way.
         assert_eq!(
-            outline(&ingest(std::slice::from_ref(&dir.0)), &maildir),
+            outline(&ingest_all(std::slice::from_ref(&dir.0)), &maildir),
             outline(&found, &maildir)
         );
     }
@@ -926,7 +977,7 @@ mod tests {
             "inbox",
             &mboxrd(&[&example, NOTE_EML.as_bytes(), &microsoft, &google]),
         );
-        let found = ingest(std::slice::from_ref(&path));
+        let found = ingest_all(std::slice::from_ref(&path));
         assert_eq!(
             outline(&found, &dir.0),
             vec![
@@ -951,7 +1002,7 @@ mod tests {
         unescaped.extend_from_slice(b"From tlsrpt@example.com Thu Sep 15 12:10:00 2022\n");
         unescaped.extend_from_slice(NOTE_EML.as_bytes());
         let path = dir.write("unescaped.mbox", &unescaped);
-        assert_eq!(ingest(&[path]).len(), 3);
+        assert_eq!(ingest_all(&[path]).len(), 3);
     }
 
     #[test]
@@ -1009,7 +1060,7 @@ mod tests {
         dir.write("8-empty.dat", b"");
         dir.write("9-dmarc.xml.gz", &gzip(b"<feedback/>"));
         dir.write(".hidden.json", b"not JSON");
-        let found = ingest(std::slice::from_ref(&dir.0));
+        let found = ingest_all(std::slice::from_ref(&dir.0));
         let outline = outline(&found, &dir.0);
         // Where the cause ends in a library's own words (JSON and gzip errors), only the
         // start, which is ours, is compared.
@@ -1094,7 +1145,7 @@ mod tests {
             )
         );
         // A hidden file is passed over in a walk but read when named.
-        let hidden = ingest(&[dir.0.join(".hidden.json")]);
+        let hidden = ingest_all(&[dir.0.join(".hidden.json")]);
         assert!(
             matches!(&hidden[..], [Found::Skipped(s)] if s.reason.starts_with("the report is not valid JSON (line 1, column 2)")),
             "{hidden:?}"
@@ -1124,7 +1175,7 @@ mod tests {
             base64_lines(&gzip(b"<feedback/>")),
             example,
         );
-        let found = reports_in_message(raw.as_bytes(), &Origin::file("fwd.eml"));
+        let found = message_reports(raw.as_bytes(), &Origin::file("fwd.eml"));
         assert_eq!(
             outline(&found, Path::new("")),
             vec![
@@ -1152,13 +1203,13 @@ mod tests {
         };
         let origin = Origin::file("r.eml");
         // RFC 8460 §5.3 allows the report uncompressed as application/tlsrpt+json.
-        let read = only_report(reports_in_message(
+        let read = only_report(message_reports(
             message("application/tlsrpt+json", json.trim_end()).as_bytes(),
             &origin,
         ));
         assert_eq!(read.read.report.organization_name, "Company-X");
         // Declared gzip, sent as plain JSON: tolerated.
-        let read = only_report(reports_in_message(
+        let read = only_report(message_reports(
             message("application/tlsrpt+gzip", json.trim_end()).as_bytes(),
             &origin,
         ));
@@ -1169,7 +1220,7 @@ mod tests {
         // Declared gzip, neither gzip nor JSON.
         assert_eq!(
             outline(
-                &reports_in_message(
+                &message_reports(
                     message("application/tlsrpt+gzip", "garbage").as_bytes(),
                     &origin
                 ),
@@ -1185,7 +1236,7 @@ mod tests {
 
     #[test]
     fn bytes_without_a_header_are_not_mail() {
-        let found = reports_in_message(b"", &Origin::file("x.eml"));
+        let found = message_reports(b"", &Origin::file("x.eml"));
         assert_eq!(
             outline(&found, Path::new("")),
             vec!["x.eml → SKIP is not an e-mail message: it has no header fields (RFC 5322 §2.2)"]
@@ -1201,7 +1252,7 @@ mod tests {
             .set_len(MAX_FILE_BYTES + 1)
             .unwrap();
         assert_eq!(
-            outline(&ingest(&[path]), &dir.0),
+            outline(&ingest_all(&[path]), &dir.0),
             vec![
                 "huge.json → SKIP the file is 33554433 bytes, over the 33554432-byte limit for \
                  one report file, mail or mbox file; split the mailbox or save the report \
@@ -1216,7 +1267,7 @@ mod tests {
         dir.write("a/r.json", &fixture("parsedmarc/rfc8460.json"));
         std::os::unix::fs::symlink(&dir.0, dir.0.join("a/loop")).unwrap();
         let missing = dir.0.join("missing.json");
-        let found = ingest(&[missing, dir.0.clone()]);
+        let found = ingest_all(&[missing, dir.0.clone()]);
         assert_eq!(
             outline(&found, &dir.0),
             vec![

@@ -4,8 +4,13 @@
 //! ([`write_text`]) or as CSV for spreadsheets ([`write_csv`]). The [`ReportSummary`] itself
 //! serializes as JSON.
 //!
-//! Pure: the reports come in as [`StoredReport`]s (from [`crate::history::History::reports`]),
-//! the writers take any `impl Write`, and no clock is read.
+//! The sums are made by SQLite ([`History::policy_sums`], [`History::failure_sums`]) over
+//! the rows stored with each report, one policy domain at a time ([`summaries`]), so that
+//! neither the reports nor the whole summary are ever held in memory: what is held is one
+//! domain's reporters, days and at most [`BREAKDOWN_LIMIT`] entries per breakdown. Sums are
+//! 128-bit: no report, however large its counts, makes a total wrap or saturate. Apart from
+//! reading the history this module is pure: the writers take any `impl Write`, and no clock
+//! is read.
 //!
 //! Two sources of counts are kept apart, because real reports do not always agree with
 //! themselves: `successful` and `failed` are the senders' `summary` totals (RFC 8460 §4.4
@@ -13,25 +18,37 @@
 //! up the `failed-session-count` of each `failure-details` entry. Mail.ru, for one, reports
 //! one failed session in its summary and two in its details.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Write};
 
 use serde::{Serialize, Serializer};
-use time::Date;
 use time::macros::format_description;
+use time::{Date, OffsetDateTime};
 
 use crate::domain::DomainName;
-use crate::history::StoredReport;
-use crate::tlsrpt::report::{FailureDetail, PolicyReport};
+use crate::history::{
+    BreakdownKey, FailureKey, FailureSums, History, HistoryError, PolicySums, SumScope,
+    add_sessions,
+};
 
 /// The breakdown key of a failure-details entry that leaves the field out (policy-level
 /// failures such as `sts-policy-fetch-error` have no MX and no receiving IP).
 pub const NOT_GIVEN: &str = "(not given)";
 
+/// How many entries each breakdown keeps (by result type, receiving MX, receiving IP,
+/// sending IP; for a domain, a reporter or a day): the largest. The others are summed in one
+/// `(N others)` entry, so that reports with millions of distinct addresses give a summary of
+/// bounded size.
+pub const BREAKDOWN_LIMIT: usize = 1000;
+
 /// How many entries of each breakdown [`write_text`] lists; the rest are counted in one
-/// line. The JSON and CSV forms keep every entry.
+/// line. The JSON form keeps up to [`BREAKDOWN_LIMIT`].
 const TEXT_TOP: usize = 10;
+
+/// How many policy domains are read from the history at a time.
+const DOMAIN_PAGE: usize = 256;
 
 /// The summary of a set of reports: one entry per policy domain, in name order.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -59,7 +76,7 @@ pub struct ReporterSummary {
     /// The reporter's `organization-name`, as written.
     pub reporter: String,
     /// How many of its reports have a policy for the domain.
-    pub reports: u32,
+    pub reports: u64,
     /// The sessions of those policies.
     pub counts: Counts,
     /// The `policy-type`s it applied (`no-policy-found`, `sts`, `tlsa`), in name order.
@@ -72,20 +89,20 @@ pub struct ReporterSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Counts {
     /// The sum of `total-successful-session-count`.
-    pub successful: u64,
+    pub successful: u128,
     /// The sum of `total-failure-session-count`.
-    pub failed: u64,
+    pub failed: u128,
     /// `failed-session-count` of the failure details, by `result-type`.
-    pub by_result_type: BTreeMap<String, u64>,
+    pub by_result_type: BTreeMap<String, u128>,
     /// `failed-session-count` of the failure details, by `receiving-mx-hostname`
     /// ([`NOT_GIVEN`] when absent).
-    pub by_receiving_mx: BTreeMap<String, u64>,
+    pub by_receiving_mx: BTreeMap<String, u128>,
     /// `failed-session-count` of the failure details, by `receiving-ip` ([`NOT_GIVEN`] when
     /// absent).
-    pub by_receiving_ip: BTreeMap<String, u64>,
+    pub by_receiving_ip: BTreeMap<String, u128>,
     /// `failed-session-count` of the failure details, by `sending-mta-ip` ([`NOT_GIVEN`]
     /// when absent).
-    pub by_sending_ip: BTreeMap<String, u64>,
+    pub by_sending_ip: BTreeMap<String, u128>,
 }
 
 /// The reports of one day: those whose `date-range` starts on that UTC day.
@@ -95,165 +112,252 @@ pub struct DaySummary {
     #[serde(serialize_with = "iso_date")]
     pub day: Date,
     /// How many reports.
-    pub reports: u32,
+    pub reports: u64,
     /// The `policy-type`s applied, in name order.
     pub policy_types: Vec<String>,
     /// The sum of `total-successful-session-count`.
-    pub successful: u64,
+    pub successful: u128,
     /// The sum of `total-failure-session-count`.
-    pub failed: u64,
+    pub failed: u128,
     /// `failed-session-count` of the failure details, by `result-type`.
-    pub by_result_type: BTreeMap<String, u64>,
+    pub by_result_type: BTreeMap<String, u128>,
 }
 
-/// Summarises the policies of `reports` for `domain` (every policy domain when `None`).
-/// A report counts once for a domain even when it has several policies for it.
-pub fn summarise(reports: &[StoredReport], domain: Option<&DomainName>) -> ReportSummary {
-    let mut domains: BTreeMap<&DomainName, DomainTally<'_>> = BTreeMap::new();
-    for (index, stored) in reports.iter().enumerate() {
-        let report = &stored.report;
-        let day = report.date_range.start().date();
-        for policy in &report.policies {
-            let policy_domain = &policy.policy.policy_domain;
-            if domain.is_some_and(|wanted| wanted != policy_domain) {
-                continue;
+/// The summaries of the stored reports whose date range ends at or after `since`: of
+/// `domain` alone, or of every policy domain in name order, one at a time.
+pub fn summaries<'h>(
+    history: &'h History,
+    domain: Option<&DomainName>,
+    since: Option<OffsetDateTime>,
+) -> Summaries<'h> {
+    Summaries {
+        history,
+        since,
+        page: domain.cloned().into_iter().collect(),
+        after: None,
+        paging: domain.is_none(),
+    }
+}
+
+/// The summaries [`summaries`] gives, each computed when it is asked for.
+#[derive(Debug)]
+pub struct Summaries<'h> {
+    history: &'h History,
+    since: Option<OffsetDateTime>,
+    /// The domains read but not summarised yet.
+    page: VecDeque<DomainName>,
+    /// The last domain read, where the next page starts.
+    after: Option<DomainName>,
+    /// Whether more domains are to be read from the history.
+    paging: bool,
+}
+
+impl Iterator for Summaries<'_> {
+    type Item = Result<DomainSummary, HistoryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(domain) = self.page.pop_front() {
+                match summarise(self.history, &domain, self.since) {
+                    Ok(Some(summary)) => return Some(Ok(summary)),
+                    Ok(None) => continue,
+                    Err(e) => return Some(Err(e)),
+                }
             }
-            let tally = domains.entry(policy_domain).or_default();
-            tally.total.add(index, policy);
-            tally.days.entry(day).or_default().add(index, policy);
-            let reporter = tally
-                .reporters
-                .entry(report.organization_name.as_str())
-                .or_default();
-            reporter.all.add(index, policy);
-            reporter.days.entry(day).or_default().add(index, policy);
+            if !self.paging {
+                return None;
+            }
+            match self
+                .history
+                .report_domains(self.after.as_ref(), self.since, DOMAIN_PAGE)
+            {
+                Ok(page) => {
+                    self.paging = page.len() == DOMAIN_PAGE;
+                    self.after = page.last().cloned();
+                    if page.is_empty() {
+                        return None;
+                    }
+                    self.page = page.into();
+                }
+                Err(e) => {
+                    self.paging = false;
+                    return Some(Err(e));
+                }
+            }
         }
     }
-    ReportSummary {
-        domains: domains
+}
+
+/// Every summary of [`summaries`], collected (for small histories and tests).
+pub fn summary(
+    history: &History,
+    domain: Option<&DomainName>,
+    since: Option<OffsetDateTime>,
+) -> Result<ReportSummary, HistoryError> {
+    Ok(ReportSummary {
+        domains: summaries(history, domain, since).collect::<Result<_, _>>()?,
+    })
+}
+
+/// The summary of `domain` (`None` when no report has a policy for it). A report counts
+/// once for a domain even when it has several policies for it.
+pub fn summarise(
+    history: &History,
+    domain: &DomainName,
+    since: Option<OffsetDateTime>,
+) -> Result<Option<DomainSummary>, HistoryError> {
+    let policies = history.policy_sums(domain, since)?;
+    if policies.is_empty() {
+        return Ok(None);
+    }
+    let sums = |key, reporter, day| {
+        history.failure_sums(
+            domain,
+            since,
+            key,
+            SumScope { reporter, day },
+            BREAKDOWN_LIMIT,
+        )
+    };
+    let successful = || format!("the successful sessions of {domain}");
+    let failed = || format!("the failed sessions of {domain}");
+
+    // Per reporter and day, then per reporter, per day and in all.
+    let mut by_reporter_day: BTreeMap<(Option<String>, Option<Date>), BTreeMap<String, u128>> =
+        sums(FailureKey::ResultType, true, true)?
             .into_iter()
-            .map(|(policy_domain, tally)| DomainSummary {
-                policy_domain: policy_domain.clone(),
-                reporters: tally
-                    .reporters
-                    .into_iter()
-                    .map(|(name, reporter)| ReporterSummary {
-                        reporter: name.to_owned(),
-                        reports: reporter.all.report_count(),
-                        policy_types: reporter.all.policy_type_names(),
-                        counts: reporter.all.counts,
-                        days: day_summaries(reporter.days),
-                    })
-                    .collect(),
-                total: tally.total.counts,
-                days: day_summaries(tally.days),
-            })
-            .collect(),
-    }
-}
-
-/// One domain's policies while they are added up.
-#[derive(Default)]
-struct DomainTally<'a> {
-    total: Tally,
-    days: BTreeMap<Date, Tally>,
-    reporters: BTreeMap<&'a str, ReporterTally>,
-}
-
-/// One reporter's policies for one domain while they are added up.
-#[derive(Default)]
-struct ReporterTally {
-    all: Tally,
-    days: BTreeMap<Date, Tally>,
-}
-
-/// Policies added up: which reports (by index) they came from, their types and sessions.
-#[derive(Default)]
-struct Tally {
-    reports: BTreeSet<usize>,
-    policy_types: BTreeSet<&'static str>,
-    counts: Counts,
-}
-
-impl Tally {
-    fn add(&mut self, report: usize, policy: &PolicyReport) {
-        self.reports.insert(report);
-        self.policy_types.insert(policy.policy.policy_type.as_str());
-        self.counts.add(policy);
+            .map(entries)
+            .collect();
+    let mut by_day: BTreeMap<(Option<String>, Option<Date>), BTreeMap<String, u128>> =
+        sums(FailureKey::ResultType, false, true)?
+            .into_iter()
+            .map(entries)
+            .collect();
+    let mut per_reporter: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut total = Counts::default();
+    for key in [
+        FailureKey::ResultType,
+        FailureKey::ReceivingMx,
+        FailureKey::ReceivingIp,
+        FailureKey::SendingIp,
+    ] {
+        for group in sums(key, true, false)? {
+            let ((reporter, _), map) = entries(group);
+            *per_reporter
+                .entry(reporter.unwrap_or_default())
+                .or_default()
+                .breakdown(key) = map;
+        }
+        if let Some(group) = sums(key, false, false)?.into_iter().next() {
+            *total.breakdown(key) = entries(group).1;
+        }
     }
 
-    fn report_count(&self) -> u32 {
-        u32::try_from(self.reports.len()).unwrap_or(u32::MAX)
+    let mut reporters: Vec<ReporterSummary> = Vec::new();
+    let mut days: BTreeMap<Date, DaySummary> = BTreeMap::new();
+    for p in policies {
+        let day = DaySummary {
+            day: p.day,
+            reports: p.reports,
+            policy_types: p.policy_types.clone(),
+            successful: p.successful,
+            failed: p.failed,
+            by_result_type: by_reporter_day
+                .remove(&(Some(p.reporter.clone()), Some(p.day)))
+                .unwrap_or_default(),
+        };
+        let all_day = days.entry(p.day).or_insert_with(|| DaySummary {
+            day: p.day,
+            reports: 0,
+            policy_types: Vec::new(),
+            successful: 0,
+            failed: 0,
+            by_result_type: by_day.remove(&(None, Some(p.day))).unwrap_or_default(),
+        });
+        add_policies(all_day, &p, successful, failed)?;
+        total.successful = add_sessions(total.successful, p.successful, successful)?;
+        total.failed = add_sessions(total.failed, p.failed, failed)?;
+        match reporters.last_mut() {
+            Some(r) if r.reporter == p.reporter => {
+                r.reports = r.reports.saturating_add(p.reports);
+                r.counts.successful = add_sessions(r.counts.successful, p.successful, successful)?;
+                r.counts.failed = add_sessions(r.counts.failed, p.failed, failed)?;
+                r.policy_types = union(&r.policy_types, &p.policy_types);
+                r.days.push(day);
+            }
+            _ => {
+                let mut counts = per_reporter.remove(&p.reporter).unwrap_or_default();
+                counts.successful = p.successful;
+                counts.failed = p.failed;
+                reporters.push(ReporterSummary {
+                    reporter: p.reporter.clone(),
+                    reports: p.reports,
+                    counts,
+                    policy_types: p.policy_types.clone(),
+                    days: vec![day],
+                });
+            }
+        }
     }
-
-    fn policy_type_names(&self) -> Vec<String> {
-        self.policy_types.iter().map(|&t| t.to_owned()).collect()
-    }
+    Ok(Some(DomainSummary {
+        policy_domain: domain.clone(),
+        reporters,
+        total,
+        days: days.into_values().collect(),
+    }))
 }
 
 impl Counts {
-    /// Adds one policy's totals and failure details. Sums saturate: a report claiming
-    /// `u64::MAX` sessions must not abort the summary.
-    fn add(&mut self, policy: &PolicyReport) {
-        let summary = &policy.summary;
-        self.successful = self
-            .successful
-            .saturating_add(summary.total_successful_session_count);
-        self.failed = self
-            .failed
-            .saturating_add(summary.total_failure_session_count);
-        for detail in &policy.failure_details {
-            self.add_detail(detail);
+    /// The breakdown by `key`.
+    fn breakdown(&mut self, key: FailureKey) -> &mut BTreeMap<String, u128> {
+        match key {
+            FailureKey::ResultType => &mut self.by_result_type,
+            FailureKey::ReceivingMx => &mut self.by_receiving_mx,
+            FailureKey::ReceivingIp => &mut self.by_receiving_ip,
+            FailureKey::SendingIp => &mut self.by_sending_ip,
         }
     }
-
-    fn add_detail(&mut self, detail: &FailureDetail) {
-        let n = detail.failed_session_count;
-        bump(
-            &mut self.by_result_type,
-            detail.result_type.as_str().to_owned(),
-            n,
-        );
-        bump(
-            &mut self.by_receiving_mx,
-            given(detail.receiving_mx_hostname.as_ref()),
-            n,
-        );
-        bump(
-            &mut self.by_receiving_ip,
-            given(detail.receiving_ip.as_ref()),
-            n,
-        );
-        bump(
-            &mut self.by_sending_ip,
-            given(detail.sending_mta_ip.as_ref()),
-            n,
-        );
-    }
 }
 
-/// Adds `n` to the count under `key`.
-fn bump(map: &mut BTreeMap<String, u64>, key: String, n: u64) {
-    let count = map.entry(key).or_default();
-    *count = count.saturating_add(n);
+/// One reporter's policies of a day added to the day's totals.
+fn add_policies(
+    day: &mut DaySummary,
+    p: &PolicySums,
+    successful: impl FnOnce() -> String,
+    failed: impl FnOnce() -> String,
+) -> Result<(), HistoryError> {
+    day.reports = day.reports.saturating_add(p.reports);
+    day.policy_types = union(&day.policy_types, &p.policy_types);
+    day.successful = add_sessions(day.successful, p.successful, successful)?;
+    day.failed = add_sessions(day.failed, p.failed, failed)?;
+    Ok(())
 }
 
-/// The breakdown key of an optional field.
-fn given(value: Option<&impl ToString>) -> String {
-    value.map_or_else(|| NOT_GIVEN.to_owned(), ToString::to_string)
-}
-
-fn day_summaries(days: BTreeMap<Date, Tally>) -> Vec<DaySummary> {
-    days.into_iter()
-        .map(|(day, tally)| DaySummary {
-            day,
-            reports: tally.report_count(),
-            policy_types: tally.policy_type_names(),
-            successful: tally.counts.successful,
-            failed: tally.counts.failed,
-            by_result_type: tally.counts.by_result_type,
-        })
+/// The names in `a` or `b`, in order, once each.
+fn union(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter()
+        .chain(b)
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect()
+}
+
+/// A group's scope and its entries as a breakdown map.
+fn entries(group: FailureSums) -> ((Option<String>, Option<Date>), BTreeMap<String, u128>) {
+    let map = group
+        .entries
+        .into_iter()
+        .map(|(key, n)| {
+            let key = match key {
+                BreakdownKey::Given(value) => value,
+                BreakdownKey::NotGiven => NOT_GIVEN.to_owned(),
+                BreakdownKey::Others { entries } => format!("({entries} others)"),
+            };
+            (key, n)
+        })
+        .collect();
+    ((group.reporter, group.day), map)
 }
 
 /// `YYYY-MM-DD`.
@@ -278,27 +382,153 @@ fn iso_date<S: Serializer>(day: &Date, serializer: S) -> Result<S::Ok, S::Error>
 /// and sending IP, largest first (the first ten of each). Text from the reports is written
 /// with control characters escaped.
 pub fn write_text(out: &mut impl Write, s: &ReportSummary) -> io::Result<()> {
-    if s.domains.is_empty() {
-        return writeln!(out, "no TLS-RPT reports to summarise");
+    let mut text = TextWriter::default();
+    for d in &s.domains {
+        text.domain(out, d)?;
     }
-    for (i, d) in s.domains.iter().enumerate() {
-        if i > 0 {
+    text.finish(out)
+}
+
+/// [`write_text`] one domain at a time.
+#[derive(Debug, Default)]
+struct TextWriter {
+    written: bool,
+}
+
+impl TextWriter {
+    fn domain(&mut self, out: &mut impl Write, d: &DomainSummary) -> io::Result<()> {
+        if self.written {
             writeln!(out)?;
         }
-        write_domain(out, d)?;
+        self.written = true;
+        write_domain(out, d)
+    }
+
+    fn finish(self, out: &mut impl Write) -> io::Result<()> {
+        if self.written {
+            Ok(())
+        } else {
+            writeln!(out, "no TLS-RPT reports to summarise")
+        }
+    }
+}
+
+/// The forms [`write`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// [`write_text`].
+    Text,
+    /// The [`ReportSummary`] as indented JSON.
+    Json,
+    /// [`write_csv`].
+    Csv,
+}
+
+/// Why [`write`] stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The history could not be read.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// The output could not be written.
+    #[error("writing the summary: {0}")]
+    Io(#[from] io::Error),
+    /// The CSV output could not be written.
+    #[error("writing the summary: {0}")]
+    Csv(#[from] csv::Error),
+    /// The JSON output could not be written.
+    #[error("writing the summary: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Writes `summaries` (from [`summaries`]) in `format`, each domain as it comes, so that
+/// memory holds one domain's summary at a time. The JSON form is the [`ReportSummary`]
+/// document.
+pub fn write(
+    out: &mut impl Write,
+    format: Format,
+    summaries: impl Iterator<Item = Result<DomainSummary, HistoryError>>,
+) -> Result<(), WriteError> {
+    match format {
+        Format::Text => {
+            let mut text = TextWriter::default();
+            for d in summaries {
+                text.domain(out, &d?)?;
+            }
+            text.finish(out)?;
+        }
+        Format::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(CSV_HEADER)?;
+            for d in summaries {
+                write_csv_domain(&mut csv, &d?)?;
+            }
+            csv.flush()?;
+        }
+        Format::Json => {
+            let failed = RefCell::new(None);
+            let document = LazySummary {
+                domains: LazyDomains {
+                    items: RefCell::new(Some(summaries)),
+                    failed: &failed,
+                },
+            };
+            serde_json::to_writer_pretty(&mut *out, &document)?;
+            if let Some(e) = failed.into_inner() {
+                return Err(e.into());
+            }
+            writeln!(out)?;
+        }
     }
     Ok(())
 }
 
+/// The [`ReportSummary`] document with its domains computed while they are written.
+struct LazySummary<'a, I> {
+    domains: LazyDomains<'a, I>,
+}
+
+impl<I: Iterator<Item = Result<DomainSummary, HistoryError>>> Serialize for LazySummary<'_, I> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut document = serializer.serialize_struct("ReportSummary", 1)?;
+        document.serialize_field("domains", &self.domains)?;
+        document.end()
+    }
+}
+
+/// The domains of [`LazySummary`]: a history error ends the list and is kept in `failed`.
+struct LazyDomains<'a, I> {
+    items: RefCell<Option<I>>,
+    failed: &'a RefCell<Option<HistoryError>>,
+}
+
+impl<I: Iterator<Item = Result<DomainSummary, HistoryError>>> Serialize for LazyDomains<'_, I> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items = self.items.borrow_mut().take().into_iter().flatten();
+        serializer.collect_seq(items.map_while(|item| match item {
+            Ok(d) => Some(d),
+            Err(e) => {
+                *self.failed.borrow_mut() = Some(e);
+                None
+            }
+        }))
+    }
+}
+
 fn write_domain(out: &mut impl Write, d: &DomainSummary) -> io::Result<()> {
-    let reports: u64 = d.reporters.iter().map(|r| u64::from(r.reports)).sum();
+    let reports = d
+        .reporters
+        .iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.reports));
     let t = &d.total;
     write!(
         out,
         "{}: {} from {}; {}, {} failed",
         d.policy_domain,
-        counted(reports, "report"),
-        counted(d.reporters.len() as u64, "reporter"),
+        counted(u128::from(reports), "report"),
+        counted(d.reporters.len() as u128, "reporter"),
         counted(t.successful, "successful session"),
         t.failed,
     )?;
@@ -367,7 +597,7 @@ fn write_domain(out: &mut impl Write, d: &DomainSummary) -> io::Result<()> {
     let detailed = t
         .by_result_type
         .values()
-        .fold(0u64, |sum, n| sum.saturating_add(*n));
+        .fold(0u128, |sum, n| sum.saturating_add(*n));
     if t.by_result_type.is_empty() {
         return match t.failed {
             0 => writeln!(out, "  no failure details"),
@@ -408,7 +638,9 @@ fn write_domain(out: &mut impl Write, d: &DomainSummary) -> io::Result<()> {
         write_rows(out, &[Align::Left, Align::Right], &rows)?;
         let rest = &entries[shown.len()..];
         if !rest.is_empty() {
-            let sessions = rest.iter().fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
+            let sessions = rest
+                .iter()
+                .fold(0u128, |sum, (_, n)| sum.saturating_add(*n));
             writeln!(
                 out,
                 "      and {} more ({})",
@@ -421,25 +653,31 @@ fn write_domain(out: &mut impl Write, d: &DomainSummary) -> io::Result<()> {
 }
 
 /// A breakdown's entries, the largest count first, ties in key order.
-fn largest_first(map: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
-    let mut entries: Vec<(&str, u64)> = map.iter().map(|(k, &n)| (k.as_str(), n)).collect();
+fn largest_first(map: &BTreeMap<String, u128>) -> Vec<(&str, u128)> {
+    let mut entries: Vec<(&str, u128)> = map.iter().map(|(k, &n)| (k.as_str(), n)).collect();
     // Stable: equal counts keep the map's key order.
     entries.sort_by_key(|&(_, n)| Reverse(n));
     entries
 }
 
 /// `12.5 % failed`, to one decimal, rounded half up; `None` without sessions.
-fn failure_rate(successful: u64, failed: u64) -> Option<String> {
-    let total = u128::from(successful) + u128::from(failed);
+fn failure_rate(successful: u128, failed: u128) -> Option<String> {
+    // Scaled down until `failed × 1000` cannot overflow; the ratio keeps its first digits.
+    let (mut successful, mut failed) = (successful, failed);
+    while failed > u128::MAX / 2000 || successful > u128::MAX / 2000 {
+        successful /= 2;
+        failed /= 2;
+    }
+    let total = successful + failed;
     if total == 0 {
         return None;
     }
-    let tenths = (u128::from(failed) * 1000 + total / 2) / total;
+    let tenths = (failed * 1000 + total / 2) / total;
     Some(format!("{}.{} % failed", tenths / 10, tenths % 10))
 }
 
 /// `1 report`, `2 reports`, `0 reports`.
-fn counted(n: u64, noun: &str) -> String {
+fn counted(n: u128, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -541,35 +779,44 @@ pub fn write_csv(out: impl Write, s: &ReportSummary) -> Result<(), csv::Error> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(CSV_HEADER)?;
     for d in &s.domains {
-        let mut rows: Vec<(Date, &str, &DaySummary)> = d
-            .reporters
-            .iter()
-            .flat_map(|r| {
-                r.days
-                    .iter()
-                    .map(move |day| (day.day, r.reporter.as_str(), day))
-            })
-            .collect();
-        rows.sort_by_key(|&(day, reporter, _)| (day, reporter));
-        for (day, reporter, summary) in rows {
-            let failures = largest_first(&summary.by_result_type)
-                .iter()
-                .map(|(key, n)| format!("{key}={n}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            writer.write_record([
-                d.policy_domain.to_string(),
-                day_text(day),
-                inert(reporter),
-                summary.reports.to_string(),
-                summary.policy_types.join(" "),
-                summary.successful.to_string(),
-                summary.failed.to_string(),
-                inert(&failures),
-            ])?;
-        }
+        write_csv_domain(&mut writer, d)?;
     }
     writer.flush()?;
+    Ok(())
+}
+
+/// The CSV rows of one domain.
+fn write_csv_domain<W: Write>(
+    writer: &mut csv::Writer<W>,
+    d: &DomainSummary,
+) -> Result<(), csv::Error> {
+    let mut rows: Vec<(Date, &str, &DaySummary)> = d
+        .reporters
+        .iter()
+        .flat_map(|r| {
+            r.days
+                .iter()
+                .map(move |day| (day.day, r.reporter.as_str(), day))
+        })
+        .collect();
+    rows.sort_by_key(|&(day, reporter, _)| (day, reporter));
+    for (day, reporter, summary) in rows {
+        let failures = largest_first(&summary.by_result_type)
+            .iter()
+            .map(|(key, n)| format!("{key}={n}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        writer.write_record([
+            d.policy_domain.to_string(),
+            day_text(day),
+            inert(reporter),
+            summary.reports.to_string(),
+            summary.policy_types.join(" "),
+            summary.successful.to_string(),
+            summary.failed.to_string(),
+            inert(&failures),
+        ])?;
+    }
     Ok(())
 }
 
@@ -586,22 +833,42 @@ fn inert(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlsrpt::report::read_report;
-    use time::macros::{date, datetime};
+    use crate::history::test_support::TempHistory;
+    use crate::tlsrpt::report::{Report, read_report};
+    use time::macros::date;
 
-    fn stored(json: &[u8], source: &str) -> StoredReport {
-        StoredReport {
-            source: source.to_owned(),
-            received_at: datetime!(2026-11-30 08:00 UTC),
-            report: read_report(json).unwrap().report,
-        }
+    /// The report in `json`; `_source` names it where it is listed.
+    fn stored(json: &[u8], _source: &str) -> Report {
+        read_report(json).unwrap().report
+    }
+
+    /// The summary of `reports` once stored in a history, as `mxprobe reports summary`
+    /// makes it.
+    fn summarise(reports: &[Report], domain: Option<&DomainName>) -> ReportSummary {
+        let stored = TempHistory::with_reports("summary", reports);
+        let whole = summary(&stored.history, domain, None).unwrap();
+        // Written one domain at a time, the JSON is the document of the whole summary.
+        let mut streamed = Vec::new();
+        write(
+            &mut streamed,
+            Format::Json,
+            summaries(&stored.history, domain, None),
+        )
+        .unwrap();
+        let mut expected = serde_json::to_vec_pretty(&whole).unwrap();
+        expected.push(b'\n');
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        whole
     }
 
     fn domain(name: &str) -> DomainName {
         DomainName::parse(name).unwrap()
     }
 
-    fn map(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    fn map(entries: &[(&str, u128)]) -> BTreeMap<String, u128> {
         entries.iter().map(|&(k, n)| (k.to_owned(), n)).collect()
     }
 
@@ -611,7 +878,7 @@ mod tests {
 
     /// Every published report in fixtures/tlsrpt-reports that is a JSON file (the three
     /// under parsedmarc/ and the three attachments under extracted/).
-    fn real_reports() -> Vec<StoredReport> {
+    fn real_reports() -> Vec<Report> {
         vec![
             stored(
                 include_bytes!("../../fixtures/tlsrpt-reports/parsedmarc/mail.ru.json"),
@@ -774,7 +1041,7 @@ mod tests {
                 by_sending_ip: map(&[(NOT_GIVEN, 2), ("209.85.208.176", 1), ("209.85.222.201", 2)]),
             }
         );
-        let reporters: Vec<(&str, u32, u64, u64, &[String])> = ex
+        let reporters: Vec<(&str, u64, u128, u128, &[String])> = ex
             .reporters
             .iter()
             .map(|r| {
@@ -830,7 +1097,7 @@ mod tests {
                 ..Counts::default()
             }
         );
-        let reporters: Vec<(&str, u32, u64, u64)> = mox
+        let reporters: Vec<(&str, u64, u128, u128)> = mox
             .reporters
             .iter()
             .map(|r| {
@@ -846,7 +1113,7 @@ mod tests {
             reporters,
             [("Google Inc.", 1, 3, 0), ("Microsoft Corporation", 1, 2, 0)]
         );
-        let days: Vec<(Date, u64, u64)> = mox
+        let days: Vec<(Date, u128, u128)> = mox
             .days
             .iter()
             .map(|d| (d.day, d.successful, d.failed))
@@ -873,7 +1140,7 @@ mod tests {
     /// validation failures on mx1), Microsoft on 2 November (example.com, sts, 50 ok, 1
     /// failed with a detail of 1 sts-policy-fetch-error without MX or IPs; and example.net,
     /// tlsa, 7 ok).
-    fn pair() -> Vec<StoredReport> {
+    fn pair() -> Vec<Report> {
         let google = br#"{"organization-name": "Google Inc.",
             "date-range": {"start-datetime": "2026-11-01T00:00:00Z",
                            "end-datetime": "2026-11-01T23:59:59Z"},
@@ -1028,7 +1295,7 @@ example.com: 2 reports from 2 reporters; 0 successful sessions, 4 failed (100.0 
     /// One report with an sts and a tlsa policy for example.com, from a reporter whose name
     /// carries a formula and an escape sequence, failing from twelve sending addresses; its
     /// summary counts no failure at all.
-    fn odd_report() -> StoredReport {
+    fn odd_report() -> Report {
         let details: Vec<String> = (1..=12)
             .map(|i| {
                 format!(
@@ -1120,7 +1387,7 @@ example.com: 2 reports from 2 reporters; 0 successful sessions, 4 failed (100.0 
     #[test]
     fn no_details_despite_failures_is_said() {
         let mut report = odd_report();
-        for policy in &mut report.report.policies {
+        for policy in &mut report.policies {
             policy.failure_details.clear();
             policy.summary.total_failure_session_count = 4;
         }

@@ -45,3 +45,6 @@ mod monitor;
 mod reports_cli;
 // Hostile and hung alert channels: an endless relay reply, an echoing webhook, hung channels.
 mod delivery_faults;
+// `mxprobe reports` on large and odd input: memory-limited ingest and summary, a gzip bomb,
+// a byte order mark, totals past u64::MAX.
+mod reports_faults;
