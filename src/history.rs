@@ -1876,10 +1876,12 @@ fn insert_report_rows(conn: &Connection, report_row: i64, report: &Report) -> ru
 
 /// The stored form of a time (see the module documentation).
 fn stored_time(t: OffsetDateTime) -> Result<String, HistoryError> {
-    let utc = t.to_offset(time::UtcOffset::UTC);
-    if !(0..=9999).contains(&utc.year()) {
+    let Some(utc) = t
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|utc| (0..=9999).contains(&utc.year()))
+    else {
         return Err(HistoryError::TimeOutOfRange { value: t });
-    }
+    };
     utc.format(STORED_TIME)
         .map_err(|_| HistoryError::TimeOutOfRange { value: t })
 }
@@ -3181,10 +3183,14 @@ mod tests {
             assert_eq!(read_time(&stored_time(t).unwrap(), String::new).unwrap(), t);
         }
         let ancient = datetime!(-0001-01-01 00:00 UTC);
-        assert!(matches!(
-            stored_time(ancient),
-            Err(HistoryError::TimeOutOfRange { value }) if value == ancient
-        ));
+        // In UTC this is in the year 10000, which `time` cannot even represent.
+        let beyond = datetime!(9999-12-31 23:30 -01:00);
+        for t in [ancient, beyond] {
+            assert!(matches!(
+                stored_time(t),
+                Err(HistoryError::TimeOutOfRange { value }) if value == t
+            ));
+        }
         assert!(matches!(
             read_time("yesterday", || "runs.started_at".to_owned()),
             Err(HistoryError::Corrupt { what, value })

@@ -672,35 +672,37 @@ fn read_history(
 }
 
 /// `--since`: an RFC 3339 date-time, a date (midnight UTC), or an age (`7d`, `12h`, `30m`).
-/// An age reaching back before the year 0000 is an error, never an overflow.
+/// A time outside the years 0000-9999 (in UTC) is an error, never an overflow.
 fn parse_since(s: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t);
-    }
-    if let Ok(d) = time::Date::parse(
+    let since = if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        Some(t)
+    } else if let Ok(d) = time::Date::parse(
         s,
         &time::macros::format_description!("[year]-[month]-[day]"),
     ) {
-        return Ok(d.midnight().assume_utc());
-    }
-    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = digits.parse().map_err(|_| {
-        anyhow::anyhow!("--since {s:?}: give a date (2026-11-01), a date-time (2026-11-01T06:00:00Z) or an age (7d, 12h, 30m)")
-    })?;
-    let unit_seconds: i64 = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        _ => anyhow::bail!("--since {s:?}: an age ends in d, h or m (7d, 12h, 30m)"),
+        Some(d.midnight().assume_utc())
+    } else {
+        let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+        let n: i64 = digits.parse().map_err(|_| {
+            anyhow::anyhow!("--since {s:?}: give a date (2026-11-01), a date-time (2026-11-01T06:00:00Z) or an age (7d, 12h, 30m)")
+        })?;
+        let unit_seconds: i64 = match unit {
+            "d" => 86_400,
+            "h" => 3_600,
+            "m" => 60,
+            _ => anyhow::bail!("--since {s:?}: an age ends in d, h or m (7d, 12h, 30m)"),
+        };
+        n.checked_mul(unit_seconds)
+            .and_then(|seconds| now.checked_sub(time::Duration::seconds(seconds)))
     };
-    n.checked_mul(unit_seconds)
-        .and_then(|seconds| now.checked_sub(time::Duration::seconds(seconds)))
-        .filter(|since| (0..=9999).contains(&since.year()))
+    since
+        .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+        .filter(|t| (0..=9999).contains(&t.year()))
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "--since {s:?}: that age reaches outside the years 0000-9999; give a smaller \
-                 age or a date (2026-11-01)"
+                "--since {s:?}: that is outside the years 0000-9999 (UTC); give a later date or \
+                 a smaller age"
             )
         })
 }

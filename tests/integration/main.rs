@@ -48,3 +48,5 @@ mod delivery_faults;
 // `mxprobe reports` on large and odd input: memory-limited ingest and summary, a gzip bomb,
 // a byte order mark, totals past u64::MAX.
 mod reports_faults;
+// The binary's edges: --since outside the calendar, a reader that goes away, --db not a file.
+mod cli_faults;
