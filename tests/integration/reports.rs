@@ -991,3 +991,247 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Properties of the mail reader (RFC 8460 §5.3) and of the byte order mark
+// ---------------------------------------------------------------------------------------
+
+/// How a generated report mail carries its report.
+#[derive(Debug, Clone)]
+struct MailForm {
+    /// The report gzipped (else plain JSON).
+    gzip: bool,
+    /// 0: `application/tlsrpt+*`; 1: `application/gzip` or `application/json` with a file
+    /// name; 2: `application/octet-stream` with a file name.
+    media: u8,
+    /// Quoted-printable rather than base64 (plain JSON only).
+    quoted_printable: bool,
+    /// Encoded line length.
+    line: usize,
+    /// Forwarded: the report mail inside another one, as `message/rfc822`.
+    forwarded: bool,
+    /// The explanatory text part after the report part rather than before it.
+    text_last: bool,
+    /// Makes the boundaries unique (boundaries start with `=_`, which neither base64 nor
+    /// quoted-printable output can contain).
+    boundary: String,
+}
+
+fn any_mail_form() -> impl Strategy<Value = MailForm> {
+    (
+        any::<bool>(),
+        0u8..3,
+        any::<bool>(),
+        4usize..=76,
+        any::<bool>(),
+        any::<bool>(),
+        "[A-Za-z0-9'()+_,./:?-]{1,30}",
+    )
+        .prop_map(
+            |(gzip, media, quoted_printable, line, forwarded, text_last, boundary)| MailForm {
+                gzip,
+                media,
+                quoted_printable,
+                line,
+                forwarded,
+                text_last,
+                boundary,
+            },
+        )
+}
+
+/// Base64 in lines of `line` characters.
+fn base64_lines(bytes: &[u8], line: usize) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    encoded
+        .as_bytes()
+        .chunks(line)
+        .map(|chunk| format!("{}\r\n", std::str::from_utf8(chunk).unwrap()))
+        .collect()
+}
+
+/// Quoted-printable (RFC 2045 §6.7): every byte but printable ASCII other than `=` as
+/// `=XX`, soft line breaks so that no line passes `line` characters (and 76).
+fn quoted_printable(bytes: &[u8], line: usize) -> String {
+    let limit = line.clamp(4, 76) - 1;
+    let mut out = String::new();
+    let mut width = 0;
+    for &b in bytes {
+        let piece = if (33..=126).contains(&b) && b != b'=' {
+            (b as char).to_string()
+        } else {
+            format!("={b:02X}")
+        };
+        if width + piece.len() > limit {
+            out.push_str("=\r\n");
+            width = 0;
+        }
+        width += piece.len();
+        out.push_str(&piece);
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// A report mail (RFC 8460 §5.3) carrying `report` as `form` says.
+fn report_mail(report: &Report, form: &MailForm) -> Vec<u8> {
+    let json = report.to_json();
+    let (payload, name) = if form.gzip {
+        (report.to_gzip(), "report.json.gz")
+    } else {
+        (json.into_bytes(), "report.json")
+    };
+    let media = match (form.media, form.gzip) {
+        (0, true) => "application/tlsrpt+gzip".to_owned(),
+        (0, false) => "application/tlsrpt+json".to_owned(),
+        (1, true) => format!("application/gzip; name=\"{name}\""),
+        (1, false) => format!("application/json; name=\"{name}\""),
+        _ => format!("application/octet-stream; name=\"{name}\""),
+    };
+    let (encoding, body) = if form.quoted_printable && !form.gzip {
+        ("quoted-printable", quoted_printable(&payload, form.line))
+    } else {
+        ("base64", base64_lines(&payload, form.line))
+    };
+    let boundary = format!("=_{}", form.boundary);
+    let report_part = format!(
+        "Content-Type: {media}\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: {encoding}\r\n\r\n{body}"
+    );
+    let text_part = "Content-Type: text/plain; charset=us-ascii\r\n\r\nThis is a TLS report.\r\n";
+    let parts = if form.text_last {
+        [report_part.as_str(), text_part]
+    } else {
+        [text_part, report_part.as_str()]
+    };
+    let mail = format!(
+        "From: reports@reporter.example\r\nTo: tlsrpt@example.com\r\nSubject: Report Domain: \
+         example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; \
+         report-type=\"tlsrpt\"; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n{}--{boundary}\r\n{}--{boundary}--\r\n",
+        parts[0], parts[1]
+    );
+    if !form.forwarded {
+        return mail.into_bytes();
+    }
+    let outer = format!("=_outer{}", form.boundary);
+    format!(
+        "From: admin@example.com\r\nTo: security@example.com\r\nSubject: Fwd: report\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"{outer}\"\r\n\r\n\
+         --{outer}\r\nContent-Type: text/plain\r\n\r\nSee the attached report.\r\n\
+         --{outer}\r\nContent-Type: message/rfc822\r\n\r\n{mail}--{outer}--\r\n"
+    )
+    .into_bytes()
+}
+
+/// A real report mail of fixtures/tlsrpt-reports.
+fn real_mail() -> impl Strategy<Value = &'static [u8]> {
+    proptest::sample::select(vec![
+        &report_fixture!("parsedmarc/google.com_smtp_tls_report.eml")[..],
+        &report_fixture!("mox/microsoft.eml")[..],
+        &report_fixture!("mox/example.eml")[..],
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn every_form_of_report_mail_gives_back_the_report(
+        report in any_report(false),
+        form in any_mail_form(),
+    ) {
+        use mxprobe::reports::ingest::{Found, Origin, reports_in_message};
+        prop_assume!(!ambiguous_tlsa(&report));
+        let mail = report_mail(&report, &form);
+        let mut found = Vec::new();
+        reports_in_message(&mail, &Origin::file("report.eml"), &mut |f| found.push(f));
+        prop_assert_eq!(found.len(), 1, "{:?}", found);
+        match &found[0] {
+            Found::Report(ingested) => {
+                prop_assert_eq!(&ingested.read.report, &report);
+                prop_assert_eq!(&ingested.json, &report.to_json().into_bytes());
+                prop_assert_eq!(&ingested.origin, &Origin::file("report.eml"));
+            }
+            Found::Skipped(skipped) => prop_assert!(false, "skipped: {}", skipped),
+        }
+    }
+
+    #[test]
+    fn the_mail_reader_never_panics_and_always_names_the_origin(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        mutated_mail in real_mail().prop_flat_map(mutated),
+    ) {
+        use mxprobe::reports::ingest::{Origin, reports_in_message};
+        let origin = Origin::file("inbox/1.eml");
+        for raw in [&bytes, &mutated_mail] {
+            let mut count = 0;
+            reports_in_message(raw, &origin, &mut |found| {
+                count += 1;
+                assert_eq!(found.origin(), &origin);
+            });
+            // A message gives at least one outcome: its reports, or why it has none.
+            prop_assert!(count >= 1);
+        }
+    }
+
+    #[test]
+    fn an_mbox_of_report_mails_gives_every_report_in_order(
+        mails in proptest::collection::vec((any_report(false), any_mail_form()), 1..5),
+    ) {
+        use mxprobe::reports::ingest::{Found, ingest};
+        prop_assume!(mails.iter().all(|(report, _)| !ambiguous_tlsa(report)));
+        // mboxrd: a "From " line, then the message with every line matching `>*From `
+        // given one more `>`.
+        let mut mbox = Vec::new();
+        for (report, form) in &mails {
+            mbox.extend_from_slice(b"From reports@reporter.example Sat Nov 29 06:00:00 2026\n");
+            let mail = String::from_utf8(report_mail(report, form)).unwrap();
+            for line in mail.split_inclusive('\n') {
+                if line.trim_start_matches('>').starts_with("From ") {
+                    mbox.push(b'>');
+                }
+                mbox.extend_from_slice(line.as_bytes());
+            }
+            mbox.extend_from_slice(b"\n");
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "mxprobe-mbox-property-{}-{}",
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tlsrpt.mbox");
+        std::fs::write(&path, &mbox).unwrap();
+        let mut found = Vec::new();
+        ingest(std::slice::from_ref(&path), |f| {
+            found.push(f);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        prop_assert_eq!(found.len(), mails.len());
+        for (i, (found, (report, _))) in found.iter().zip(&mails).enumerate() {
+            match found {
+                Found::Report(ingested) => {
+                    prop_assert_eq!(&ingested.read.report, report);
+                    let position = ingested.origin.message.as_deref().unwrap_or_default();
+                    prop_assert_eq!(position, (i + 1).to_string());
+                }
+                Found::Skipped(skipped) => prop_assert!(false, "skipped: {}", skipped),
+            }
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_any_report_is_ignored_and_noted(report in any_report(false)) {
+        prop_assume!(!ambiguous_tlsa(&report));
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(report.to_json().as_bytes());
+        let read = read_report(&bytes).unwrap();
+        prop_assert_eq!(&read.report, &report);
+        prop_assert_eq!(&read.quirks[0], &Quirk::ByteOrderMark { path: "$".to_owned() });
+        let plain = read_report(report.to_json().as_bytes()).unwrap();
+        prop_assert_eq!(&read.quirks[1..], &plain.quirks[..]);
+    }
+}
