@@ -614,6 +614,45 @@ mod tests {
     }
 
     #[test]
+    fn failures_past_the_limit_are_counted_not_listed() {
+        let domain = DomainName::parse("example.com").unwrap();
+        let sums = ReportedFailures {
+            reports: 3,
+            successful: 10,
+            failed: u128::from(u64::MAX) * 3,
+            failures: Vec::new(),
+            unlisted: (2500, u128::from(u64::MAX) * 3),
+        };
+        let c = compare(&domain, sums, None);
+        assert_eq!(
+            (c.unlisted_failures, c.unlisted_sessions),
+            (2500, u128::from(u64::MAX) * 3)
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(
+            json.contains("\"unlisted_failures\":2500,\"unlisted_sessions\":55340232221128654845"),
+            "{json}"
+        );
+        let mut text = Vec::new();
+        write_text(&mut text, &c).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains(
+                "\n2500 more kind(s) of reported failure (55340232221128654845 session(s)) are \
+                 not listed: only the 1000 largest are compared\n"
+            ),
+            "{text}"
+        );
+        // Nothing unlisted: nothing said, nothing in the JSON.
+        let c = compared(&domain, &[], None);
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json.get("unlisted_failures").is_none(), "{json}");
+        let mut text = Vec::new();
+        write_text(&mut text, &c).unwrap();
+        assert!(!String::from_utf8(text).unwrap().contains("not listed"));
+    }
+
+    #[test]
     fn policy_level_results_match_without_a_place() {
         let domain = DomainName::parse("example.com").unwrap();
         let mut snap = snapshot();

@@ -343,6 +343,19 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The breakdown key that sums the entries past [`BREAKDOWN_LIMIT`].
+fn others_key(entries: u64) -> String {
+    format!("({entries} others)")
+}
+
+/// How many entries a breakdown key stands for: those an [`others_key`] sums, else one.
+fn entries_in(key: &str) -> u64 {
+    key.strip_prefix('(')
+        .and_then(|k| k.strip_suffix(" others)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
 /// A group's scope and its entries as a breakdown map.
 fn entries(group: FailureSums) -> ((Option<String>, Option<Date>), BTreeMap<String, u128>) {
     let map = group
@@ -352,7 +365,7 @@ fn entries(group: FailureSums) -> ((Option<String>, Option<Date>), BTreeMap<Stri
             let key = match key {
                 BreakdownKey::Given(value) => value,
                 BreakdownKey::NotGiven => NOT_GIVEN.to_owned(),
-                BreakdownKey::Others { entries } => format!("({entries} others)"),
+                BreakdownKey::Others { entries } => others_key(entries),
             };
             (key, n)
         })
@@ -641,10 +654,12 @@ fn write_domain(out: &mut impl Write, d: &DomainSummary) -> io::Result<()> {
             let sessions = rest
                 .iter()
                 .fold(0u128, |sum, (_, n)| sum.saturating_add(*n));
+            let more = rest
+                .iter()
+                .fold(0u64, |sum, (key, _)| sum.saturating_add(entries_in(key)));
             writeln!(
                 out,
-                "      and {} more ({})",
-                rest.len(),
+                "      and {more} more ({})",
                 counted(sessions, "failed session")
             )?;
         }
@@ -1381,6 +1396,50 @@ example.com: 2 reports from 2 reporters; 0 successful sessions, 4 failed (100.0 
             String::from_utf8(out).unwrap().lines().nth(1).unwrap(),
             "example.com,2026-11-02,'=cmd|' /C calc'!A0 \u{1b}[31mred,1,sts tlsa,3,0,\
              certificate-expired=78"
+        );
+    }
+
+    #[test]
+    fn breakdowns_keep_the_largest_entries_and_sum_the_others() {
+        // 1,005 sending addresses, address i failing i sessions.
+        let details: Vec<String> = (1..=BREAKDOWN_LIMIT + 5)
+            .map(|i| {
+                format!(
+                    r#"{{"result-type": "validation-failure",
+                        "sending-mta-ip": "10.0.{}.{}", "failed-session-count": {i}}}"#,
+                    i / 256,
+                    i % 256
+                )
+            })
+            .collect();
+        let json = format!(
+            r#"{{"organization-name": "Many", "report-id": "many", "contact-info": "a@b.example",
+                "date-range": {{"start-datetime": "2026-11-01T00:00:00Z",
+                               "end-datetime": "2026-11-01T23:59:59Z"}},
+                "policies": [{{"policy": {{"policy-type": "no-policy-found",
+                                          "policy-string": [], "policy-domain": "example.com"}},
+                              "summary": {{"total-successful-session-count": 0,
+                                          "total-failure-session-count": 0}},
+                              "failure-details": [{}]}}]}}"#,
+            details.join(",")
+        );
+        let summary = summarise(&[stored(json.as_bytes(), "many.json")], None);
+        let senders = &summary.domains[0].total.by_sending_ip;
+        assert_eq!(senders.len(), BREAKDOWN_LIMIT + 1);
+        assert_eq!(senders["(5 others)"], 1 + 2 + 3 + 4 + 5);
+        assert_eq!(senders["10.0.3.237"], 1005);
+        assert!(!senders.contains_key("10.0.0.5"));
+        assert_eq!(
+            summary.domains[0].reporters[0].counts.by_sending_ip,
+            *senders
+        );
+        let mut out = Vec::new();
+        write_text(&mut out, &summary).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // Ten listed (1,005 down to 996), then 990 kept and the 5 summed: 995 more.
+        assert!(
+            text.contains("      10.0.3.228   996\n      and 995 more (495510 failed sessions)\n"),
+            "{text}"
         );
     }
 

@@ -160,10 +160,19 @@ impl Drop for LabEnv {
 /// `command` (its program, arguments, environment and directory) run under `prlimit` with
 /// its data segment (heap and private writable mappings, RLIMIT_DATA) limited to `bytes`:
 /// an allocation past the limit fails, and the process aborts instead of growing.
+/// `prlimit` comes with util-linux, which every Debian system has.
 pub(crate) fn under_memory_limit(
     command: &std::process::Command,
     bytes: u64,
 ) -> std::process::Command {
+    let found = std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "prlimit (util-linux) is needed to run a command under a memory limit"
+    );
     let mut limited = std::process::Command::new("prlimit");
     limited
         .arg(format!("--data={bytes}"))
