@@ -426,7 +426,7 @@ impl TextWriter {
     }
 }
 
-/// The forms [`write`] writes.
+/// The forms [`write()`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// [`write_text`].
@@ -437,7 +437,7 @@ pub enum Format {
     Csv,
 }
 
-/// Why [`write`] stopped.
+/// Why [`write()`] stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
