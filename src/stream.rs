@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::csv_cell;
 use crate::domain::DomainName;
 use crate::evaluate::domain::{DomainVerdict, SessionResult};
 use crate::finding::Severity;
@@ -217,7 +218,8 @@ pub const CSV_HEADER: [&str; 10] = [
     "findings",
 ];
 
-/// One CSV summary row per domain (RFC 4180 quoting).
+/// One CSV summary row per domain (RFC 4180 quoting). Text cells follow the rule of
+/// [`crate::csv_cell`]; the count columns are plain integers.
 #[derive(Debug)]
 pub struct CsvWriter<W: Write> {
     out: W,
@@ -267,16 +269,16 @@ impl<W: Write> CsvWriter<W> {
         write_row(
             &mut self.out,
             &[
-                v.domain.to_string(),
+                csv_cell::text(v.domain.as_str()).into_owned(),
                 status_word(v).to_owned(),
                 policy.to_owned(),
-                mode.to_owned(),
+                csv_cell::text(mode).into_owned(),
                 report.facts.hosts.len().to_string(),
-                worst_result.to_owned(),
+                csv_cell::text(worst_result).into_owned(),
                 counts.error.to_string(),
                 counts.warning.to_string(),
                 counts.notice.to_string(),
-                codes.join(" "),
+                csv_cell::text(&codes.join(" ")).into_owned(),
             ],
         )?;
         self.out.flush()
@@ -287,7 +289,7 @@ impl<W: Write> CsvWriter<W> {
         write_row(
             &mut self.out,
             &[
-                input.to_owned(),
+                csv_cell::text(input).into_owned(),
                 "invalid".to_owned(),
                 String::new(),
                 String::new(),
@@ -296,7 +298,7 @@ impl<W: Write> CsvWriter<W> {
                 String::new(),
                 String::new(),
                 String::new(),
-                error.to_owned(),
+                csv_cell::text(error).into_owned(),
             ],
         )?;
         self.out.flush()
@@ -338,6 +340,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, b"a,\"b,c\",\"say \"\"hi\"\"\"\r\n");
+    }
+
+    #[test]
+    fn invalid_rows_are_written_inert() {
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        w.invalid(
+            "=cmd|' /C calc'!A0\u{1b}[2J\u{7}\0",
+            "not a domain name: \u{1b}",
+        )
+        .unwrap();
+        w.invalid("-2+3", "x").unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            rows[1],
+            "'=cmd|' /C calc'!A0\u{FFFD}[2J\u{FFFD}\u{FFFD},invalid,,,,,,,,not a domain name: \u{FFFD}"
+        );
+        assert!(rows[2].starts_with("'-2+3,invalid,"), "{}", rows[2]);
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\0']));
     }
 
     #[test]
