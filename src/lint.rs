@@ -256,6 +256,7 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
         Vec::new()
     };
 
+    crate::finding::cap_findings(&mut findings, &subject);
     Ok(LintReport {
         schema_version: SCHEMA_VERSION,
         domain,

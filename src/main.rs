@@ -33,7 +33,9 @@ use mxprobe::limits;
 use mxprobe::lint::{self, LintInput};
 use mxprobe::monitor::{Monitor, MonitorConfig};
 use mxprobe::notify::Channel;
-use mxprobe::output::{write_domain, write_json, write_report_files, write_totals};
+use mxprobe::output::{
+    check_report_dir, write_domain, write_json, write_report_files, write_totals,
+};
 use mxprobe::progress::{self, Progress, ProgressMode, Tally};
 use mxprobe::scan::{DomainReport, ScanConfig, Scanner};
 use mxprobe::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
@@ -336,6 +338,9 @@ fn run_gate(args: GateArgs) -> anyhow::Result<ExitCode> {
     });
     let config = probe_config(&args.probe, &environment())?;
     let output = &args.output;
+    if let Some(dir) = &output.report_dir {
+        check_report_dir(dir)?;
+    }
     let started = std::time::Instant::now();
     let (gated, scanner_config) = runtime()?.block_on(async {
         let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
@@ -1074,9 +1079,17 @@ impl<'a> Sinks<'a> {
         resume: bool,
         ordered: bool,
     ) -> anyhow::Result<Self> {
+        if let Some(dir) = &output.report_dir {
+            check_report_dir(dir)?;
+        }
+        let (mut failing, mut inconclusive) = (false, false);
         let (done, jsonl) = match jsonl {
             Some(path) if resume => {
-                let (state, file) = resume_state(path).context("--resume")?;
+                let (state, file) = resume_state(path, output.fail_on).context("--resume")?;
+                // Domains found failing (or inconclusive) before the interruption count in
+                // this run's exit status as if scanned now.
+                failing = state.failing > 0;
+                inconclusive = state.inconclusive > 0;
                 if state.truncated_bytes > 0 {
                     eprintln!(
                         "mxprobe: {}: cut off an incomplete last line ({} bytes) left by an \
@@ -1111,8 +1124,8 @@ impl<'a> Sinks<'a> {
             csv,
             done,
             reports_written: 0,
-            failing: false,
-            inconclusive: false,
+            failing,
+            inconclusive,
             ci: (output.junit.is_some() || github_actions()).then(Vec::new),
             invalid: 0,
             write_error: None,

@@ -344,19 +344,366 @@ fn sigterm_is_honoured_while_only_invalid_rows_are_read() {
     assert_eq!(last["interrupted"], true);
 }
 
-/// A quoted CSV field that never closes runs to the end of a 256 MiB stream: one invalid row,
-/// read with at most [`MEMORY_LIMIT`] of heap, and the run says there was no domain.
+/// A CSV row of 128 MiB (a quoted field that closes, or one that never does and runs to the
+/// end of the stream): one invalid row each, read with at most [`MEMORY_LIMIT`] of heap, and
+/// the run says there was no domain.
 #[test]
 fn an_endless_csv_row_is_read_in_bounded_memory() {
-    const STREAM: usize = 256 * 1024 * 1024;
-    let mut bytes = b"domain\n\"".to_vec();
-    bytes.resize(STREAM, b'x');
+    const ROW: usize = 128 * 1024 * 1024;
+    for (closed, says) in [
+        (true, "the row is longer than 65536 bytes"),
+        (false, "a quoted field opened in this row is never closed"),
+    ] {
+        let mut bytes = b"domain\n\"".to_vec();
+        bytes.resize(ROW, b'x');
+        if closed {
+            bytes.extend_from_slice(b"\"\nx..y\n");
+        }
+        let mut c = mxprobe_limited(MEMORY_LIMIT);
+        c.args(["scan", "--quiet", "--input", "-"]);
+        let out = run_with_stdin(c, bytes);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("input line 2"), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("no domain to scan"), "{err}");
+    }
+}
+
+/// Every file flag reads at most its cap: `/dev/zero` (endless) and an oversized standard
+/// input fail at once with the flag, the file and the cap named, under a memory limit far
+/// below what reading them whole would take.
+#[test]
+fn file_flags_refuse_endless_and_oversized_files() {
+    let dir = Scratch::new("file-flags");
+    let db = dir.0.join("h.sqlite");
+    let db = db.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["scan", "example.com", "--ca-file", "/dev/zero"],
+            "--ca-file: /dev/zero is larger than 4 MiB",
+        ),
+        (
+            &["gate", "example.com", "--ca-file", "/dev/zero"],
+            "--ca-file: /dev/zero is larger than 4 MiB",
+        ),
+        (
+            &[
+                "monitor",
+                "example.com",
+                "--db",
+                db,
+                "--ca-file",
+                "/dev/zero",
+            ],
+            "--ca-file: /dev/zero is larger than 4 MiB",
+        ),
+        (
+            &["scan", "example.com", "--trust-anchor", "/dev/zero"],
+            "--trust-anchor /dev/zero: larger than 64 KiB",
+        ),
+        (
+            &[
+                "generate",
+                "--domain",
+                "example.com",
+                "--live",
+                "--rua",
+                "mailto:a@example.com",
+                "--trust-anchor",
+                "/dev/zero",
+            ],
+            "--trust-anchor /dev/zero: larger than 64 KiB",
+        ),
+        (
+            &["lint", "--policy", "/dev/zero"],
+            "--policy /dev/zero: larger than 64 KiB",
+        ),
+        (
+            &["gate", "example.com", "--policy-file", "/dev/zero"],
+            "--policy-file /dev/zero: larger than 64 KiB",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = mxprobe_limited(MEMORY_LIMIT).args(*args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Standard input as the policy: 1 MiB is refused, 64 KiB of blank lines is read.
     let mut c = mxprobe_limited(MEMORY_LIMIT);
-    c.args(["scan", "--quiet", "--input", "-"]);
-    let out = run_with_stdin(c, bytes);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("input line 2"), "{err}");
-    assert!(err.contains("longer than 65536 bytes"), "{err}");
-    assert!(err.contains("no domain to scan"), "{err}");
+    c.args(["lint", "--policy", "-"]);
+    let out = run_with_stdin(c, vec![b'\n'; 1024 * 1024]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--policy -: the policy on standard input is larger than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+    // A TXT value longer than any TXT record.
+    let long = format!("v=STSv1; id={}", "a".repeat(70_000));
+    for command in ["lint", "gate"] {
+        let mut c = mxprobe();
+        c.arg(command);
+        if command == "gate" {
+            c.arg("example.com");
+        }
+        let out = c.args(["--sts-txt", &long]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--sts-txt: the value is 70012 bytes long"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// `lint` of a policy of 64 KiB of blank lines (the most a fetch reads, and the cap of
+/// `--policy`): four findings, one of them counting the 65,536 blank lines, in small output.
+#[test]
+fn lint_folds_65536_blank_lines_into_one_finding() {
+    let mut c = mxprobe_limited(MEMORY_LIMIT);
+    c.args(["lint", "--policy", "-", "--format", "json"]);
+    let out = run_with_stdin(c, vec![b'\n'; 64 * 1024]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(out.stdout.len() < 16 * 1024, "{} bytes", out.stdout.len());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 4, "{findings:?}");
+    assert_eq!(findings[0]["code"], "sts.policy.blank-line");
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("65,536 blank lines (lines 1, 2, 3, 4, 5 and 65,531 more)"),
+        "{}",
+        findings[0]["message"]
+    );
+}
+
+/// A webhook receiver on loopback that answers 200 to every POST and keeps each body's
+/// length.
+fn start_receiver(
+    rt: &tokio::runtime::Runtime,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&bodies);
+    let addr = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = std::sync::Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    // Read the body in pieces; only its length is kept.
+                    let mut left = length;
+                    let mut buf = vec![0; 64 * 1024];
+                    while left > 0 {
+                        let n = reader.read(&mut buf[..left.min(64 * 1024)]).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        left -= n;
+                    }
+                    seen.lock().unwrap().push(length);
+                    let _ = reader
+                        .get_mut()
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        addr
+    });
+    (addr, bodies)
+}
+
+/// A policy host serving 64 KiB of blank lines (within the fetch cap) gave 65,539 findings:
+/// 37 MB of JSON per domain, a 24 MB snapshot, a 14.8 MB webhook POST and a 210 MB JUnit
+/// file. Every output of `scan`, `gate` and `monitor` now stays small.
+#[test]
+fn a_policy_of_blank_lines_keeps_every_output_small() {
+    const SMALL: usize = 512 * 1024;
+    let lab = LabEnv::start("blank-policy");
+    let (addr, bodies) = start_receiver(&lab.rt);
+    let db = lab.dir.join("history.sqlite");
+    let monitor = || {
+        lab.command()
+            .args(["monitor", "good.test", "--no-smtp", "--db"])
+            .arg(&db)
+            .args(["--webhook", &format!("http://{addr}/hook")])
+            .output()
+            .unwrap()
+    };
+    // The first monitor run sees good.test as it is.
+    let out = monitor();
+    assert_ne!(out.status.code(), Some(2), "{}", stderr(&out));
+    let good = mxprobe::domain::DomainName::parse("good.test").unwrap();
+    lab.lab.set_policy(&good, &"\n".repeat(64 * 1024)).unwrap();
+
+    let jsonl = lab.dir.join("out.jsonl");
+    let junit = lab.dir.join("scan.xml");
+    let out = lab
+        .command()
+        .args([
+            "scan",
+            "good.test",
+            "--no-smtp",
+            "--format",
+            "json",
+            "--jsonl",
+        ])
+        .arg(&jsonl)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The document holds the policy twice (the body as fetched, and the RFC 8460
+    // policy-string of 65,536 empty lines, one per line of pretty JSON): bounded by the fetch
+    // cap, not by the findings.
+    assert!(
+        out.stdout.len() < 4 * SMALL,
+        "scan JSON: {} bytes",
+        out.stdout.len()
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = doc["domains"][0]["verdict"]["findings"].as_array().unwrap();
+    assert!(findings.len() < 20, "{} findings", findings.len());
+    assert!(
+        findings.iter().any(|f| f["code"] == "sts.policy.blank-line"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("65,536 blank lines")),
+        "{findings:?}"
+    );
+    for path in [&jsonl, &junit] {
+        let size = std::fs::metadata(path).unwrap().len();
+        assert!(size < SMALL as u64, "{}: {size} bytes", path.display());
+    }
+
+    let gate_junit = lab.dir.join("gate.xml");
+    let policy = lab.write("candidate.txt", &"\n".repeat(64 * 1024));
+    let out = lab
+        .command()
+        .args(["gate", "good.test", "--no-smtp", "--policy-file"])
+        .arg(&policy)
+        .arg("--junit")
+        .arg(&gate_junit)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        out.stdout.len() < SMALL,
+        "gate text: {} bytes",
+        out.stdout.len()
+    );
+    let size = std::fs::metadata(&gate_junit).unwrap().len();
+    assert!(size < SMALL as u64, "gate JUnit: {size} bytes");
+
+    let before = bodies.lock().unwrap().len();
+    let out = monitor();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let bodies = bodies.lock().unwrap()[before..].to_vec();
+    assert_eq!(bodies.len(), 1, "one alert for the new failure");
+    assert!(bodies[0] < SMALL, "webhook POST: {} bytes", bodies[0]);
+    let size = std::fs::metadata(&db).unwrap().len();
+    assert!(
+        size < 4 * SMALL as u64,
+        "history with one snapshot: {size} bytes"
+    );
+}
+
+/// `--report-dir` that cannot take files is refused before the first domain: exit status 2,
+/// nothing scanned, nothing printed.
+#[test]
+fn an_unusable_report_dir_is_refused_before_the_first_domain() {
+    let dir = Scratch::new("report-dir");
+    let file = dir.write("not-a-dir", "x");
+    let mut cases = vec![
+        (file.clone(), "not a directory"),
+        (file.join("below"), "cannot create the directory"),
+    ];
+    // sysfs refuses new files even to root.
+    if Path::new("/sys/kernel").is_dir() {
+        cases.push((PathBuf::from("/sys/kernel"), "cannot create files there"));
+    }
+    for (path, says) in cases {
+        for command in ["scan", "gate"] {
+            let out = mxprobe()
+                .args([command, "example.com", "--report-dir"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{command} {path:?}: {err}");
+            assert!(err.contains("--report-dir"), "{err}");
+            assert!(err.contains(says), "{command} {path:?}: {err}");
+            assert!(
+                out.stdout.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+/// `--resume` counts the domains an interrupted run found failing: the resumed run, which
+/// scans only the rest, still exits 1.
+#[test]
+fn resume_counts_failures_found_before_the_interruption() {
+    let lab = LabEnv::start("resume-failing");
+    let input = lab.write("domains.txt", "expired.test\ngood.test\n");
+    let jsonl = lab.dir.join("out.jsonl");
+    // The first run saw expired.test fail, then was interrupted (its summary line is gone).
+    let out = lab
+        .command()
+        .args(["scan", "expired.test", "--quiet", "--jsonl"])
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let domain_line = text.lines().next().unwrap();
+    std::fs::write(&jsonl, format!("{domain_line}\n")).unwrap();
+    let good_alone = lab
+        .command()
+        .args(["scan", "good.test", "--quiet"])
+        .output()
+        .unwrap();
+    let out = lab
+        .command()
+        .args(["scan", "--quiet", "--resume", "--input"])
+        .arg(&input)
+        .arg("--jsonl")
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert_ne!(good_alone.status.code(), Some(1), "good.test alone passes");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(jsonl_domains(&jsonl), ["expired.test", "good.test"]);
 }
