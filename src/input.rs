@@ -384,7 +384,7 @@ pub fn targets<R: Read>(reader: R, column: Option<Column>) -> Result<Targets<R>,
         },
     };
     Ok(Targets {
-        rows: Rows::Csv(rows),
+        rows: Rows::Csv(Box::new(rows)),
         mode,
         seen: Dedupe::default(),
         finished: false,
@@ -831,7 +831,8 @@ impl Record {
 /// Where the rows come from: plain lines, or the CSV tokenizer.
 enum Rows<R> {
     Lines(Lines<Source<R>>),
-    Csv(CsvRows<Source<R>>),
+    /// Boxed: the tokenizer's state is large beside a line reader's.
+    Csv(Box<CsvRows<Source<R>>>),
 }
 
 impl<R: Read> Rows<R> {

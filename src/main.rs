@@ -184,9 +184,10 @@ fn refuse_input_as_output(
     } else {
         (input.display().to_string(), std::fs::metadata(input))
     };
-    // An input that cannot be looked at is reported when it is opened; an output that does
-    // not exist yet cannot be the input.
-    let Ok(input_meta) = input_meta else {
+    // An input that cannot be looked at is reported when it is opened; only a regular file
+    // can be read back after it was written (not a pipe, a terminal or `/dev/null`); an
+    // output that does not exist yet cannot be the input.
+    let Some(input_meta) = input_meta.ok().filter(std::fs::Metadata::is_file) else {
         return Ok(());
     };
     for (flag, path) in outputs {
@@ -1294,7 +1295,10 @@ async fn run_bulk(
             Ok(Target::Invalid { line, text, error }) => {
                 rows.invalid.set(rows.invalid.get() + 1);
                 if let Err(e) = sinks.borrow_mut().invalid(line, &text, &error.to_string()) {
-                    sinks.borrow_mut().write_error.get_or_insert(e.into());
+                    sinks
+                        .borrow_mut()
+                        .write_error
+                        .get_or_insert_with(|| e.into());
                 }
                 let mut t = tally.get();
                 t.done += 1;
