@@ -2,7 +2,8 @@
 //! objects once (trust anchors, the TLS client configuration, the resolver settings).
 //!
 //! The command line (`cli`) holds only what was typed; this module reads the files it names
-//! (CA and trust-anchor files). Environment variables are read by `main` and passed in.
+//! (CA and trust-anchor files, each within its cap in [`crate::limits`]). Environment
+//! variables are read by `main` and passed in.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +37,12 @@ pub enum ConfigError {
     /// The EHLO name is unusable.
     #[error("--ehlo-name: {0}")]
     EhloName(#[source] EhloNameError),
+    /// A file named by a flag is unreadable or over its cap.
+    #[error(transparent)]
+    File(#[from] crate::limits::FileError),
+    /// The trust anchor file is not text.
+    #[error("--trust-anchor {0}: not UTF-8 text; give DNSKEY records in zone-file form")]
+    TrustAnchorNotText(PathBuf),
     /// --trust-anchor without in-process validation.
     #[error("--trust-anchor only applies with --dnssec validate")]
     TrustAnchorWithoutValidation,
@@ -72,7 +79,16 @@ pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, Con
 pub fn dns_config(args: &DnsArgs, families: IpFamilies) -> Result<DnsConfig, ConfigError> {
     let dnssec = match (args.dnssec, &args.trust_anchor) {
         (DnssecChoice::Validate, Some(path)) => {
-            DnssecMode::Validate(TrustAnchor::File(path.clone()))
+            // Read here, once and capped (a FIFO or `/dev/zero` included); the resolver gets
+            // the text.
+            let bytes = crate::limits::read_capped(
+                "--trust-anchor",
+                path,
+                crate::limits::TRUST_ANCHOR_BYTES,
+            )?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| ConfigError::TrustAnchorNotText(path.clone()))?;
+            DnssecMode::Validate(TrustAnchor::Dnskeys(text))
         }
         (DnssecChoice::Validate, None) => DnssecMode::Validate(TrustAnchor::IanaRoot),
         (_, Some(_)) => return Err(ConfigError::TrustAnchorWithoutValidation),

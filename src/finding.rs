@@ -226,6 +226,59 @@ impl Finding {
     }
 }
 
+/// The most findings one domain (or one `lint` run) reports; more are folded into one last
+/// finding, [`LEFT_OUT_CODE`], that counts them. No legitimate domain comes near it (one MX
+/// host with every address failing every check gives a few dozen); a hostile policy or
+/// record set could otherwise make every output grow without bound.
+pub const MAX_FINDINGS: usize = 200;
+
+/// The code of the finding that counts the findings left out by [`cap_findings`].
+pub const LEFT_OUT_CODE: &str = "findings.left-out";
+
+/// Keeps at most [`MAX_FINDINGS`] findings: the most severe, those that say something is
+/// wrong before those that say something could not be tested, in their original order; the
+/// last one kept counts the rest by severity. `subject` names what the findings are about.
+pub fn cap_findings(findings: &mut Vec<Finding>, subject: &Subject) {
+    if findings.len() <= MAX_FINDINGS {
+        return;
+    }
+    let keep = MAX_FINDINGS - 1;
+    // Most severe first, definite before "could not test"; stable, so ties keep their order.
+    let mut order: Vec<usize> = (0..findings.len()).collect();
+    order.sort_by_key(|&i| {
+        let f = &findings[i];
+        (std::cmp::Reverse(f.severity), f.inconclusive)
+    });
+    let mut kept = vec![false; findings.len()];
+    for &i in &order[..keep] {
+        kept[i] = true;
+    }
+    let mut left_out = [0usize; 3];
+    let mut i = 0;
+    findings.retain(|f| {
+        let k = kept[i];
+        i += 1;
+        if !k {
+            left_out[f.severity as usize] += 1;
+        }
+        k
+    });
+    let [notices, warnings, errors] = left_out;
+    let total = notices + warnings + errors;
+    findings.push(
+        Finding::new(
+            LEFT_OUT_CODE,
+            Severity::Notice,
+            subject.clone(),
+            format!(
+                "{total} more findings are left out ({errors} errors, {warnings} warnings, \
+                 {notices} notices): at most {MAX_FINDINGS} are reported, the most severe first"
+            ),
+        )
+        .with_fix("fix the findings shown, then run again to see the rest"),
+    );
+}
+
 /// The highest severity among findings, if any.
 pub fn worst(findings: &[Finding]) -> Option<Severity> {
     findings.iter().map(|f| f.severity).max()
@@ -242,6 +295,54 @@ mod tests {
             assert_eq!(s.as_str().parse::<Severity>().unwrap(), s);
         }
         assert!("fatal".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn findings_are_capped_keeping_the_most_severe_in_order() {
+        let d = DomainName::parse("example.com").unwrap();
+        let mut findings: Vec<Finding> = (0..1000)
+            .map(|i| {
+                let severity = match i % 10 {
+                    0 => Severity::Error,
+                    1 => Severity::Warning,
+                    _ => Severity::Notice,
+                };
+                let f = Finding::new("x.y", severity, Subject::domain(&d), format!("{i}"));
+                if i == 500 { f.could_not_test() } else { f }
+            })
+            .collect();
+        cap_findings(&mut findings, &Subject::domain(&d));
+        assert_eq!(findings.len(), MAX_FINDINGS);
+        // All 100 errors (the "could not test" one last among them) and 99 warnings.
+        let errors: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(errors.len(), 100);
+        assert_eq!(errors[0], "0");
+        let warnings = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count();
+        assert_eq!(warnings, 99);
+        let last = findings.last().unwrap();
+        assert_eq!(last.code, LEFT_OUT_CODE);
+        assert_eq!(
+            last.message,
+            "801 more findings are left out (0 errors, 1 warnings, 800 notices): at most 200 \
+             are reported, the most severe first"
+        );
+        // Kept in their original order.
+        let numbers: Vec<usize> = findings[..MAX_FINDINGS - 1]
+            .iter()
+            .map(|f| f.message.parse().unwrap())
+            .collect();
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]));
+
+        let mut few = findings[..3].to_vec();
+        cap_findings(&mut few, &Subject::domain(&d));
+        assert_eq!(few.len(), 3);
     }
 
     #[test]

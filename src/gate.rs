@@ -222,6 +222,7 @@ pub fn judge(
         );
     }
     verdict.findings.extend(gate);
+    crate::finding::cap_findings(&mut verdict.findings, &subject);
     Gated {
         facts,
         live: live_verdict,

@@ -7,7 +7,7 @@
 //! it (a file or standard input), and it reads it as a stream.
 //!
 //! # Input forms
-//! - **CSV with a header row**, tokenized by the `csv` crate (RFC 4180: comma separated, fields
+//! - **CSV with a header row**, tokenized by `csv-core`, the `csv` crate's tokenizer (RFC 4180: comma separated, fields
 //!   optionally in double quotes, a quote inside a quoted field written twice, quoted fields may
 //!   span lines; CRLF or LF line ends). The domain is in the column named `domain`
 //!   (case-insensitive, spaces around the name ignored) unless the caller names another column
@@ -26,6 +26,10 @@
 //!   that is neither blank nor a comment contains no comma, the input is a list of domains, one
 //!   a line, with no quoting. The one exception is a first line that reads `domain` (or
 //!   `"domain"`): that is a one-column CSV file with its header, so it is read as CSV.
+//!
+//! The input is UTF-8. An input that starts with a UTF-16 byte-order mark (`FF FE` or `FE FF`,
+//! a spreadsheet's "Unicode text") is refused as a whole ([`InputError::Utf16`]) rather than
+//! read as rows of garbage.
 //!
 //! In both forms, before any record: a UTF-8 byte-order mark at the very start is ignored,
 //! blank lines (spaces, tabs and carriage returns only) are skipped, and a line whose first
@@ -53,10 +57,10 @@
 //!
 //! # Memory
 //! Reading holds one row at a time. A row longer than [`MAX_RECORD_BYTES`] is reported as
-//! invalid ([`TargetError::TooLong`]) and dropped. In a list that cap bounds memory: the rest of
-//! an over-long line is skipped without being kept. In a CSV file it does not: the `csv` crate
-//! has no row limit and reads a whole row before it can be measured, so memory peaks at the
-//! longest row in the file (a quote that is never closed makes the rest of the file one row).
+//! invalid ([`TargetError::TooLong`]) and dropped, and that cap bounds memory: the rest of an
+//! over-long list line is skipped without being kept, and a CSV row is tokenized into buffers
+//! of that size, its bytes beyond them dropped unseen (a quote that is never closed makes the
+//! rest of the file one row: one invalid row, read in constant memory).
 //! The one structure that grows with the input is the set used to merge duplicates: one hashed
 //! entry per *distinct valid* domain: the A-label string plus its first line number, about the
 //! name's length plus 55 bytes with the hash table's overhead, so about 8 MB for 100,000
@@ -68,7 +72,7 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Chain, Cursor, Read};
 use std::str::FromStr;
 
-use csv::{ByteRecord, ReaderBuilder, Terminator, Trim};
+use csv::ByteRecord;
 
 use crate::domain::{DomainError, DomainName};
 
@@ -300,6 +304,18 @@ pub enum InputError {
     /// The column number was 0.
     #[error("column numbers start at 1; --column 0 names no column")]
     ColumnZero,
+    /// The input starts with a UTF-16 byte-order mark: it is UTF-16 text (a spreadsheet's
+    /// "Unicode text" export), which is not read; every row would be garbage.
+    #[error(
+        "the input is UTF-16 text (it starts with the byte-order mark {}); mxprobe reads UTF-8: \
+         save it as UTF-8 (\"CSV UTF-8\" in a spreadsheet) or convert it with \
+         `iconv -f UTF-16 -t UTF-8`",
+        if *.little_endian { "FF FE" } else { "FE FF" }
+    )]
+    Utf16 {
+        /// Whether the mark is little-endian (`FF FE`) rather than big-endian (`FE FF`).
+        little_endian: bool,
+    },
     /// The header row itself is malformed.
     #[error("the header on line {line} is not a valid CSV row: {reason}")]
     BadHeader {
@@ -368,7 +384,7 @@ pub fn targets<R: Read>(reader: R, column: Option<Column>) -> Result<Targets<R>,
         },
     };
     Ok(Targets {
-        rows: Rows::Csv(rows),
+        rows: Rows::Csv(Box::new(rows)),
         mode,
         seen: Dedupe::default(),
         finished: false,
@@ -682,6 +698,8 @@ fn sniff<B: BufRead>(src: &mut B) -> Result<Sniffed, InputError> {
     #[derive(Clone, Copy)]
     enum St {
         Bom(usize),
+        /// The first byte was the first of a UTF-16 byte-order mark.
+        MaybeUtf16(u8),
         LineStart,
         Comment,
         Significant(usize),
@@ -698,6 +716,10 @@ fn sniff<B: BufRead>(src: &mut B) -> Result<Sniffed, InputError> {
         if buf.is_empty() {
             let first_line = match st {
                 St::Bom(0) | St::LineStart | St::Comment => None,
+                St::MaybeUtf16(first) => {
+                    prefix.push(first);
+                    Some(vec![first])
+                }
                 St::Bom(n) => {
                     prefix.extend_from_slice(&BOM[..n]);
                     Some(BOM[..n].to_vec())
@@ -710,6 +732,23 @@ fn sniff<B: BufRead>(src: &mut B) -> Result<Sniffed, InputError> {
         let mut done = None;
         for &b in buf {
             used += 1;
+            // UTF-16 starts with FF FE (little-endian) or FE FF (big-endian); a UTF-8 file
+            // never does (neither byte occurs in UTF-8).
+            if let St::Bom(0) = st
+                && matches!(b, 0xFF | 0xFE)
+            {
+                st = St::MaybeUtf16(b);
+                continue;
+            }
+            if let St::MaybeUtf16(first) = st {
+                if (first, b) == (0xFF, 0xFE) || (first, b) == (0xFE, 0xFF) {
+                    return Err(InputError::Utf16 {
+                        little_endian: first == 0xFF,
+                    });
+                }
+                prefix.push(first);
+                st = St::Significant(prefix.len() - 1);
+            }
             // A mismatch in the byte-order mark makes its matched bytes the line's start.
             if let St::Bom(n) = st {
                 if b == BOM[n] {
@@ -728,7 +767,7 @@ fn sniff<B: BufRead>(src: &mut B) -> Result<Sniffed, InputError> {
                 }
             }
             st = match st {
-                St::Bom(_) | St::LineStart => match b {
+                St::Bom(_) | St::MaybeUtf16(_) | St::LineStart => match b {
                     b' ' | b'\t' | b'\r' => St::LineStart,
                     b'\n' => {
                         prefix.push(b'\n');
@@ -789,10 +828,11 @@ impl Record {
     }
 }
 
-/// Where the rows come from: plain lines, or the `csv` crate.
+/// Where the rows come from: plain lines, or the CSV tokenizer.
 enum Rows<R> {
     Lines(Lines<Source<R>>),
-    Csv(CsvRows<Source<R>>),
+    /// Boxed: the tokenizer's state is large beside a line reader's.
+    Csv(Box<CsvRows<Source<R>>>),
 }
 
 impl<R: Read> Rows<R> {
@@ -883,7 +923,7 @@ impl<B: BufRead> Lines<B> {
     }
 }
 
-/// Appended after the real input for the `csv` crate, which reports neither a quoted field
+/// Appended after the real input for the CSV tokenizer, which reports neither a quoted field
 /// left open at the end nor whether the last row ended with a line feed. Outside a quoted
 /// field the first line feed ends any last row and the rest reads as the row [`END_ROW`];
 /// inside one, the quote closes the field (leaving [`END_IN_QUOTE`] in it).
@@ -931,58 +971,133 @@ impl<R: Read> Read for EndMarked<R> {
     }
 }
 
-/// CSV rows, tokenized by the `csv` crate.
+/// CSV rows, tokenized by `csv-core` (the tokenizer under the `csv` crate) into buffers of
+/// a fixed size: a row's field bytes beyond [`MAX_RECORD_BYTES`], and its fields beyond
+/// [`MAX_RECORD_FIELDS`], are tokenized and dropped, so memory stays flat whatever the row
+/// (a quote that is never closed makes the rest of the input one row).
 struct CsvRows<R> {
-    reader: csv::Reader<EndMarked<R>>,
+    src: BufReader<EndMarked<R>>,
+    core: csv_core::Reader,
+    /// The current row's field bytes: [`MAX_RECORD_BYTES`] kept, one more to notice more.
+    out: Box<[u8]>,
+    /// The current row's field ends (offsets into `out`).
+    ends: Box<[usize]>,
+    /// Where output beyond the caps goes to be counted and dropped.
+    scratch: Box<[u8]>,
+    scratch_ends: Box<[usize]>,
+    /// Bytes of the input consumed so far (the end mark included).
+    consumed: u64,
 }
+
+/// The most fields one CSV row may have; the rest of a row with more is dropped and the row
+/// is [`TargetError::TooLong`]. Every field takes one byte (its comma), so a row within
+/// [`MAX_RECORD_BYTES`] never reaches it.
+const MAX_RECORD_FIELDS: usize = MAX_RECORD_BYTES;
+
+/// The size of the chunks the CSV reader reads its input in.
+const CSV_READ_BUFFER: usize = 64 * 1024;
 
 impl<R: Read> CsvRows<R> {
     fn new(src: R) -> Self {
-        let reader = ReaderBuilder::new()
-            // The header is found here (first row, with its line and problems), not by the crate.
-            .has_headers(false)
-            // Rows may have any number of fields; a short row is judged on its own.
-            .flexible(true)
-            // Trimmed after the line feeds inside quoted fields are counted.
-            .trim(Trim::None)
+        let core = csv_core::ReaderBuilder::new()
             // Only a line feed ends a row; a carriage return before it is trimmed as a blank,
             // so CRLF and LF files read alike and every line feed counts one line.
-            .terminator(Terminator::Any(b'\n'))
+            .terminator(csv_core::Terminator::Any(b'\n'))
             // A line starting with `#` is skipped whole; an indented one is dropped below.
             .comment(Some(b'#'))
-            .from_reader(EndMarked {
-                inner: src,
-                read: 0,
-                end: None,
-                mark_sent: 0,
-            });
-        Self { reader }
+            .build();
+        Self {
+            src: BufReader::with_capacity(
+                CSV_READ_BUFFER,
+                EndMarked {
+                    inner: src,
+                    read: 0,
+                    end: None,
+                    mark_sent: 0,
+                },
+            ),
+            core,
+            out: vec![0; MAX_RECORD_BYTES + 1].into_boxed_slice(),
+            ends: vec![0; MAX_RECORD_FIELDS + 1].into_boxed_slice(),
+            scratch: vec![0; 8 * 1024].into_boxed_slice(),
+            scratch_ends: vec![0; 1024].into_boxed_slice(),
+            consumed: 0,
+        }
+    }
+
+    /// Tokenizes the next row: its fields (cut at the caps) and line feeds inside them,
+    /// `None` at the end of the input. Rows may have any number of fields; the header is
+    /// found by the caller.
+    fn read_row(&mut self) -> io::Result<Option<(ByteRecord, usize, bool)>> {
+        use csv_core::ReadRecordResult as R;
+        let (mut outlen, mut endlen) = (0usize, 0usize);
+        // Once a buffer is full, the rest of the row is tokenized into scratch space.
+        let (mut out_full, mut ends_full) = (false, false);
+        let mut newlines = 0usize;
+        loop {
+            let input = loop {
+                match self.src.fill_buf() {
+                    Ok(input) => break input,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            let out: &mut [u8] = if out_full {
+                &mut self.scratch
+            } else {
+                &mut self.out[outlen..]
+            };
+            let ends: &mut [usize] = if ends_full {
+                &mut self.scratch_ends
+            } else {
+                &mut self.ends[endlen..]
+            };
+            let (result, nin, nout, nend) = self.core.read_record(input, out, ends);
+            newlines += out[..nout].iter().filter(|&&b| b == b'\n').count();
+            self.src.consume(nin);
+            self.consumed += nin as u64;
+            if !out_full {
+                outlen += nout;
+            }
+            if !ends_full {
+                endlen += nend;
+            }
+            match result {
+                R::InputEmpty => {}
+                R::OutputFull => out_full = true,
+                R::OutputEndsFull => ends_full = true,
+                R::Record => {
+                    let mut fields = ByteRecord::with_capacity(outlen, endlen);
+                    let mut start = 0;
+                    for &end in &self.ends[..endlen] {
+                        let end = end.min(outlen);
+                        fields.push_field(&self.out[start.min(end)..end]);
+                        start = end;
+                    }
+                    let cut = out_full || ends_full || outlen > MAX_RECORD_BYTES;
+                    return Ok(Some((fields, newlines, cut)));
+                }
+                R::End => return Ok(None),
+            }
+        }
     }
 
     /// The next row that is not a comment, `None` at the end of the input.
     fn next_record(&mut self) -> io::Result<Option<Record>> {
         loop {
-            let mut fields = ByteRecord::new();
-            if !self
-                .reader
-                .read_byte_record(&mut fields)
-                .map_err(csv_read_error)?
-            {
+            let Some((mut fields, inside, cut)) = self.read_row()? else {
                 return Ok(None);
-            }
-            let end = self.reader.position();
+            };
             // Every row ends with a line feed (END_MARK supplies one for the last row), and a
-            // line feed inside a row can only be inside a quoted field, where the crate keeps
-            // it; so the row started that many lines, plus its own end, before `end`. (The
-            // crate's record position is where reading began, before any skipped blank lines
-            // and comments.)
-            let inside = fields.as_slice().iter().filter(|&&b| b == b'\n').count();
-            let line = usize::try_from(end.line())
+            // line feed inside a row can only be inside a quoted field, where the tokenizer
+            // keeps it; so the row started that many lines, plus its own end, before the
+            // current line. (Blank lines and comments before the row were consumed with it.)
+            let line = usize::try_from(self.core.line())
                 .unwrap_or(usize::MAX)
                 .saturating_sub(inside + 1)
                 .max(1);
             let mut problem = None;
-            if self.reader.get_ref().end == Some(end.byte()) {
+            if self.src.get_ref().end == Some(self.consumed) {
                 if fields.len() == 1 && &fields[0] == END_ROW {
                     return Ok(None);
                 }
@@ -993,7 +1108,7 @@ impl<R: Read> CsvRows<R> {
             } else if is_indented_comment(&fields) {
                 continue;
             }
-            if fields.as_slice().len() > MAX_RECORD_BYTES {
+            if cut || fields.as_slice().len() > MAX_RECORD_BYTES {
                 problem.get_or_insert(TargetError::TooLong {
                     limit: MAX_RECORD_BYTES,
                 });
@@ -1009,7 +1124,7 @@ impl<R: Read> CsvRows<R> {
 
     /// The 1-based physical line the reader is at.
     fn line(&self) -> usize {
-        usize::try_from(self.reader.position().line()).unwrap_or(usize::MAX)
+        usize::try_from(self.core.line()).unwrap_or(usize::MAX)
     }
 }
 
@@ -1033,16 +1148,6 @@ fn without_end_mark(fields: &ByteRecord) -> ByteRecord {
             _ => f,
         })
         .collect()
-}
-
-/// A reading failure of the `csv` crate as the I/O error it wraps.
-fn csv_read_error(err: csv::Error) -> io::Error {
-    match err.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        // Byte records read flexibly raise no UTF-8 or field-count errors; should a new kind
-        // appear, it ends the stream as a read error rather than a panic.
-        other => io::Error::other(format!("CSV reader: {other:?}")),
-    }
 }
 
 #[cfg(test)]
@@ -1655,6 +1760,26 @@ mod tests {
         }
     }
 
+    /// Hands out `chunk` bytes of `inner` per read (one at a time from a [`Trickle`]).
+    struct Chunked<R> {
+        inner: R,
+        chunk: usize,
+    }
+
+    impl<R: Read> Read for Chunked<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut n = 0;
+            let want = buf.len().min(self.chunk);
+            while n < want {
+                match self.inner.read(&mut buf[n..want])? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            Ok(n)
+        }
+    }
+
     #[test]
     fn one_byte_reads_and_read_errors() {
         let input = "\u{feff}# c\nnote,domain\n\"a\nb\",a.example\n";
@@ -1728,6 +1853,29 @@ mod tests {
     }
 
     #[test]
+    fn utf16_is_refused_by_its_byte_order_mark() {
+        for (bytes, little_endian) in [
+            (&b"\xff\xfed\0o\0m\0a\0i\0n\0\n\0"[..], true),
+            (&b"\xfe\xff\0a\0.\0x\0\n"[..], false),
+        ] {
+            let err = targets(bytes, None).unwrap_err();
+            assert!(
+                matches!(err, InputError::Utf16 { little_endian: le } if le == little_endian),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("UTF-16"), "{err}");
+        }
+        // One of the two bytes alone, or in the other order, is not a mark: an invalid row.
+        for bytes in [&b"\xffa.example\nb.example\n"[..], b"\xfe", b"\xff\xff\n"] {
+            let got: Vec<Target> = targets(bytes, None).unwrap().map(Result::unwrap).collect();
+            assert!(
+                matches!(&got[0], Target::Invalid { line: 1, .. }),
+                "{bytes:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
     fn clip_keeps_short_text() {
         assert_eq!(clip("  abc "), "abc");
         let long = "é".repeat(MAX_TEXT_CHARS + 5);
@@ -1766,6 +1914,41 @@ mod tests {
                     last = line;
                 }
             }
+        }
+
+        /// CSV written by the `csv` crate's writer reads back: each row's domain in order, on
+        /// the physical line where the row starts (quoted notes may hold commas, quotes and
+        /// line feeds), whatever the size of the reads.
+        #[test]
+        fn csv_round_trips_with_physical_lines(
+            rows in proptest::collection::vec(
+                ("n[a-z0-9,\" \n]{0,20}", "[a-z][a-z0-9]{0,8}\\.[a-z]{2,4}"),
+                1..20,
+            ),
+            chunk in 1usize..64,
+        ) {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["note", "domain"]).unwrap();
+            let mut want = Vec::new();
+            let mut line = 2;
+            for (note, domain) in &rows {
+                w.write_record([note.as_str(), domain.as_str()]).unwrap();
+                want.push((line, domain.clone()));
+                line += 1 + note.matches('\n').count();
+            }
+            let bytes = w.into_inner().unwrap();
+            let reader = Trickle { data: bytes, pos: 0, fail: false };
+            let got: Vec<(usize, String)> = targets(Chunked { inner: reader, chunk }, None)
+                .unwrap()
+                .map(Result::unwrap)
+                .map(|t| match t {
+                    Target::Domain { line, domain, .. } | Target::Duplicate { line, domain, .. } => {
+                        (line, domain.as_str().to_owned())
+                    }
+                    Target::Invalid { .. } => (0, format!("{t:?}")),
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, want);
         }
 
         /// A list of generated names round-trips: every line yields its own domain or a duplicate.

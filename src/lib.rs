@@ -24,7 +24,8 @@
 //! - [`tlsrpt`]: RFC 8460 — the `_smtp._tls` record, result types, the report model (strict
 //!   writer, tolerant reader), report file names and synthetic reports.
 //! - [`render`], [`output`], [`stream`]: findings and scan results for people and programs;
-//!   JSON Lines, CSV summaries and resuming.
+//!   JSON Lines, CSV summaries and resuming; [`csv_cell`]: the one rule for text in CSV cells.
+//! - [`limits`]: the caps on what mxprobe reads from files, and bounded reading.
 //!
 //! Around them:
 //! - [`scan`]: observe then evaluate one domain; [`bulk`]: many domains, politely.
@@ -48,6 +49,7 @@ pub mod changes;
 pub mod ci;
 pub mod cli;
 pub mod config;
+pub mod csv_cell;
 pub mod dane;
 pub mod dns;
 pub mod domain;
@@ -60,6 +62,7 @@ pub mod generate;
 pub mod history;
 pub mod input;
 pub mod lab;
+pub mod limits;
 pub mod lint;
 pub mod metrics;
 pub mod monitor;

@@ -60,6 +60,18 @@ pub enum LintError {
         /// Why it is not a domain name.
         error: DomainError,
     },
+    /// A TXT value longer than any TXT record can be ([`crate::limits::TXT_VALUE_BYTES`]).
+    #[error(
+        "{flag}: the value is {bytes} bytes long; a TXT record holds at most {} bytes, and \
+         these records are a few dozen",
+        crate::limits::TXT_VALUE_BYTES
+    )]
+    TxtTooLong {
+        /// The flag.
+        flag: &'static str,
+        /// The value's length.
+        bytes: usize,
+    },
     /// An `--mx` value is not a host name.
     #[error("--mx {value:?}: {error}")]
     BadMx {
@@ -151,6 +163,7 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
     {
         return Err(LintError::NothingToCheck);
     }
+    check_txt_lengths(&input.sts_txt, &input.tlsrpt_txt)?;
     let domain = input
         .domain
         .as_deref()
@@ -243,6 +256,7 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
         Vec::new()
     };
 
+    crate::finding::cap_findings(&mut findings, &subject);
     Ok(LintReport {
         schema_version: SCHEMA_VERSION,
         domain,
@@ -253,6 +267,24 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
         mx_coverage,
         findings,
     })
+}
+
+/// Refuses a `--sts-txt` or `--tlsrpt-txt` value longer than a TXT record can be
+/// ([`crate::limits::TXT_VALUE_BYTES`]); `gate` applies the same rule.
+pub fn check_txt_lengths(sts_txt: &[String], tlsrpt_txt: &[String]) -> Result<(), LintError> {
+    let too_long = |flag, values: &[String]| {
+        values
+            .iter()
+            .find(|v| v.len() > crate::limits::TXT_VALUE_BYTES)
+            .map_or(Ok(()), |v| {
+                Err(LintError::TxtTooLong {
+                    flag,
+                    bytes: v.len(),
+                })
+            })
+    };
+    too_long("--sts-txt", sts_txt)?;
+    too_long("--tlsrpt-txt", tlsrpt_txt)
 }
 
 /// Renders a report for people.

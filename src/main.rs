@@ -3,11 +3,12 @@
 //! configuration error). All judgement lives in the library.
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -28,11 +29,14 @@ use mxprobe::domain::DomainName;
 use mxprobe::gate::{self, Candidate, CandidatePolicy};
 use mxprobe::input::{self, Column, Target};
 use mxprobe::lab::{Lab, Scenario};
+use mxprobe::limits;
 use mxprobe::lint::{self, LintInput};
 use mxprobe::monitor::{Monitor, MonitorConfig};
 use mxprobe::notify::Channel;
-use mxprobe::output::{write_domain, write_json, write_report_files, write_totals};
-use mxprobe::progress::{Progress, ProgressMode, Tally};
+use mxprobe::output::{
+    check_report_dir, write_domain, write_json, write_report_files, write_totals,
+};
+use mxprobe::progress::{self, Progress, ProgressMode, Tally};
 use mxprobe::scan::{DomainReport, ScanConfig, Scanner};
 use mxprobe::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
 
@@ -68,21 +72,29 @@ fn color_stream(choice: ColorChoice) -> anstream::AutoStream<io::StdoutLock<'sta
     anstream::AutoStream::new(stdout.lock(), choice)
 }
 
-/// Reads a policy file named on the command line (`-` for standard input).
-fn read_policy_file(path: Option<&std::path::Path>) -> anyhow::Result<Option<Vec<u8>>> {
+/// Reads the policy file `flag` names (`-` for standard input), at most
+/// [`limits::POLICY_FILE_BYTES`].
+fn read_policy_file(
+    flag: &'static str,
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(match path {
         None => None,
         Some(path) if path.as_os_str() == "-" => {
-            let mut body = Vec::new();
-            io::stdin()
-                .read_to_end(&mut body)
-                .context("reading the policy from standard input")?;
-            Some(body)
+            match limits::read_capped_from(io::stdin(), limits::POLICY_FILE_BYTES) {
+                Ok(body) => Some(body),
+                Err(limits::CappedReadError::TooLarge) => anyhow::bail!(
+                    "{flag} -: the policy on standard input is larger than {} (the cap for \
+                     {flag}); a policy is a few lines",
+                    limits::size_text(limits::POLICY_FILE_BYTES)
+                ),
+                Err(limits::CappedReadError::Io(e)) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("{flag} -: reading the policy from standard input")));
+                }
+            }
         }
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("reading the policy file {}", path.display()))?,
-        ),
+        Some(path) => Some(limits::read_capped(flag, path, limits::POLICY_FILE_BYTES)?),
     })
 }
 
@@ -94,7 +106,7 @@ fn environment() -> Environment {
 }
 
 fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
-    let policy = read_policy_file(args.policy.as_deref())?;
+    let policy = read_policy_file("--policy", args.policy.as_deref())?;
     let input = LintInput {
         domain: args.domain,
         policy,
@@ -120,9 +132,18 @@ fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let env = environment();
-    let (targets, total) =
-        open_targets(&args.domains, args.input.as_deref(), args.column.as_deref())?;
+    if let Some(input) = &args.input {
+        refuse_input_as_output(
+            input,
+            &[
+                ("--jsonl", args.jsonl.as_deref()),
+                ("--csv", args.csv.as_deref()),
+                ("--junit", args.output.junit.as_deref()),
+            ],
+        )?;
+    }
     let config = scan_config(&args, &env)?;
+    let targets = open_targets(&args.domains, args.input.as_deref(), args.column.as_deref())?;
     let bulk = BulkOptions {
         concurrency: args.concurrency as usize,
         domain_deadline: Duration::from_secs(args.deadline.max(1)),
@@ -146,17 +167,79 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ProgressMode::Plain
     };
-    runtime()?.block_on(run_bulk(config, targets, total, bulk, sinks, progress))
+    runtime()?.block_on(run_bulk(config, targets, bulk, sinks, progress))
+}
+
+/// Refuses, before anything is read or written, an output file that is the input file: the
+/// run would read its own output rows back forever. Compared as files (device and inode), so
+/// other spellings of the same path, links and `--input -` redirected from the file are
+/// caught too.
+fn refuse_input_as_output(
+    input: &std::path::Path,
+    outputs: &[(&str, Option<&std::path::Path>)],
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (shown, input_meta) = if input.as_os_str() == "-" {
+        ("standard input".to_owned(), std::fs::metadata("/dev/stdin"))
+    } else {
+        (input.display().to_string(), std::fs::metadata(input))
+    };
+    // An input that cannot be looked at is reported when it is opened; only a regular file
+    // can be read back after it was written (not a pipe, a terminal or `/dev/null`); an
+    // output that does not exist yet cannot be the input.
+    let Some(input_meta) = input_meta.ok().filter(std::fs::Metadata::is_file) else {
+        return Ok(());
+    };
+    for (flag, path) in outputs {
+        let Some(path) = path else { continue };
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.dev() == input_meta.dev()
+            && meta.ino() == input_meta.ino()
+        {
+            anyhow::bail!(
+                "{flag} {}: this is the input file ({shown}); writing it would read the \
+                 output back as input, or destroy the input. Give {flag} another file",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Where the targets of a run come from.
+struct Input {
+    /// The targets, in input order.
+    targets: TargetIter,
+    /// What the progress display can know of the end.
+    total: progress::Total,
+    /// The input as named in messages, when the targets come from `--input`.
+    name: Option<String>,
+}
+
+/// A reader that counts the bytes it hands out (for the progress of an input file).
+struct Metered<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// The scan targets: the domains typed as arguments (a bad one is a usage error, not a row
-/// to skip as in an input file) or the rows of `--input` (`-` for standard input), with their
-/// number when it can be known beforehand (for the progress bar).
+/// to skip as in an input file) or the rows of `--input` (`-` for standard input). The input
+/// is opened here and read once, as a stream, while the run goes on: pipes, FIFOs and
+/// `/dev/stdin` read like files, and nothing is counted beforehand (the progress of a
+/// regular file is the share of its bytes read).
 fn open_targets(
     domains: &[String],
     input: Option<&std::path::Path>,
     column: Option<&str>,
-) -> anyhow::Result<(TargetIter, Option<u64>)> {
+) -> anyhow::Result<Input> {
     for d in domains {
         DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
     }
@@ -164,45 +247,79 @@ fn open_targets(
         .map(str::parse::<Column>)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--column: {e}"))?;
-    Ok(match input {
-        None => (
-            Box::new(input::from_args(domains.to_vec()).map(Ok)),
-            Some(domains.len() as u64),
-        ),
-        Some(path) if path.as_os_str() == "-" => (
-            Box::new(input::targets(
-                Box::new(io::stdin()) as Box<dyn Read>,
-                column,
-            )?),
-            None,
-        ),
-        Some(path) => {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("opening the input file {}", path.display()))?;
-            let total = count_rows(path);
-            let targets = input::targets(Box::new(file) as Box<dyn Read>, column)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let total = total.map(|n| n.saturating_sub(u64::from(targets.is_csv())));
-            (Box::new(targets), total)
+    let Some(path) = input else {
+        return Ok(Input {
+            targets: Box::new(input::from_args(domains.to_vec()).map(Ok)),
+            total: progress::Total::Domains(domains.len() as u64),
+            name: None,
+        });
+    };
+    let (reader, total, name): (Box<dyn Read + Send>, _, _) = if path.as_os_str() == "-" {
+        (
+            Box::new(io::stdin()),
+            progress::Total::Unknown,
+            "standard input".to_owned(),
+        )
+    } else {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening the input file {}", path.display()))?;
+        let name = format!("the input file {}", path.display());
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => {
+                let read = Arc::new(AtomicU64::new(0));
+                (
+                    Box::new(Metered {
+                        inner: file,
+                        read: Arc::clone(&read),
+                    }),
+                    progress::Total::InputBytes {
+                        len: meta.len(),
+                        read,
+                    },
+                    name,
+                )
+            }
+            _ => (Box::new(file), progress::Total::Unknown, name),
         }
+    };
+    let targets = input::targets(reader, column).with_context(|| format!("reading {name}"))?;
+    Ok(Input {
+        targets: Box::new(targets),
+        total,
+        name: Some(name),
     })
 }
 
-type TargetIter = Box<dyn Iterator<Item = Result<Target, input::InputError>>>;
+type TargetIter = Box<dyn Iterator<Item = Result<Target, input::InputError>> + Send>;
 
-/// Counts the rows of an input file that can be targets (for the progress bar's total).
-fn count_rows(path: &std::path::Path) -> Option<u64> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut n = 0u64;
-    for line in io::BufReader::new(file).lines() {
-        let line = line.ok()?;
-        let t = line.trim();
-        if !t.is_empty() && !t.starts_with('#') {
-            n += 1;
-        }
-    }
-    Some(n)
+/// The targets as a stream, read on a thread of their own so that a slow pipe never holds up
+/// the run (nor its signal handling), at most [`TARGETS_AHEAD`] ahead of the scan.
+fn target_stream(
+    targets: TargetIter,
+) -> anyhow::Result<impl futures::Stream<Item = Result<Target, input::InputError>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(TARGETS_AHEAD);
+    std::thread::Builder::new()
+        .name("mxprobe-input".to_owned())
+        .spawn(move || {
+            for target in targets {
+                // The run has ended (finished or interrupted): stop reading.
+                if tx.blocking_send(target).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("starting the thread that reads the input")?;
+    Ok(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|target| (target, rx))
+    }))
 }
+
+/// How many read targets may wait for the scan.
+const TARGETS_AHEAD: usize = 256;
+
+/// After this many rows in a row that start no scan (invalid, duplicate, already done), the
+/// run lets other work in, so a signal is honoured even while only such rows are read.
+const SKIPPED_BETWEEN_YIELDS: u64 = 64;
 
 fn run_gate(args: GateArgs) -> anyhow::Result<ExitCode> {
     let domain =
@@ -212,7 +329,8 @@ fn run_gate(args: GateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|m| DomainName::parse(m).with_context(|| format!("--mx {m:?}")))
         .collect::<anyhow::Result<_>>()?;
-    let policy = read_policy_file(args.policy_file.as_deref())?.map(|bytes| {
+    lint::check_txt_lengths(&args.sts_txt, &args.tlsrpt_txt)?;
+    let policy = read_policy_file("--policy-file", args.policy_file.as_deref())?.map(|bytes| {
         let not_utf8 = std::str::from_utf8(&bytes).is_err();
         CandidatePolicy {
             body: String::from_utf8_lossy(&bytes).into_owned(),
@@ -221,6 +339,9 @@ fn run_gate(args: GateArgs) -> anyhow::Result<ExitCode> {
     });
     let config = probe_config(&args.probe, &environment())?;
     let output = &args.output;
+    if let Some(dir) = &output.report_dir {
+        check_report_dir(dir)?;
+    }
     let started = std::time::Instant::now();
     let (gated, scanner_config) = runtime()?.block_on(async {
         let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
@@ -413,8 +534,17 @@ fn live_mx_hosts(
 
 fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let env = environment();
-    let (targets, _) = open_targets(&args.domains, args.input.as_deref(), args.column.as_deref())?;
+    if let Some(input) = &args.input {
+        refuse_input_as_output(
+            input,
+            &[
+                ("--db", Some(args.db.as_path())),
+                ("--prometheus", args.prometheus.as_deref()),
+            ],
+        )?;
+    }
     let mut config = probe_config(&args.probe, &env)?;
+    let input = open_targets(&args.domains, args.input.as_deref(), args.column.as_deref())?;
     config.politeness.per_ip = usize::try_from(args.per_ip).unwrap_or(usize::MAX);
     let channels = monitor_channels(&args, &env, &config.anchors)?;
     let history = mxprobe::history::History::open(&args.db)
@@ -448,18 +578,26 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         let mut failing = false;
         let mut inconclusive = false;
         let mut error: Option<anyhow::Error> = None;
-        let stream = futures::stream::iter(targets.filter_map(|t| match t {
-            Ok(Target::Domain { line, domain, .. }) => Some((line, domain)),
-            Ok(Target::Invalid { line, text, error }) => {
-                eprintln!("mxprobe: input line {line}: {text:?} skipped: {error}");
-                None
-            }
-            Ok(Target::Duplicate { .. }) => None,
-            Err(e) => {
-                eprintln!("mxprobe: reading the input: {e}");
-                None
-            }
-        }));
+        let rows = RowCounts::default();
+        let stream = target_stream(input.targets)?.filter_map(|t| {
+            let item = match t {
+                Ok(Target::Domain { line, domain, .. }) => {
+                    rows.valid.set(rows.valid.get() + 1);
+                    Some((line, domain))
+                }
+                Ok(Target::Invalid { line, text, error }) => {
+                    rows.invalid.set(rows.invalid.get() + 1);
+                    eprintln!("mxprobe: input line {line}: {text:?} skipped: {error}");
+                    None
+                }
+                Ok(Target::Duplicate { .. }) => None,
+                Err(e) => {
+                    rows.error.replace(Some(anyhow::Error::new(e)));
+                    None
+                }
+            };
+            rows.pause_after(item.is_none()).map(move |()| item)
+        });
         let stats = bulk::run(
             Arc::clone(&scanner),
             stream,
@@ -533,6 +671,8 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
             eprintln!("mxprobe: interrupted; the domains finished so far are recorded");
             return Ok(ExitCode::from(130));
         }
+        rows.read_error(input.name.as_deref())?;
+        rows.some_domain(input.name.as_deref())?;
         Ok(ExitCode::from(
             args.inconclusive.exit_status(failing, inconclusive),
         ))
@@ -594,9 +734,11 @@ fn monitor_channels(
         };
         let mut roots = Vec::new();
         for path in &args.probe.ca_file {
-            roots.push(
-                std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?,
-            );
+            roots.push(limits::read_capped(
+                "--ca-file",
+                path,
+                limits::CA_FILE_BYTES,
+            )?);
         }
         let mut email = Email::new(
             host,
@@ -907,8 +1049,11 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let sinks = Sinks::open(&args.output, None, None, false, true)?;
         run_bulk(
             lab.scan_config(),
-            Box::new(input::from_args(names).map(Ok)),
-            Some(total),
+            Input {
+                targets: Box::new(input::from_args(names).map(Ok)),
+                total: progress::Total::Domains(total),
+                name: None,
+            },
             BulkOptions::default(),
             sinks,
             ProgressMode::Quiet,
@@ -940,7 +1085,8 @@ struct Sinks<'a> {
     /// Each domain's findings, kept for the CI outputs (JUnit, GitHub) when asked for.
     ci: Option<Vec<CiResult>>,
     invalid: usize,
-    input_error: Option<anyhow::Error>,
+    /// Writing an invalid row's record failed.
+    write_error: Option<anyhow::Error>,
 }
 
 impl<'a> Sinks<'a> {
@@ -951,9 +1097,17 @@ impl<'a> Sinks<'a> {
         resume: bool,
         ordered: bool,
     ) -> anyhow::Result<Self> {
+        if let Some(dir) = &output.report_dir {
+            check_report_dir(dir)?;
+        }
+        let (mut failing, mut inconclusive) = (false, false);
         let (done, jsonl) = match jsonl {
             Some(path) if resume => {
-                let (state, file) = resume_state(path).context("--resume")?;
+                let (state, file) = resume_state(path, output.fail_on).context("--resume")?;
+                // Domains found failing (or inconclusive) before the interruption count in
+                // this run's exit status as if scanned now.
+                failing = state.failing > 0;
+                inconclusive = state.inconclusive > 0;
                 if state.truncated_bytes > 0 {
                     eprintln!(
                         "mxprobe: {}: cut off an incomplete last line ({} bytes) left by an \
@@ -988,11 +1142,11 @@ impl<'a> Sinks<'a> {
             csv,
             done,
             reports_written: 0,
-            failing: false,
-            inconclusive: false,
+            failing,
+            inconclusive,
             ci: (output.junit.is_some() || github_actions()).then(Vec::new),
             invalid: 0,
-            input_error: None,
+            write_error: None,
         })
     }
 
@@ -1070,10 +1224,68 @@ impl<'a> Sinks<'a> {
     }
 }
 
+/// What the rows of an input held, counted as they are read.
+#[derive(Default)]
+struct RowCounts {
+    /// Rows with a domain (first occurrences; also those a resumed run skips).
+    valid: Cell<u64>,
+    /// Rows that are not a domain.
+    invalid: Cell<u64>,
+    /// Rows in a row that started no scan, since the last yield.
+    skipped_in_a_row: Cell<u64>,
+    /// Reading the input failed (the stream ended there).
+    error: RefCell<Option<anyhow::Error>>,
+}
+
+impl RowCounts {
+    /// A future that lets other work in (the shutdown signal among it) after every
+    /// [`SKIPPED_BETWEEN_YIELDS`] rows in a row that start no scan, and is ready at once
+    /// otherwise.
+    fn pause_after(&self, skipped: bool) -> futures::future::BoxFuture<'static, ()> {
+        let n = if skipped {
+            self.skipped_in_a_row.get() + 1
+        } else {
+            0
+        };
+        self.skipped_in_a_row.set(n % SKIPPED_BETWEEN_YIELDS);
+        if skipped && n % SKIPPED_BETWEEN_YIELDS == 0 {
+            Box::pin(tokio::task::yield_now())
+        } else {
+            Box::pin(futures::future::ready(()))
+        }
+    }
+
+    /// A failure to read the input is an error (exit status 2) naming the input.
+    fn read_error(&self, name: Option<&str>) -> anyhow::Result<()> {
+        match self.error.take() {
+            Some(e) => Err(e.context(format!("reading {}", name.unwrap_or("the input")))),
+            None => Ok(()),
+        }
+    }
+
+    /// An input without a single domain is an error (exit status 2) naming the input: a run
+    /// that scanned nothing must not pass.
+    fn some_domain(&self, name: Option<&str>) -> anyhow::Result<()> {
+        let Some(name) = name else { return Ok(()) };
+        if self.valid.get() > 0 {
+            return Ok(());
+        }
+        match self.invalid.get() {
+            0 => anyhow::bail!(
+                "no domain to scan: {name} has no rows (it is empty, or holds only blank \
+                 lines, comments and a header)"
+            ),
+            n => anyhow::bail!(
+                "no domain to scan: none of the {n} row(s) of {name} is a domain (each is \
+                 reported above with its line and why)"
+            ),
+        }
+    }
+}
+
 async fn run_bulk(
     config: ScanConfig,
-    targets: TargetIter,
-    total: Option<u64>,
+    input: Input,
     options: BulkOptions,
     sinks: Sinks<'_>,
     progress: ProgressMode,
@@ -1081,20 +1293,15 @@ async fn run_bulk(
     let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
     let started = OffsetDateTime::now_utc();
     let sinks = RefCell::new(sinks);
-    let display = RefCell::new(Progress::new(progress, total));
+    let display = RefCell::new(Progress::new(progress, input.total));
     let tally = Cell::new(Tally::default());
     let skipped = Cell::new(0u64);
+    let rows = RowCounts::default();
     // Invalid rows, duplicates and resumed domains never reach the engine.
-    let stream = futures::stream::iter(targets.map_while(|t| match t {
-        Ok(t) => Some(t),
-        Err(e) => {
-            sinks.borrow_mut().input_error = Some(anyhow::Error::new(e));
-            None
-        }
-    }))
-    .filter_map(|t| {
+    let stream = target_stream(input.targets)?.filter_map(|t| {
         let item = match t {
-            Target::Domain { line, domain, .. } => {
+            Ok(Target::Domain { line, domain, .. }) => {
+                rows.valid.set(rows.valid.get() + 1);
                 if sinks.borrow().done.contains(&domain) {
                     skipped.set(skipped.get() + 1);
                     None
@@ -1102,18 +1309,26 @@ async fn run_bulk(
                     Some((line, domain))
                 }
             }
-            Target::Invalid { line, text, error } => {
+            Ok(Target::Invalid { line, text, error }) => {
+                rows.invalid.set(rows.invalid.get() + 1);
                 if let Err(e) = sinks.borrow_mut().invalid(line, &text, &error.to_string()) {
-                    sinks.borrow_mut().input_error = Some(e.into());
+                    sinks
+                        .borrow_mut()
+                        .write_error
+                        .get_or_insert_with(|| e.into());
                 }
                 let mut t = tally.get();
                 t.done += 1;
                 tally.set(t);
                 None
             }
-            Target::Duplicate { .. } => None,
+            Ok(Target::Duplicate { .. }) => None,
+            Err(e) => {
+                rows.error.replace(Some(anyhow::Error::new(e)));
+                None
+            }
         };
-        futures::future::ready(item)
+        rows.pause_after(item.is_none()).map(move |()| item)
     });
     let mut write_error: Option<anyhow::Error> = None;
     let stats = bulk::run(
@@ -1216,13 +1431,15 @@ async fn run_bulk(
             (OffsetDateTime::now_utc() - started).unsigned_abs(),
         )?;
     }
-    if let Some(e) = sinks.input_error.take() {
-        return Err(e.context("reading the input"));
+    if let Some(e) = sinks.write_error.take() {
+        return Err(e);
     }
+    rows.read_error(input.name.as_deref())?;
     if stats.interrupted {
         eprintln!("mxprobe: interrupted; the output is complete up to here (--resume continues)");
         return Ok(ExitCode::from(130));
     }
+    rows.some_domain(input.name.as_deref())?;
     Ok(ExitCode::from(
         sinks
             .output

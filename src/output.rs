@@ -75,12 +75,7 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> 
         v.domain
     )?;
     writeln!(w, "  MTA-STS   {}", sts_line(v))?;
-    let rua = if v.tlsrpt_rua.is_empty() {
-        "none".to_owned()
-    } else {
-        v.tlsrpt_rua.join(", ")
-    };
-    writeln!(w, "  TLS-RPT   {rua}")?;
+    writeln!(w, "  TLS-RPT   {}", tlsrpt_line(report))?;
     match v.routing {
         Routing::NullMx => writeln!(w, "  MX        null MX: the domain accepts no mail")?,
         Routing::NoSuchDomain => writeln!(w, "  MX        the domain does not exist")?,
@@ -164,6 +159,24 @@ fn sts_line(v: &DomainVerdict) -> String {
     }
 }
 
+/// Where reports go: the usable `rua`, "none" only when the `_smtp._tls` lookup said so, and
+/// "could not tell" when it failed (as for MTA-STS: a failed lookup is not "no record").
+fn tlsrpt_line(report: &DomainReport) -> String {
+    let v = &report.verdict;
+    if !v.tlsrpt_rua.is_empty() {
+        return v.tlsrpt_rua.join(", ");
+    }
+    let lookup = &report.facts.tlsrpt_txt;
+    if let Some(why) = lookup.failure() {
+        return format!("could not tell (DNS failure: {why})");
+    }
+    if lookup.records().is_some_and(|r| !r.is_empty()) {
+        "no usable record".to_owned()
+    } else {
+        "none".to_owned()
+    }
+}
+
 /// Indents every line written through it by two spaces.
 struct Indented<'a> {
     inner: &'a mut dyn Write,
@@ -211,13 +224,26 @@ pub fn write_totals(
 #[non_exhaustive]
 pub enum ReportFileError {
     /// The directory could not be created.
-    #[error("creating the report directory {path}: {source}")]
+    #[error("--report-dir {path}: cannot create the directory ({error})")]
     CreateDir {
         /// The directory.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
+        /// The cause (in the message, so not repeated as a source).
+        error: io::Error,
+    },
+    /// The report directory is a file (or another non-directory).
+    #[error("--report-dir {path}: not a directory; name a directory (it is created if missing)")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// No file can be created in the report directory.
+    #[error("--report-dir {path}: cannot create files there ({error}); check its permissions")]
+    NotWritable {
+        /// The directory.
+        path: PathBuf,
+        /// The cause (in the message, so not repeated as a source).
+        error: io::Error,
     },
     /// A file could not be written.
     #[error("writing the report file {path}: {source}")]
@@ -239,6 +265,34 @@ pub enum ReportFileError {
     },
 }
 
+/// Makes sure `dir` can take report files before a run starts: it exists (created when
+/// missing), is a directory, and a file can be created in it (one is made and removed).
+pub fn check_report_dir(dir: &Path) -> Result<(), ReportFileError> {
+    let not_a_directory = || ReportFileError::NotADirectory {
+        path: dir.to_owned(),
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(not_a_directory());
+    }
+    std::fs::create_dir_all(dir).map_err(|error| ReportFileError::CreateDir {
+        path: dir.to_owned(),
+        error,
+    })?;
+    if !dir.is_dir() {
+        return Err(not_a_directory());
+    }
+    let probe = dir.join(format!(".mxprobe-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|error| ReportFileError::NotWritable {
+            path: dir.to_owned(),
+            error,
+        })
+}
+
 /// Writes one synthetic report per domain into `dir`; returns the paths written. The date
 /// range is the scan's (from `started` to `finished`); the report id and the file's unique
 /// id name the scan start so that reruns never overwrite each other.
@@ -249,9 +303,9 @@ pub fn write_report_files(
     finished: OffsetDateTime,
     gzip: bool,
 ) -> Result<Vec<PathBuf>, ReportFileError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportFileError::CreateDir {
+    std::fs::create_dir_all(dir).map_err(|error| ReportFileError::CreateDir {
         path: dir.to_owned(),
-        source,
+        error,
     })?;
     let range = DateRange::new(started, finished.max(started))
         .expect("scan times are within years 0000-9999 and ordered");
@@ -283,4 +337,121 @@ pub fn write_report_files(
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::{DnssecStatus, Lookup, Txt};
+    use crate::domain::DomainName;
+    use crate::evaluate::domain::{EvalOptions, evaluate_domain};
+    use crate::evaluate::policy_fetch::ContentTypeRule;
+    use crate::facts::DomainFacts;
+    use crate::tls::Anchors;
+    use time::macros::datetime;
+
+    /// The TLS-RPT line of a domain with no MX records and `tlsrpt_txt` as its lookup.
+    fn tlsrpt_text(tlsrpt_txt: Lookup<Txt>) -> String {
+        let now = datetime!(2025-06-01 0:00 UTC);
+        let facts = DomainFacts {
+            domain: DomainName::parse("example.com").unwrap(),
+            observed_at: now,
+            mx: Lookup::NoData {
+                dnssec: DnssecStatus::Insecure,
+            },
+            sts_txt: Lookup::NoData {
+                dnssec: DnssecStatus::Insecure,
+            },
+            tlsrpt_txt,
+            policy_fetch: None,
+            hosts: Vec::new(),
+        };
+        let anchors = Anchors::empty();
+        let verdict = evaluate_domain(
+            &facts,
+            &EvalOptions {
+                anchors: &anchors,
+                now,
+                content_type: ContentTypeRule::Warn,
+                expiry_warn_days: 21,
+            },
+        );
+        let mut out = Vec::new();
+        write_domain(&mut out, &DomainReport { facts, verdict }).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("  TLS-RPT   "))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// "none" only when DNS said there is no record; a failed lookup is "could not tell".
+    #[test]
+    fn tlsrpt_line_tells_none_from_could_not_tell() {
+        let records = |text: &str| Lookup::Records {
+            records: vec![Txt {
+                strings: vec![text.to_owned()],
+            }],
+            dnssec: DnssecStatus::Insecure,
+            cname_chain: Vec::new(),
+        };
+        let cases: Vec<(Lookup<Txt>, &str)> = vec![
+            (
+                Lookup::NoData {
+                    dnssec: DnssecStatus::Insecure,
+                },
+                "none",
+            ),
+            (
+                Lookup::ServFail,
+                "could not tell (DNS failure: the DNS server answered SERVFAIL)",
+            ),
+            (
+                Lookup::Timeout,
+                "could not tell (DNS failure: the DNS query timed out)",
+            ),
+            (records("v=TLSRPTv1; rua=ftp://x"), "no usable record"),
+            (
+                records("v=TLSRPTv1; rua=mailto:tls@example.com"),
+                "mailto:tls@example.com",
+            ),
+        ];
+        for (lookup, want) in cases {
+            assert_eq!(tlsrpt_text(lookup.clone()), want, "{lookup:?}");
+        }
+    }
+
+    #[test]
+    fn report_dir_is_checked_before_the_run() {
+        let base = std::env::temp_dir().join(format!(
+            "mxprobe-report-dir-{}-{}",
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        let made = base.join("new/reports");
+        check_report_dir(&made).unwrap();
+        assert!(made.is_dir());
+        assert_eq!(std::fs::read_dir(&made).unwrap().count(), 0, "no file left");
+        let file = base.join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = check_report_dir(&file).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReportFileError::CreateDir { .. } | ReportFileError::NotADirectory { .. }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("--report-dir {}", file.display())),
+            "{err}"
+        );
+        let below = file.join("reports");
+        assert!(matches!(
+            check_report_dir(&below),
+            Err(ReportFileError::CreateDir { .. })
+        ));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -2,6 +2,8 @@
 //! every few seconds otherwise, nothing with `--quiet`. The only importer of indicatif; the
 //! scan engine knows nothing of it (it reports counts, this draws them).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -31,29 +33,49 @@ pub struct Tally {
     pub inconclusive: u64,
 }
 
+/// How far a run is from its end, as far as it can be known without reading the input twice.
+#[derive(Debug, Clone)]
+pub enum Total {
+    /// This many domains (given on the command line).
+    Domains(u64),
+    /// An input file of `len` bytes, of which a reader has consumed `read` so far (the
+    /// input is read once, as a stream; its rows are not counted beforehand).
+    InputBytes {
+        /// The file's size.
+        len: u64,
+        /// Bytes consumed so far, updated by the reader.
+        read: Arc<AtomicU64>,
+    },
+    /// Unknown (a pipe, a FIFO, standard input).
+    Unknown,
+}
+
 /// A progress display.
 #[derive(Debug)]
 pub struct Progress {
     mode: ProgressMode,
     bar: Option<ProgressBar>,
-    total: Option<u64>,
+    total: Total,
     started: Instant,
     last_line: Instant,
 }
 
 impl Progress {
-    /// Starts showing progress over `total` items (unknown when reading standard input).
-    pub fn new(mode: ProgressMode, total: Option<u64>) -> Self {
+    /// Starts showing progress towards `total`.
+    pub fn new(mode: ProgressMode, total: Total) -> Self {
         let bar = (mode == ProgressMode::Bar).then(|| {
-            let bar = match total {
-                Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
-                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            let (len, template) = match &total {
+                Total::Domains(n) => (
+                    Some(*n),
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} domains, {per_sec}, ETA {eta} {msg}",
+                ),
+                Total::InputBytes { len, .. } => (
+                    Some(*len),
+                    "{spinner} [{elapsed_precise}] {wide_bar} {percent}% of the input read, ETA {eta}, {msg}",
+                ),
+                Total::Unknown => (None, "{spinner} [{elapsed_precise}] {pos} domains, {per_sec} {msg}"),
             };
-            let template = if total.is_some() {
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} domains, {per_sec}, ETA {eta} {msg}"
-            } else {
-                "{spinner} [{elapsed_precise}] {pos} domains, {per_sec} {msg}"
-            };
+            let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(template)
                     .expect("the template is a constant and valid"),
@@ -77,11 +99,19 @@ impl Progress {
             ProgressMode::Quiet => {}
             ProgressMode::Bar => {
                 if let Some(bar) = &self.bar {
-                    bar.set_position(tally.done);
-                    bar.set_message(format!(
-                        "failing {}, inconclusive {}",
-                        tally.failing, tally.inconclusive
-                    ));
+                    if let Total::InputBytes { read, .. } = &self.total {
+                        bar.set_position(read.load(Ordering::Relaxed));
+                        bar.set_message(format!(
+                            "{} domains, failing {}, inconclusive {}",
+                            tally.done, tally.failing, tally.inconclusive
+                        ));
+                    } else {
+                        bar.set_position(tally.done);
+                        bar.set_message(format!(
+                            "failing {}, inconclusive {}",
+                            tally.failing, tally.inconclusive
+                        ));
+                    }
                 }
             }
             ProgressMode::Plain => {
@@ -108,7 +138,18 @@ impl Progress {
 
     fn line(&self, tally: Tally) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
+        let of = match &self.total {
+            Total::Domains(t) => format!("/{t}"),
+            Total::InputBytes { len, read } => format!(
+                " (input {}% read)",
+                read.load(Ordering::Relaxed)
+                    .min(*len)
+                    .saturating_mul(100)
+                    .checked_div(*len)
+                    .unwrap_or(100)
+            ),
+            Total::Unknown => String::new(),
+        };
         format!(
             "{}{of} domains, {:.0}/s, {} failing, {} inconclusive",
             tally.done,

@@ -7,15 +7,16 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::csv_cell;
 use crate::domain::DomainName;
 use crate::evaluate::domain::{DomainVerdict, SessionResult};
-use crate::finding::Severity;
+use crate::finding::{Finding, Severity};
 use crate::render::Counts;
 use crate::scan::DomainReport;
 
@@ -99,14 +100,24 @@ impl<W: Write> JsonlWriter<W> {
 pub struct ResumeState {
     /// Domains with a complete `domain` record: skipped by the new run.
     pub done: HashSet<DomainName>,
+    /// How many of them have a finding that fails at the `fail_on` severity given to
+    /// [`resume_state`] ([`Finding::fails`]): the resumed run's exit status counts them.
+    pub failing: u64,
+    /// How many of them were inconclusive.
+    pub inconclusive: u64,
     /// Bytes of a truncated last line that were cut off.
     pub truncated_bytes: u64,
 }
 
-/// Reads a JSON Lines file written by an earlier run, collects the domains it finished, cuts
-/// off a truncated or unparsable last line, and returns the file opened for appending. A
-/// missing file is an empty state and a new file.
-pub fn resume_state(path: &Path) -> Result<(ResumeState, File), ResumeError> {
+/// The longest line [`resume_state`] reads: far above any record mxprobe writes (findings
+/// are capped per domain), so a longer one is not from mxprobe.
+pub const MAX_RESUME_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a JSON Lines file written by an earlier run, collects the domains it finished (and
+/// whether each failed at `fail_on` or was inconclusive), cuts off a truncated or unparsable
+/// last line, and returns the file opened for appending. A missing file is an empty state and
+/// a new file.
+pub fn resume_state(path: &Path, fail_on: Severity) -> Result<(ResumeState, File), ResumeError> {
     let err = |source| ResumeError::Io {
         path: path.to_owned(),
         source,
@@ -124,11 +135,21 @@ pub fn resume_state(path: &Path) -> Result<(ResumeState, File), ResumeError> {
     let mut number = 0usize;
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(err)?;
+        let cap = u64::try_from(MAX_RESUME_LINE_BYTES).unwrap_or(u64::MAX);
+        let n = (&mut reader)
+            .take(cap)
+            .read_until(b'\n', &mut line)
+            .map_err(err)?;
         if n == 0 {
             break;
         }
         number += 1;
+        if n >= MAX_RESUME_LINE_BYTES && !line.ends_with(b"\n") {
+            return Err(ResumeError::Corrupt {
+                path: path.to_owned(),
+                line: number,
+            });
+        }
         let complete = line.ends_with(b"\n");
         let parsed: Option<Value> = serde_json::from_slice(&line).ok();
         match parsed {
@@ -138,11 +159,18 @@ pub fn resume_state(path: &Path) -> Result<(ResumeState, File), ResumeError> {
                     .as_str()
                     .filter(|_| v["type"] == "domain")
                 {
-                    let d = DomainName::parse(d).map_err(|_| ResumeError::Corrupt {
+                    let corrupt = || ResumeError::Corrupt {
                         path: path.to_owned(),
                         line: number,
-                    })?;
-                    state.done.insert(d);
+                    };
+                    let d = DomainName::parse(d).map_err(|_| corrupt())?;
+                    let findings: Vec<Finding> =
+                        serde_json::from_value(v["verdict"]["findings"].clone())
+                            .map_err(|_| corrupt())?;
+                    if state.done.insert(d) {
+                        state.failing += u64::from(findings.iter().any(|f| f.fails(fail_on)));
+                        state.inconclusive += u64::from(v["verdict"]["inconclusive"] == true);
+                    }
                 }
             }
             _ => {
@@ -217,7 +245,8 @@ pub const CSV_HEADER: [&str; 10] = [
     "findings",
 ];
 
-/// One CSV summary row per domain (RFC 4180 quoting).
+/// One CSV summary row per domain (RFC 4180 quoting). Text cells follow the rule of
+/// [`crate::csv_cell`]; the count columns are plain integers.
 #[derive(Debug)]
 pub struct CsvWriter<W: Write> {
     out: W,
@@ -267,16 +296,16 @@ impl<W: Write> CsvWriter<W> {
         write_row(
             &mut self.out,
             &[
-                v.domain.to_string(),
+                csv_cell::text(v.domain.as_str()).into_owned(),
                 status_word(v).to_owned(),
                 policy.to_owned(),
-                mode.to_owned(),
+                csv_cell::text(mode).into_owned(),
                 report.facts.hosts.len().to_string(),
-                worst_result.to_owned(),
+                csv_cell::text(worst_result).into_owned(),
                 counts.error.to_string(),
                 counts.warning.to_string(),
                 counts.notice.to_string(),
-                codes.join(" "),
+                csv_cell::text(&codes.join(" ")).into_owned(),
             ],
         )?;
         self.out.flush()
@@ -287,7 +316,7 @@ impl<W: Write> CsvWriter<W> {
         write_row(
             &mut self.out,
             &[
-                input.to_owned(),
+                csv_cell::text(input).into_owned(),
                 "invalid".to_owned(),
                 String::new(),
                 String::new(),
@@ -296,7 +325,7 @@ impl<W: Write> CsvWriter<W> {
                 String::new(),
                 String::new(),
                 String::new(),
-                error.to_owned(),
+                csv_cell::text(error).into_owned(),
             ],
         )?;
         self.out.flush()
@@ -341,18 +370,38 @@ mod tests {
     }
 
     #[test]
+    fn invalid_rows_are_written_inert() {
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        w.invalid(
+            "=cmd|' /C calc'!A0\u{1b}[2J\u{7}\0",
+            "not a domain name: \u{1b}",
+        )
+        .unwrap();
+        w.invalid("-2+3", "x").unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            rows[1],
+            "'=cmd|' /C calc'!A0\u{FFFD}[2J\u{FFFD}\u{FFFD},invalid,,,,,,,,not a domain name: \u{FFFD}"
+        );
+        assert!(rows[2].starts_with("'-2+3,invalid,"), "{}", rows[2]);
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\0']));
+    }
+
+    #[test]
     fn resume_cuts_a_truncated_last_line_and_collects_done_domains() {
         let path = temp("resume.jsonl");
         let cut = "{\"type\":\"domain\",\"facts\":{\"domain\":\"b.exa";
         std::fs::write(
             &path,
             format!(
-                "{{\"type\":\"domain\",\"facts\":{{\"domain\":\"a.example\"}}}}\n\
+                "{{\"type\":\"domain\",\"facts\":{{\"domain\":\"a.example\"}},\
+                 \"verdict\":{{\"findings\":[],\"inconclusive\":false}}}}\n\
                  {{\"type\":\"invalid\",\"line\":2,\"input\":\"x\",\"error\":\"e\"}}\n{cut}"
             ),
         )
         .unwrap();
-        let (state, mut file) = resume_state(&path).unwrap();
+        let (state, mut file) = resume_state(&path, Severity::Error).unwrap();
         assert_eq!(state.done.len(), 1);
         assert!(
             state
@@ -370,12 +419,50 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
     }
 
+    /// The domains an interrupted run found failing count in the resumed run's exit status.
+    #[test]
+    fn resume_counts_failing_and_inconclusive_domains() {
+        let path = temp("failing.jsonl");
+        let finding = |severity: &str, inconclusive: bool| {
+            format!(
+                "{{\"code\":\"x.y\",\"severity\":\"{severity}\",\"subject\":{{}},\
+                 \"message\":\"m\",\"inconclusive\":{inconclusive}}}"
+            )
+        };
+        let record = |domain: &str, findings: &[String], inconclusive: bool| {
+            format!(
+                "{{\"type\":\"domain\",\"facts\":{{\"domain\":\"{domain}\"}},\
+                 \"verdict\":{{\"findings\":[{}],\"inconclusive\":{inconclusive}}}}}\n",
+                findings.join(",")
+            )
+        };
+        std::fs::write(
+            &path,
+            [
+                record("a.example", &[finding("error", false)], false),
+                record("b.example", &[finding("warning", false)], false),
+                record("c.example", &[finding("error", true)], true),
+                record("d.example", &[], false),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (at_error, _) = resume_state(&path, Severity::Error).unwrap();
+        assert_eq!(
+            (at_error.done.len(), at_error.failing, at_error.inconclusive),
+            (4, 1, 1)
+        );
+        let (at_warning, _) = resume_state(&path, Severity::Warning).unwrap();
+        assert_eq!(at_warning.failing, 2);
+        std::fs::remove_file(&path).unwrap();
+    }
+
     #[test]
     fn resume_refuses_damage_before_the_last_line() {
         let path = temp("corrupt.jsonl");
         std::fs::write(&path, "not json\n{\"type\":\"summary\"}\n").unwrap();
         assert!(matches!(
-            resume_state(&path),
+            resume_state(&path, Severity::Error),
             Err(ResumeError::Corrupt { line: 1, .. })
         ));
         std::fs::remove_file(&path).unwrap();
@@ -385,7 +472,7 @@ mod tests {
     fn resume_of_a_missing_file_starts_empty() {
         let path = temp("missing.jsonl");
         let _ = std::fs::remove_file(&path);
-        let (state, _) = resume_state(&path).unwrap();
+        let (state, _) = resume_state(&path, Severity::Error).unwrap();
         assert!(state.done.is_empty());
         std::fs::remove_file(&path).unwrap();
     }

@@ -280,6 +280,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         }
     }
 
+    crate::finding::cap_findings(&mut findings, &subject);
     DomainVerdict {
         domain: domain.clone(),
         routing,

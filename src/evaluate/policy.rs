@@ -4,6 +4,8 @@
 //! Shared by `mxprobe lint` (a candidate policy file) and the policy-fetch judgement (a
 //! served policy), so a policy gets the same findings wherever it comes from. Pure.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::domain::DomainName;
@@ -40,17 +42,19 @@ pub fn check_policy_body(body: &str, not_utf8: bool, subject: &Subject) -> Polic
             "save the policy as plain ASCII text".to_owned(),
         ));
     }
+    let mut by_line = Vec::new();
     for error in &parsed.errors {
         let at = match error.line() {
             Some(line) => subject.clone().at(format!("policy line {line}")),
             None => subject.clone().at("policy"),
         };
         let (code, fix) = error_code_and_fix(error);
-        findings.push(invalid(at, code, error.to_string(), fix));
+        by_line.push((error.line(), invalid(at, code, error.to_string(), fix)));
     }
     for note in &parsed.notes {
-        findings.push(note_finding(note, subject));
+        by_line.push((Some(note.line()), note_finding(note, subject)));
     }
+    findings.extend(aggregate(by_line, subject));
     if let Some(policy) = &parsed.policy {
         findings.extend(policy_advice(policy, subject));
     }
@@ -59,6 +63,104 @@ pub fn check_policy_body(body: &str, not_utf8: bool, subject: &Subject) -> Polic
         policy: parsed.policy,
         findings,
     }
+}
+
+/// More findings of one code than this about one policy are folded into one
+/// ([`aggregate`]).
+pub const SAME_CODE_PER_POLICY: usize = 3;
+
+/// How many line numbers a folded finding lists.
+const LINES_LISTED: usize = 5;
+
+/// Folds the findings of each code that occurs more than [`SAME_CODE_PER_POLICY`] times into
+/// one, at the place of the first: "65,536 blank lines", the first few line numbers, and the
+/// first one's message and fix. A body of 64 KiB of blank lines thus gives a handful of
+/// findings, not 65,539. Codes seen fewer times keep each finding.
+fn aggregate(findings: Vec<(Option<usize>, Finding)>, subject: &Subject) -> Vec<Finding> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (_, f) in &findings {
+        *counts.entry(f.code.as_ref()).or_default() += 1;
+    }
+    let folded: HashMap<String, usize> = counts
+        .into_iter()
+        .filter(|&(_, n)| n > SAME_CODE_PER_POLICY)
+        .map(|(code, n)| (code.to_owned(), n))
+        .collect();
+    if folded.is_empty() {
+        return findings.into_iter().map(|(_, f)| f).collect();
+    }
+    // Per folded code: the index of its first finding in `out` and its first lines.
+    let mut firsts: HashMap<String, (usize, Vec<usize>)> = HashMap::new();
+    let mut out: Vec<Finding> = Vec::new();
+    for (line, f) in findings {
+        if !folded.contains_key(f.code.as_ref()) {
+            out.push(f);
+            continue;
+        }
+        match firsts.get_mut(f.code.as_ref()) {
+            Some((at, lines)) => {
+                if let Some(line) = line
+                    && lines.len() < LINES_LISTED
+                {
+                    lines.push(line);
+                }
+                let first = &mut out[*at];
+                first.severity = first.severity.max(f.severity);
+            }
+            None => {
+                firsts.insert(f.code.to_string(), (out.len(), line.into_iter().collect()));
+                out.push(f);
+            }
+        }
+    }
+    for (code, (at, lines)) in firsts {
+        let total = folded[&code];
+        let first = &mut out[at];
+        let listed = lines
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = total - lines.len();
+        first.subject = subject.clone().at(if lines.is_empty() {
+            "policy".to_owned()
+        } else {
+            format!("policy lines {listed}{}", if more > 0 { ", …" } else { "" })
+        });
+        let what = match code.as_str() {
+            "sts.policy.blank-line" => "blank lines",
+            "sts.policy.not-key-value" => "lines that are not \"key: value\"",
+            "sts.policy.duplicate-mx" => "repeated mx lines",
+            "sts.policy.duplicate-key" => "repeated keys",
+            "sts.policy.unknown-key" => "unknown keys",
+            "sts.policy.bad-mx" => "invalid mx lines",
+            _ => "lines with this problem",
+        };
+        let lines_text = match (lines.len(), more) {
+            (0, _) => String::new(),
+            (_, 0) => format!(" (lines {listed})"),
+            (_, more) => format!(" (lines {listed} and {} more)", thousands(more)),
+        };
+        first.message = format!(
+            "{} {what}{lines_text}; the first: {}",
+            thousands(total),
+            first.message
+        );
+    }
+    out
+}
+
+/// `65536` as `65,536`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn invalid(subject: Subject, kind: &'static str, message: String, fix: String) -> Finding {
@@ -312,4 +414,120 @@ pub fn coverage_findings(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.code.as_ref()).collect()
+    }
+
+    /// 64 KiB of blank lines (within the fetch cap) gave 65,539 findings; now one per kind.
+    #[test]
+    fn repeated_problems_are_folded_per_code() {
+        let subject = Subject::domain(&DomainName::parse("example.com").unwrap());
+        let check = check_policy_body(&"\n".repeat(65_536), false, &subject);
+        assert_eq!(
+            codes(&check.findings),
+            [
+                "sts.policy.blank-line",
+                "sts.policy.missing-version",
+                "sts.policy.missing-mode",
+                "sts.policy.missing-max-age"
+            ]
+        );
+        let blank = &check.findings[0];
+        assert!(
+            blank.message.starts_with(
+                "65,536 blank lines (lines 1, 2, 3, 4, 5 and 65,531 more); the first: line 1: \
+                 blank line"
+            ),
+            "{}",
+            blank.message
+        );
+        assert_eq!(
+            blank.subject.location.as_deref(),
+            Some("policy lines 1, 2, 3, 4, 5, …")
+        );
+        assert_eq!(blank.failure_reason_code.as_deref(), Some("blank-line"));
+
+        // A few of a kind stay separate; more than SAME_CODE_PER_POLICY are folded.
+        let head = "version: STSv1\nmode: enforce\nmax_age: 604800\nmx: a.example\n";
+        let few = check_policy_body(
+            &format!("{head}mx: a.example\nmx: a.example\n"),
+            false,
+            &subject,
+        );
+        assert_eq!(codes(&few.findings), ["sts.policy.duplicate-mx"; 2]);
+        let many = check_policy_body(
+            &format!("{head}{}", "mx: a.example\n".repeat(4)),
+            false,
+            &subject,
+        );
+        assert_eq!(codes(&many.findings), ["sts.policy.duplicate-mx"]);
+        assert!(
+            many.findings[0]
+                .message
+                .starts_with("4 repeated mx lines (lines 5, 6, 7, 8); the first: line 5:"),
+            "{}",
+            many.findings[0].message
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the body, no code is reported more than SAME_CODE_PER_POLICY times, and a
+        /// folded finding counts exactly the problems of its code that the parser found.
+        #[test]
+        fn folded_findings_count_every_problem(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(String::new()),
+                    proptest::strategy::Just("mx: a.example".to_owned()),
+                    proptest::strategy::Just("mode: testing".to_owned()),
+                    "[a-z_ :]{0,12}",
+                ],
+                0..60,
+            )
+        ) {
+            let body = lines.join("\n");
+            let subject = Subject::default();
+            let check = check_policy_body(&body, false, &subject);
+            let parsed = parse_policy(&body);
+            let mut problems: HashMap<String, usize> = HashMap::new();
+            for e in &parsed.errors {
+                *problems.entry(format!("sts.policy.{}", error_code_and_fix(e).0)).or_default() += 1;
+            }
+            for n in &parsed.notes {
+                *problems.entry(note_finding(n, &subject).code.into_owned()).or_default() += 1;
+            }
+            for (code, &n) in &problems {
+                let found: Vec<&Finding> =
+                    check.findings.iter().filter(|f| f.code == code.as_str()).collect();
+                if n > SAME_CODE_PER_POLICY {
+                    proptest::prop_assert_eq!(found.len(), 1);
+                    let count = found[0].message.split(' ').next().unwrap().replace(',', "");
+                    proptest::prop_assert_eq!(count, n.to_string());
+                } else {
+                    proptest::prop_assert_eq!(found.len(), n);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn thousands_separators() {
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (65_536, "65,536"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), want);
+        }
+    }
 }

@@ -146,7 +146,7 @@ pub fn select_sts(records: &[String]) -> StsSelection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tagvalue::{DiscardReason, SelectionNote};
+    use crate::tagvalue::{DiscardReason, SelectionNote, join_txt};
     use proptest::prelude::*;
 
     #[test]
@@ -278,6 +278,27 @@ mod tests {
         #[test]
         fn round_trip(r in arb_record()) {
             prop_assert_eq!(StsRecord::parse(&r.to_string()), Ok(r));
+        }
+
+        /// RFC 8461 §3.1: records that do not begin with `v=STSv1` are discarded, so the one
+        /// record among any such noise is chosen, wherever it stands, and split into any
+        /// character-strings it reads the same.
+        #[test]
+        fn the_one_record_is_chosen_among_noise(
+            r in arb_record(),
+            noise in proptest::collection::vec("[^v][ -~]{0,20}", 0..4),
+            at in any::<prop::sample::Index>(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let text = r.to_string();
+            let mut set = noise.clone();
+            set.insert(at.index(noise.len() + 1), text.clone());
+            let selection = select_sts(&set);
+            prop_assert_eq!(selection.total, set.len());
+            prop_assert_eq!(selection.record(), Some(&r));
+            let cut = cut.index(text.len() + 1);
+            let joined = join_txt(&[&text[..cut], &text[cut..]]).unwrap();
+            prop_assert_eq!(StsRecord::parse(&joined), Ok(r));
         }
     }
 }

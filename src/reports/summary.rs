@@ -27,6 +27,7 @@ use serde::{Serialize, Serializer};
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
+use crate::csv_cell;
 use crate::domain::DomainName;
 use crate::history::{
     BreakdownKey, FailureKey, FailureSums, History, HistoryError, PolicySums, SumScope,
@@ -788,8 +789,8 @@ pub const CSV_HEADER: [&str; 8] = [
 /// row per policy domain, day and reporter — the grain a pivot table sums up — ordered by
 /// domain, day, reporter. `policy_types` is space-separated; `failed_by_result_type` lists
 /// the failure details as `result-type=count`, largest first, separated by `; `. Text
-/// from the reports that a spreadsheet would take for a formula (starting with `=`, `+`,
-/// `-`, `@`, tab or carriage return) is written with a leading `'`.
+/// cells follow the rule of [`crate::csv_cell`] (no control characters; a leading `'` where
+/// a spreadsheet would see a formula); the counts are plain integers.
 pub fn write_csv(out: impl Write, s: &ReportSummary) -> Result<(), csv::Error> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(CSV_HEADER)?;
@@ -822,27 +823,17 @@ fn write_csv_domain<W: Write>(
             .collect::<Vec<_>>()
             .join("; ");
         writer.write_record([
-            d.policy_domain.to_string(),
+            csv_cell::text(d.policy_domain.as_str()).into_owned(),
             day_text(day),
-            inert(reporter),
+            csv_cell::text(reporter).into_owned(),
             summary.reports.to_string(),
-            summary.policy_types.join(" "),
+            csv_cell::text(&summary.policy_types.join(" ")).into_owned(),
             summary.successful.to_string(),
             summary.failed.to_string(),
-            inert(&failures),
+            csv_cell::text(&failures).into_owned(),
         ])?;
     }
     Ok(())
-}
-
-/// A cell a spreadsheet shows as text: a leading `'` when it would start a formula
-/// (OWASP "CSV injection").
-fn inert(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -1392,11 +1383,13 @@ example.com: 2 reports from 2 reporters; 0 successful sessions, 4 failed (100.0 
 
         let mut out = Vec::new();
         write_csv(&mut out, &summary).unwrap();
+        let csv = String::from_utf8(out).unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap().lines().nth(1).unwrap(),
-            "example.com,2026-11-02,'=cmd|' /C calc'!A0 \u{1b}[31mred,1,sts tlsa,3,0,\
+            csv.lines().nth(1).unwrap(),
+            "example.com,2026-11-02,'=cmd|' /C calc'!A0 \u{FFFD}[31mred,1,sts tlsa,3,0,\
              certificate-expired=78"
         );
+        assert!(!csv.contains('\u{1b}'), "{csv}");
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub enum AnchorError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`crate::limits::CA_FILE_BYTES`] (only that much is read).
+    #[error(
+        "{path} is larger than {}, the cap for a CA file; is this the right file?",
+        crate::limits::size_text(crate::limits::CA_FILE_BYTES)
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
     /// The PEM text is broken (bad base64, a section without its END line, …).
     #[error("{origin}: certificate #{index} is not valid PEM: {detail}")]
     Pem {
@@ -82,11 +91,19 @@ impl Anchors {
         Self::parse_pem(pem, "PEM input")
     }
 
-    /// Anchors from a PEM file (a CA bundle).
+    /// Anchors from a PEM file (a CA bundle), read up to [`crate::limits::CA_FILE_BYTES`].
     pub fn from_pem_file(path: &Path) -> Result<Self, AnchorError> {
-        let bytes = std::fs::read(path).map_err(|source| AnchorError::Read {
+        use crate::limits::{CA_FILE_BYTES, CappedReadError, read_capped_from};
+        let read_error = |source| AnchorError::Read {
             path: path.to_owned(),
             source,
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let bytes = read_capped_from(file, CA_FILE_BYTES).map_err(|e| match e {
+            CappedReadError::Io(source) => read_error(source),
+            CappedReadError::TooLarge => AnchorError::TooLarge {
+                path: path.to_owned(),
+            },
         })?;
         Self::parse_pem(&bytes, &path.display().to_string())
     }

@@ -753,5 +753,22 @@ mod tests {
         fn round_trip(r in arb_record()) {
             prop_assert_eq!(TlsRptRecord::parse(&r.to_string()), Ok(r));
         }
+
+        /// RFC 8460 §3: records that do not begin with `v=TLSRPTv1` are discarded, so the one
+        /// record among any such noise is chosen wherever it stands, with every usable rua.
+        #[test]
+        fn the_one_record_is_chosen_among_noise(
+            r in arb_record(),
+            noise in proptest::collection::vec("[^v][ -~]{0,20}", 0..4),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut set = noise.clone();
+            set.insert(at.index(noise.len() + 1), r.to_string());
+            let selection = select_tlsrpt(&set);
+            prop_assert_eq!(selection.total, set.len());
+            prop_assert_eq!(selection.record(), Some(&r));
+            let usable = r.rua.iter().filter(|u| u.usable()).count();
+            prop_assert_eq!(selection.record().map(|x| x.usable_rua().count()), Some(usable));
+        }
     }
 }

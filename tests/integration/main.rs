@@ -31,6 +31,8 @@ mod lab_scan;
 mod scan_cli;
 // Reading scan targets from CSV files and lists.
 mod input;
+// Hostile input to the binary: pipes and FIFOs, no domain, output = input, signals, caps.
+mod hostile_input;
 // Bulk scans: shared probes, per-IP politeness, concurrency, interruption.
 mod bulk;
 // `mxprobe gate`: exit statuses, candidate changes, port 25, JUnit and GitHub, docs/ci.md.
