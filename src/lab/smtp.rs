@@ -118,6 +118,9 @@ pub enum StartTls {
     /// Listed; answered `220`, then the connection is reset (TCP RST) once the ClientHello
     /// starts to arrive.
     ResetAfter220,
+    /// Listed; answered `220`, then the ClientHello is read and the connection closed (FIN)
+    /// without a word of TLS.
+    CloseAfter220,
 }
 
 impl std::fmt::Debug for StartTls {
@@ -132,6 +135,7 @@ impl std::fmt::Debug for StartTls {
                 .finish(),
             Self::GarbageAfter220 => f.write_str("GarbageAfter220"),
             Self::ResetAfter220 => f.write_str("ResetAfter220"),
+            Self::CloseAfter220 => f.write_str("CloseAfter220"),
         }
     }
 }
@@ -422,7 +426,16 @@ async fn serve(mut tcp: TcpStream, spec: Arc<SmtpServer>, guard: ActiveGuard) {
             let _ = tcp.set_zero_linger();
             drop(tcp);
         }
-        // `commands` answers 220 to STARTTLS only for the three behaviours above.
+        StartTls::CloseAfter220 => {
+            let mut hello = [0u8; 4096];
+            if let Ok(Ok(1..)) = timeout(IDLE_LIMIT, tcp.read(&mut hello)).await {
+                // FIN, with the ClientHello read (closing with unread bytes would send a
+                // reset instead); then wait for the client to go.
+                let _ = tcp.shutdown().await;
+                drain_until_closed(&mut tcp).await;
+            }
+        }
+        // `commands` answers 220 to STARTTLS only for the behaviours above.
         StartTls::NotOffered | StartTls::Refuse { .. } => {}
     }
 }
@@ -512,7 +525,10 @@ async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
             "STARTTLS" => match &spec.starttls {
                 StartTls::NotOffered => (Reply::new(502, &["5.5.1 command not implemented"]), None),
                 StartTls::Refuse { code, text } => (Reply::new(*code, &[text]), None),
-                StartTls::Accept(_) | StartTls::GarbageAfter220 | StartTls::ResetAfter220 => (
+                StartTls::Accept(_)
+                | StartTls::GarbageAfter220
+                | StartTls::ResetAfter220
+                | StartTls::CloseAfter220 => (
                     Reply::new(220, &["2.0.0 Ready to start TLS"]),
                     Some(Exit::StartTls),
                 ),

@@ -742,9 +742,9 @@ async fn tlsa_base_domain_follows_a_secure_cname() {
         ),
         // A failure at the expanded name decides: no fallback.
         (
-            Lookup::ServFail,
+            Lookup::servfail(),
             secure(vec![tlsa(2)], Vec::new()),
-            Lookup::ServFail,
+            Lookup::servfail(),
             Some("mx.target.test"),
         ),
     ];

@@ -264,11 +264,20 @@ async fn misbehaving_servers_end_classified() {
                     SmtpBehaviour::GarbageAfterStarttls => {
                         matches!(outcome, SmtpOutcome::TlsHandshakeFailed { .. })
                     }
+                    // Tried again with back-off, refused every time.
                     SmtpBehaviour::ResetAfterStarttls => {
                         *outcome
                             == SmtpOutcome::ConnectionReset {
                                 phase: Phase::TlsHandshake,
                             }
+                            && session.refused_tls_every_time()
+                    }
+                    SmtpBehaviour::CloseAfterStarttls => {
+                        *outcome
+                            == SmtpOutcome::ClosedByServer {
+                                phase: Phase::TlsHandshake,
+                            }
+                            && session.refused_tls_every_time()
                     }
                     SmtpBehaviour::OversizedEhlo => matches!(
                         outcome,
