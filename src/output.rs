@@ -74,18 +74,27 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> 
         "{bold}{}{bold:#}  {tag_style}{tag}{tag_style:#}",
         v.domain
     )?;
-    writeln!(w, "  MTA-STS   {}", sts_line(v))?;
-    let rua = if v.tlsrpt_rua.is_empty() {
-        "none".to_owned()
+    if report.facts.resolver_problem.is_some() {
+        // Nothing the resolver said was judged (see the finding).
+        let line = "not judged: the resolver cannot be used";
+        writeln!(
+            w,
+            "  MTA-STS   {line}\n  TLS-RPT   {line}\n  MX        {line}"
+        )?;
     } else {
-        v.tlsrpt_rua.join(", ")
-    };
-    writeln!(w, "  TLS-RPT   {rua}")?;
-    match v.routing {
-        Routing::NullMx => writeln!(w, "  MX        null MX: the domain accepts no mail")?,
-        Routing::NoSuchDomain => writeln!(w, "  MX        the domain does not exist")?,
-        Routing::Unknown => writeln!(w, "  MX        could not be resolved")?,
-        Routing::ImplicitMx | Routing::Mx => {}
+        writeln!(w, "  MTA-STS   {}", sts_line(v))?;
+        let rua = if v.tlsrpt_rua.is_empty() {
+            "none".to_owned()
+        } else {
+            v.tlsrpt_rua.join(", ")
+        };
+        writeln!(w, "  TLS-RPT   {rua}")?;
+        match v.routing {
+            Routing::NullMx => writeln!(w, "  MX        null MX: the domain accepts no mail")?,
+            Routing::NoSuchDomain => writeln!(w, "  MX        the domain does not exist")?,
+            Routing::Unknown => writeln!(w, "  MX        could not be resolved")?,
+            Routing::ImplicitMx | Routing::Mx => {}
+        }
     }
     for host in &report.facts.hosts {
         let implicit = if host.implicit { " (implicit MX)" } else { "" };

@@ -622,10 +622,15 @@ fn window(input: &SigInput, now: OffsetDateTime) -> Window {
     let relative = |t: u32| i64::from(i32::from_ne_bytes(t.wrapping_sub(now32).to_ne_bytes()));
     let to_expiry = relative(input.sig_expiration.get());
     let to_inception = relative(input.sig_inception.get());
+    // Whole seconds, as the RRSIG states them.
+    let at = |offset: i64| {
+        OffsetDateTime::from_unix_timestamp(now.unix_timestamp() + offset)
+            .unwrap_or_else(|_| now + Duration::seconds(offset))
+    };
     if to_expiry < 0 {
-        Window::Expired(now + Duration::seconds(to_expiry))
+        Window::Expired(at(to_expiry))
     } else if to_inception > 0 {
-        Window::NotYet(now + Duration::seconds(to_inception))
+        Window::NotYet(at(to_inception))
     } else {
         Window::Valid
     }

@@ -580,6 +580,63 @@ mod tests {
     }
 
     #[test]
+    fn tls_refused_on_every_attempt_needs_two_attempts_all_refused() {
+        let mx = DomainName::parse("mx.example.com").expect("valid");
+        let addr: SocketAddr = "127.0.0.1:25".parse().expect("valid");
+        let reset = SmtpOutcome::ConnectionReset {
+            phase: Phase::TlsHandshake,
+        };
+        let closed = SmtpOutcome::ClosedByServer {
+            phase: Phase::TlsHandshake,
+        };
+        let facts = |attempts: u32, earlier: Vec<SmtpOutcome>, last: SmtpOutcome| {
+            let mut f = SmtpFacts::new(mx.clone(), addr, last);
+            f.attempts = attempts;
+            f.earlier_outcomes = earlier;
+            f
+        };
+        let busy = SmtpOutcome::ServiceUnavailable421 {
+            phase: Phase::Greeting,
+            text: "busy".into(),
+        };
+        let alert = SmtpOutcome::TlsHandshakeFailed {
+            alert: Some("HandshakeFailure".into()),
+            error: "alert".into(),
+        };
+        let cases = [
+            (facts(1, vec![], reset.clone()), false),
+            (facts(2, vec![reset.clone()], reset.clone()), true),
+            (
+                facts(3, vec![closed.clone(), alert.clone()], reset.clone()),
+                true,
+            ),
+            (facts(2, vec![busy], reset.clone()), false),
+            (facts(2, vec![reset.clone()], SmtpOutcome::Completed), false),
+            // The earlier outcomes must account for every attempt.
+            (facts(3, vec![reset.clone()], reset.clone()), false),
+            (
+                facts(
+                    2,
+                    vec![reset.clone()],
+                    SmtpOutcome::ConnectionReset {
+                        phase: Phase::Greeting,
+                    },
+                ),
+                false,
+            ),
+        ];
+        for (f, expected) in cases {
+            assert_eq!(f.refused_tls_every_time(), expected, "{f:?}");
+        }
+        // The earlier outcomes read back from JSON (the monitoring history keeps facts).
+        let f = facts(2, vec![closed], reset);
+        let json = serde_json::to_string(&f).expect("json");
+        assert!(json.contains("\"earlier-outcomes\":[{\"kind\":\"closed-by-server\""));
+        let back: SmtpFacts = serde_json::from_str(&json).expect("back");
+        assert_eq!(back, f);
+    }
+
+    #[test]
     fn receiving_mx_helo_prefers_ehlo_then_banner_and_skips_refusals() {
         let mx = DomainName::parse("mx.example.com").expect("valid");
         let addr: SocketAddr = "127.0.0.1:25".parse().expect("valid");

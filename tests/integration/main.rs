@@ -19,6 +19,8 @@ mod cli;
 mod docs;
 // The SMTP STARTTLS probe against the lab's SMTP servers.
 mod smtp;
+// STARTTLS answered 220 and then no TLS: garbage classified the same every time, closes.
+mod tls_refusal;
 // The DNS adapter against the lab's authoritative DNS (DNSSEC included).
 mod dns;
 // The policy fetcher against the lab's HTTPS servers.
@@ -27,6 +29,8 @@ mod fetch_net;
 mod real_mta;
 // Every lab scenario domain scanned end to end; the expectations come from the scenario file.
 mod lab_scan;
+// Scans and the demo through the lab's broken resolvers: the resolver is blamed, not the domain.
+mod resolver;
 // `mxprobe scan` and `demo` as a user runs them; the synthetic report files read back.
 mod scan_cli;
 // Reading scan targets from CSV files and lists.
