@@ -196,6 +196,8 @@ pub struct Resolver {
     families: IpFamilies,
     /// Direct queries for the diagnosis and the fitness check.
     raw: RawClient,
+    /// The Extended DNS Errors of the failed responses the resolver sent to hickory.
+    failures: Arc<FailureLog>,
     /// How DNSSEC status is obtained (without the anchor, which is in `anchor`).
     mode: ModeKind,
     /// The trust anchor the diagnosis validates from: the validator's in
@@ -298,9 +300,11 @@ impl Resolver {
         options.edns0 = true;
         options.validate = matches!(config.dnssec, DnssecMode::Validate(_));
 
+        let failures = Arc::new(FailureLog::default());
         let provider = StampingProvider {
             runtime: TokioRuntimeProvider::default(),
             trust_ad: config.dnssec == DnssecMode::TrustResolverAd,
+            failures: Arc::clone(&failures),
         };
         let mut request = DnsRequestOptions::default();
         request.recursion_desired = options.recursion_desired;
@@ -345,6 +349,7 @@ impl Resolver {
             request,
             families: config.families,
             raw,
+            failures,
             mode,
             anchor,
             root: OnceCell::new(),
@@ -501,12 +506,17 @@ impl Resolver {
         if self.root_problem().await.is_some() {
             return first;
         }
-        let extended_errors = self
-            .raw
-            .query(name, record_type, false)
-            .await
-            .map(|m| extended_errors(&m))
-            .unwrap_or_default();
+        // The Extended DNS Errors of the failed response itself; when it carried none (or
+        // the failure was the in-process validator's), those of asking again.
+        let mut extended_errors = self.failures.take(name, record_type);
+        if extended_errors.is_empty() {
+            extended_errors = self
+                .raw
+                .query(name, record_type, false)
+                .await
+                .map(|m| extended_errors_of(&m))
+                .unwrap_or_default();
+        }
         let first = with_extended_errors(first, extended_errors.clone());
         if self.mode == ModeKind::Off {
             return first;
@@ -836,8 +846,54 @@ fn raw_servers(servers: &[NameServerConfig]) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The Extended DNS Errors (RFC 8914) of the failed responses (any code but NOERROR and
+/// NXDOMAIN) that came through hickory's connections, by query, until the diagnosis of that
+/// query takes them. Bounded: past [`MAX_LOGGED_FAILURES`] entries it starts again (a
+/// diagnosis that finds nothing here asks the resolver again).
+#[derive(Default)]
+struct FailureLog {
+    entries: std::sync::Mutex<HashMap<(Name, RecordType), Vec<ExtendedDnsError>>>,
+}
+
+/// At most this many failed responses' Extended DNS Errors are kept for their diagnosis.
+const MAX_LOGGED_FAILURES: usize = 1024;
+
+impl FailureLog {
+    fn record(&self, response: &DnsResponse) {
+        if matches!(
+            response.metadata.response_code,
+            ResponseCode::NoError | ResponseCode::NXDomain
+        ) {
+            return;
+        }
+        let errors = extended_errors_of(response);
+        let Some(query) = response.queries.first() else {
+            return;
+        };
+        if errors.is_empty() {
+            return;
+        }
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= MAX_LOGGED_FAILURES {
+            entries.clear();
+        }
+        entries.insert((query.name().to_lowercase(), query.query_type()), errors);
+    }
+
+    fn take(&self, name: &Name, record_type: RecordType) -> Vec<ExtendedDnsError> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(name.to_lowercase(), record_type))
+            .unwrap_or_default()
+    }
+}
+
 /// The Extended DNS Errors of a response (RFC 8914), at most [`MAX_EXTENDED_ERRORS`].
-fn extended_errors(message: &Message) -> Vec<ExtendedDnsError> {
+fn extended_errors_of(message: &Message) -> Vec<ExtendedDnsError> {
     let Some(edns) = &message.edns else {
         return Vec::new();
     };
@@ -1098,7 +1154,8 @@ fn negative<T>(code: ResponseCode, dnssec: DnssecStatus) -> Lookup<T> {
     }
 }
 
-/// hickory's connection provider with one addition for [`DnssecMode::TrustResolverAd`]:
+/// hickory's connection provider, which keeps the Extended DNS Errors of failed responses
+/// for their diagnosis ([`FailureLog`]), with one addition for [`DnssecMode::TrustResolverAd`]:
 /// queries ask for DNSSEC (DO and AD bits) and each response's records are stamped with the
 /// resolver's verdict (the AD bit) before hickory interprets them. With `trust_ad` false it
 /// passes everything through unchanged.
@@ -1106,6 +1163,7 @@ fn negative<T>(code: ResponseCode, dnssec: DnssecStatus) -> Lookup<T> {
 struct StampingProvider {
     runtime: TokioRuntimeProvider,
     trust_ad: bool,
+    failures: Arc<FailureLog>,
 }
 
 type ConnFuture = Pin<Box<dyn Future<Output = Result<StampingConn, NetError>> + Send + 'static>>;
@@ -1123,10 +1181,12 @@ impl ConnectionProvider for StampingProvider {
     ) -> Result<Self::FutureConn, NetError> {
         let connecting = self.runtime.new_connection(ip, config, cx)?;
         let trust_ad = self.trust_ad;
+        let failures = Arc::clone(&self.failures);
         Ok(Box::pin(async move {
             Ok(StampingConn {
                 inner: connecting.await?,
                 trust_ad,
+                failures,
             })
         }))
     }
@@ -1140,6 +1200,7 @@ impl ConnectionProvider for StampingProvider {
 struct StampingConn {
     inner: DnsExchange<TokioRuntimeProvider>,
     trust_ad: bool,
+    failures: Arc<FailureLog>,
 }
 
 impl DnsHandle for StampingConn {
@@ -1147,8 +1208,13 @@ impl DnsHandle for StampingConn {
     type Runtime = TokioRuntimeProvider;
 
     fn send(&self, mut request: DnsRequest) -> Self::Response {
+        let failures = Arc::clone(&self.failures);
+        let log = move |response: DnsResponse| {
+            failures.record(&response);
+            response
+        };
         if !self.trust_ad {
-            return self.inner.send(request).boxed();
+            return self.inner.send(request).map(move |r| r.map(&log)).boxed();
         }
         // RFC 3225 §3: DO asks the resolver for DNSSEC data; RFC 6840 §5.7: AD in a query
         // asks it to report, in the response's AD bit, whether it validated the answer.
@@ -1159,7 +1225,7 @@ impl DnsHandle for StampingConn {
             .set_dnssec_ok(true);
         self.inner
             .send(request)
-            .map(|r| r.map(stamp_proofs))
+            .map(move |r| r.map(&log).map(stamp_proofs))
             .boxed()
     }
 }

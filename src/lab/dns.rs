@@ -18,7 +18,7 @@
 //! - [`Signing::BadSignatures`]: signed with a DS that matches, but every RRSIG is corrupted:
 //!   bogus too (RFC 4035 §5.3).
 //! - [`Signing::ExpiredSignatures`]: signed with a DS that matches, but every RRSIG expired
-//!   a day before the lab started (RFC 4035 §5.3.1): bogus, the most common way a signed
+//!   three days before the lab started (RFC 4035 §5.3.1): bogus, the most common way a signed
 //!   zone breaks.
 //!
 //! Each zone is signed with one ECDSA P-256 (algorithm 13) combined key (flags 257) by
@@ -113,7 +113,8 @@ pub enum Signing {
     BogusDs,
     /// Signed with a matching DS, but every signature corrupted: bogus.
     BadSignatures,
-    /// Signed with a matching DS, but every signature expired before the lab started: bogus.
+    /// Signed with a matching DS, but every signature expired three days before the lab
+    /// started: bogus.
     ExpiredSignatures,
 }
 
@@ -605,9 +606,10 @@ impl ZoneSpec {
     }
 }
 
-/// Signs every RRset of the zone again with a window that ended a day ago (inception 31
-/// days ago, expiration 1 day ago, by the wall clock the signer uses too), as a zone whose
-/// automatic re-signing stopped looks.
+/// Signs every RRset of the zone again with a window that ended three days ago (inception
+/// 33 days ago, by the wall clock the signer uses too), as a zone whose automatic re-signing
+/// stopped looks. Three days, not one: validators allow some clock skew after expiry
+/// (unbound up to a day), and every validator must find these expired.
 fn expire_signatures(
     handler: &mut InMemoryZoneHandler<TokioRuntimeProvider>,
     signer: &DnssecSigner,
@@ -622,8 +624,8 @@ fn expire_signatures(
                 continue;
             };
             let mut input = rrsig.input().clone();
-            input.sig_inception = at(31);
-            input.sig_expiration = at(1);
+            input.sig_inception = at(33);
+            input.sig_expiration = at(3);
             let tbs = TBS::from_input(
                 rrset.name(),
                 rrset.dns_class(),

@@ -27,6 +27,8 @@ mod dns;
 mod fetch_net;
 // Real software: Debian's postfix and nginx, started by the test on loopback.
 mod real_mta;
+// Real software: Debian's unbound validating zones signed by ldns-signzone, on loopback.
+mod real_dns;
 // Every lab scenario domain scanned end to end; the expectations come from the scenario file.
 mod lab_scan;
 // Scans and the demo through the lab's broken resolvers: the resolver is blamed, not the domain.
