@@ -112,8 +112,9 @@ pub enum StartTls {
         /// The reply text.
         text: String,
     },
-    /// Listed; answered `220`, then the client's ClientHello is answered with bytes that are
-    /// not TLS.
+    /// Listed; answered `220`, then at once bytes that are not TLS, where the ServerHello
+    /// belongs. Sent right behind the 220, so they reach the client with it or just after it,
+    /// as packet timing decides (the probe must classify both the same way).
     GarbageAfter220,
     /// Listed; answered `220`, then the connection is reset (TCP RST) once the ClientHello
     /// starts to arrive.
@@ -412,10 +413,12 @@ async fn serve(mut tcp: TcpStream, spec: Arc<SmtpServer>, guard: ActiveGuard) {
             }
         }
         StartTls::GarbageAfter220 => {
-            let mut first = [0u8; 1];
-            if let Ok(Ok(1..)) = timeout(IDLE_LIMIT, tcp.read(&mut first)).await {
-                // 't' (0x74) is no TLS record content type.
-                let _ = tcp.write_all(b"this is not a TLS ServerHello\r\n").await;
+            // 't' (0x74) is no TLS record content type.
+            if tcp
+                .write_all(b"this is not a TLS ServerHello\r\n")
+                .await
+                .is_ok()
+            {
                 drain_until_closed(&mut tcp).await;
             }
         }

@@ -47,5 +47,7 @@ mod lab_changes;
 mod metrics;
 // `mxprobe monitor` and `history`: alerts on change, delivered once, never lost.
 mod monitor;
+// Ten unchanged monitor runs over the lab: no alert after the first (stable verdicts).
+mod monitor_stable;
 // `mxprobe reports`: ingest real TLS-RPT reports, summarise them, compare with findings.
 mod reports_cli;
