@@ -335,21 +335,22 @@ impl<R: Resolve> Scanner<R> {
         }
     }
 
-    /// Asks everything a sender would ask about `domain`. First, whether the resolver can
-    /// serve a validated chain at all (checked once per run and top-level domain): when it
-    /// cannot, only the domain's own three lookups are made and recorded, with the problem.
+    /// Asks everything a sender would ask about `domain`, and, alongside the domain's own
+    /// three lookups, whether the resolver can serve a validated chain at all (checked once
+    /// per run and top-level domain): when it cannot, only those three lookups are made and
+    /// recorded, with the problem.
     pub async fn observe(&self, domain: &DomainName, observed_at: OffsetDateTime) -> DomainFacts {
-        let resolver_problem = self.resolver.resolver_problem(domain).await;
-        if let Some(problem) = &resolver_problem {
-            let _ = self.resolver_problem.set(problem.clone());
-        }
         let sts_name = domain.prefixed("_mta-sts");
         let tlsrpt_name = domain.prefixed("_smtp._tls");
-        let (mx, sts_txt, tlsrpt_txt) = futures::join!(
+        let (resolver_problem, mx, sts_txt, tlsrpt_txt) = futures::join!(
+            self.resolver.resolver_problem(domain),
             self.resolver.mx(domain),
             self.resolver.txt(&sts_name),
             self.resolver.txt(&tlsrpt_name),
         );
+        if let Some(problem) = &resolver_problem {
+            let _ = self.resolver_problem.set(problem.clone());
+        }
         let (policy_fetch, hosts) = if resolver_problem.is_some() {
             (None, Vec::new())
         } else {

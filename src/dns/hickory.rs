@@ -198,6 +198,8 @@ pub struct Resolver {
     raw: RawClient,
     /// The Extended DNS Errors of the failed responses the resolver sent to hickory.
     failures: Arc<FailureLog>,
+    /// How many failed lookups were diagnosed (the only ones that cost extra queries).
+    diagnosed: std::sync::atomic::AtomicU64,
     /// How DNSSEC status is obtained (without the anchor, which is in `anchor`).
     mode: ModeKind,
     /// The trust anchor the diagnosis validates from: the validator's in
@@ -350,11 +352,18 @@ impl Resolver {
             families: config.families,
             raw,
             failures,
+            diagnosed: std::sync::atomic::AtomicU64::new(0),
             mode,
             anchor,
             root: OnceCell::new(),
             tlds: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How many failed lookups (SERVFAIL or bogus) this resolver has diagnosed so far: the
+    /// only lookups that cost queries beyond hickory's own, besides the fitness check.
+    pub fn diagnosed(&self) -> u64 {
+        self.diagnosed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The servers asked, as the messages name them (`127.0.0.1:53, [::1]:53`).
@@ -506,6 +515,8 @@ impl Resolver {
         if self.root_problem().await.is_some() {
             return first;
         }
+        self.diagnosed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The Extended DNS Errors of the failed response itself; when it carried none (or
         // the failure was the in-process validator's), those of asking again.
         let mut extended_errors = self.failures.take(name, record_type);

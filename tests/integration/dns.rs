@@ -331,6 +331,31 @@ async fn bogus_zones_are_bogus_not_missing() {
     }
 }
 
+/// The CD re-query and in-process chain check run only for failed lookups: a healthy
+/// lookup costs no query beyond hickory's own. Bogus ones are diagnosed, and name the link.
+#[tokio::test]
+async fn only_failed_lookups_are_diagnosed() {
+    let dns = start(lab()).await;
+    let r = resolver(&dns.dns_config());
+    r.mx(&domain("secure.test")).await;
+    r.addresses(&domain("mx1.secure.test")).await;
+    r.tlsa(&domain("mx1.secure.test"), 25).await;
+    r.mx(&domain("nothing.secure.test")).await;
+    r.mx(&domain("insecure.test")).await;
+    assert_eq!(r.diagnosed(), 0, "healthy lookups are never diagnosed");
+    let ds = r.mx(&domain("bogusds.test")).await;
+    let sig = r.mx(&domain("badsig.test")).await;
+    assert_eq!(r.diagnosed(), 2);
+    assert!(
+        matches!(ds.broken_link(), Some(BrokenLink::DsMismatch { zone, .. }) if zone == "bogusds.test"),
+        "{ds:?}"
+    );
+    assert!(
+        matches!(sig.broken_link(), Some(BrokenLink::BadSignature { zone, .. }) if zone == "badsig.test"),
+        "{sig:?}"
+    );
+}
+
 #[tokio::test]
 async fn lab_answers_are_bogus_against_the_iana_root() {
     let dns = start(lab()).await;
