@@ -18,6 +18,9 @@
 //! zone it resolves is one of its own files; trust-anchor signalling and the root key
 //! sentinel are off. It runs unprivileged (`username: ""`).
 //!
+//! A second unbound, configured as a captive portal would be (NXDOMAIN for every name, the
+//! root included), must be named as the problem instead of the domains.
+//!
 //! Needs the binaries that `.ci/install-real-servers.sh` installs (`.ci/run` calls it). When
 //! one is missing the test says why on stderr and returns; when the environment has `CI` set
 //! it fails instead, so CI can never skip it silently.
@@ -244,6 +247,43 @@ fn sign_hierarchy(dir: &Path, keygen_bin: &Path, signzone: &Path) -> Hierarchy {
     }
 }
 
+/// The `server:` lines every test's unbound has: loopback only, unprivileged, its own files.
+fn server_lines(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "server:\n  interface: {UNBOUND_IP}\n  port: {port}\n  outgoing-interface: \
+         {UNBOUND_IP}\n  do-ip6: no\n  do-udp: yes\n  do-tcp: yes\n  username: \"\"\n  \
+         chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: \
+         no\n  logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  access-control: 127.0.0.0/8 \
+         allow\n  do-not-query-localhost: no\n  root-hints: \"{d}/root.hints\"\n  \
+         trust-anchor-signaling: no\n  root-key-sentinel: no\n"
+    )
+}
+
+/// A validating unbound that serves the signed hierarchy from its own files.
+fn validating_config(dir: &Path, anchor: &Path, port: u16) -> String {
+    let d = dir.display();
+    let mut conf = server_lines(dir, port);
+    conf.push_str(&format!(
+        "  trust-anchor-file: \"{}\"\n  ede: yes\n  val-log-level: 2\n  module-config: \
+         \"validator iterator\"\n  qname-minimisation: no\n  local-zone: \"test.\" nodefault\n",
+        anchor.display()
+    ));
+    for (zone, file) in [
+        (".", "root.zone.signed"),
+        ("test.", "test.zone.signed"),
+        ("good.test.", "good.test.zone.signed"),
+        ("expired.test.", "expired.test.zone.signed"),
+        ("dsmismatch.test.", "dsmismatch.test.zone.signed"),
+    ] {
+        conf.push_str(&format!(
+            "auth-zone:\n  name: \"{zone}\"\n  zonefile: \"{d}/{file}\"\n  for-downstream: \
+             no\n  for-upstream: yes\n  fallback-enabled: no\n"
+        ));
+    }
+    conf
+}
+
 /// Our unbound, stopped on drop (SIGTERM, then SIGKILL).
 struct Unbound {
     child: Child,
@@ -251,37 +291,20 @@ struct Unbound {
 }
 
 impl Unbound {
-    fn start(dir: &Path, unbound: &Path, checkconf: &Path, anchor: &Path) -> Self {
+    /// Writes the configuration `config` gives for the chosen port and starts unbound with
+    /// it, waiting until it listens.
+    fn start(
+        dir: &Path,
+        unbound: &Path,
+        checkconf: &Path,
+        config: impl FnOnce(u16) -> String,
+    ) -> Self {
         let port = TcpListener::bind((UNBOUND_IP, 0))
             .unwrap_or_else(|e| panic!("cannot bind {UNBOUND_IP}:0: {e}"))
             .local_addr()
             .unwrap()
             .port();
-        let d = dir.display();
-        let mut conf = format!(
-            "server:\n  interface: {UNBOUND_IP}\n  port: {port}\n  outgoing-interface: \
-             {UNBOUND_IP}\n  do-ip6: no\n  do-udp: yes\n  do-tcp: yes\n  username: \"\"\n  \
-             chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: \
-             no\n  logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  access-control: 127.0.0.0/8 \
-             allow\n  do-not-query-localhost: no\n  root-hints: \"{d}/root.hints\"\n  \
-             trust-anchor-file: \"{}\"\n  trust-anchor-signaling: no\n  root-key-sentinel: no\n  \
-             ede: yes\n  val-log-level: 2\n  module-config: \"validator iterator\"\n  \
-             qname-minimisation: no\n  local-zone: \"test.\" nodefault\n",
-            anchor.display()
-        );
-        for (zone, file) in [
-            (".", "root.zone.signed"),
-            ("test.", "test.zone.signed"),
-            ("good.test.", "good.test.zone.signed"),
-            ("expired.test.", "expired.test.zone.signed"),
-            ("dsmismatch.test.", "dsmismatch.test.zone.signed"),
-        ] {
-            conf.push_str(&format!(
-                "auth-zone:\n  name: \"{zone}\"\n  zonefile: \"{d}/{file}\"\n  for-downstream: \
-                 no\n  for-upstream: yes\n  fallback-enabled: no\n"
-            ));
-        }
-        fs::write(dir.join("unbound.conf"), conf).unwrap();
+        fs::write(dir.join("unbound.conf"), config(port)).unwrap();
         fs::write(
             dir.join("root.hints"),
             format!(". 3600000 IN NS ns.lab.\nns.lab. 3600000 IN A {UNBOUND_IP}\n"),
@@ -416,7 +439,9 @@ fn unbound_in_front_of_bogus_zones_the_cause_is_named() {
     };
     let dir = TempDir::new("real-dns");
     let h = sign_hierarchy(dir.path(), &keygen_bin, &signzone);
-    let unbound = Unbound::start(dir.path(), &unbound_bin, &checkconf, &h.anchor);
+    let unbound = Unbound::start(dir.path(), &unbound_bin, &checkconf, |port| {
+        validating_config(dir.path(), &h.anchor, port)
+    });
     let expired_at = h
         .expired_at
         .format(&time::format_description::well_known::Rfc3339)
@@ -501,6 +526,45 @@ fn unbound_in_front_of_bogus_zones_the_cause_is_named() {
                 let code = e["code"].as_u64().unwrap();
                 assert!((6..=12).contains(&code), "{mode:?}: {name}: {e}");
             }
+        }
+    }
+}
+
+/// Unbound configured as a captive portal would be (`local-zone: "." always_nxdomain`:
+/// NXDOMAIN for every name, the root included): the scan names the resolver once, every
+/// domain is inconclusive (exit status 3), and nothing fails.
+#[test]
+fn an_unbound_answering_nxdomain_to_everything_is_blamed_not_the_domains() {
+    let test = "an_unbound_answering_nxdomain_to_everything_is_blamed_not_the_domains";
+    let Some([unbound_bin, checkconf, _, _]) = tools(test) else {
+        return;
+    };
+    let dir = TempDir::new("real-dns-nxdomain");
+    let unbound = Unbound::start(dir.path(), &unbound_bin, &checkconf, |port| {
+        format!(
+            "{}  local-zone: \".\" always_nxdomain\n",
+            server_lines(dir.path(), port)
+        )
+    });
+    for mode in ["validate", "resolver", "off"] {
+        let out = scan(&unbound, &["--dnssec", mode]);
+        assert_eq!(out.status.code(), Some(3), "{mode}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = format!(
+            "mxprobe: the DNS resolver {} answers NXDOMAIN for the root zone",
+            unbound.addr
+        );
+        assert_eq!(stderr.matches(&said).count(), 1, "{mode}: {stderr}");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for d in doc["domains"].as_array().unwrap() {
+            let codes: Vec<&str> = d["verdict"]["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["code"].as_str().unwrap())
+                .collect();
+            assert_eq!(codes, ["dns.resolver.unusable"], "{mode}: {d:#}");
+            assert_eq!(d["verdict"]["inconclusive"], true);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `mxprobe scan` and `mxprobe demo` through the lab's broken resolvers (one that answers
-//! NXDOMAIN to every query, one that strips RRSIGs): the resolver is named once on stderr
-//! with what to do, every domain is inconclusive (exit status 3), and no finding fails.
+//! NXDOMAIN to every query, one that strips RRSIGs), and `--dnssec resolver` with a resolver
+//! that does not validate: the resolver is named once on stderr with what to do, every
+//! domain is inconclusive (exit status 3), and no finding fails.
 
 use serde_json::Value;
 
@@ -115,4 +116,35 @@ fn the_demo_shows_the_broken_resolvers() {
         stdout.contains("rrsig-expired.test  INCONCLUSIVE"),
         "{stdout}"
     );
+}
+
+/// `--dnssec resolver` trusts the AD bit of the resolver: the lab's DNS server is
+/// authoritative and sets none, so it cannot be trusted to say what is secure, and nothing
+/// is judged with it.
+#[test]
+fn dnssec_resolver_mode_with_a_resolver_that_does_not_validate() {
+    let env = LabEnv::start("no-ad-bit");
+    let out = env
+        .command()
+        .env("MXPROBE_DNSSEC", "resolver")
+        .env_remove("MXPROBE_TRUST_ANCHOR")
+        .args(["scan", "good.test", "dane-ee.test", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("sets no AD bit on the root zone").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("--dnssec validate"), "{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for d in json["domains"].as_array().unwrap() {
+        assert_eq!(
+            d["facts"]["resolver_problem"]["fault"], "no-ad-bit",
+            "{d:#}"
+        );
+        assert_eq!(d["verdict"]["inconclusive"], true);
+    }
 }
