@@ -4,7 +4,8 @@
 //! [`Lab::start`] makes the lab PKI (a root, an intermediate under it, and an unrelated
 //! "unknown" root), one certificate per host and policy host with validity windows fixed
 //! relative to the lab clock it is given, the lab DNS (one signed zone per lab TLD, plus a
-//! zone of its own for every host whose DNSSEC state differs), one SMTP server per MX host
+//! zone of its own for every host or domain whose DNSSEC state differs, and the scenario's
+//! broken resolvers serving the same zones on ports of their own), one SMTP server per MX host
 //! address (each IPv4 host on its own 127.0.0.x, the IPv6 host on ::1, all on one port, so
 //! that `--smtp-port` reaches every lab MX host as port 25 reaches real ones) and one HTTPS server
 //! for every policy host (by SNI, on 127.0.0.1). [`RunningLab`] holds them all; dropping it
