@@ -1,63 +1,89 @@
 #!/usr/bin/env bash
-# Installs the real servers that tests/integration/real_mta.rs starts on loopback: Debian's
-# postfix (the MTA) and nginx (the MTA-STS policy host).
+# Installs the real servers the integration tests start on loopback:
+# - tests/integration/real_mta.rs: Debian's postfix (the MTA) and nginx (the MTA-STS policy
+#   host);
+# - tests/integration/real_dns.rs: Debian's unbound (a validating recursive resolver) and
+#   ldnsutils (ldns-keygen and ldns-signzone, which sign the zones unbound serves).
 #
-# - Idempotent: does nothing when both binaries are already there.
+# - Idempotent: installs only the packages whose binaries are missing; does nothing when all
+#   are there.
 # - postfix is preseeded with "No configuration", so the package sets up no mail system; the
 #   test writes its own main.cf/master.cf in a temporary directory and starts its own master.
+#   The unbound test likewise writes its own unbound.conf (its own port on 127.0.0.1, its own
+#   zones and private trust anchor) and never uses the package's configuration or service.
 # - Nothing is left running or listening: service starts during the install are refused (a
 #   temporary /usr/sbin/policy-rc.d when the machine has none), and after an install the
-#   script fails if a postfix or nginx process listens on any address outside loopback.
-# - Needs root (apt-get). Without root it says so and exits 0: the test then skips (or fails
+#   script fails if a postfix, nginx or unbound process listens on any address outside
+#   loopback.
+# - Needs root (apt-get). Without root it says so and exits 0: the tests then skip (or fail
 #   under CI=true, where the binaries must be present).
 set -euo pipefail
 
-have_binaries() {
-  [ -x /usr/sbin/postfix ] && [ -x /usr/lib/postfix/sbin/master ] && [ -x /usr/sbin/nginx ]
+# package -> the binaries that show it is installed
+declare -A needs=(
+  [postfix]="/usr/sbin/postfix /usr/lib/postfix/sbin/master"
+  [nginx]="/usr/sbin/nginx"
+  [unbound]="/usr/sbin/unbound"
+  [ldnsutils]="/usr/bin/ldns-keygen /usr/bin/ldns-signzone"
+)
+
+missing=()
+for package in postfix nginx unbound ldnsutils; do
+  for binary in ${needs[$package]}; do
+    if [ ! -x "$binary" ]; then
+      missing+=("$package")
+      break
+    fi
+  done
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "real servers: postfix, nginx, unbound and ldnsutils already installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "real servers: not root, cannot install ${missing[*]}; the real-server tests will skip" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+# "No configuration": the package writes no main.cf and configures no mail delivery.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+own_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  # Exit code 101 = "action forbidden": invoke-rc.d starts no service during the install,
+  # so nginx never listens on 0.0.0.0:80, unbound never on port 53, and postfix never starts.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  own_policy=1
+fi
+cleanup() {
+  if [ "$own_policy" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 }
-
-if have_binaries; then
-  echo "real servers: postfix and nginx already installed"
-else
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "real servers: not root, cannot install postfix and nginx; the real-MTA test will skip" >&2
-    exit 0
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  # "No configuration": the package writes no main.cf and configures no mail delivery.
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  own_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    # Exit code 101 = "action forbidden": invoke-rc.d starts no service during the install,
-    # so nginx never listens on 0.0.0.0:80 and postfix never starts.
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    own_policy=1
-  fi
-  cleanup() {
-    if [ "$own_policy" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
-  }
-  trap cleanup EXIT
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends postfix nginx >/dev/null
-  cleanup
-  trap - EXIT
-  have_binaries || {
-    echo "real servers: postfix or nginx still missing after apt-get install" >&2
-    exit 1
-  }
-  echo "real servers: installed $(dpkg-query -W -f='${Package} ${Version}\n' postfix nginx | paste -sd, -)"
-
-  # The install must have started nothing: no postfix or nginx process may listen outside
-  # loopback (the test starts and stops its own instances on 127.0.0.x).
-  if command -v ss >/dev/null 2>&1; then
-    listening=$(ss -Hltnp 2>/dev/null \
-      | grep -E 'users:\(\("(master|nginx|smtpd)"' \
-      | awk '$4 !~ /^(127\.|\[::1\]:)/' || true)
-    if [ -n "$listening" ]; then
-      echo "real servers: the install left postfix or nginx listening beyond loopback:" >&2
-      echo "$listening" >&2
+trap cleanup EXIT
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+cleanup
+trap - EXIT
+for package in "${missing[@]}"; do
+  for binary in ${needs[$package]}; do
+    if [ ! -x "$binary" ]; then
+      echo "real servers: $binary still missing after apt-get install $package" >&2
       exit 1
     fi
+  done
+done
+echo "real servers: installed $(dpkg-query -W -f='${Package} ${Version}\n' "${missing[@]}" | paste -sd, -)"
+
+# The install must have started nothing: no postfix, nginx or unbound process may listen
+# outside loopback (the tests start and stop their own instances on 127.0.0.x).
+if command -v ss >/dev/null 2>&1; then
+  listening=$(ss -Hltunp 2>/dev/null \
+    | grep -E 'users:\(\("(master|nginx|smtpd|unbound)"' \
+    | awk '$5 !~ /^(127\.|\[::1\]:)/' || true)
+  if [ -n "$listening" ]; then
+    echo "real servers: the install left postfix, nginx or unbound listening beyond loopback:" >&2
+    echo "$listening" >&2
+    exit 1
   fi
 fi

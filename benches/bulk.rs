@@ -497,6 +497,7 @@ fn bench(
         let empty = Scenario {
             hosts: Vec::new(),
             domains: Vec::new(),
+            resolvers: Vec::new(),
         };
         let template = {
             let lab = lab_runtime

@@ -1117,6 +1117,7 @@ mod tests {
                 tlsrpt_txt,
                 policy_fetch,
                 hosts,
+                resolver_problem: None,
             }
         }
 

@@ -110,6 +110,8 @@ const CHECK_PREFIXES: &[(&str, Check)] = &[
     ("mx", Check::DnsMx),
     ("dns.mx", Check::DnsMx),
     ("dns.mx-address", Check::DnsMx),
+    // The resolver itself: every DNS answer about the domain depends on it.
+    ("dns.resolver", Check::DnsMx),
     ("sts.txt", Check::StsRecord),
     ("dns.sts-txt", Check::StsRecord),
     ("sts.none", Check::StsRecord),
@@ -677,6 +679,8 @@ mod tests {
             ("dns.mx.failed", Check::DnsMx),
             ("dns.mx-address.failed", Check::DnsMx),
             ("dns.mx-address.partial", Check::DnsMx),
+            ("dns.mx-address.bogus", Check::DnsMx),
+            ("dns.resolver.unusable", Check::DnsMx),
             ("sts.txt.several", Check::StsRecord),
             ("dns.sts-txt.failed", Check::StsRecord),
             ("sts.none", Check::StsRecord),

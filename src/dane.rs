@@ -31,8 +31,8 @@
 //!   DNS-ID only, as [`crate::tls::cert`] is (RFC 9525); RFC 7672 §3.2.3's CN-ID fallback for
 //!   certificates without any DNS-ID is deliberately not applied.
 //! - A TA that matched but whose chain fails reports the certificate problems:
-//!   `certificate-host-mismatch` for the name, `certificate-expired` for expiry (the
-//!   not-yet-valid mapping of [`crate::tls::CertProblem::result_type`] is kept), and
+//!   `certificate-host-mismatch` for the name, `certificate-expired` for expiry and for a
+//!   certificate not valid yet (as [`crate::tls::CertProblem::result_type`] maps them), and
 //!   `validation-failure` for everything else — the anchor comes from DNS, so a broken
 //!   chain to it is a DANE validation failure, not an untrusted public CA.
 //! - No usable record matches → `validation-failure` with failure-reason-code

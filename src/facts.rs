@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::dane::Tlsa;
-use crate::dns::{AddressLookups, Lookup, Mx, Txt};
+use crate::dns::{AddressLookups, Lookup, Mx, ResolverProblem, Txt};
 use crate::domain::DomainName;
 use crate::smtp::SmtpFacts;
 
@@ -34,6 +34,11 @@ pub struct DomainFacts {
     pub policy_fetch: Option<PolicyFetchFacts>,
     /// Every MX host in preference order (the domain itself for an implicit MX).
     pub hosts: Vec<MxHostFacts>,
+    /// The resolver could not serve a validated chain of trust for the root or the domain's
+    /// top-level domain (see [`ResolverProblem`]). Then only the domain's own three lookups
+    /// were made (no MX host, no policy fetch), and nothing about the domain can be judged.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resolver_problem: Option<ResolverProblem>,
 }
 
 /// What was seen of one MX host.

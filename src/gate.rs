@@ -191,6 +191,15 @@ pub fn judge(
         evaluate_domain(&facts, opts)
     };
     let subject = Subject::domain(&live.domain);
+    if live.resolver_problem.is_some() {
+        // Nothing the resolver said can be judged, candidates included: the verdict is the
+        // resolver's finding alone (inconclusive, never failing).
+        return Gated {
+            facts,
+            live: live_verdict,
+            verdict,
+        };
+    }
     let mut gate = Vec::new();
     if let Some(reason) = &blocked {
         gate.push(

@@ -352,6 +352,7 @@ fn run_gate(args: GateArgs) -> anyhow::Result<ExitCode> {
                 .map(|(host, preference)| scanner.observe_host(host, preference)),
         );
         let (live, hosts) = futures::join!(scanner.observe(&domain, now), candidate_hosts);
+        warn_once_about_the_resolver(&scanner, &Cell::new(false));
         let wants_policy = policy.is_some() || !args.sts_txt.is_empty();
         let policy_host = if wants_policy && live.policy_fetch.is_none() {
             Some(scanner.fetch(&domain).await)
@@ -578,6 +579,7 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         let mut failing = false;
         let mut inconclusive = false;
         let mut error: Option<anyhow::Error> = None;
+        let warned = Cell::new(false);
         let rows = RowCounts::default();
         let stream = target_stream(input.targets)?.filter_map(|t| {
             let item = match t {
@@ -611,6 +613,7 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
                 else {
                     return;
                 };
+                warn_once_about_the_resolver(&scanner, &warned);
                 let report = match outcome {
                     DomainOutcome::Scanned(report) => *report,
                     DomainOutcome::TimedOut { deadline } => {
@@ -1047,7 +1050,7 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         let total = names.len() as u64;
         let sinks = Sinks::open(&args.output, None, None, false, true)?;
-        run_bulk(
+        let code = run_bulk(
             lab.scan_config(),
             Input {
                 targets: Box::new(input::from_args(names).map(Ok)),
@@ -1058,7 +1061,53 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             sinks,
             ProgressMode::Quiet,
         )
-        .await
+        .await?;
+        // The broken resolvers of the scenario, each with the domains it lists: the resolver
+        // is named once on stderr and every domain is inconclusive, none failing. Shown with
+        // the full text demo only (one JSON document, report files and CI outputs stay those
+        // of the lab scan).
+        let full_text = args.output.format == Format::Text
+            && args.domains.is_empty()
+            && args.output.report_dir.is_none()
+            && args.output.junit.is_none();
+        if full_text {
+            for spec in &scenario.resolvers {
+                let config = lab
+                    .scan_config_through(&spec.name)
+                    .with_context(|| format!("the lab resolver {}", spec.name))?;
+                let servers = config
+                    .dns
+                    .servers
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                eprintln!(
+                    "\nmxprobe demo: the same lab through {} ({}, at {servers}); scanning {}\n",
+                    spec.about,
+                    spec.name,
+                    spec.domains.len()
+                );
+                let names: Vec<String> = spec.domains.iter().map(ToString::to_string).collect();
+                let total = names.len() as u64;
+                let sinks = Sinks::open(&args.output, None, None, false, true)?;
+                run_bulk(
+                    config,
+                    Input {
+                        targets: Box::new(input::from_args(names).map(Ok)),
+                        total: progress::Total::Domains(total),
+                        name: None,
+                    },
+                    BulkOptions::default(),
+                    sinks,
+                    ProgressMode::Quiet,
+                )
+                .await?;
+            }
+        }
+        Ok(code)
     })
 }
 
@@ -1297,6 +1346,7 @@ async fn run_bulk(
     let tally = Cell::new(Tally::default());
     let skipped = Cell::new(0u64);
     let rows = RowCounts::default();
+    let warned = Cell::new(false);
     // Invalid rows, duplicates and resumed domains never reach the engine.
     let stream = target_stream(input.targets)?.filter_map(|t| {
         let item = match t {
@@ -1369,6 +1419,7 @@ async fn run_bulk(
                 if let Err(e) = result {
                     write_error.get_or_insert(e);
                 }
+                warn_once_about_the_resolver(&scanner, &warned);
             }
             Event::Stopping { in_flight } => eprintln!(
                 "mxprobe: interrupted: finishing {in_flight} domain(s) in flight, then stopping"
@@ -1446,6 +1497,22 @@ async fn run_bulk(
             .inconclusive
             .exit_status(sinks.failing, sinks.inconclusive),
     ))
+}
+
+/// Says once, on stderr, that the resolver cannot be used (the domains scanned with it are
+/// inconclusive because of it, not of themselves), and what to do.
+fn warn_once_about_the_resolver(scanner: &Scanner, warned: &Cell<bool>) {
+    if warned.get() {
+        return;
+    }
+    if let Some(problem) = scanner.resolver_problem() {
+        warned.set(true);
+        eprintln!(
+            "mxprobe: {problem}. No domain is judged with it: each is inconclusive because of \
+             the resolver, not the domain. What to do: {}.",
+            problem.advice()
+        );
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

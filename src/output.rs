@@ -74,13 +74,22 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> 
         "{bold}{}{bold:#}  {tag_style}{tag}{tag_style:#}",
         v.domain
     )?;
-    writeln!(w, "  MTA-STS   {}", sts_line(v))?;
-    writeln!(w, "  TLS-RPT   {}", tlsrpt_line(report))?;
-    match v.routing {
-        Routing::NullMx => writeln!(w, "  MX        null MX: the domain accepts no mail")?,
-        Routing::NoSuchDomain => writeln!(w, "  MX        the domain does not exist")?,
-        Routing::Unknown => writeln!(w, "  MX        could not be resolved")?,
-        Routing::ImplicitMx | Routing::Mx => {}
+    if report.facts.resolver_problem.is_some() {
+        // Nothing the resolver said was judged (see the finding).
+        let line = "not judged: the resolver cannot be used";
+        writeln!(
+            w,
+            "  MTA-STS   {line}\n  TLS-RPT   {line}\n  MX        {line}"
+        )?;
+    } else {
+        writeln!(w, "  MTA-STS   {}", sts_line(v))?;
+        writeln!(w, "  TLS-RPT   {}", tlsrpt_line(report))?;
+        match v.routing {
+            Routing::NullMx => writeln!(w, "  MX        null MX: the domain accepts no mail")?,
+            Routing::NoSuchDomain => writeln!(w, "  MX        the domain does not exist")?,
+            Routing::Unknown => writeln!(w, "  MX        could not be resolved")?,
+            Routing::ImplicitMx | Routing::Mx => {}
+        }
     }
     for host in &report.facts.hosts {
         let implicit = if host.implicit { " (implicit MX)" } else { "" };
@@ -365,6 +374,7 @@ mod tests {
             tlsrpt_txt,
             policy_fetch: None,
             hosts: Vec::new(),
+            resolver_problem: None,
         };
         let anchors = Anchors::empty();
         let verdict = evaluate_domain(
@@ -403,7 +413,7 @@ mod tests {
                 "none",
             ),
             (
-                Lookup::ServFail,
+                Lookup::servfail(),
                 "could not tell (DNS failure: the DNS server answered SERVFAIL)",
             ),
             (

@@ -29,7 +29,11 @@
 //! reset before the greeting are what a busy or rate-limiting server does: the probe backs
 //! off (exponentially, with jitter, bounded) and tries again while the probe deadline
 //! leaves time. If the deadline runs out first, the last outcome stands, and it is
-//! inconclusive ([`SmtpOutcome::is_inconclusive`]), never a failure.
+//! inconclusive ([`SmtpOutcome::is_inconclusive`]), never a failure. TLS refused after the
+//! 220 to STARTTLS (the connection closed or reset, or an alert) is tried again the same
+//! way; the facts keep how every attempt ended ([`SmtpFacts::earlier_outcomes`]), and a
+//! server that refused TLS on every one of two or more attempts never accepts TLS, which
+//! the evaluation reports as a failure ([`SmtpFacts::refused_tls_every_time`]).
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -48,7 +52,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::dane::Tlsa;
 use crate::dns::hickory::{DnsConfig, DnsSetupError, Resolver};
-use crate::dns::{AddressLookups, Lookup, Mx, Resolve, Txt};
+use crate::dns::{AddressLookups, Lookup, Mx, Resolve, ResolverProblem, Txt};
 use crate::domain::DomainName;
 use crate::evaluate::domain::{DomainVerdict, EvalOptions, evaluate_domain};
 use crate::evaluate::policy_fetch::ContentTypeRule;
@@ -248,6 +252,7 @@ pub struct Scanner<R = Resolver> {
     tlsa: Flights<DomainName, Lookup<Tlsa>>,
     gates: IpGates,
     counters: Counters,
+    resolver_problem: std::sync::OnceLock<ResolverProblem>,
 }
 
 impl<R: fmt::Debug> fmt::Debug for Scanner<R> {
@@ -303,6 +308,7 @@ impl<R: Resolve> Scanner<R> {
             tlsa: Flights::new(Keep::InFlight),
             gates,
             counters: Counters::default(),
+            resolver_problem: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -329,19 +335,30 @@ impl<R: Resolve> Scanner<R> {
         }
     }
 
-    /// Asks everything a sender would ask about `domain`.
+    /// Asks everything a sender would ask about `domain`, and, alongside the domain's own
+    /// three lookups, whether the resolver can serve a validated chain at all (checked once
+    /// per run and top-level domain): when it cannot, only those three lookups are made and
+    /// recorded, with the problem.
     pub async fn observe(&self, domain: &DomainName, observed_at: OffsetDateTime) -> DomainFacts {
         let sts_name = domain.prefixed("_mta-sts");
         let tlsrpt_name = domain.prefixed("_smtp._tls");
-        let (mx, sts_txt, tlsrpt_txt) = futures::join!(
+        let (resolver_problem, mx, sts_txt, tlsrpt_txt) = futures::join!(
+            self.resolver.resolver_problem(domain),
             self.resolver.mx(domain),
             self.resolver.txt(&sts_name),
             self.resolver.txt(&tlsrpt_name),
         );
-        let (policy_fetch, hosts) = futures::join!(
-            self.fetch_if_published(domain, &sts_txt),
-            self.hosts(domain, &mx),
-        );
+        if let Some(problem) = &resolver_problem {
+            let _ = self.resolver_problem.set(problem.clone());
+        }
+        let (policy_fetch, hosts) = if resolver_problem.is_some() {
+            (None, Vec::new())
+        } else {
+            futures::join!(
+                self.fetch_if_published(domain, &sts_txt),
+                self.hosts(domain, &mx),
+            )
+        };
         DomainFacts {
             domain: domain.clone(),
             observed_at,
@@ -350,7 +367,14 @@ impl<R: Resolve> Scanner<R> {
             tlsrpt_txt,
             policy_fetch,
             hosts,
+            resolver_problem,
         }
+    }
+
+    /// The first resolver problem this scanner met (see [`Resolve::resolver_problem`]): what
+    /// to tell the user once, instead of blaming each domain.
+    pub fn resolver_problem(&self) -> Option<&ResolverProblem> {
+        self.resolver_problem.get()
     }
 
     /// RFC 8461 §3.3: the policy is fetched only when the TXT record set yields a record.
@@ -579,6 +603,7 @@ impl<R: Resolve> Scanner<R> {
         let backoff = self.config.politeness.backoff;
         let mut started: Option<Instant> = None;
         let mut attempt: u32 = 1;
+        let mut earlier: Vec<SmtpOutcome> = Vec::new();
         loop {
             let pass = self.gates.enter(ip).await;
             // The deadline runs from the first connection, not from the wait for a slot.
@@ -594,13 +619,16 @@ impl<R: Resolve> Scanner<R> {
             facts.attempts = attempt;
             drop(pass);
             if !busy(&facts.outcome) || attempt >= backoff.max_attempts {
+                facts.earlier_outcomes = earlier;
                 return facts;
             }
             let delay = backoff.delay(attempt, random());
             // A retry needs time to be worth making: at least a quarter of the deadline.
             if first.elapsed() + delay + budget / 4 > budget {
+                facts.earlier_outcomes = earlier;
                 return facts;
             }
+            earlier.push(facts.outcome);
             sleep(delay).await;
             attempt += 1;
         }
@@ -609,14 +637,17 @@ impl<R: Resolve> Scanner<R> {
 
 /// Whether `outcome` is what a busy or rate-limiting server does, worth another try later:
 /// RFC 5321 §3.8 421 ("service not available, closing transmission channel", in any
-/// phase), a refused connection, or a connection closed or reset before the greeting.
+/// phase), a refused connection, a connection closed or reset before the greeting, or TLS
+/// refused after the 220 to STARTTLS (closed, reset, alert: [`SmtpOutcome::refuses_tls`]).
 fn busy(outcome: &SmtpOutcome) -> bool {
     match outcome {
         SmtpOutcome::ServiceUnavailable421 { .. } | SmtpOutcome::ConnectionRefused => true,
-        SmtpOutcome::ConnectionReset { phase } | SmtpOutcome::ClosedByServer { phase } => {
-            matches!(phase, Phase::Connect | Phase::Greeting)
+        SmtpOutcome::ConnectionReset { phase } | SmtpOutcome::ClosedByServer { phase }
+            if matches!(phase, Phase::Connect | Phase::Greeting) =>
+        {
+            true
         }
-        _ => false,
+        other => other.refuses_tls(),
     }
 }
 
@@ -929,6 +960,32 @@ mod tests {
             (
                 SmtpOutcome::ConnectionReset {
                     phase: Phase::TlsHandshake,
+                },
+                true,
+            ),
+            (
+                SmtpOutcome::ClosedByServer {
+                    phase: Phase::TlsHandshake,
+                },
+                true,
+            ),
+            (
+                SmtpOutcome::TlsHandshakeFailed {
+                    alert: Some("HandshakeFailure".into()),
+                    error: "alert".into(),
+                },
+                true,
+            ),
+            (
+                SmtpOutcome::TlsHandshakeFailed {
+                    alert: None,
+                    error: "received corrupt message".into(),
+                },
+                false,
+            ),
+            (
+                SmtpOutcome::ConnectionReset {
+                    phase: Phase::EhloAfterTls,
                 },
                 false,
             ),

@@ -25,7 +25,30 @@
 //!   records of its authority section (hickory keeps no header flags for it), so a denial
 //!   that comes without an SOA is indeterminate.
 //! - [`DnssecMode::Off`]: no DNSSEC; every status is indeterminate, so DANE never applies.
+//!
+//! # When a lookup fails: the diagnosis
+//! A SERVFAIL (or a bogus verdict of the in-process validator) says nothing about why. Only
+//! then, the resolver is asked again directly, below hickory's cache and validator: once as
+//! before (to read the Extended DNS Errors of RFC 8914 that a resolver such as Unbound
+//! attaches to its SERVFAIL), and once with the CD (checking disabled) bit, so that a
+//! validating resolver hands over even bogus data. That data and the DS and DNSKEY records
+//! of every zone above it (also asked with CD) are validated in-process from the trust
+//! anchor ([`super::chain::find_broken_link`]), as `delv` does: the first broken link becomes
+//! the cause of a [`Lookup::Bogus`] (signatures expired, DS matching no key, …). No data
+//! even with CD, or data that validates here, stays a [`Lookup::ServFail`]: could not tell.
+//! With `--dnssec off` only the Extended DNS Errors are read. None of this runs for an
+//! answer that succeeds, so a healthy scan sends no extra query.
+//!
+//! # Is the resolver fit at all?
+//! [`Resolver::resolver_problem`] checks, once per run, that the resolver can serve a
+//! validated chain: the root zone's DNSKEY records (they exist, are not NXDOMAIN, carry
+//! RRSIGs that validate from the trust anchor, or the AD bit with `--dnssec resolver`), and,
+//! once per top-level domain, that its DS and DNSKEY records come with their RRSIGs and that
+//! an NXDOMAIN for it carries the root zone's signed denial. A resolver that fails this (a
+//! captive portal answering NXDOMAIN to everything, a forwarder that strips RRSIGs) is an
+//! environment problem: the scan says so once and judges no domain with it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -44,14 +67,22 @@ use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::{DnsExchange, DnsHandle, RetryDnsHandle};
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::{
-    DnsRequest, DnsRequestOptions, DnsResponse, Edns, Query, ResponseCode,
+    DnsRequest, DnsRequestOptions, DnsResponse, Edns, Message, Query, ResponseCode,
 };
+use hickory_resolver::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::{ConnectionProvider, NameServerPool, PoolContext, TlsConfig};
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 
 use crate::dane::Tlsa;
+use crate::dns::chain::{
+    self, EDE_OPTION_CODE, ExtendedDnsError, MAX_EXTENDED_ERRORS, ResolverFault, ResolverProblem,
+    ZoneLink,
+};
 use crate::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Txt};
 use crate::domain::DomainName;
 
@@ -163,7 +194,42 @@ pub struct Resolver {
     inner: CachingClient<Transport>,
     request: DnsRequestOptions,
     families: IpFamilies,
+    /// Direct queries for the diagnosis and the fitness check.
+    raw: RawClient,
+    /// The Extended DNS Errors of the failed responses the resolver sent to hickory.
+    failures: Arc<FailureLog>,
+    /// How many failed lookups were diagnosed (the only ones that cost extra queries).
+    diagnosed: std::sync::atomic::AtomicU64,
+    /// How DNSSEC status is obtained (without the anchor, which is in `anchor`).
+    mode: ModeKind,
+    /// The trust anchor the diagnosis validates from: the validator's in
+    /// [`DnssecMode::Validate`]; none otherwise (with `--dnssec resolver` the resolver
+    /// vouches for the root, and the check of its AD bit comes first).
+    anchor: Option<Arc<TrustAnchors>>,
+    /// The fitness of the resolver for the root zone, checked once.
+    root: OnceCell<Option<ResolverProblem>>,
+    /// The fitness of the resolver per top-level domain, checked once each.
+    tlds: std::sync::Mutex<HashMap<String, Arc<OnceCell<Option<ResolverProblem>>>>>,
 }
+
+/// [`DnssecMode`] without its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModeKind {
+    Validate,
+    ResolverAd,
+    Off,
+}
+
+/// At most this many top-level domains' fitness checks are kept; past that the map starts
+/// again (a check costs two queries), so memory stays flat whatever the input.
+const MAX_TLD_CHECKS: usize = 4096;
+
+/// The longest chain of zones the diagnosis walks up (a name has at most 127 labels; real
+/// chains are a handful of zones).
+const MAX_CHAIN_ZONES: usize = 32;
+
+/// The EDNS buffer size of the direct queries (the DNS flag day 2020 value).
+const RAW_EDNS_PAYLOAD: u16 = 1232;
 
 /// How many answers the resolver caches, and how many DNSSEC validation results. Both
 /// caches are LRU: they stay this size however many domains a scan asks about. (hickory's
@@ -236,9 +302,11 @@ impl Resolver {
         options.edns0 = true;
         options.validate = matches!(config.dnssec, DnssecMode::Validate(_));
 
+        let failures = Arc::new(FailureLog::default());
         let provider = StampingProvider {
             runtime: TokioRuntimeProvider::default(),
             trust_ad: config.dnssec == DnssecMode::TrustResolverAd,
+            failures: Arc::clone(&failures),
         };
         let mut request = DnsRequestOptions::default();
         request.recursion_desired = options.recursion_desired;
@@ -251,15 +319,30 @@ impl Resolver {
             reason: e.to_string(),
         })?;
         let context = Arc::new(PoolContext::new(options, tls));
+        let raw = RawClient {
+            servers: raw_servers(resolver_config.name_servers()),
+            context: Arc::clone(&context),
+            runtime: TokioRuntimeProvider::default(),
+            timeout: config.timeout,
+            attempts,
+        };
         let pool =
             NameServerPool::from_config(resolver_config.name_servers().to_vec(), context, provider);
         let retrying = RetryDnsHandle::new(pool, attempts);
-        let transport = match &config.dnssec {
-            DnssecMode::Validate(anchor) => Transport::Validating(
-                DnssecDnsHandle::with_trust_anchor(retrying, Arc::new(load_trust_anchor(anchor)?))
-                    .validation_cache_size(VALIDATION_CACHE_ENTRIES),
-            ),
-            DnssecMode::TrustResolverAd | DnssecMode::Off => Transport::Plain(retrying),
+        let (transport, anchor, mode) = match &config.dnssec {
+            DnssecMode::Validate(anchor) => {
+                let anchor = Arc::new(load_trust_anchor(anchor)?);
+                (
+                    Transport::Validating(
+                        DnssecDnsHandle::with_trust_anchor(retrying, Arc::clone(&anchor))
+                            .validation_cache_size(VALIDATION_CACHE_ENTRIES),
+                    ),
+                    Some(anchor),
+                    ModeKind::Validate,
+                )
+            }
+            DnssecMode::TrustResolverAd => (Transport::Plain(retrying), None, ModeKind::ResolverAd),
+            DnssecMode::Off => (Transport::Plain(retrying), None, ModeKind::Off),
         };
         // Intermediate records (CNAMEs) are kept in answers.
         let inner = CachingClient::new(ANSWER_CACHE_ENTRIES, transport, true);
@@ -267,7 +350,313 @@ impl Resolver {
             inner,
             request,
             families: config.families,
+            raw,
+            failures,
+            diagnosed: std::sync::atomic::AtomicU64::new(0),
+            mode,
+            anchor,
+            root: OnceCell::new(),
+            tlds: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How many failed lookups (SERVFAIL or bogus) this resolver has diagnosed so far: the
+    /// only lookups that cost queries beyond hickory's own, besides the fitness check.
+    pub fn diagnosed(&self) -> u64 {
+        self.diagnosed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The servers asked, as the messages name them (`127.0.0.1:53, [::1]:53`).
+    pub fn servers(&self) -> String {
+        let list: Vec<String> = self.raw.servers.iter().map(ToString::to_string).collect();
+        if list.is_empty() {
+            "(none configured)".to_owned()
+        } else {
+            list.join(", ")
+        }
+    }
+
+    /// Whether this resolver is unfit to judge `name` at all (see the module
+    /// documentation): checked once for the root and once per top-level domain.
+    pub async fn resolver_problem(&self, name: &DomainName) -> Option<ResolverProblem> {
+        if let Some(problem) = self.root_problem().await {
+            return Some(problem);
+        }
+        let tld = name.labels().last()?.to_ascii_lowercase();
+        let cell = {
+            let mut tlds = self
+                .tlds
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if tlds.len() >= MAX_TLD_CHECKS && !tlds.contains_key(&tld) {
+                tlds.clear();
+            }
+            Arc::clone(tlds.entry(tld.clone()).or_default())
+        };
+        cell.get_or_init(|| self.check_tld(&tld)).await.clone()
+    }
+
+    async fn root_problem(&self) -> Option<ResolverProblem> {
+        self.root.get_or_init(|| self.check_root()).await.clone()
+    }
+
+    fn problem(&self, fault: ResolverFault) -> Option<ResolverProblem> {
+        Some(ResolverProblem {
+            resolver: self.servers(),
+            fault,
+        })
+    }
+
+    async fn check_root(&self) -> Option<ResolverProblem> {
+        let root = Name::root();
+        let Some(answer) = self.raw.query(&root, RecordType::DNSKEY, false).await else {
+            return self.problem(ResolverFault::Unreachable);
+        };
+        match answer.metadata.response_code {
+            ResponseCode::NoError => {}
+            ResponseCode::NXDomain => return self.problem(ResolverFault::NxdomainForRoot),
+            code => {
+                return self.problem(ResolverFault::FailsForRoot {
+                    rcode: code.to_string(),
+                });
+            }
+        }
+        if !has_type(&answer.answers, &root, RecordType::DNSKEY) {
+            return self.problem(ResolverFault::NoRootKeys);
+        }
+        match self.mode {
+            ModeKind::Validate => {
+                if !has_signature(&answer.answers, &root, RecordType::DNSKEY) {
+                    return self.problem(ResolverFault::StripsDnssec {
+                        rrset: ". DNSKEY".to_owned(),
+                    });
+                }
+                let link = ZoneLink {
+                    zone: root,
+                    ds: Vec::new(),
+                    dnskey: answer.answers,
+                };
+                if let Some(broken) = chain::find_broken_link(
+                    &[link],
+                    &[],
+                    self.anchor.as_deref(),
+                    OffsetDateTime::now_utc(),
+                ) {
+                    return self.problem(ResolverFault::CannotValidateRoot {
+                        detail: broken.to_string(),
+                    });
+                }
+            }
+            ModeKind::ResolverAd if !answer.metadata.authentic_data => {
+                return self.problem(ResolverFault::NoAdBit);
+            }
+            ModeKind::ResolverAd | ModeKind::Off => {}
+        }
+        None
+    }
+
+    async fn check_tld(&self, tld: &str) -> Option<ResolverProblem> {
+        if self.mode == ModeKind::Off {
+            // Without DNSSEC a lying NXDOMAIN cannot be told from a real one.
+            return None;
+        }
+        let name = Name::from_ascii(format!("{tld}.")).ok()?;
+        // A TLD whose servers do not answer is not the resolver's fault: no verdict.
+        let answer = self.raw.query(&name, RecordType::DS, false).await?;
+        match answer.metadata.response_code {
+            // The root zone is signed: a real NXDOMAIN for a TLD carries its signed denial
+            // (or the AD bit of a validating resolver).
+            ResponseCode::NXDomain => {
+                let signed = answer
+                    .authorities
+                    .iter()
+                    .any(|r| r.record_type() == RecordType::RRSIG);
+                if signed || answer.metadata.authentic_data {
+                    None
+                } else {
+                    self.problem(ResolverFault::NxdomainForTld {
+                        tld: tld.to_owned(),
+                    })
+                }
+            }
+            ResponseCode::NoError if self.mode == ModeKind::Validate => {
+                if !has_type(&answer.answers, &name, RecordType::DS) {
+                    return None; // an unsigned TLD: nothing to strip
+                }
+                if !has_signature(&answer.answers, &name, RecordType::DS) {
+                    return self.problem(ResolverFault::StripsDnssec {
+                        rrset: format!("{tld} DS"),
+                    });
+                }
+                let keys = self.raw.query(&name, RecordType::DNSKEY, false).await?;
+                if has_type(&keys.answers, &name, RecordType::DNSKEY)
+                    && !has_signature(&keys.answers, &name, RecordType::DNSKEY)
+                {
+                    return self.problem(ResolverFault::StripsDnssec {
+                        rrset: format!("{tld} DNSKEY"),
+                    });
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Finds out why a lookup of `name`/`record_type` failed (`first`: SERVFAIL or bogus);
+    /// see the module documentation. Returns the refined outcome.
+    async fn diagnose<T>(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+        first: Lookup<T>,
+    ) -> Lookup<T> {
+        // A resolver that cannot serve DNSSEC at all is reported once for the run; nothing
+        // it answers is diagnosed (the domain is not to blame).
+        if self.root_problem().await.is_some() {
+            return first;
+        }
+        self.diagnosed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The Extended DNS Errors of the failed response itself; when it carried none (or
+        // the failure was the in-process validator's), those of asking again.
+        let mut extended_errors = self.failures.take(name, record_type);
+        if extended_errors.is_empty() {
+            extended_errors = self
+                .raw
+                .query(name, record_type, false)
+                .await
+                .map(|m| extended_errors_of(&m))
+                .unwrap_or_default();
+        }
+        let first = with_extended_errors(first, extended_errors.clone());
+        if self.mode == ModeKind::Off {
+            return first;
+        }
+        let Some(checked) = self.raw.query(name, record_type, true).await else {
+            return with_diagnosis(
+                first,
+                "no answer even with checking disabled (CD): the zone's name servers are \
+                 unreachable or lame",
+            );
+        };
+        match checked.metadata.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => {}
+            code => {
+                return with_diagnosis(
+                    first,
+                    &format!(
+                        "{code} even with checking disabled (CD): the zone's name servers are \
+                         unreachable or lame"
+                    ),
+                );
+            }
+        }
+        let Some(zone) = self.signer_zone(name, &checked).await else {
+            return with_diagnosis(
+                first,
+                "the zone of the answer could not be found to check its signatures",
+            );
+        };
+        let data = if checked.answers.is_empty() {
+            checked.authorities
+        } else {
+            checked.answers
+        };
+        let chain = self.fetch_chain(&zone).await;
+        match chain::find_broken_link(
+            &chain,
+            &data,
+            self.anchor.as_deref(),
+            OffsetDateTime::now_utc(),
+        ) {
+            Some(link) => Lookup::Bogus {
+                detail: link.to_string(),
+                cause: Some(link),
+                extended_errors,
+            },
+            None => with_diagnosis(
+                first,
+                "the answer fetched with checking disabled (CD) validates here; the failure is \
+                 not a DNSSEC one",
+            ),
+        }
+    }
+
+    /// The zone that signs the answer: the signer of its RRSIGs, else the owner of the SOA
+    /// of a denial, else the zone an SOA query names.
+    async fn signer_zone(&self, name: &Name, answer: &Message) -> Option<Name> {
+        let signer = |records: &[Record]| {
+            records.iter().find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig.input().signer_name.clone()),
+                _ => None,
+            })
+        };
+        let soa_owner = |records: &[Record]| {
+            records
+                .iter()
+                .find(|r| r.record_type() == RecordType::SOA)
+                .map(|r| r.name.clone())
+        };
+        if let Some(zone) = signer(&answer.answers)
+            .or_else(|| signer(&answer.authorities))
+            .or_else(|| soa_owner(&answer.authorities))
+        {
+            return Some(zone);
+        }
+        let soa = self.raw.query(name, RecordType::SOA, true).await?;
+        soa_owner(&soa.answers).or_else(|| soa_owner(&soa.authorities))
+    }
+
+    /// The DS and DNSKEY records of `zone` and of every zone above it, root first, each asked
+    /// with CD. A zone's parent is the signer of its DS records (or the owner of the SOA of
+    /// their denial), else the name one label up.
+    async fn fetch_chain(&self, zone: &Name) -> Vec<ZoneLink> {
+        let mut links = Vec::new();
+        let mut current = zone.clone();
+        for _ in 0..MAX_CHAIN_ZONES {
+            let dnskey = self.raw_answers(&current, RecordType::DNSKEY).await;
+            if current.is_root() {
+                links.push(ZoneLink {
+                    zone: current,
+                    ds: Vec::new(),
+                    dnskey,
+                });
+                break;
+            }
+            let ds_answer = self.raw.query(&current, RecordType::DS, true).await;
+            let parent = ds_answer
+                .as_ref()
+                .and_then(|m| {
+                    m.answers
+                        .iter()
+                        .chain(&m.authorities)
+                        .find_map(|r| match &r.data {
+                            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
+                                Some(sig.input().signer_name.clone())
+                            }
+                            RData::SOA(_) => Some(r.name.clone()),
+                            _ => None,
+                        })
+                })
+                .filter(|p| *p != current && p.zone_of(&current))
+                .unwrap_or_else(|| current.base_name());
+            links.push(ZoneLink {
+                zone: current,
+                ds: ds_answer.map(|m| m.answers).unwrap_or_default(),
+                dnskey,
+            });
+            current = parent;
+        }
+        links.reverse();
+        links
+    }
+
+    async fn raw_answers(&self, name: &Name, record_type: RecordType) -> Vec<Record> {
+        self.raw
+            .query(name, record_type, true)
+            .await
+            .map(|m| m.answers)
+            .unwrap_or_default()
     }
 
     /// The MX RRset of `domain` (RFC 5321 §5.1). A null MX (RFC 7505) comes back as the
@@ -361,8 +750,216 @@ impl Resolver {
         };
         let query = Query::query(name.clone(), record_type);
         let result = self.inner.lookup(query, self.request).await;
-        classify(&name, record_type, result, convert)
+        match classify(&name, record_type, result, convert) {
+            failed @ (Lookup::ServFail { .. } | Lookup::Bogus { .. }) => {
+                self.diagnose(&name, record_type, failed).await
+            }
+            other => other,
+        }
     }
+}
+
+/// Direct queries to the configured servers with the flags the diagnosis chooses (CD, DO,
+/// AD), below hickory's cache and validator, returning the whole response whatever its code.
+/// Used only when a lookup failed, and for the fitness check (once per run and TLD).
+struct RawClient {
+    servers: Vec<SocketAddr>,
+    context: Arc<PoolContext>,
+    runtime: TokioRuntimeProvider,
+    timeout: Duration,
+    attempts: usize,
+}
+
+impl RawClient {
+    /// The response to `name`/`record_type` with DO set (and CD when `checking_disabled`):
+    /// UDP first, TCP when truncated; each server in turn, `attempts` rounds. `None` when no
+    /// server answered in time.
+    async fn query(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+        checking_disabled: bool,
+    ) -> Option<Message> {
+        let mut message = Message::query();
+        message
+            .queries
+            .push(Query::query(name.clone(), record_type));
+        message.metadata.recursion_desired = true;
+        message.metadata.checking_disabled = checking_disabled;
+        // RFC 6840 §5.7: ask a validating resolver to say (AD) whether it validated.
+        message.metadata.authentic_data = true;
+        let mut edns = Edns::new();
+        edns.set_max_payload(RAW_EDNS_PAYLOAD).set_dnssec_ok(true);
+        message.edns = Some(edns);
+        let mut options = DnsRequestOptions::default();
+        options.use_edns = true;
+        options.edns_set_dnssec_ok = true;
+        options.edns_payload_len = RAW_EDNS_PAYLOAD;
+        let request = DnsRequest::new(message, options);
+        for _ in 0..self.attempts {
+            for server in &self.servers {
+                let Some(answer) = self
+                    .exchange(*server, ProtocolConfig::Udp, request.clone())
+                    .await
+                else {
+                    continue;
+                };
+                if answer.metadata.truncation
+                    && let Some(full) = self
+                        .exchange(*server, ProtocolConfig::Tcp, request.clone())
+                        .await
+                {
+                    return Some(full);
+                }
+                return Some(answer);
+            }
+        }
+        None
+    }
+
+    async fn exchange(
+        &self,
+        server: SocketAddr,
+        protocol: ProtocolConfig,
+        request: DnsRequest,
+    ) -> Option<Message> {
+        let mut config = ConnectionConfig::new(protocol);
+        config.port = server.port();
+        let connecting = self
+            .runtime
+            .new_connection(server.ip(), &config, &self.context)
+            .ok()?;
+        let exchange = async {
+            let connection = connecting.await.ok()?;
+            let response = connection.send(request).next().await?.ok()?;
+            Some(response.into_message())
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// The addresses of the configured servers, as the direct queries reach them (each server's
+/// UDP port, 53 by default).
+fn raw_servers(servers: &[NameServerConfig]) -> Vec<SocketAddr> {
+    servers
+        .iter()
+        .map(|s| {
+            let port = s
+                .connections
+                .iter()
+                .find(|c| matches!(c.protocol, ProtocolConfig::Udp))
+                .map_or(53, |c| c.port);
+            SocketAddr::new(s.ip, port)
+        })
+        .collect()
+}
+
+/// The Extended DNS Errors (RFC 8914) of the failed responses (any code but NOERROR and
+/// NXDOMAIN) that came through hickory's connections, by query, until the diagnosis of that
+/// query takes them. Bounded: past [`MAX_LOGGED_FAILURES`] entries it starts again (a
+/// diagnosis that finds nothing here asks the resolver again).
+#[derive(Default)]
+struct FailureLog {
+    entries: std::sync::Mutex<HashMap<(Name, RecordType), Vec<ExtendedDnsError>>>,
+}
+
+/// At most this many failed responses' Extended DNS Errors are kept for their diagnosis.
+const MAX_LOGGED_FAILURES: usize = 1024;
+
+impl FailureLog {
+    fn record(&self, response: &DnsResponse) {
+        if matches!(
+            response.metadata.response_code,
+            ResponseCode::NoError | ResponseCode::NXDomain
+        ) {
+            return;
+        }
+        let errors = extended_errors_of(response);
+        let Some(query) = response.queries.first() else {
+            return;
+        };
+        if errors.is_empty() {
+            return;
+        }
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= MAX_LOGGED_FAILURES {
+            entries.clear();
+        }
+        entries.insert((query.name().to_lowercase(), query.query_type()), errors);
+    }
+
+    fn take(&self, name: &Name, record_type: RecordType) -> Vec<ExtendedDnsError> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(name.to_lowercase(), record_type))
+            .unwrap_or_default()
+    }
+}
+
+/// The Extended DNS Errors of a response (RFC 8914), at most [`MAX_EXTENDED_ERRORS`].
+fn extended_errors_of(message: &Message) -> Vec<ExtendedDnsError> {
+    let Some(edns) = &message.edns else {
+        return Vec::new();
+    };
+    edns.options()
+        .get_all(EdnsCode::from(EDE_OPTION_CODE))
+        .into_iter()
+        .filter_map(|option| match option {
+            EdnsOption::Unknown(_, data) => ExtendedDnsError::from_option_data(data),
+            _ => None,
+        })
+        .take(MAX_EXTENDED_ERRORS)
+        .collect()
+}
+
+fn with_extended_errors<T>(lookup: Lookup<T>, errors: Vec<ExtendedDnsError>) -> Lookup<T> {
+    match lookup {
+        Lookup::Bogus { detail, cause, .. } => Lookup::Bogus {
+            detail,
+            cause,
+            extended_errors: errors,
+        },
+        Lookup::ServFail { diagnosis, .. } => Lookup::ServFail {
+            extended_errors: errors,
+            diagnosis,
+        },
+        other => other,
+    }
+}
+
+/// Adds what the diagnosis found to a SERVFAIL (a bogus verdict of the in-process validator
+/// keeps its own words).
+fn with_diagnosis<T>(lookup: Lookup<T>, found: &str) -> Lookup<T> {
+    match lookup {
+        Lookup::ServFail {
+            extended_errors, ..
+        } => Lookup::ServFail {
+            extended_errors,
+            diagnosis: Some(found.to_owned()),
+        },
+        other => other,
+    }
+}
+
+fn has_type(records: &[Record], owner: &Name, record_type: RecordType) -> bool {
+    records
+        .iter()
+        .any(|r| r.name == *owner && r.record_type() == record_type)
+}
+
+fn has_signature(records: &[Record], owner: &Name, record_type: RecordType) -> bool {
+    records.iter().any(|r| {
+        r.name == *owner
+            && matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(sig))
+                if sig.input().type_covered == record_type)
+    })
 }
 
 impl Resolve for Resolver {
@@ -380,6 +977,13 @@ impl Resolve for Resolver {
 
     fn tlsa(&self, host: &DomainName, port: u16) -> impl Future<Output = Lookup<Tlsa>> + Send {
         Self::tlsa(self, host, port)
+    }
+
+    fn resolver_problem(
+        &self,
+        name: &DomainName,
+    ) -> impl Future<Output = Option<ResolverProblem>> + Send {
+        Self::resolver_problem(self, name)
     }
 }
 
@@ -534,15 +1138,13 @@ fn classify_error<T>(error: NetError) -> Lookup<T> {
         NetError::Dns(DnsError::Nsec {
             response, proof, ..
         }) => match proof {
-            Proof::Bogus => Lookup::Bogus {
-                detail: "the denial of existence does not validate".to_owned(),
-            },
+            Proof::Bogus => Lookup::bogus("the denial of existence does not validate"),
             other => negative(response.response_code, proof_status(other)),
         },
-        NetError::Dns(DnsError::DnssecBogus) => Lookup::Bogus {
-            detail: "the answer does not validate from the trust anchor".to_owned(),
-        },
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => Lookup::ServFail,
+        NetError::Dns(DnsError::DnssecBogus) => {
+            Lookup::bogus("the answer does not validate from the trust anchor")
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => Lookup::servfail(),
         NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => Lookup::Refused,
         NetError::Dns(DnsError::ResponseCode(code)) => Lookup::Error {
             error: format!("the DNS server answered {code}"),
@@ -563,7 +1165,8 @@ fn negative<T>(code: ResponseCode, dnssec: DnssecStatus) -> Lookup<T> {
     }
 }
 
-/// hickory's connection provider with one addition for [`DnssecMode::TrustResolverAd`]:
+/// hickory's connection provider, which keeps the Extended DNS Errors of failed responses
+/// for their diagnosis ([`FailureLog`]), with one addition for [`DnssecMode::TrustResolverAd`]:
 /// queries ask for DNSSEC (DO and AD bits) and each response's records are stamped with the
 /// resolver's verdict (the AD bit) before hickory interprets them. With `trust_ad` false it
 /// passes everything through unchanged.
@@ -571,6 +1174,7 @@ fn negative<T>(code: ResponseCode, dnssec: DnssecStatus) -> Lookup<T> {
 struct StampingProvider {
     runtime: TokioRuntimeProvider,
     trust_ad: bool,
+    failures: Arc<FailureLog>,
 }
 
 type ConnFuture = Pin<Box<dyn Future<Output = Result<StampingConn, NetError>> + Send + 'static>>;
@@ -588,10 +1192,12 @@ impl ConnectionProvider for StampingProvider {
     ) -> Result<Self::FutureConn, NetError> {
         let connecting = self.runtime.new_connection(ip, config, cx)?;
         let trust_ad = self.trust_ad;
+        let failures = Arc::clone(&self.failures);
         Ok(Box::pin(async move {
             Ok(StampingConn {
                 inner: connecting.await?,
                 trust_ad,
+                failures,
             })
         }))
     }
@@ -605,6 +1211,7 @@ impl ConnectionProvider for StampingProvider {
 struct StampingConn {
     inner: DnsExchange<TokioRuntimeProvider>,
     trust_ad: bool,
+    failures: Arc<FailureLog>,
 }
 
 impl DnsHandle for StampingConn {
@@ -612,8 +1219,13 @@ impl DnsHandle for StampingConn {
     type Runtime = TokioRuntimeProvider;
 
     fn send(&self, mut request: DnsRequest) -> Self::Response {
+        let failures = Arc::clone(&self.failures);
+        let log = move |response: DnsResponse| {
+            failures.record(&response);
+            response
+        };
         if !self.trust_ad {
-            return self.inner.send(request).boxed();
+            return self.inner.send(request).map(move |r| r.map(&log)).boxed();
         }
         // RFC 3225 §3: DO asks the resolver for DNSSEC data; RFC 6840 §5.7: AD in a query
         // asks it to report, in the response's AD bit, whether it validated the answer.
@@ -624,7 +1236,7 @@ impl DnsHandle for StampingConn {
             .set_dnssec_ok(true);
         self.inner
             .send(request)
-            .map(|r| r.map(stamp_proofs))
+            .map(move |r| r.map(&log).map(stamp_proofs))
             .boxed()
     }
 }
@@ -687,7 +1299,7 @@ mod tests {
             ),
             (
                 DnsError::ResponseCode(ResponseCode::ServFail).into(),
-                Lookup::ServFail,
+                Lookup::servfail(),
             ),
             (
                 DnsError::ResponseCode(ResponseCode::Refused).into(),
@@ -702,9 +1314,7 @@ mod tests {
             (NetError::Timeout, Lookup::Timeout),
             (
                 DnsError::DnssecBogus.into(),
-                Lookup::Bogus {
-                    detail: "the answer does not validate from the trust anchor".into(),
-                },
+                Lookup::bogus("the answer does not validate from the trust anchor"),
             ),
         ];
         for (error, expected) in cases {

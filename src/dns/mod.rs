@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::dane::{Tlsa, TlsaAnswer, TlsaLookup};
 use crate::domain::DomainName;
 
+pub mod chain;
 pub mod hickory;
+
+pub use chain::{BrokenLink, ExtendedDnsError, ResolverFault, ResolverProblem};
 
 /// The DNSSEC status of one answer (RFC 4033 §5 terms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,14 +93,39 @@ pub enum Lookup<T> {
         dnssec: DnssecStatus,
     },
     /// The answer failed DNSSEC validation (RFC 4035 §5.5): its content cannot be used,
-    /// and it is neither an answer nor a denial.
+    /// and it is neither an answer nor a denial. Validating senders treat the name as
+    /// unusable.
     Bogus {
-        /// What failed, in the validator's words.
+        /// What failed: the broken link in words, or the validator's words.
         detail: String,
+        /// The broken link of the chain of trust, when the diagnosis (a query with the CD
+        /// bit, validated in-process from the trust anchor) found it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<BrokenLink>,
+        /// Extended DNS Errors (RFC 8914) the resolver sent with its failure.
+        #[serde(
+            rename = "extended-errors",
+            default,
+            skip_serializing_if = "Vec::is_empty"
+        )]
+        extended_errors: Vec<ExtendedDnsError>,
     },
-    /// The server answered SERVFAIL (a validating resolver also says this for bogus data).
+    /// The server answered SERVFAIL and the diagnosis found no DNSSEC failure behind it (a
+    /// validating resolver says SERVFAIL for bogus data too; that case is [`Self::Bogus`]).
     #[serde(rename = "servfail")]
-    ServFail,
+    ServFail {
+        /// Extended DNS Errors (RFC 8914) the resolver sent with its failure.
+        #[serde(
+            rename = "extended-errors",
+            default,
+            skip_serializing_if = "Vec::is_empty"
+        )]
+        extended_errors: Vec<ExtendedDnsError>,
+        /// What the diagnosis found, when it ran: no answer even with checking disabled
+        /// (the zone's servers are unreachable or lame), or an answer that validates here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diagnosis: Option<String>,
+    },
     /// The server answered REFUSED.
     Refused,
     /// No answer came within the configured timeout and attempts.
@@ -119,7 +147,7 @@ impl<T> Lookup<T> {
                 *dnssec
             }
             Self::Bogus { .. } => DnssecStatus::Bogus,
-            Self::ServFail | Self::Refused | Self::Timeout | Self::Error { .. } => {
+            Self::ServFail { .. } | Self::Refused | Self::Timeout | Self::Error { .. } => {
                 DnssecStatus::Indeterminate
             }
         }
@@ -146,8 +174,25 @@ impl<T> Lookup<T> {
     pub fn failure(&self) -> Option<String> {
         match self {
             Self::Records { .. } | Self::NoData { .. } | Self::NxDomain { .. } => None,
-            Self::Bogus { detail } => Some(format!("DNSSEC validation failed: {detail}")),
-            Self::ServFail => Some("the DNS server answered SERVFAIL".to_owned()),
+            Self::Bogus {
+                detail,
+                extended_errors,
+                ..
+            } => Some(format!(
+                "DNSSEC validation failed: {detail}{}",
+                extended_text(extended_errors)
+            )),
+            Self::ServFail {
+                extended_errors,
+                diagnosis,
+            } => Some(format!(
+                "the DNS server answered SERVFAIL{}{}",
+                extended_text(extended_errors),
+                diagnosis
+                    .as_deref()
+                    .map(|d| format!("; {d}"))
+                    .unwrap_or_default()
+            )),
             Self::Refused => Some("the DNS server refused the query".to_owned()),
             Self::Timeout => Some("the DNS query timed out".to_owned()),
             Self::Error { error } => Some(error.clone()),
@@ -168,13 +213,63 @@ impl<T> Lookup<T> {
             },
             Self::NoData { dnssec } => Lookup::NoData { dnssec },
             Self::NxDomain { dnssec } => Lookup::NxDomain { dnssec },
-            Self::Bogus { detail } => Lookup::Bogus { detail },
-            Self::ServFail => Lookup::ServFail,
+            Self::Bogus {
+                detail,
+                cause,
+                extended_errors,
+            } => Lookup::Bogus {
+                detail,
+                cause,
+                extended_errors,
+            },
+            Self::ServFail {
+                extended_errors,
+                diagnosis,
+            } => Lookup::ServFail {
+                extended_errors,
+                diagnosis,
+            },
             Self::Refused => Lookup::Refused,
             Self::Timeout => Lookup::Timeout,
             Self::Error { error } => Lookup::Error { error },
         }
     }
+}
+
+impl<T> Lookup<T> {
+    /// A SERVFAIL with nothing more known.
+    pub fn servfail() -> Self {
+        Self::ServFail {
+            extended_errors: Vec::new(),
+            diagnosis: None,
+        }
+    }
+
+    /// A bogus answer with the validator's words only.
+    pub fn bogus(detail: impl Into<String>) -> Self {
+        Self::Bogus {
+            detail: detail.into(),
+            cause: None,
+            extended_errors: Vec::new(),
+        }
+    }
+
+    /// The broken link of the chain of trust, for a bogus answer whose cause was found.
+    pub fn broken_link(&self) -> Option<&BrokenLink> {
+        match self {
+            Self::Bogus { cause, .. } => cause.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// `" (EDE 7 (Signature Expired); …)"`, or nothing.
+fn extended_text(errors: &[ExtendedDnsError]) -> String {
+    if errors.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    format!(" ({})", list.join("; "))
 }
 
 impl Lookup<Tlsa> {
@@ -280,6 +375,17 @@ pub trait Resolve: Send + Sync {
     fn addresses(&self, host: &DomainName) -> impl Future<Output = AddressLookups> + Send;
     /// The TLSA RRset at `_<port>._tcp.<host>` (RFC 7672 §2.2.3; port 25 for SMTP).
     fn tlsa(&self, host: &DomainName, port: u16) -> impl Future<Output = Lookup<Tlsa>> + Send;
+    /// Whether the resolver itself is unfit to judge `name` (it cannot serve a validated
+    /// chain of trust for the root or `name`'s top-level domain): `None` when it is fit, or
+    /// when the implementation does not check (canned answers). Checked once per run and
+    /// top-level domain, so cheap to ask for every domain.
+    fn resolver_problem(
+        &self,
+        name: &DomainName,
+    ) -> impl Future<Output = Option<ResolverProblem>> + Send {
+        let _ = name;
+        async { None }
+    }
 }
 
 #[cfg(test)]
@@ -316,8 +422,8 @@ mod tests {
                 }),
             status().prop_map(|dnssec| Lookup::NoData { dnssec }),
             status().prop_map(|dnssec| Lookup::NxDomain { dnssec }),
-            ".*".prop_map(|detail| Lookup::Bogus { detail }),
-            Just(Lookup::ServFail),
+            ".*".prop_map(Lookup::bogus),
+            Just(Lookup::servfail()),
             Just(Lookup::Refused),
             Just(Lookup::Timeout),
             ".*".prop_map(|error| Lookup::Error { error }),
@@ -391,11 +497,19 @@ mod tests {
                 Lookup::NxDomain { dnssec: Secure },
                 r#"{"status":"nxdomain","dnssec":"secure"}"#,
             ),
+            (Lookup::bogus("x"), r#"{"status":"bogus","detail":"x"}"#),
+            (Lookup::servfail(), r#"{"status":"servfail"}"#),
             (
-                Lookup::Bogus { detail: "x".into() },
-                r#"{"status":"bogus","detail":"x"}"#,
+                Lookup::ServFail {
+                    extended_errors: vec![ExtendedDnsError {
+                        code: 22,
+                        purpose: Some("No Reachable Authority".into()),
+                        text: None,
+                    }],
+                    diagnosis: Some("d".into()),
+                },
+                r#"{"status":"servfail","extended-errors":[{"code":22,"purpose":"No Reachable Authority"}],"diagnosis":"d"}"#,
             ),
-            (Lookup::ServFail, r#"{"status":"servfail"}"#),
             (Lookup::Refused, r#"{"status":"refused"}"#),
             (Lookup::Timeout, r#"{"status":"timeout"}"#),
             (
@@ -413,10 +527,8 @@ mod tests {
     #[test]
     fn failures_are_not_definite_and_have_no_records() {
         let failures: Vec<Lookup<Txt>> = vec![
-            Lookup::Bogus {
-                detail: "bad".into(),
-            },
-            Lookup::ServFail,
+            Lookup::bogus("bad"),
+            Lookup::servfail(),
             Lookup::Refused,
             Lookup::Timeout,
             Lookup::Error { error: "x".into() },
@@ -494,16 +606,14 @@ mod tests {
                 Insecure,
             ),
             (
-                Lookup::ServFail,
+                Lookup::servfail(),
                 TlsaLookup::Failed {
                     detail: "the DNS server answered SERVFAIL".into(),
                 },
                 Indeterminate,
             ),
             (
-                Lookup::Bogus {
-                    detail: "bad sig".into(),
-                },
+                Lookup::bogus("bad sig"),
                 TlsaLookup::Failed {
                     detail: "DNSSEC validation failed: bad sig".into(),
                 },

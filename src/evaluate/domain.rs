@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::dane::Tlsa;
 use crate::dane::{self, DaneOutcome};
-use crate::dns::{DnssecStatus, Lookup, Txt};
+use crate::dns::{BrokenLink, DnssecStatus, Lookup, ResolverProblem, Txt};
 use crate::domain::DomainName;
 use crate::evaluate::policy::coverage;
 use crate::evaluate::policy::coverage_findings;
@@ -169,6 +169,26 @@ pub struct DomainVerdict {
     pub inconclusive: bool,
     /// Every finding.
     pub findings: Vec<Finding>,
+    /// DNSSEC failures that block delivery without a session to show for it: a bogus MX
+    /// RRset, or MX host addresses that are bogus (nothing could be probed). Validating
+    /// senders report them as `dnssec-invalid` under policy type `tlsa` (RFC 7672 §2.1.1,
+    /// RFC 8460 §4.3.2.1).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub dnssec_failures: Vec<DnssecFailure>,
+}
+
+/// A DNSSEC failure that is not a session (see [`DomainVerdict::dnssec_failures`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnssecFailure {
+    /// The RFC 8460 policy-domain: the MX host (the TLSA base domain), or the recipient
+    /// domain when its MX RRset itself is bogus.
+    pub policy_domain: DomainName,
+    /// The MX host (`receiving-mx-hostname`), when the failure is one host's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mx: Option<DomainName>,
+    /// The failure-reason-code: the broken link's code (e.g. `rrsig-expired`), or
+    /// `dnssec-bogus` when the cause is not known.
+    pub reason_code: String,
 }
 
 impl DomainVerdict {
@@ -182,10 +202,20 @@ impl DomainVerdict {
 pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVerdict {
     let domain = &facts.domain;
     let subject = Subject::domain(domain);
+    if let Some(problem) = &facts.resolver_problem {
+        return unjudged(facts, problem, subject);
+    }
     let mut findings = Vec::new();
     let mut inconclusive = false;
+    let mut dnssec_failures = Vec::new();
 
-    let routing = routing(facts, &subject, &mut findings, &mut inconclusive);
+    let routing = routing(
+        facts,
+        &subject,
+        &mut findings,
+        &mut inconclusive,
+        &mut dnssec_failures,
+    );
     let sts = sts_state(facts, opts, &subject, &mut findings, &mut inconclusive);
     let tlsrpt_rua = tlsrpt(facts, &subject, &mut findings, &mut inconclusive);
     // A domain that receives no mail needs neither policy: advice to publish one is noise.
@@ -221,7 +251,13 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         );
     }
     for host in &facts.hosts {
-        host_findings(host, &subject, &mut findings, &mut inconclusive);
+        host_findings(
+            host,
+            &subject,
+            &mut findings,
+            &mut inconclusive,
+            &mut dnssec_failures,
+        );
         let Some(name) = &host.name else { continue };
         let ctx = SessionContext {
             mx: name,
@@ -289,40 +325,102 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         sessions,
         inconclusive,
         findings,
+        dnssec_failures,
     }
 }
 
+/// The verdict when the resolver itself is unfit ([`DomainFacts::resolver_problem`]): nothing
+/// it answered about the domain is judged, so the only finding is the resolver's, and it
+/// makes the domain inconclusive, never failing.
+fn unjudged(facts: &DomainFacts, problem: &ResolverProblem, subject: Subject) -> DomainVerdict {
+    DomainVerdict {
+        domain: facts.domain.clone(),
+        routing: Routing::Unknown,
+        sts: StsState {
+            record: None,
+            id: None,
+            policy: None,
+            failure: None,
+            policy_string: Vec::new(),
+        },
+        tlsrpt_rua: Vec::new(),
+        sessions: Vec::new(),
+        inconclusive: true,
+        findings: vec![
+            Finding::new(
+                "dns.resolver.unusable",
+                Severity::Warning,
+                subject,
+                format!(
+                    "{problem}; {} was not judged (inconclusive because of the resolver, not \
+                     the domain)",
+                    facts.domain
+                ),
+            )
+            .with_fix(problem.advice())
+            .could_not_test(),
+        ],
+        dnssec_failures: Vec::new(),
+    }
+}
+
+/// The words for a bogus answer: the broken link when the diagnosis found it, and the fix
+/// that names the zone; else the validator's words and the general fix.
+fn bogus_words<T>(lookup: &Lookup<T>) -> (String, String, String) {
+    match lookup.broken_link() {
+        Some(link) => (link.to_string(), link.fix(), link.reason_code().to_owned()),
+        None => (
+            lookup.failure().unwrap_or_default(),
+            "fix the DNSSEC signatures or the DS records of the zone".to_owned(),
+            "dnssec-bogus".to_owned(),
+        ),
+    }
+}
+
+/// Reports a failed lookup of one of the domain's own RRsets: "could not tell" (a warning,
+/// inconclusive) for SERVFAIL, timeouts and the like; a definite error for a bogus answer,
+/// which validating senders cannot use. Returns whether the lookup failed, and the reason
+/// code of a bogus answer.
 fn lookup_failed<T>(
     what: &str,
-    code: &'static str,
+    (failed_code, bogus_code): (&'static str, &'static str),
     lookup: &Lookup<T>,
     subject: &Subject,
     findings: &mut Vec<Finding>,
     inconclusive: &mut bool,
-) -> bool {
+) -> (bool, Option<String>) {
     let Some(why) = lookup.failure() else {
-        return false;
+        return (false, None);
     };
+    if matches!(lookup, Lookup::Bogus { .. }) {
+        let (link, fix, reason) = bogus_words(lookup);
+        findings.push(
+            Finding::new(
+                bogus_code,
+                Severity::Error,
+                subject.clone(),
+                format!(
+                    "the {what} fail DNSSEC validation: {link}; validating resolvers answer \
+                     SERVFAIL, so senders that validate cannot use them"
+                ),
+            )
+            .with_fix(fix)
+            .with_reason_code(reason.clone()),
+        );
+        return (true, Some(reason));
+    }
     *inconclusive = true;
-    let severity = if matches!(lookup, Lookup::Bogus { .. }) {
-        Severity::Error
-    } else {
-        Severity::Warning
-    };
-    let finding = Finding::new(
-        code,
-        severity,
-        subject.clone(),
-        format!("could not tell the {what}: {why}; this is not the same as \"no record\""),
+    findings.push(
+        Finding::new(
+            failed_code,
+            Severity::Warning,
+            subject.clone(),
+            format!("could not tell the {what}: {why}; this is not the same as \"no record\""),
+        )
+        .with_fix("check that the domain's name servers answer (and try again)")
+        .could_not_test(),
     );
-    findings.push(if severity == Severity::Error {
-        finding.with_fix("fix the DNSSEC signatures or the DS records of the zone")
-    } else {
-        finding
-            .with_fix("check that the domain's name servers answer (and try again)")
-            .could_not_test()
-    });
-    true
+    (true, None)
 }
 
 fn routing(
@@ -330,15 +428,30 @@ fn routing(
     subject: &Subject,
     findings: &mut Vec<Finding>,
     inconclusive: &mut bool,
+    dnssec_failures: &mut Vec<DnssecFailure>,
 ) -> Routing {
-    if lookup_failed(
+    let (failed, bogus) = lookup_failed(
         "MX records",
-        "dns.mx.failed",
+        ("dns.mx.failed", "dns.mx.bogus"),
         &facts.mx,
         subject,
         findings,
         inconclusive,
-    ) {
+    );
+    if let Some(reason_code) = bogus {
+        // RFC 7672 §2.2.1: DANE senders need a secure MX RRset; a bogus one is a DANE
+        // failure for the whole domain.
+        if let Some(f) = findings.last_mut() {
+            f.result_type = Some(ResultType::DnssecInvalid);
+            f.policy_type = Some(PolicyType::Tlsa);
+        }
+        dnssec_failures.push(DnssecFailure {
+            policy_domain: facts.domain.clone(),
+            mx: None,
+            reason_code,
+        });
+    }
+    if failed {
         return Routing::Unknown;
     }
     match &facts.mx {
@@ -442,13 +555,15 @@ fn sts_state(
         policy_string: Vec::new(),
     };
     if lookup_failed(
-        "_mta-sts TXT record",
-        "dns.sts-txt.failed",
+        "_mta-sts TXT records",
+        ("dns.sts-txt.failed", "dns.sts-txt.bogus"),
         &facts.sts_txt,
         subject,
         findings,
         inconclusive,
-    ) {
+    )
+    .0
+    {
         return state;
     }
     let records = txt_records(&facts.sts_txt);
@@ -516,13 +631,15 @@ fn tlsrpt(
     inconclusive: &mut bool,
 ) -> Vec<String> {
     if lookup_failed(
-        "_smtp._tls TXT record",
-        "dns.tlsrpt-txt.failed",
+        "_smtp._tls TXT records",
+        ("dns.tlsrpt-txt.failed", "dns.tlsrpt-txt.bogus"),
         &facts.tlsrpt_txt,
         subject,
         findings,
         inconclusive,
-    ) {
+    )
+    .0
+    {
         return Vec::new();
     }
     let selection = select_tlsrpt(&txt_records(&facts.tlsrpt_txt));
@@ -554,6 +671,7 @@ fn host_findings(
     domain_subject: &Subject,
     findings: &mut Vec<Finding>,
     inconclusive: &mut bool,
+    dnssec_failures: &mut Vec<DnssecFailure>,
 ) {
     let Some(name) = &host.name else {
         findings.push(
@@ -594,21 +712,48 @@ fn host_findings(
             .with_fix(format!("point the MX record at {target} directly")),
         );
     }
+    // RFC 7672 §2.1.1: a bogus answer is a failure, not a "could not tell": validating
+    // senders treat the host as unreachable (and DANE senders report dnssec-invalid).
+    if let Some(bogus) = lookups.iter().find(|l| matches!(l, Lookup::Bogus { .. })) {
+        let (link, fix, reason) = bogus_words(*bogus);
+        findings.push(
+            Finding::new(
+                "dns.mx-address.bogus",
+                Severity::Error,
+                subject.clone(),
+                format!(
+                    "the addresses of MX {name} fail DNSSEC validation: {link}; every \
+                     validating sender treats {name} as unreachable and refuses to deliver mail \
+                     there"
+                ),
+            )
+            .with_fix(format!(
+                "{fix}; until then every validating sender refuses mail to {name}"
+            ))
+            .with_result(PolicyType::Tlsa, ResultType::DnssecInvalid)
+            .with_reason_code(reason.clone()),
+        );
+        dnssec_failures.push(DnssecFailure {
+            policy_domain: name.clone(),
+            mx: Some(name.clone()),
+            reason_code: reason,
+        });
+    }
+    let not_bogus = |l: &&&Lookup<IpAddr>| !matches!(l, Lookup::Bogus { .. });
     if !addrs.addresses().is_empty() {
         // One family answered, the other failed: the failed one was not probed, and its
-        // DNSSEC status is unknown (could not tell).
-        let failed: Vec<String> = lookups.iter().filter_map(|l| l.failure()).collect();
+        // DNSSEC status is unknown (could not tell). A bogus family is reported above.
+        let failed: Vec<String> = lookups
+            .iter()
+            .filter(not_bogus)
+            .filter_map(|l| l.failure())
+            .collect();
         if !failed.is_empty() {
             *inconclusive = true;
-            let bogus = lookups.iter().any(|l| matches!(l, Lookup::Bogus { .. }));
             findings.push(
                 Finding::new(
                     "dns.mx-address.partial",
-                    if bogus {
-                        Severity::Error
-                    } else {
-                        Severity::Warning
-                    },
+                    Severity::Warning,
                     subject.clone(),
                     format!(
                         "one address lookup of MX {name} failed ({}); the addresses it would \
@@ -617,12 +762,14 @@ fn host_findings(
                     ),
                 )
                 .with_fix("check that the MX host's name servers answer A and AAAA queries")
-                .could_not_test_unless(bogus),
+                .could_not_test(),
             );
         }
     }
     if addrs.addresses().is_empty() {
-        if lookups.iter().all(|l| l.is_definite()) {
+        if lookups.iter().any(|l| matches!(l, Lookup::Bogus { .. })) {
+            // Reported above: a definite failure.
+        } else if lookups.iter().all(|l| l.is_definite()) {
             findings.push(
                 Finding::new(
                     "mx.unresolvable",
@@ -638,29 +785,18 @@ fn host_findings(
             *inconclusive = true;
             let mut why: Vec<String> = lookups.iter().filter_map(|l| l.failure()).collect();
             why.dedup();
-            // RFC 7672 §2.1.1: a bogus answer is a failure, not a "could not tell"; senders
-            // treat the host as unreachable.
-            let bogus = lookups.iter().any(|l| matches!(l, Lookup::Bogus { .. }));
             findings.push(
                 Finding::new(
                     "dns.mx-address.failed",
-                    if bogus {
-                        Severity::Error
-                    } else {
-                        Severity::Warning
-                    },
+                    Severity::Warning,
                     subject,
                     format!(
                         "could not tell the addresses of MX {name}: {}",
                         why.join("; ")
                     ),
                 )
-                .with_fix(if bogus {
-                    "fix the DNSSEC signatures or DS records of the MX host's zone"
-                } else {
-                    "check that the MX host's name servers answer (and try again)"
-                })
-                .could_not_test_unless(bogus),
+                .with_fix("check that the MX host's name servers answer (and try again)")
+                .could_not_test(),
             );
         }
     }
@@ -691,7 +827,50 @@ fn consequence(policy_type: PolicyType, mode: Option<Mode>, mx: &DomainName) -> 
     }
 }
 
-/// A failure of the session to establish TLS at all, as a (result type, reason, message, fix).
+/// A failure of the session to establish TLS at all, as a (result type, reason, message,
+/// fix): what the last attempt ended with, or TLS refused after STARTTLS on every attempt.
+fn session_tls_failure(session: &SmtpFacts) -> Option<(ResultType, String, String, &'static str)> {
+    if !session.refused_tls_every_time() {
+        return tls_failure(&session.outcome);
+    }
+    let ended = |outcome: &SmtpOutcome| match outcome {
+        SmtpOutcome::ClosedByServer { .. } => "closed".to_owned(),
+        SmtpOutcome::ConnectionReset { .. } => "reset".to_owned(),
+        SmtpOutcome::TlsHandshakeFailed {
+            alert: Some(alert), ..
+        } => format!("alert {alert}"),
+        other => format!("{other:?}"),
+    };
+    // One reason for a close and a reset: which of the two a client sees can depend on
+    // packet timing (a server that closes with the ClientHello unread sends a reset), and
+    // the code must not change from run to run for the same server.
+    let what = match &session.outcome {
+        SmtpOutcome::ClosedByServer { .. } => "closed the connection",
+        SmtpOutcome::ConnectionReset { .. } => "reset the connection",
+        // An alert is a handshake failure on any attempt.
+        other => return tls_failure(other),
+    };
+    let each: Vec<String> = session
+        .earlier_outcomes
+        .iter()
+        .chain(std::iter::once(&session.outcome))
+        .map(ended)
+        .collect();
+    Some((
+        ResultType::ValidationFailure,
+        "tls-refused-after-starttls".to_owned(),
+        format!(
+            "the server answered STARTTLS with 220 and then {what} instead of a TLS handshake, \
+             on all {} attempts ({}): it never accepts TLS",
+            session.attempts,
+            each.join(", ")
+        ),
+        "let the server complete the TLS handshake after its 220 reply to STARTTLS (check its \
+         certificate and key configuration and the TLS library's log), or stop offering STARTTLS",
+    ))
+}
+
+/// A failure of one attempt to establish TLS at all, as a (result type, reason, message, fix).
 fn tls_failure(outcome: &SmtpOutcome) -> Option<(ResultType, String, String, &'static str)> {
     Some(match outcome {
         SmtpOutcome::StarttlsNotOffered => (
@@ -868,7 +1047,9 @@ fn judge_session(
         };
         return verdict;
     }
-    if session.outcome.is_inconclusive() || tlsa_timed_out {
+    // TLS refused after the 220 to STARTTLS on every attempt is a failure, not "could not
+    // tell" (RFC 8460 §4.3.1: a failed negotiation).
+    if (session.outcome.is_inconclusive() && !session.refused_tls_every_time()) || tlsa_timed_out {
         let reason = if tlsa_timed_out {
             format!("the TLSA lookup for _25._tcp.{mx} timed out")
         } else {
@@ -932,7 +1113,7 @@ fn judge_session(
     };
     let primary = (verdict.policy_type, severity, tail.as_str());
 
-    if let Some((rt, reason, message, fix)) = tls_failure(&session.outcome) {
+    if let Some((rt, reason, message, fix)) = session_tls_failure(session) {
         // No TLS: under DANE (usable records or a failed lookup) and under MTA-STS the session
         // fails; without a policy it is reported too (senders fall back to plaintext).
         let rt = match dane.as_ref().map(|d| &d.outcome) {
@@ -947,13 +1128,19 @@ fn judge_session(
         );
     } else if dane_applies {
         if let Some(outcome) = dane.as_ref().map(|d| &d.outcome) {
+            let link = ctx.tlsa.and_then(Lookup::broken_link);
             for f in outcome.failures() {
-                let (message, fix) = dane_message(outcome, mx);
+                let (message, fix) = dane_message(outcome, mx, link);
+                // A bogus TLSA answer whose broken link is known reports that link.
+                let reason = match (f.result_type, link) {
+                    (ResultType::DnssecInvalid, Some(link)) => link.reason_code().to_owned(),
+                    _ => f.reason_code,
+                };
                 push(
                     findings,
                     &mut failures,
                     primary,
-                    (f.result_type, f.reason_code, message, fix),
+                    (f.result_type, reason, message, fix),
                 );
             }
         }
@@ -1055,7 +1242,11 @@ fn cert_fix(reason_code: &str, mx: &DomainName) -> String {
     }
 }
 
-fn dane_message(outcome: &DaneOutcome, mx: &DomainName) -> (String, String) {
+fn dane_message(
+    outcome: &DaneOutcome,
+    mx: &DomainName,
+    link: Option<&BrokenLink>,
+) -> (String, String) {
     match outcome {
         DaneOutcome::DnssecInvalid { status, detail } => (
             format!(
@@ -1065,8 +1256,15 @@ fn dane_message(outcome: &DaneOutcome, mx: &DomainName) -> (String, String) {
                     .map(|d| format!(": {d}"))
                     .unwrap_or_default()
             ),
-            "fix the zone's DNSSEC (signatures, DS records) so that the TLSA answer validates"
-                .to_owned(),
+            match link {
+                Some(link) => format!(
+                    "{}; until then every DANE sender treats {mx} as unreachable",
+                    link.fix()
+                ),
+                None => "fix the zone's DNSSEC (signatures, DS records) so that the TLSA \
+                         answer validates"
+                    .to_owned(),
+            },
         ),
         DaneOutcome::UnusableOnly => (
             format!(

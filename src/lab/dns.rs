@@ -17,6 +17,9 @@
 //!   is bogus (RFC 4035 §5.2).
 //! - [`Signing::BadSignatures`]: signed with a DS that matches, but every RRSIG is corrupted:
 //!   bogus too (RFC 4035 §5.3).
+//! - [`Signing::ExpiredSignatures`]: signed with a DS that matches, but every RRSIG expired
+//!   three days before the lab started (RFC 4035 §5.3.1): bogus, the most common way a signed
+//!   zone breaks.
 //!
 //! Each zone is signed with one ECDSA P-256 (algorithm 13) combined key (flags 257) by
 //! hickory-server's in-memory zone handler, NSEC for denials.
@@ -45,6 +48,16 @@
 //! bit set when the answering zone's chain is secure, and SERVFAIL when it is bogus
 //! (RFC 4035 §3.2.3, §5.5). This is what `DnssecMode::TrustResolverAd` is tested against.
 //!
+//! # Resolvers that are broken on purpose
+//! [`RunningDns::start_broken`] serves the same zones on another port through a
+//! [`BrokenResolver`]: one that answers NXDOMAIN to every query (a captive portal, a broken
+//! forwarder), or one that strips RRSIG, NSEC and NSEC3 records from every answer (an old
+//! forwarder or home router). Scans through them must blame the resolver, not the domains.
+//!
+//! In validating-resolver mode the SERVFAIL for bogus data carries an Extended DNS Error
+//! (RFC 8914): 7 "Signature Expired" for a zone whose signatures expired, else 6 "DNSSEC
+//! Bogus", as Unbound sends them.
+//!
 //! # Why DS queries need routing
 //! A DS RRset lives in the parent zone, above the cut (RFC 4035 §3.1.4.1), but
 //! hickory-server's catalog answers from the most specific zone, the child. The lab's request
@@ -63,16 +76,21 @@ use hickory_server::Server;
 use hickory_server::dnssec::NxProofKind;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
+use hickory_server::proto::dnssec::TBS;
 use hickory_server::proto::dnssec::crypto::EcdsaSigningKey;
 use hickory_server::proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
 use hickory_server::proto::dnssec::{Algorithm, DigestType, DnssecSigner, PublicKey, SigningKey};
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, ResponseCode,
+};
+use hickory_server::proto::rr::rdata::opt::EdnsOption;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, TLSA, TXT};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType, SerialNumber};
+use hickory_server::proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{
-    AxfrPolicy, Catalog, MessageResponse, MessageResponseBuilder, ZoneHandler, ZoneType,
+    AxfrPolicy, Catalog, MessageResponse, MessageResponseBuilder, Queries, ZoneHandler, ZoneType,
 };
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -95,6 +113,29 @@ pub enum Signing {
     BogusDs,
     /// Signed with a matching DS, but every signature corrupted: bogus.
     BadSignatures,
+    /// Signed with a matching DS, but every signature expired three days before the lab
+    /// started: bogus.
+    ExpiredSignatures,
+}
+
+/// A resolver that misbehaves on purpose (see [`RunningDns::start_broken`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BrokenResolver {
+    /// Answers NXDOMAIN (with nothing else) to every query.
+    NxdomainToAll,
+    /// Answers as the lab's server does, with every RRSIG, NSEC and NSEC3 record removed.
+    StripDnssec,
+}
+
+/// How the lab's request handler answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As the authoritative server of every lab zone.
+    Authoritative,
+    /// As a validating recursive resolver would (see the module documentation).
+    ValidatingResolver,
+    /// As a broken resolver would.
+    Broken(BrokenResolver),
 }
 
 /// The data of one lab record.
@@ -261,7 +302,10 @@ impl LabDnsBuilder {
             let ds = match (specs[origin].signing, keys.get(origin)) {
                 (Signing::Unsigned, _) | (_, None) => None,
                 (Signing::BogusDs, Some(_)) => Some(ZoneKey::generate(origin)?.ds(&child_name)?),
-                (Signing::Signed | Signing::BadSignatures, Some(key)) => Some(key.ds(&child_name)?),
+                (
+                    Signing::Signed | Signing::BadSignatures | Signing::ExpiredSignatures,
+                    Some(key),
+                ) => Some(key.ds(&child_name)?),
             };
             let parent_spec = specs
                 .get_mut(&parent)
@@ -305,6 +349,7 @@ impl LabDnsBuilder {
                 Signing::Signed => ZoneTrust::Secure,
                 Signing::Unsigned => ZoneTrust::Insecure,
                 Signing::BogusDs | Signing::BadSignatures => ZoneTrust::Bogus,
+                Signing::ExpiredSignatures => ZoneTrust::Expired,
             };
             let parent = if origin.is_empty() {
                 None
@@ -342,10 +387,16 @@ impl LabDnsBuilder {
 
         Ok(LabDnsZones {
             handler: LabHandler {
-                zones,
-                servfail: names(&self.servfail)?,
-                no_answer: names(&self.no_answer)?,
-                validating_resolver: self.validating_resolver,
+                zones: Arc::new(Zones {
+                    zones,
+                    servfail: names(&self.servfail)?,
+                    no_answer: names(&self.no_answer)?,
+                }),
+                mode: if self.validating_resolver {
+                    Mode::ValidatingResolver
+                } else {
+                    Mode::Authoritative
+                },
                 queries: Arc::new(AtomicU64::new(0)),
             },
             trust_anchor,
@@ -362,7 +413,7 @@ pub struct LabDnsZones {
 impl fmt::Debug for LabDnsZones {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LabDnsZones")
-            .field("zones", &self.handler.zones.len())
+            .field("zones", &self.handler.zones.zones.len())
             .field("trust_anchor", &self.trust_anchor)
             .finish()
     }
@@ -371,19 +422,25 @@ impl fmt::Debug for LabDnsZones {
 impl LabDnsZones {
     /// Binds UDP and TCP on 127.0.0.1 (the same ephemeral port) and starts serving.
     pub async fn start(self) -> Result<RunningDns, LabDnsError> {
-        let (udp, tcp) = bind_pair().await?;
-        let addr = udp.local_addr()?;
-        let queries = self.handler.queries.clone();
-        let mut server = Server::new(self.handler);
-        server.register_socket(udp);
-        server.register_listener(tcp, Duration::from_secs(5), 64);
-        Ok(RunningDns {
-            addr,
-            trust_anchor: self.trust_anchor,
-            queries,
-            _server: server,
-        })
+        serve(self.handler, self.trust_anchor).await
     }
+}
+
+async fn serve(handler: LabHandler, trust_anchor: String) -> Result<RunningDns, LabDnsError> {
+    let (udp, tcp) = bind_pair().await?;
+    let addr = udp.local_addr()?;
+    let queries = handler.queries.clone();
+    let zones = Arc::clone(&handler.zones);
+    let mut server = Server::new(handler);
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(5), 64);
+    Ok(RunningDns {
+        addr,
+        trust_anchor,
+        queries,
+        zones,
+        _server: server,
+    })
 }
 
 /// A running lab DNS server. Dropping it stops the server.
@@ -394,6 +451,7 @@ pub struct RunningDns {
     /// anchor to validate lab answers from (also what `--trust-anchor FILE` takes).
     pub trust_anchor: String,
     queries: Arc<AtomicU64>,
+    zones: Arc<Zones>,
     _server: Server<LabHandler>,
 }
 
@@ -410,6 +468,17 @@ impl RunningDns {
     /// How many queries the server has received (answered or not) since it started.
     pub fn query_count(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Serves the same zones on a new loopback port as the broken resolver `broken`
+    /// describes; its queries are counted apart.
+    pub async fn start_broken(&self, broken: BrokenResolver) -> Result<Self, LabDnsError> {
+        let handler = LabHandler {
+            zones: Arc::clone(&self.zones),
+            mode: Mode::Broken(broken),
+            queries: Arc::new(AtomicU64::new(0)),
+        };
+        serve(handler, self.trust_anchor.clone()).await
     }
 
     /// A resolver configuration that asks only this server and validates from the lab root
@@ -446,6 +515,8 @@ enum ZoneTrust {
     Secure,
     Insecure,
     Bogus,
+    /// Bogus because the signatures expired (what a validating resolver's EDE says).
+    Expired,
 }
 
 impl ZoneTrust {
@@ -454,10 +525,14 @@ impl ZoneTrust {
     /// key, so everything below is insecure (an island of trust without an anchor).
     fn then(self, own: Self) -> Self {
         match (self, own) {
-            (Self::Bogus, _) => Self::Bogus,
+            (Self::Bogus | Self::Expired, _) => self,
             (Self::Insecure, _) => Self::Insecure,
             (Self::Secure, own) => own,
         }
+    }
+
+    fn is_bogus(self) -> bool {
+        matches!(self, Self::Bogus | Self::Expired)
     }
 }
 
@@ -517,12 +592,54 @@ impl ZoneSpec {
             handler
                 .secure_zone_mut()
                 .map_err(|e| sign_error(e.to_string()))?;
-            if self.signing == Signing::BadSignatures {
-                corrupt_signatures(&mut handler);
+            match self.signing {
+                Signing::BadSignatures => corrupt_signatures(&mut handler),
+                Signing::ExpiredSignatures => {
+                    let signer = key.signer(&self.name)?;
+                    expire_signatures(&mut handler, &signer)
+                        .map_err(|e| sign_error(e.to_string()))?;
+                }
+                Signing::Signed | Signing::Unsigned | Signing::BogusDs => {}
             }
         }
         Ok(handler)
     }
+}
+
+/// Signs every RRset of the zone again with a window that ended three days ago (inception
+/// 33 days ago, by the wall clock the signer uses too), as a zone whose automatic re-signing
+/// stopped looks. Three days, not one: validators allow some clock skew after expiry
+/// (unbound up to a day), and every validator must find these expired.
+fn expire_signatures(
+    handler: &mut InMemoryZoneHandler<TokioRuntimeProvider>,
+    signer: &DnssecSigner,
+) -> Result<(), hickory_server::proto::ProtoError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = |days: i64| SerialNumber::new(u32::try_from(now - days * 86_400).unwrap_or(0));
+    for rrset in handler.records_get_mut().values_mut() {
+        let rrset = Arc::make_mut(rrset);
+        let mut expired = Vec::with_capacity(rrset.rrsigs().len());
+        for record in rrset.rrsigs() {
+            let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &record.data else {
+                continue;
+            };
+            let mut input = rrsig.input().clone();
+            input.sig_inception = at(33);
+            input.sig_expiration = at(3);
+            let tbs = TBS::from_input(
+                rrset.name(),
+                rrset.dns_class(),
+                &input,
+                rrset.records_without_rrsigs(),
+            )?;
+            let sig = signer.sign(&tbs)?;
+            let mut record = record.clone();
+            record.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig)));
+            expired.push(record);
+        }
+        rrset.set_rrsigs(expired);
+    }
+    Ok(())
 }
 
 /// Flips one bit in every RRSIG of the zone (RFC 4035 §5.3.3: the signature no longer
@@ -629,16 +746,21 @@ struct Zone {
     trust: ZoneTrust,
 }
 
-/// Routes each query to the zone that must answer it and applies the failure names.
-struct LabHandler {
+/// The zones and failure names, shared by every server of one lab.
+struct Zones {
     zones: HashMap<LowerName, Zone>,
     servfail: Vec<LowerName>,
     no_answer: Vec<LowerName>,
-    validating_resolver: bool,
+}
+
+/// Routes each query to the zone that must answer it and applies the failure names.
+struct LabHandler {
+    zones: Arc<Zones>,
+    mode: Mode,
     queries: Arc<AtomicU64>,
 }
 
-impl LabHandler {
+impl Zones {
     /// The zone that answers `name`/`record_type`: the closest enclosing zone, except that a
     /// DS query at a zone apex goes to the parent (RFC 4035 §3.1.4.1).
     fn zone_for(&self, name: &LowerName, record_type: RecordType) -> Option<&Zone> {
@@ -676,39 +798,132 @@ impl RequestHandler for LabHandler {
         };
         let name = info.query.name().clone();
         let record_type = info.query.query_type();
-        if at_or_below(&self.no_answer, &name) {
+        if self.mode == Mode::Broken(BrokenResolver::NxdomainToAll) {
+            return send_error(request, ResponseCode::NXDomain, response_handle).await;
+        }
+        let zones = &self.zones;
+        if at_or_below(&zones.no_answer, &name) {
             return silent(request);
         }
-        if at_or_below(&self.servfail, &name) {
+        if at_or_below(&zones.servfail, &name) {
             return send_error(request, ResponseCode::ServFail, response_handle).await;
         }
-        let Some(zone) = self.zone_for(&name, record_type) else {
+        let Some(zone) = zones.zone_for(&name, record_type) else {
             return send_error(request, ResponseCode::Refused, response_handle).await;
         };
-        if !self.validating_resolver {
-            return zone
-                .catalog
-                .handle_request::<R, T>(request, response_handle)
-                .await;
-        }
-        let asks_dnssec = request.metadata.authentic_data
-            || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
-        match zone.trust {
-            // RFC 4035 §5.5: a validating resolver answers SERVFAIL for bogus data unless
-            // the client set CD.
-            ZoneTrust::Bogus if !request.metadata.checking_disabled => {
-                send_error(request, ResponseCode::ServFail, response_handle).await
+        match self.mode {
+            Mode::Authoritative | Mode::Broken(BrokenResolver::NxdomainToAll) => {
+                zone.catalog
+                    .handle_request::<R, T>(request, response_handle)
+                    .await
             }
-            trust => {
+            Mode::Broken(BrokenResolver::StripDnssec) => {
+                let handle = Strip {
+                    inner: response_handle,
+                };
+                zone.catalog
+                    .handle_request::<Strip<R>, T>(request, handle)
+                    .await
+            }
+            Mode::ValidatingResolver => {
+                let asks_dnssec = request.metadata.authentic_data
+                    || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+                // RFC 4035 §5.5: a validating resolver answers SERVFAIL for bogus data unless
+                // the client set CD; with an Extended DNS Error saying why (RFC 8914).
+                if zone.trust.is_bogus() && !request.metadata.checking_disabled {
+                    let ede = if zone.trust == ZoneTrust::Expired {
+                        EDE_SIGNATURE_EXPIRED
+                    } else {
+                        EDE_DNSSEC_BOGUS
+                    };
+                    return send_servfail_with_ede(request, ede, response_handle).await;
+                }
                 let handle = SetAd {
                     inner: response_handle,
-                    ad: asks_dnssec && trust == ZoneTrust::Secure,
+                    ad: asks_dnssec && zone.trust == ZoneTrust::Secure,
                 };
                 zone.catalog
                     .handle_request::<SetAd<R>, T>(request, handle)
                     .await
             }
         }
+    }
+}
+
+/// RFC 8914 INFO-CODEs the lab's validating resolver sends with SERVFAIL.
+const EDE_DNSSEC_BOGUS: u16 = 6;
+const EDE_SIGNATURE_EXPIRED: u16 = 7;
+
+async fn send_servfail_with_ede<R: ResponseHandler>(
+    request: &Request,
+    code: u16,
+    mut response_handle: R,
+) -> ResponseInfo {
+    let mut edns = Edns::new();
+    edns.options_mut().insert(EdnsOption::Unknown(
+        crate::dns::chain::EDE_OPTION_CODE,
+        code.to_be_bytes().to_vec(),
+    ));
+    let response = MessageResponseBuilder::new(&request.queries, Some(&edns))
+        .error_msg(&request.metadata, ResponseCode::ServFail);
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(_) => silent(request),
+    }
+}
+
+/// Removes every RRSIG, NSEC and NSEC3 record from a response before sending it, as a
+/// resolver that strips DNSSEC does.
+#[derive(Clone)]
+struct Strip<R> {
+    inner: R,
+}
+
+#[async_trait::async_trait]
+impl<R: ResponseHandler> ResponseHandler for Strip<R> {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut wire = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut wire);
+        response.destructive_emit(&mut encoder)?;
+        let message = Message::from_vec(&wire)?;
+        let keep = |records: Vec<Record>| -> Vec<Record> {
+            records
+                .into_iter()
+                .filter(|r| {
+                    !matches!(
+                        r.record_type(),
+                        RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+                    )
+                })
+                .collect()
+        };
+        let answers = keep(message.answers);
+        let authorities = keep(message.authorities);
+        let additionals = keep(message.additionals);
+        let mut asked = Vec::new();
+        let mut encoder = BinEncoder::new(&mut asked);
+        for query in &message.queries {
+            query.emit(&mut encoder)?;
+        }
+        let queries = Queries::read(&mut BinDecoder::new(&asked), message.queries.len())?;
+        let stripped = MessageResponseBuilder::new(&queries, message.edns.as_ref()).build(
+            message.metadata,
+            answers.iter(),
+            authorities.iter(),
+            std::iter::empty(),
+            additionals.iter(),
+        );
+        self.inner.send_response(stripped).await
     }
 }
 

@@ -4,7 +4,8 @@
 //! [`Lab::start`] makes the lab PKI (a root, an intermediate under it, and an unrelated
 //! "unknown" root), one certificate per host and policy host with validity windows fixed
 //! relative to the lab clock it is given, the lab DNS (one signed zone per lab TLD, plus a
-//! zone of its own for every host whose DNSSEC state differs), one SMTP server per MX host
+//! zone of its own for every host or domain whose DNSSEC state differs, and the scenario's
+//! broken resolvers serving the same zones on ports of their own), one SMTP server per MX host
 //! address (each IPv4 host on its own 127.0.0.x, the IPv6 host on ::1, all on one port, so
 //! that `--smtp-port` reaches every lab MX host as port 25 reaches real ones) and one HTTPS server
 //! for every policy host (by SNI, on 127.0.0.1). [`RunningLab`] holds them all; dropping it
@@ -32,7 +33,7 @@ use crate::dane::{DANE_EE, DANE_TA, MATCH_SHA256, SELECTOR_SPKI, Tlsa};
 use crate::domain::DomainName;
 use crate::evaluate::policy_fetch::ContentTypeRule;
 use crate::fetch::{FetchConfig, FetchTimeouts};
-use crate::lab::dns::{LabDns, LabDnsError, LabRecord, RunningDns, Signing};
+use crate::lab::dns::{BrokenResolver, LabDns, LabDnsError, LabRecord, RunningDns, Signing};
 use crate::lab::https::{
     HttpsLabError, PolicyBody, PolicyHost, PolicyResponse, PolicyServer, RunningHttps,
 };
@@ -40,8 +41,8 @@ use crate::lab::pki::{
     CertAuthority, Issued, KeyKind, LeafSpec, PkiError, Validity, self_signed_leaf,
 };
 use crate::lab::scenario::{
-    CertProfile, DomainSpec, FIRST_HOST_OCTET, HostDnssec, HostSpec, Scenario, SmtpBehaviour,
-    TlsaProfile,
+    CertProfile, DomainDnssec, DomainSpec, FIRST_HOST_OCTET, HostDnssec, HostSpec,
+    ResolverBehaviour, Scenario, SmtpBehaviour, TlsaProfile,
 };
 use crate::lab::smtp::{
     EhloAnswer, Greeting, LabSmtpError, RunningSmtp, SmtpServer, StartTls, tls_config,
@@ -353,6 +354,7 @@ fn smtp_server(host: &HostSpec, presented: &Presented) -> Result<SmtpServer, Lab
         }
         SmtpBehaviour::GarbageAfterStarttls => server.starttls = StartTls::GarbageAfter220,
         SmtpBehaviour::ResetAfterStarttls => server.starttls = StartTls::ResetAfter220,
+        SmtpBehaviour::CloseAfterStarttls => server.starttls = StartTls::CloseAfter220,
         SmtpBehaviour::OversizedEhlo => server.ehlo = EhloAnswer::Oversized,
     }
     Ok(server)
@@ -424,6 +426,8 @@ impl Lab {
                 HostDnssec::Signed => dns,
                 HostDnssec::Unsigned => dns.zone(name, Signing::Unsigned),
                 HostDnssec::Bogus => dns.zone(name, Signing::BadSignatures),
+                HostDnssec::Expired => dns.zone(name, Signing::ExpiredSignatures),
+                HostDnssec::DsMismatch => dns.zone(name, Signing::BogusDs),
                 HostDnssec::BogusTlsa => {
                     dns.zone(&format!("_{SMTP_PORT}._tcp.{name}"), Signing::BadSignatures)
                 }
@@ -450,6 +454,11 @@ impl Lab {
         let mut policy_hosts = Vec::new();
         for domain in &scenario.domains {
             let d = domain.name.as_str();
+            dns = match domain.dnssec {
+                DomainDnssec::Signed => dns,
+                DomainDnssec::Expired => dns.zone(d, Signing::ExpiredSignatures),
+                DomainDnssec::DsMismatch => dns.zone(d, Signing::BogusDs),
+            };
             for mx in &domain.mx {
                 dns = dns.record(
                     d,
@@ -489,6 +498,14 @@ impl Lab {
         }
 
         let dns = dns.build()?.start().await?;
+        let mut resolvers = Vec::with_capacity(scenario.resolvers.len());
+        for spec in &scenario.resolvers {
+            let broken = match spec.behaviour {
+                ResolverBehaviour::NxdomainToAll => BrokenResolver::NxdomainToAll,
+                ResolverBehaviour::StripDnssec => BrokenResolver::StripDnssec,
+            };
+            resolvers.push((spec.name.clone(), dns.start_broken(broken).await?));
+        }
         let https = PolicyServer::start(POLICY_IP, policy_hosts).await?;
         let anchors = Anchors::from_pem(pki.root_pem.as_bytes())?;
         let smtp_ports = servers
@@ -503,6 +520,7 @@ impl Lab {
             anchors,
             smtp_ports,
             dns,
+            resolvers,
             smtp: servers,
             https,
         })
@@ -567,6 +585,8 @@ pub struct RunningLab {
     anchors: Anchors,
     smtp_ports: HashMap<IpAddr, u16>,
     dns: RunningDns,
+    /// The broken resolvers, by scenario name.
+    resolvers: Vec<(String, RunningDns)>,
     smtp: Vec<(DomainName, RunningSmtp)>,
     https: RunningHttps,
 }
@@ -614,6 +634,23 @@ impl RunningLab {
     /// The lab DNS server.
     pub fn dns(&self) -> &RunningDns {
         &self.dns
+    }
+
+    /// The broken resolver the scenario names `name` (a `[[resolver]]` entry).
+    pub fn broken_resolver(&self, name: &str) -> Option<&RunningDns> {
+        self.resolvers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, dns)| dns)
+    }
+
+    /// [`Self::scan_config`] with the broken resolver the scenario names `name` as the only
+    /// DNS server (the same trust anchor and everything else).
+    pub fn scan_config_through(&self, name: &str) -> Option<ScanConfig> {
+        let resolver = self.broken_resolver(name)?;
+        let mut config = self.scan_config();
+        config.dns.servers = Some(vec![resolver.addr]);
+        Some(config)
     }
 
     /// The port every lab SMTP server listens on (each host on its own loopback address),

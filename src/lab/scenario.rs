@@ -1,7 +1,8 @@
 //! The mail lab's scenario: one data file (`fixtures/lab/scenario.toml`) that describes every
-//! lab MX host (addresses, certificate, SMTP behaviour, TLSA records, DNSSEC state) and every
-//! lab domain (MX records, `_mta-sts` and `_smtp._tls` TXT records, the policy host's HTTPS
-//! behaviour) together with what a scan of the domain must conclude.
+//! lab MX host (addresses, certificate, SMTP behaviour, TLSA records, DNSSEC state), every
+//! lab domain (MX records, `_mta-sts` and `_smtp._tls` TXT records, DNSSEC state, the policy
+//! host's HTTPS behaviour) together with what a scan of the domain must conclude, and the
+//! broken resolvers the lab also runs (with what a scan through each must conclude).
 //!
 //! This module only reads and checks the data: [`Scenario::from_toml_str`] parses it with
 //! serde and then validates every name, MX entry, TXT string and expectation, so a mistake
@@ -144,6 +145,17 @@ pub enum ScenarioError {
         /// What disagrees.
         reason: &'static str,
     },
+    /// A broken-resolver entry that names a domain the scenario does not have, or expects
+    /// sessions (a scan through a broken resolver probes nothing).
+    #[error("{file}: resolver {entry}: {reason}")]
+    BadResolver {
+        /// The file.
+        file: String,
+        /// The resolver entry's name.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A policy host whose response cannot be described this way.
     #[error("{file}: {entry}, field `policy.{field}`: {reason}")]
     BadPolicy {
@@ -227,6 +239,8 @@ pub enum SmtpBehaviour {
     GarbageAfterStarttls,
     /// Answers STARTTLS 220, then resets the connection.
     ResetAfterStarttls,
+    /// Answers STARTTLS 220, then closes the connection before the handshake.
+    CloseAfterStarttls,
     /// Answers EHLO with a 64 KiB line.
     OversizedEhlo,
 }
@@ -260,6 +274,50 @@ pub enum HostDnssec {
     BogusTlsa,
     /// In its own zone with broken signatures: every answer about the host is bogus.
     Bogus,
+    /// In its own zone whose signatures all expired: every answer about the host is bogus.
+    Expired,
+    /// In its own zone, whose DS in the parent names another key: every answer is bogus.
+    DsMismatch,
+}
+
+/// The DNSSEC state of a domain's own names (MX, `_mta-sts`, `_smtp._tls`, the policy
+/// host's address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainDnssec {
+    /// Inside the signed lab TLD zone.
+    #[default]
+    Signed,
+    /// In its own zone whose signatures all expired: every answer about the domain is bogus.
+    Expired,
+    /// In its own zone, whose DS in the parent names another key: every answer is bogus.
+    DsMismatch,
+}
+
+/// How a lab resolver is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResolverBehaviour {
+    /// NXDOMAIN to every query.
+    NxdomainToAll,
+    /// Every RRSIG, NSEC and NSEC3 record removed from its answers.
+    StripDnssec,
+}
+
+/// A broken resolver the lab runs beside its DNS server, and what a scan of some lab
+/// domains through it must conclude.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverSpec {
+    /// Its name in the scenario (e.g. `nxdomain-to-all`).
+    pub name: String,
+    /// What it demonstrates, in one sentence.
+    pub about: String,
+    /// How it is broken.
+    pub behaviour: ResolverBehaviour,
+    /// The lab domains to scan through it.
+    pub domains: Vec<DomainName>,
+    /// What each of those scans must conclude.
+    pub expect: Expectation,
 }
 
 /// One lab MX host.
@@ -376,6 +434,8 @@ pub struct DomainSpec {
     pub tlsrpt_txt: Vec<String>,
     /// The policy host; `None`: `mta-sts.<domain>` does not exist.
     pub policy: Option<PolicyHostSpec>,
+    /// The DNSSEC state of the domain's own names.
+    pub dnssec: DomainDnssec,
     /// What a scan must conclude.
     pub expect: Expectation,
 }
@@ -398,6 +458,8 @@ pub struct Scenario {
     pub hosts: Vec<HostSpec>,
     /// The domains, in file order.
     pub domains: Vec<DomainSpec>,
+    /// The broken resolvers, in file order.
+    pub resolvers: Vec<ResolverSpec>,
 }
 
 impl Scenario {
@@ -448,6 +510,18 @@ struct RawScenario {
     host: Vec<RawHost>,
     #[serde(default)]
     domain: Vec<RawDomain>,
+    #[serde(default)]
+    resolver: Vec<RawResolver>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResolver {
+    name: String,
+    about: String,
+    behaviour: ResolverBehaviour,
+    domains: Vec<String>,
+    expect: RawExpect,
 }
 
 fn yes() -> bool {
@@ -506,6 +580,8 @@ struct RawDomain {
     #[serde(default)]
     tlsrpt_txt: Vec<String>,
     policy: Option<RawPolicy>,
+    #[serde(default)]
+    dnssec: DomainDnssec,
     expect: RawExpect,
 }
 
@@ -627,7 +703,61 @@ impl Checker<'_> {
             }
             domains.push(self.domain(name, d, &hosts)?);
         }
-        Ok(Scenario { hosts, domains })
+        let mut resolvers: Vec<ResolverSpec> = Vec::with_capacity(raw.resolver.len());
+        for r in raw.resolver {
+            if resolvers.iter().any(|o| o.name == r.name) {
+                return Err(self.duplicate(format!("resolver {}", r.name)));
+            }
+            resolvers.push(self.resolver(r, &domains)?);
+        }
+        Ok(Scenario {
+            hosts,
+            domains,
+            resolvers,
+        })
+    }
+
+    fn resolver(
+        &self,
+        raw: RawResolver,
+        domains: &[DomainSpec],
+    ) -> Result<ResolverSpec, ScenarioError> {
+        let bad = |reason: String| ScenarioError::BadResolver {
+            file: self.file.to_owned(),
+            entry: raw.name.clone(),
+            reason,
+        };
+        let mut names = Vec::with_capacity(raw.domains.len());
+        for d in &raw.domains {
+            let name = self.name(&format!("resolver {}", raw.name), "domains", d)?;
+            if !domains.iter().any(|s| s.name == name) {
+                return Err(bad(format!(
+                    "{name} is not a lab domain; name [[domain]] entries in `domains`"
+                )));
+            }
+            names.push(name);
+        }
+        if !raw.expect.sessions.is_empty() {
+            return Err(bad(
+                "`expect.sessions` must be empty: a scan through a broken resolver probes no \
+                 MX host"
+                    .to_owned(),
+            ));
+        }
+        Ok(ResolverSpec {
+            name: raw.name,
+            about: raw.about,
+            behaviour: raw.behaviour,
+            domains: names,
+            expect: Expectation {
+                routing: raw.expect.routing,
+                sts_failure: raw.expect.sts_failure,
+                inconclusive: raw.expect.inconclusive,
+                findings: raw.expect.findings,
+                worst: raw.expect.worst,
+                sessions: Vec::new(),
+            },
+        })
     }
 
     fn duplicate(&self, entry: String) -> ScenarioError {
@@ -666,6 +796,7 @@ impl Checker<'_> {
             sts_txt: raw.sts_txt,
             tlsrpt_txt: raw.tlsrpt_txt,
             policy,
+            dnssec: raw.dnssec,
             expect: Expectation {
                 routing: raw.expect.routing,
                 sts_failure: raw.expect.sts_failure,
@@ -911,6 +1042,36 @@ mod tests {
             let err = Scenario::from_toml_str(&text).expect_err(words).to_string();
             assert!(err.contains(words), "expected {words:?} in: {err}");
         }
+    }
+
+    #[test]
+    fn broken_resolvers_name_lab_domains_and_expect_no_sessions() {
+        let resolver = |domains: &str, extra: &str| {
+            format!(
+                "{MINIMAL}\n[[resolver]]\nname = \"r\"\nabout = \"x\"\nbehaviour = \
+                 \"strip-dnssec\"\ndomains = [{domains}]\n[resolver.expect]\ninconclusive = \
+                 true\n{extra}"
+            )
+        };
+        let s = Scenario::from_toml_str(&resolver("\"a.test\"", "")).expect("valid");
+        assert_eq!(s.resolvers.len(), 1);
+        assert_eq!(s.resolvers[0].behaviour, ResolverBehaviour::StripDnssec);
+        assert_eq!(s.resolvers[0].domains[0].as_str(), "a.test");
+        assert!(s.resolvers[0].expect.inconclusive);
+        let err = Scenario::from_toml_str(&resolver("\"b.test\"", ""))
+            .expect_err("not a lab domain")
+            .to_string();
+        assert!(
+            err.contains("resolver r: b.test is not a lab domain"),
+            "{err}"
+        );
+        let err = Scenario::from_toml_str(&resolver(
+            "\"a.test\"",
+            "sessions = [{ mx = \"mx.a.test\", policy = \"sts\", result = \"success\" }]",
+        ))
+        .expect_err("sessions")
+        .to_string();
+        assert!(err.contains("`expect.sessions` must be empty"), "{err}");
     }
 
     #[test]

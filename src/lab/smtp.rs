@@ -112,12 +112,16 @@ pub enum StartTls {
         /// The reply text.
         text: String,
     },
-    /// Listed; answered `220`, then the client's ClientHello is answered with bytes that are
-    /// not TLS.
+    /// Listed; answered `220`, then at once bytes that are not TLS, where the ServerHello
+    /// belongs. Sent right behind the 220, so they reach the client with it or just after it,
+    /// as packet timing decides (the probe must classify both the same way).
     GarbageAfter220,
     /// Listed; answered `220`, then the connection is reset (TCP RST) once the ClientHello
     /// starts to arrive.
     ResetAfter220,
+    /// Listed; answered `220`, then the ClientHello is read and the connection closed (FIN)
+    /// without a word of TLS.
+    CloseAfter220,
 }
 
 impl std::fmt::Debug for StartTls {
@@ -132,6 +136,7 @@ impl std::fmt::Debug for StartTls {
                 .finish(),
             Self::GarbageAfter220 => f.write_str("GarbageAfter220"),
             Self::ResetAfter220 => f.write_str("ResetAfter220"),
+            Self::CloseAfter220 => f.write_str("CloseAfter220"),
         }
     }
 }
@@ -408,10 +413,12 @@ async fn serve(mut tcp: TcpStream, spec: Arc<SmtpServer>, guard: ActiveGuard) {
             }
         }
         StartTls::GarbageAfter220 => {
-            let mut first = [0u8; 1];
-            if let Ok(Ok(1..)) = timeout(IDLE_LIMIT, tcp.read(&mut first)).await {
-                // 't' (0x74) is no TLS record content type.
-                let _ = tcp.write_all(b"this is not a TLS ServerHello\r\n").await;
+            // 't' (0x74) is no TLS record content type.
+            if tcp
+                .write_all(b"this is not a TLS ServerHello\r\n")
+                .await
+                .is_ok()
+            {
                 drain_until_closed(&mut tcp).await;
             }
         }
@@ -422,7 +429,16 @@ async fn serve(mut tcp: TcpStream, spec: Arc<SmtpServer>, guard: ActiveGuard) {
             let _ = tcp.set_zero_linger();
             drop(tcp);
         }
-        // `commands` answers 220 to STARTTLS only for the three behaviours above.
+        StartTls::CloseAfter220 => {
+            let mut hello = [0u8; 4096];
+            if let Ok(Ok(1..)) = timeout(IDLE_LIMIT, tcp.read(&mut hello)).await {
+                // FIN, with the ClientHello read (closing with unread bytes would send a
+                // reset instead); then wait for the client to go.
+                let _ = tcp.shutdown().await;
+                drain_until_closed(&mut tcp).await;
+            }
+        }
+        // `commands` answers 220 to STARTTLS only for the behaviours above.
         StartTls::NotOffered | StartTls::Refuse { .. } => {}
     }
 }
@@ -512,7 +528,10 @@ async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
             "STARTTLS" => match &spec.starttls {
                 StartTls::NotOffered => (Reply::new(502, &["5.5.1 command not implemented"]), None),
                 StartTls::Refuse { code, text } => (Reply::new(*code, &[text]), None),
-                StartTls::Accept(_) | StartTls::GarbageAfter220 | StartTls::ResetAfter220 => (
+                StartTls::Accept(_)
+                | StartTls::GarbageAfter220
+                | StartTls::ResetAfter220
+                | StartTls::CloseAfter220 => (
                     Reply::new(220, &["2.0.0 Ready to start TLS"]),
                     Some(Exit::StartTls),
                 ),

@@ -14,8 +14,8 @@
 use crate::domain::DomainName;
 use crate::evaluate::domain::Routing;
 use crate::lab::scenario::{
-    CertProfile, DomainSpec, Expectation, HostDnssec, HostSpec, MAX_IPV4_HOSTS, MxRecord,
-    PolicyHostSpec, Scenario, SmtpBehaviour, TlsaProfile,
+    CertProfile, DomainDnssec, DomainSpec, Expectation, HostDnssec, HostSpec, MAX_IPV4_HOSTS,
+    MxRecord, PolicyHostSpec, Scenario, SmtpBehaviour, TlsaProfile,
 };
 
 /// The default number of synthetic domains.
@@ -149,7 +149,11 @@ pub fn scenario(domains: usize, mx_hosts: usize, broken: usize, seed: u64) -> Sc
     let domains = (0..domains)
         .map(|i| synthetic_domain(i, domains, mx_hosts, &mut rng))
         .collect();
-    Scenario { hosts, domains }
+    Scenario {
+        hosts,
+        domains,
+        resolvers: Vec::new(),
+    }
 }
 
 /// Domain `i` of `domains`, drawing its MX hosts and its kind from `rng`.
@@ -213,6 +217,7 @@ fn synthetic_domain(i: usize, domains: usize, mx_hosts: usize, rng: &mut SplitMi
         sts_txt,
         tlsrpt_txt,
         policy,
+        dnssec: DomainDnssec::Signed,
         expect: Expectation {
             routing: Routing::Mx,
             sts_failure: None,

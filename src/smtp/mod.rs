@@ -210,8 +210,9 @@ pub enum SmtpOutcome {
     },
     /// `tls-handshake-failed`: the TLS handshake failed for a reason other than the
     /// connection closing or timing out: an alert from the server, a malformed or unexpected
-    /// TLS message (garbage instead of a ServerHello), no common version or cipher suite, a
-    /// bad handshake signature.
+    /// TLS message (garbage instead of a ServerHello, whether it came with the 220 reply to
+    /// STARTTLS or after it: the handshake reads those bytes first), no common version or
+    /// cipher suite, a bad handshake signature.
     TlsHandshakeFailed {
         /// The TLS alert the server sent, when it sent one (e.g. `HandshakeFailure`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,8 +221,8 @@ pub enum SmtpOutcome {
         error: String,
     },
     /// `protocol-error`: the server broke the SMTP protocol in `phase`: bytes that are not a
-    /// reply, a reply code that does not answer the command, a reply longer than the limits,
-    /// or plaintext bytes sent after the 220 to STARTTLS.
+    /// reply, a reply code that does not answer the command, or a reply longer than the
+    /// limits.
     ProtocolError {
         /// The phase.
         phase: Phase,
@@ -244,6 +245,20 @@ pub enum SmtpOutcome {
 }
 
 impl SmtpOutcome {
+    /// Whether the server accepted STARTTLS with 220 and then ended the TLS handshake by
+    /// closing or resetting the connection or with an alert: worth another try (a server
+    /// under load does it too), and a failure when it happens every time
+    /// ([`SmtpFacts::refused_tls_every_time`]).
+    pub fn refuses_tls(&self) -> bool {
+        match self {
+            Self::ClosedByServer { phase } | Self::ConnectionReset { phase } => {
+                *phase == Phase::TlsHandshake
+            }
+            Self::TlsHandshakeFailed { alert, .. } => alert.is_some(),
+            _ => false,
+        }
+    }
+
     /// Whether this outcome says nothing about the server's STARTTLS support, because the
     /// probe could not tell: a timeout, a 421, a reset, a closed or failed connection, a
     /// passed deadline, a 4yz reply.
@@ -343,10 +358,14 @@ pub struct SmtpFacts {
     /// Where and why the probe stopped.
     pub outcome: SmtpOutcome,
     /// How many connections this result took: more than 1 when a busy server (421, refused
-    /// or closed before the greeting) was tried again after a back-off; these facts are the
-    /// last attempt's.
+    /// or closed before the greeting) or one that refused TLS after its 220 to STARTTLS
+    /// (closed, reset, alert) was tried again after a back-off; these facts are the last
+    /// attempt's.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub attempts: u32,
+    /// How each earlier attempt ended, oldest first (`attempts` − 1 entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_outcomes: Vec<SmtpOutcome>,
 }
 
 fn one() -> u32 {
@@ -377,7 +396,20 @@ impl SmtpFacts {
             total_ms: 0,
             outcome,
             attempts: 1,
+            earlier_outcomes: Vec::new(),
         }
+    }
+
+    /// Whether the server accepted STARTTLS with 220 and then refused TLS (closed or reset
+    /// the connection, or sent an alert) on every attempt, and there were at least two: a
+    /// server that does that never accepts TLS, so senders count a failed negotiation
+    /// (RFC 8460 §4.3.1 `validation-failure`). One such attempt alone could be load.
+    pub fn refused_tls_every_time(&self) -> bool {
+        let attempts = usize::try_from(self.attempts).unwrap_or(usize::MAX);
+        attempts >= 2
+            && self.earlier_outcomes.len() + 1 == attempts
+            && self.outcome.refuses_tls()
+            && self.earlier_outcomes.iter().all(SmtpOutcome::refuses_tls)
     }
 
     /// Files `reply` as the answer received in `phase`. Replies in the connect and TLS
@@ -545,6 +577,63 @@ mod tests {
         let back: SmtpFacts = serde_json::from_value(json).expect("deserialise");
         assert_eq!(back, facts);
         assert_eq!(back.receiving_mx_helo(), Some("ehlo.example"));
+    }
+
+    #[test]
+    fn tls_refused_on_every_attempt_needs_two_attempts_all_refused() {
+        let mx = DomainName::parse("mx.example.com").expect("valid");
+        let addr: SocketAddr = "127.0.0.1:25".parse().expect("valid");
+        let reset = SmtpOutcome::ConnectionReset {
+            phase: Phase::TlsHandshake,
+        };
+        let closed = SmtpOutcome::ClosedByServer {
+            phase: Phase::TlsHandshake,
+        };
+        let facts = |attempts: u32, earlier: Vec<SmtpOutcome>, last: SmtpOutcome| {
+            let mut f = SmtpFacts::new(mx.clone(), addr, last);
+            f.attempts = attempts;
+            f.earlier_outcomes = earlier;
+            f
+        };
+        let busy = SmtpOutcome::ServiceUnavailable421 {
+            phase: Phase::Greeting,
+            text: "busy".into(),
+        };
+        let alert = SmtpOutcome::TlsHandshakeFailed {
+            alert: Some("HandshakeFailure".into()),
+            error: "alert".into(),
+        };
+        let cases = [
+            (facts(1, vec![], reset.clone()), false),
+            (facts(2, vec![reset.clone()], reset.clone()), true),
+            (
+                facts(3, vec![closed.clone(), alert.clone()], reset.clone()),
+                true,
+            ),
+            (facts(2, vec![busy], reset.clone()), false),
+            (facts(2, vec![reset.clone()], SmtpOutcome::Completed), false),
+            // The earlier outcomes must account for every attempt.
+            (facts(3, vec![reset.clone()], reset.clone()), false),
+            (
+                facts(
+                    2,
+                    vec![reset.clone()],
+                    SmtpOutcome::ConnectionReset {
+                        phase: Phase::Greeting,
+                    },
+                ),
+                false,
+            ),
+        ];
+        for (f, expected) in cases {
+            assert_eq!(f.refused_tls_every_time(), expected, "{f:?}");
+        }
+        // The earlier outcomes read back from JSON (the monitoring history keeps facts).
+        let f = facts(2, vec![closed], reset);
+        let json = serde_json::to_string(&f).expect("json");
+        assert!(json.contains("\"earlier-outcomes\":[{\"kind\":\"closed-by-server\""));
+        let back: SmtpFacts = serde_json::from_str(&json).expect("back");
+        assert_eq!(back, f);
     }
 
     #[test]

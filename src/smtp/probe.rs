@@ -15,12 +15,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsConnector;
@@ -94,7 +96,57 @@ struct Run {
 /// The connection, before or after STARTTLS.
 enum Conn {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Prefixed<TcpStream>>>),
+}
+
+/// A stream that yields `prefix` before reading from `inner` (writes go straight to
+/// `inner`): the TLS handshake's view of a connection whose first server bytes after the
+/// 220 to STARTTLS were already read with the reply. `prefix` is at most what one reply read
+/// left over (bounded by the reply parser's limits plus one read).
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    read: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.read < this.prefix.len() {
+            let rest = &this.prefix[this.read..];
+            let n = rest.len().min(out.remaining());
+            out.put_slice(&rest[..n]);
+            this.read += n;
+            if this.read == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.read = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, out)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, bytes)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 impl Run {
@@ -158,23 +210,17 @@ impl Run {
                     return outcome;
                 }
                 Step::UpgradeTls(upgrade) => {
-                    // RFC 3207 §4.2 (and CVE-2011-0411): bytes sent after the 220 but before
-                    // the handshake would be read as if they came through TLS; refuse them.
-                    if !buf.is_empty() {
-                        shutdown(conn, config.phase_timeout).await;
-                        return SmtpOutcome::ProtocolError {
-                            phase: Phase::Starttls,
-                            detail: format!(
-                                "{} plaintext bytes followed the 220 reply to STARTTLS",
-                                buf.len()
-                            ),
+                    // Bytes that came after the 220 reply are never read as SMTP (RFC 3207
+                    // §4.2, CVE-2011-0411): they are what the server sent where its
+                    // ServerHello belongs, so the TLS handshake reads them first. Whether
+                    // they arrived in the same packet as the 220 or a moment later, the
+                    // handshake sees the same bytes and the outcome is the same.
+                    let early = std::mem::take(&mut buf);
+                    let (tls, command, next) =
+                        match self.upgrade(conn, early, config, sni, upgrade).await {
+                            Ok(upgraded) => upgraded,
+                            Err(outcome) => return outcome,
                         };
-                    }
-                    let (tls, command, next) = match self.upgrade(conn, config, sni, upgrade).await
-                    {
-                        Ok(upgraded) => upgraded,
-                        Err(outcome) => return outcome,
-                    };
                     conn = Conn::Tls(Box::new(tls));
                     (command, next)
                 }
@@ -190,14 +236,17 @@ impl Run {
         }
     }
 
-    /// The TLS handshake after a 220 to STARTTLS, recording what it established.
+    /// The TLS handshake after a 220 to STARTTLS, recording what it established. `early`:
+    /// bytes the server sent after the 220 that were already read; the handshake reads them
+    /// before anything else from the socket.
     async fn upgrade(
         &mut self,
         conn: Conn,
+        early: Vec<u8>,
         config: &SmtpConfig,
         sni: &DomainName,
         upgrade: TlsUpgrade,
-    ) -> Result<(TlsStream<TcpStream>, Command, State), SmtpOutcome> {
+    ) -> Result<(TlsStream<Prefixed<TcpStream>>, Command, State), SmtpOutcome> {
         self.begin(Phase::TlsHandshake);
         let Conn::Plain(tcp) = conn else {
             return Err(SmtpOutcome::ProtocolError {
@@ -216,7 +265,12 @@ impl Run {
             }
         };
         let connector = TlsConnector::from(Arc::clone(&config.tls));
-        let handshake = timeout(config.phase_timeout, connector.connect(server_name, tcp)).await;
+        let stream = Prefixed {
+            prefix: early,
+            read: 0,
+            inner: tcp,
+        };
+        let handshake = timeout(config.phase_timeout, connector.connect(server_name, stream)).await;
         self.end_phase();
         let tls = match handshake {
             Err(_elapsed) => return Err(upgrade.failed(Failure::Timeout)),

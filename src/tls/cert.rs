@@ -172,19 +172,18 @@ pub enum CertProblem {
 impl CertProblem {
     /// The RFC 8460 §4.3.1 result type this problem is reported under.
     ///
-    /// `certificate-expired` is "the certificate has expired"; a certificate that is not
-    /// valid *yet* has not expired, so by the letter of §4.3.1 it falls under
-    /// `certificate-not-trusted`, "a label that covers multiple certificate related
-    /// failures", with failure-reason-code `*-not-yet-valid`. (Senders built on Go's
-    /// `x509.Expired` or the TLS `certificate_expired` alert lump both as expired.)
+    /// A certificate that is not valid *yet* is `certificate-expired` too, with
+    /// failure-reason-code `*-not-yet-valid`: that is what senders report (mox, and every
+    /// sender built on OpenSSL's or Go's verifier, which group "expired or not yet valid"
+    /// as one time error and send the TLS `certificate_expired` alert for both), and a
+    /// synthetic report should predict the real ones.
     /// Empty chains, unparsable certificates and unclassified errors are
     /// `validation-failure`, the §4.3.1 catch-all.
     pub fn result_type(&self) -> ResultType {
         match self {
-            Self::Expired { .. } => ResultType::CertificateExpired,
+            Self::Expired { .. } | Self::NotYetValid { .. } => ResultType::CertificateExpired,
             Self::HostMismatch { .. } => ResultType::CertificateHostMismatch,
-            Self::NotYetValid { .. }
-            | Self::SelfSignedLeaf { .. }
+            Self::SelfSignedLeaf { .. }
             | Self::UntrustedRoot { .. }
             | Self::IssuerNotFound { .. }
             | Self::BadSignature { .. }
@@ -1214,7 +1213,7 @@ mod tests {
                     subject: "CN=a".into(),
                     not_before: t,
                 },
-                ResultType::CertificateNotTrusted,
+                ResultType::CertificateExpired,
                 "leaf-not-yet-valid",
             ),
             (

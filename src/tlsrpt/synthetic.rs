@@ -10,6 +10,9 @@
 //!   sender then makes with opportunistic TLS, count as successful;
 //! - one `tlsa` entry per MX host where DANE applies, with the TLSA base domain (the MX host)
 //!   as `policy-domain` and the TLSA records as `policy-string`;
+//! - one `tlsa` entry with a `dnssec-invalid` failure per DNSSEC failure that left no session
+//!   to count (a bogus MX RRset, bogus MX host addresses): what validating senders report
+//!   (RFC 7672 §2.1.1, RFC 8460 §4.3.2.1), with the broken link as failure-reason-code;
 //! - `no-policy-found` for the remaining sessions.
 //!
 //! Inconclusive sessions (timeouts, 421) are not counted: RFC 8460 §4.3.4 lets transient
@@ -123,6 +126,34 @@ pub fn build_report(
         for s in sessions {
             count(&mut entry, s, false);
         }
+        policies.push(entry);
+    }
+
+    for failure in &verdict.dnssec_failures {
+        let mut entry = PolicyReport {
+            policy: PolicyDetails {
+                policy_type: PolicyType::Tlsa,
+                policy_string: Vec::new(),
+                policy_domain: failure.policy_domain.clone(),
+                mx_host: Vec::new(),
+            },
+            summary: Summary::default(),
+            failure_details: Vec::new(),
+        };
+        add_failure(
+            &mut entry,
+            FailureDetail {
+                result_type: ResultType::DnssecInvalid.into(),
+                sending_mta_ip: None,
+                receiving_mx_hostname: failure.mx.clone(),
+                receiving_mx_helo: None,
+                receiving_ip: None,
+                failed_session_count: 1,
+                additional_information: None,
+                failure_reason_code: Some(failure.reason_code.clone()),
+            },
+        );
+        entry.summary.total_failure_session_count += 1;
         policies.push(entry);
     }
 

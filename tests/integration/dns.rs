@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mxprobe::dane::{Tlsa, TlsaLookup};
 use mxprobe::dns::hickory::{DnsConfig, DnssecMode, IpFamilies, Resolver, TrustAnchor};
-use mxprobe::dns::{DnssecStatus, Lookup, Mx, Resolve, Txt};
+use mxprobe::dns::{BrokenLink, DnssecStatus, Lookup, Mx, Resolve, Txt};
 use mxprobe::domain::DomainName;
 use mxprobe::lab::dns::{LabDns, LabDnsBuilder, LabRecord, RunningDns, Signing};
 
@@ -331,6 +331,31 @@ async fn bogus_zones_are_bogus_not_missing() {
     }
 }
 
+/// The CD re-query and in-process chain check run only for failed lookups: a healthy
+/// lookup costs no query beyond hickory's own. Bogus ones are diagnosed, and name the link.
+#[tokio::test]
+async fn only_failed_lookups_are_diagnosed() {
+    let dns = start(lab()).await;
+    let r = resolver(&dns.dns_config());
+    r.mx(&domain("secure.test")).await;
+    r.addresses(&domain("mx1.secure.test")).await;
+    r.tlsa(&domain("mx1.secure.test"), 25).await;
+    r.mx(&domain("nothing.secure.test")).await;
+    r.mx(&domain("insecure.test")).await;
+    assert_eq!(r.diagnosed(), 0, "healthy lookups are never diagnosed");
+    let ds = r.mx(&domain("bogusds.test")).await;
+    let sig = r.mx(&domain("badsig.test")).await;
+    assert_eq!(r.diagnosed(), 2);
+    assert!(
+        matches!(ds.broken_link(), Some(BrokenLink::DsMismatch { zone, .. }) if zone == "bogusds.test"),
+        "{ds:?}"
+    );
+    assert!(
+        matches!(sig.broken_link(), Some(BrokenLink::BadSignature { zone, .. }) if zone == "badsig.test"),
+        "{sig:?}"
+    );
+}
+
 #[tokio::test]
 async fn lab_answers_are_bogus_against_the_iana_root() {
     let dns = start(lab()).await;
@@ -371,7 +396,14 @@ async fn servfail_is_its_own_outcome() {
         ..dns.dns_config()
     });
     let lookup = r.mx(&domain("broken.test")).await;
-    assert_eq!(lookup, Lookup::ServFail);
+    // The diagnosis asked again with the CD bit: still SERVFAIL, so it stays "could not
+    // tell", and says why.
+    match &lookup {
+        Lookup::ServFail {
+            diagnosis: Some(d), ..
+        } => assert!(d.contains("even with checking disabled"), "{d}"),
+        other => panic!("expected a diagnosed SERVFAIL, got {other:?}"),
+    }
     assert_eq!(lookup.dnssec(), DnssecStatus::Indeterminate);
     assert!(!lookup.is_definite());
 }
@@ -463,8 +495,22 @@ async fn trusting_the_ad_bit_of_a_validating_resolver() {
             dnssec: DnssecStatus::Secure
         }
     );
-    // A validating resolver hides bogus data behind SERVFAIL (RFC 4035 §5.5).
-    assert_eq!(r.mx(&domain("bogusds.test")).await, Lookup::ServFail);
+    // A validating resolver hides bogus data behind SERVFAIL (RFC 4035 §5.5); asked again
+    // with the CD bit it hands the data over, and the chain checked in-process names the
+    // broken link. Its Extended DNS Error (RFC 8914, 6 "DNSSEC Bogus") is kept.
+    match r.mx(&domain("bogusds.test")).await {
+        Lookup::Bogus {
+            cause: Some(BrokenLink::DsMismatch { zone, .. }),
+            extended_errors,
+            ..
+        } => {
+            assert_eq!(zone, "bogusds.test");
+            assert_eq!(extended_errors.len(), 1, "{extended_errors:?}");
+            assert_eq!(extended_errors[0].code, 6);
+            assert_eq!(extended_errors[0].purpose.as_deref(), Some("DNSSEC Bogus"));
+        }
+        other => panic!("expected a DS mismatch, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -147,6 +147,7 @@ fn facts(domain: &str, mx: Vec<(u16, &str)>, hosts: Vec<MxHostFacts>) -> DomainF
         tlsrpt_txt: txt(&["v=TLSRPTv1; rua=mailto:tlsrpt@example.com"]),
         policy_fetch: None,
         hosts,
+        resolver_problem: None,
     }
 }
 
@@ -461,12 +462,7 @@ fn tlsa_timeout_is_inconclusive() {
 fn bogus_tlsa_blocks_and_is_dnssec_invalid() {
     let pki = TestPki::root("Eval Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
-    let f = one_mx(
-        Some(pki.chain(&leaf)),
-        Some(Lookup::Bogus {
-            detail: "RRSIG expired".to_owned(),
-        }),
-    );
+    let f = one_mx(Some(pki.chain(&leaf)), Some(Lookup::bogus("RRSIG expired")));
     let v = judge(&f, &pki);
     assert_eq!(v.sessions[0].policy_type, PolicyType::Tlsa);
     assert_eq!(
@@ -561,7 +557,7 @@ fn inconclusive_sessions_and_dns_failures_are_not_verdicts() {
         vec![(10, "mx1.example.com")],
         vec![host("mx1.example.com", 10, vec![s], None)],
     );
-    f.sts_txt = Lookup::ServFail;
+    f.sts_txt = Lookup::servfail();
     let v = judge(&f, &pki);
     assert!(v.inconclusive);
     assert!(matches!(

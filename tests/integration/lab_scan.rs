@@ -9,13 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::join_all;
+use mxprobe::dns::BrokenLink;
 use mxprobe::domain::DomainName;
 use mxprobe::evaluate::domain::SessionResult;
+use mxprobe::finding::Severity;
 use mxprobe::lab::scenario::{DomainSpec, ExpectedResult, SmtpBehaviour};
 use mxprobe::lab::{Lab, LabCounters, Scenario};
 use mxprobe::scan::{DomainReport, Scanner};
 use mxprobe::smtp::{Phase, SmtpOutcome};
 use mxprobe::tlsrpt::ResultType;
+use mxprobe::tlsrpt::report::DateRange;
+use mxprobe::tlsrpt::synthetic::build_report;
 use time::OffsetDateTime;
 
 /// Far above what the lab needs (seconds); only here to turn a hang into a failure.
@@ -29,6 +33,8 @@ struct Scanned {
     counters: LabCounters,
     /// What the scanner did (probes made, shared, attempts).
     stats: mxprobe::scan::ScanStats,
+    /// When the scan ran (the lab clock).
+    scanned_at: OffsetDateTime,
 }
 
 /// Starts the lab from the embedded scenario and scans every domain at once.
@@ -55,6 +61,7 @@ async fn scan_lab() -> Scanned {
         addresses,
         counters: lab.counters(),
         stats: scanner.stats(),
+        scanned_at: lab.now(),
         scenario,
     }
 }
@@ -264,11 +271,20 @@ async fn misbehaving_servers_end_classified() {
                     SmtpBehaviour::GarbageAfterStarttls => {
                         matches!(outcome, SmtpOutcome::TlsHandshakeFailed { .. })
                     }
+                    // Tried again with back-off, refused every time.
                     SmtpBehaviour::ResetAfterStarttls => {
                         *outcome
                             == SmtpOutcome::ConnectionReset {
                                 phase: Phase::TlsHandshake,
                             }
+                            && session.refused_tls_every_time()
+                    }
+                    SmtpBehaviour::CloseAfterStarttls => {
+                        *outcome
+                            == SmtpOutcome::ClosedByServer {
+                                phase: Phase::TlsHandshake,
+                            }
+                            && session.refused_tls_every_time()
                     }
                     SmtpBehaviour::OversizedEhlo => matches!(
                         outcome,
@@ -368,4 +384,190 @@ async fn an_alias_mx_is_greeted_with_its_tlsa_base_domain() {
     assert_eq!(sni("dane-ee.test"), ["mx.dane-ee.test"]);
     assert_eq!(report("dane-ee.test").facts.hosts[0].tlsa_base, None);
     assert_eq!(sni("good.test")[0], "mx1.good.test");
+}
+
+/// A bogus answer is a failure with its cause named (the answer and the chain above it asked
+/// again with the CD bit and validated in-process): expired signatures with the time, a DS
+/// that matches no key, corrupted signatures. Never "could not tell"; validating senders
+/// report `dnssec-invalid` under policy type `tlsa` for the host, which the synthetic report
+/// carries with the broken link as failure-reason-code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bogus_dnssec_names_its_broken_link() {
+    let scanned = scan_lab().await;
+    let report = |domain: &str| {
+        scanned
+            .reports
+            .iter()
+            .find(|r| r.facts.domain.as_str() == domain)
+            .unwrap_or_else(|| panic!("{domain} scanned"))
+    };
+    let cases = [
+        (
+            "rrsig-expired.test",
+            "mx.rrsig-expired.test",
+            "rrsig-expired",
+            "expired at",
+            "re-sign the zone mx.rrsig-expired.test: its RRSIGs expired at",
+        ),
+        (
+            "ds-mismatch.test",
+            "mx.ds-mismatch.test",
+            "ds-mismatch",
+            "match none of its DNSKEYs",
+            "publish at the parent of mx.ds-mismatch.test",
+        ),
+        (
+            "bogus-host.test",
+            "mx.bogus-host.test",
+            "rrsig-invalid",
+            "does not verify",
+            "re-sign the zone mx.bogus-host.test",
+        ),
+    ];
+    let range = DateRange::utc_day(scanned.scanned_at.date()).unwrap();
+    for (domain, mx, code, words, fix) in cases {
+        let r = report(domain);
+        assert!(
+            !r.verdict.inconclusive,
+            "{domain}: a failure, not could-not-tell"
+        );
+        let f = r
+            .verdict
+            .findings
+            .iter()
+            .find(|f| f.code == "dns.mx-address.bogus")
+            .unwrap_or_else(|| panic!("{domain}: {:#?}", r.verdict.findings));
+        assert_eq!(f.severity, Severity::Error);
+        assert!(!f.inconclusive);
+        assert_eq!(f.failure_reason_code.as_deref(), Some(code), "{domain}");
+        assert_eq!(f.result_type, Some(ResultType::DnssecInvalid));
+        assert!(
+            f.message.contains(&format!("zone {mx}")) && f.message.contains(words),
+            "{domain}: {}",
+            f.message
+        );
+        let f_fix = f.fix.as_deref().unwrap_or_default();
+        assert!(f_fix.contains(fix), "{domain}: {f_fix}");
+        assert!(
+            f_fix.contains(&format!("every validating sender refuses mail to {mx}")),
+            "{f_fix}"
+        );
+        // The facts keep the cause.
+        let a = r.facts.hosts[0]
+            .addresses
+            .as_ref()
+            .and_then(|a| a.a.as_ref())
+            .expect("an A lookup");
+        let link = a.broken_link().unwrap_or_else(|| panic!("{domain}: {a:?}"));
+        assert_eq!(link.zone(), mx);
+        assert_eq!(link.reason_code(), code);
+        // The synthetic report: a tlsa entry for the host, failure dnssec-invalid.
+        let json = serde_json::to_value(build_report(&r.facts, &r.verdict, range, "t".into()))
+            .expect("json");
+        let tlsa = json["policies"]
+            .as_array()
+            .expect("policies")
+            .iter()
+            .find(|p| p["policy"]["policy-type"] == "tlsa")
+            .unwrap_or_else(|| panic!("{domain}: no tlsa policy in {json:#}"));
+        assert_eq!(tlsa["policy"]["policy-domain"], mx);
+        assert_eq!(tlsa["summary"]["total-failure-session-count"], 1);
+        let detail = &tlsa["failure-details"][0];
+        assert_eq!(detail["result-type"], "dnssec-invalid");
+        assert_eq!(detail["receiving-mx-hostname"], mx);
+        assert_eq!(detail["failure-reason-code"], code);
+        assert!(detail.get("receiving-ip").is_none(), "{detail}");
+    }
+    // The expiry time is the signatures' own: three days before the scan, whole seconds.
+    let expired = report("rrsig-expired.test").facts.hosts[0]
+        .addresses
+        .as_ref()
+        .and_then(|a| a.a.as_ref())
+        .and_then(|l| l.broken_link().cloned());
+    match expired {
+        Some(BrokenLink::SignaturesExpired { expired_at, .. }) => {
+            let age = scanned.scanned_at - expired_at;
+            assert!(
+                age > time::Duration::hours(71) && age < time::Duration::hours(73),
+                "{expired_at}"
+            );
+            assert_eq!(expired_at.nanosecond(), 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The domain's own MX RRset bogus: a DANE failure for the whole domain.
+    let bogus_mx = report("bogus-mx.test");
+    let f = bogus_mx
+        .verdict
+        .findings
+        .iter()
+        .find(|f| f.code == "dns.mx.bogus")
+        .expect("dns.mx.bogus");
+    assert_eq!(f.failure_reason_code.as_deref(), Some("rrsig-expired"));
+    assert_eq!(
+        bogus_mx.verdict.dnssec_failures[0].policy_domain.as_str(),
+        "bogus-mx.test"
+    );
+    // A bogus TLSA RRset names its broken link in the session's failure.
+    let tlsa = report("dnssec-invalid.test");
+    match &tlsa.verdict.sessions[0].result {
+        SessionResult::Failure { failures } => {
+            assert_eq!(failures[0].result_type, ResultType::DnssecInvalid);
+            assert_eq!(failures[0].reason_code, "rrsig-invalid");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Scans through the scenario's broken resolvers (NXDOMAIN to everything; RRSIGs stripped):
+/// the resolver is named as the problem, every domain is inconclusive, none fails, and
+/// nothing is probed. The expectations come from the scenario file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broken_resolvers_are_blamed_not_the_domains() {
+    let scenario = Scenario::embedded().expect("the shipped scenario is valid");
+    assert!(
+        scenario.resolvers.len() >= 2,
+        "the scenario has broken resolvers"
+    );
+    let lab = Lab::start(&scenario, OffsetDateTime::now_utc())
+        .await
+        .expect("the lab starts");
+    let mut problems = Vec::new();
+    for spec in &scenario.resolvers {
+        let config = lab.scan_config_through(&spec.name).expect("a lab resolver");
+        let address = lab.broken_resolver(&spec.name).expect("running").addr;
+        let scanner = Scanner::new(config).expect("the resolver");
+        let scans = join_all(spec.domains.iter().map(|d| scanner.scan(d, lab.now())));
+        let reports = tokio::time::timeout(HANG_GUARD, scans)
+            .await
+            .expect("a scan hung");
+        let problem = scanner
+            .resolver_problem()
+            .unwrap_or_else(|| panic!("{}: no resolver problem noted", spec.name));
+        assert_eq!(problem.resolver, address.to_string(), "{}", spec.name);
+        for (domain, report) in spec.domains.iter().zip(&reports) {
+            let as_domain = DomainSpec {
+                expect: spec.expect.clone(),
+                ..scenario.domain(domain).expect("a lab domain").clone()
+            };
+            problems.extend(
+                mismatches(&as_domain, report, &BTreeMap::new())
+                    .into_iter()
+                    .map(|p| format!("through {}: {p}", spec.name)),
+            );
+            assert!(
+                report
+                    .verdict
+                    .findings
+                    .iter()
+                    .all(|f| !f.fails(Severity::Notice)),
+                "through {}: {domain}: {:#?}",
+                spec.name,
+                report.verdict.findings
+            );
+            assert!(report.facts.hosts.is_empty() && report.facts.policy_fetch.is_none());
+            assert_eq!(report.facts.resolver_problem.as_ref(), Some(problem));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

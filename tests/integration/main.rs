@@ -19,14 +19,20 @@ mod cli;
 mod docs;
 // The SMTP STARTTLS probe against the lab's SMTP servers.
 mod smtp;
+// STARTTLS answered 220 and then no TLS: garbage classified the same every time, closes.
+mod tls_refusal;
 // The DNS adapter against the lab's authoritative DNS (DNSSEC included).
 mod dns;
 // The policy fetcher against the lab's HTTPS servers.
 mod fetch_net;
 // Real software: Debian's postfix and nginx, started by the test on loopback.
 mod real_mta;
+// Real software: Debian's unbound validating zones signed by ldns-signzone, on loopback.
+mod real_dns;
 // Every lab scenario domain scanned end to end; the expectations come from the scenario file.
 mod lab_scan;
+// Scans and the demo through the lab's broken resolvers: the resolver is blamed, not the domain.
+mod resolver;
 // `mxprobe scan` and `demo` as a user runs them; the synthetic report files read back.
 mod scan_cli;
 // Reading scan targets from CSV files and lists.
@@ -43,6 +49,8 @@ mod lab_changes;
 mod metrics;
 // `mxprobe monitor` and `history`: alerts on change, delivered once, never lost.
 mod monitor;
+// Ten unchanged monitor runs over the lab: no alert after the first (stable verdicts).
+mod monitor_stable;
 // `mxprobe reports`: ingest real TLS-RPT reports, summarise them, compare with findings.
 mod reports_cli;
 // Hostile and hung alert channels: an endless relay reply, an echoing webhook, hung channels.
