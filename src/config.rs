@@ -43,6 +43,15 @@ pub enum ConfigError {
     /// The trust anchor file is not text.
     #[error("--trust-anchor {0}: not UTF-8 text; give DNSKEY records in zone-file form")]
     TrustAnchorNotText(PathBuf),
+    /// The trust anchor file holds no usable key.
+    #[error("--trust-anchor {path}")]
+    TrustAnchorInvalid {
+        /// The file as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: crate::dns::hickory::DnsSetupError,
+    },
     /// --trust-anchor without in-process validation.
     #[error("--trust-anchor only applies with --dnssec validate")]
     TrustAnchorWithoutValidation,
@@ -88,7 +97,14 @@ pub fn dns_config(args: &DnsArgs, families: IpFamilies) -> Result<DnsConfig, Con
             )?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| ConfigError::TrustAnchorNotText(path.clone()))?;
-            DnssecMode::Validate(TrustAnchor::Dnskeys(text))
+            let anchor = TrustAnchor::Dnskeys(text);
+            crate::dns::hickory::check_trust_anchor(&anchor).map_err(|source| {
+                ConfigError::TrustAnchorInvalid {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            DnssecMode::Validate(anchor)
         }
         (DnssecChoice::Validate, None) => DnssecMode::Validate(TrustAnchor::IanaRoot),
         (_, Some(_)) => return Err(ConfigError::TrustAnchorWithoutValidation),

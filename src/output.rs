@@ -8,7 +8,8 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::evaluate::domain::{DomainVerdict, Routing, SessionResult};
+use crate::dns::Lookup;
+use crate::evaluate::domain::{Routing, SessionResult};
 use crate::evaluate::records::RecordOutcome;
 use crate::finding::Severity;
 use crate::render::{Counts, write_findings};
@@ -82,11 +83,15 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> 
             "  MTA-STS   {line}\n  TLS-RPT   {line}\n  MX        {line}"
         )?;
     } else {
-        writeln!(w, "  MTA-STS   {}", sts_line(v))?;
+        writeln!(w, "  MTA-STS   {}", sts_line(report))?;
         writeln!(w, "  TLS-RPT   {}", tlsrpt_line(report))?;
         match v.routing {
             Routing::NullMx => writeln!(w, "  MX        null MX: the domain accepts no mail")?,
             Routing::NoSuchDomain => writeln!(w, "  MX        the domain does not exist")?,
+            Routing::Unknown if matches!(report.facts.mx, Lookup::Bogus { .. }) => writeln!(
+                w,
+                "  MX        DNSSEC-bogus: validating senders cannot route mail to the domain"
+            )?,
             Routing::Unknown => writeln!(w, "  MX        could not be resolved")?,
             Routing::ImplicitMx | Routing::Mx => {}
         }
@@ -140,7 +145,8 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> 
     writeln!(w)
 }
 
-fn sts_line(v: &DomainVerdict) -> String {
+fn sts_line(report: &DomainReport) -> String {
+    let v = &report.verdict;
     let id = v
         .sts
         .id
@@ -164,7 +170,15 @@ fn sts_line(v: &DomainVerdict) -> String {
         (None, None, Some(RecordOutcome::Valid)) => format!("record only{id} (policy not fetched)"),
         (None, None, Some(RecordOutcome::None)) => "none".to_owned(),
         (None, None, Some(other)) => format!("no usable record ({other:?})").to_lowercase(),
-        (None, None, None) => "could not tell (DNS failure)".to_owned(),
+        (None, None, None) => match report.facts.sts_txt {
+            Lookup::Bogus { .. } => {
+                "DNSSEC-bogus: validating senders cannot read the record".to_owned()
+            }
+            ref lookup => match lookup.failure() {
+                Some(why) => format!("could not tell (DNS failure: {why})"),
+                None => "could not tell".to_owned(),
+            },
+        },
     }
 }
 
@@ -176,6 +190,9 @@ fn tlsrpt_line(report: &DomainReport) -> String {
         return v.tlsrpt_rua.join(", ");
     }
     let lookup = &report.facts.tlsrpt_txt;
+    if let Lookup::Bogus { .. } = lookup {
+        return "DNSSEC-bogus: validating reporters cannot read the record".to_owned();
+    }
     if let Some(why) = lookup.failure() {
         return format!("could not tell (DNS failure: {why})");
     }
@@ -424,6 +441,14 @@ mod tests {
             (
                 records("v=TLSRPTv1; rua=mailto:tls@example.com"),
                 "mailto:tls@example.com",
+            ),
+            (
+                Lookup::Bogus {
+                    detail: "the RRSIGs of zone example.com expired".to_owned(),
+                    cause: None,
+                    extended_errors: Vec::new(),
+                },
+                "DNSSEC-bogus: validating reporters cannot read the record",
             ),
         ];
         for (lookup, want) in cases {

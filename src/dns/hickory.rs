@@ -1004,14 +1004,29 @@ fn name_server(addr: SocketAddr) -> NameServerConfig {
     )
 }
 
+/// Checks that `anchor` can be used (parsed, and holding a key) before any resolver is built,
+/// so that the command line can name the file at fault.
+pub fn check_trust_anchor(anchor: &TrustAnchor) -> Result<(), DnsSetupError> {
+    load_trust_anchor(anchor).map(drop)
+}
+
 fn load_trust_anchor(anchor: &TrustAnchor) -> Result<TrustAnchors, DnsSetupError> {
     let anchors = match anchor {
         TrustAnchor::IanaRoot => return Ok(TrustAnchors::default()),
         TrustAnchor::File(path) => {
-            TrustAnchors::from_file(path).map_err(|e| DnsSetupError::TrustAnchorFile {
+            let file_error = |reason: String| DnsSetupError::TrustAnchorFile {
                 path: path.clone(),
-                reason: e.to_string(),
-            })?
+                reason,
+            };
+            let bytes = crate::limits::read_capped(
+                "--trust-anchor",
+                path,
+                crate::limits::TRUST_ANCHOR_BYTES,
+            )
+            .map_err(|e| file_error(e.to_string()))?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| file_error("not UTF-8 text".to_owned()))?;
+            TrustAnchors::from_str(&text).map_err(|e| file_error(e.to_string()))?
         }
         TrustAnchor::Dnskeys(text) => {
             TrustAnchors::from_str(text).map_err(|e| DnsSetupError::TrustAnchorText {

@@ -66,7 +66,7 @@ pub fn check_policy_body(body: &str, not_utf8: bool, subject: &Subject) -> Polic
 }
 
 /// More findings of one code than this about one policy are folded into one
-/// ([`aggregate`]).
+/// (`aggregate`).
 pub const SAME_CODE_PER_POLICY: usize = 3;
 
 /// How many line numbers a folded finding lists.
