@@ -1,6 +1,6 @@
 //! The bulk-scan benchmark: starts the in-process mail lab with a synthetic scenario
-//! (`mxprobe::lab::synthetic`: N domains sharing about 200 MX hosts, a few of them broken),
-//! scans every domain through the bulk engine (`mxprobe::bulk::run`) exactly as
+//! (`mxprobe_lab::synthetic`: N domains sharing about 200 MX hosts, a few of them broken),
+//! scans every domain through the bulk engine (`mxprobe_probe::bulk::run`) exactly as
 //! `mxprobe scan --input` does, and prints one table: throughput, the SMTP sessions the lab
 //! counted against the distinct (MX host, address) pairs, the most simultaneous connections
 //! any lab address saw against `--per-ip`, policy fetches, DNS queries and peak memory.
@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
-use mxprobe::dns::hickory::{DnssecMode, TrustAnchor};
-use mxprobe::finding::Severity;
-use mxprobe::lab::synthetic;
-use mxprobe::lab::{Lab, RunningLab, Scenario};
-use mxprobe::scan::{ScanConfig, Scanner};
-use mxprobe::tls::Anchors;
+use mxprobe_core::finding::Severity;
+use mxprobe_core::tls::Anchors;
+use mxprobe_lab::synthetic;
+use mxprobe_lab::{Lab, RunningLab, Scenario};
+use mxprobe_probe::bulk::{self, BulkOptions, DomainOutcome, Event};
+use mxprobe_probe::resolver::{DnssecMode, TrustAnchor};
+use mxprobe_probe::scan::{ScanConfig, Scanner};
 use serde::{Deserialize, Serialize};
 use time::macros::datetime;
 use tokio::net::{TcpListener, TcpStream};

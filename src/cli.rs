@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::finding::Severity;
+use mxprobe_core::finding::Severity;
 
 /// The exit statuses, the same for every command, as `--help` prints them.
 macro_rules! exit_status_help {
@@ -217,7 +217,7 @@ pub struct GenerateArgs {
     pub mode: GenerateMode,
 
     /// The policy's max_age in seconds.
-    #[arg(long = "max-age", value_name = "SECONDS", default_value_t = crate::generate::DEFAULT_MAX_AGE)]
+    #[arg(long = "max-age", value_name = "SECONDS", default_value_t = mxprobe_core::generate::DEFAULT_MAX_AGE)]
     pub max_age: u32,
 
     /// Where senders send TLS-RPT reports: mailto: or https: (repeat for several).

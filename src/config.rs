@@ -2,7 +2,7 @@
 //! objects once (trust anchors, the TLS client configuration, the resolver settings).
 //!
 //! The command line (`cli`) holds only what was typed; this module reads the files it names
-//! (CA and trust-anchor files, each within its cap in [`crate::limits`]). Environment
+//! (CA and trust-anchor files, each within its cap in [`mxprobe_core::limits`]). Environment
 //! variables are read by `main` and passed in.
 
 use std::collections::HashMap;
@@ -10,19 +10,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{DnsArgs, DnssecChoice, ProbeArgs, ScanArgs};
-use crate::dns::hickory::{DnsConfig, DnssecMode, IpFamilies, TrustAnchor};
-use crate::evaluate::policy_fetch::ContentTypeRule;
-use crate::fetch::{FetchConfig, FetchTimeouts};
-use crate::scan::ScanConfig;
-use crate::smtp::{EhloName, EhloNameError, SmtpConfig};
-use crate::tls::capture::client_config;
-use crate::tls::{AnchorError, Anchors};
+use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_core::smtp::{EhloName, EhloNameError};
+use mxprobe_core::tls::{AnchorError, Anchors};
+use mxprobe_probe::capture::client_config;
+use mxprobe_probe::fetch::{FetchConfig, FetchTimeouts};
+use mxprobe_probe::resolver::{DnsConfig, DnssecMode, IpFamilies, TrustAnchor};
+use mxprobe_probe::scan::ScanConfig;
+use mxprobe_probe::starttls::SmtpConfig;
 
 /// The name sent with EHLO when none is given and the host name has no dot.
 pub const FALLBACK_EHLO_NAME: &str = "mxprobe.invalid";
 
-/// Days before expiry that a valid certificate draws a warning.
-pub const EXPIRY_WARN_DAYS: i64 = 21;
+pub use mxprobe_core::evaluate::domain::EXPIRY_WARN_DAYS;
 
 /// Why the command line cannot become a configuration (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum ConfigError {
     EhloName(#[source] EhloNameError),
     /// A file named by a flag is unreadable or over its cap.
     #[error(transparent)]
-    File(#[from] crate::limits::FileError),
+    File(#[from] mxprobe_core::limits::FileError),
     /// The trust anchor file is not text.
     #[error("--trust-anchor {0}: not UTF-8 text; give DNSKEY records in zone-file form")]
     TrustAnchorNotText(PathBuf),
@@ -50,7 +50,7 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong with it.
         #[source]
-        source: crate::dns::hickory::DnsSetupError,
+        source: mxprobe_probe::resolver::DnsSetupError,
     },
     /// --trust-anchor without in-process validation.
     #[error("--trust-anchor only applies with --dnssec validate")]
@@ -76,10 +76,10 @@ pub struct Environment {
 /// flags of bulk scans).
 pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, ConfigError> {
     let mut config = probe_config(&args.probe, env)?;
-    config.politeness = crate::scan::Politeness {
+    config.politeness = mxprobe_probe::scan::Politeness {
         per_ip: usize::try_from(args.per_ip).unwrap_or(usize::MAX),
         per_ip_rate: args.per_ip_rate,
-        ..crate::scan::Politeness::default()
+        ..mxprobe_probe::scan::Politeness::default()
     };
     Ok(config)
 }
@@ -90,15 +90,15 @@ pub fn dns_config(args: &DnsArgs, families: IpFamilies) -> Result<DnsConfig, Con
         (DnssecChoice::Validate, Some(path)) => {
             // Read here, once and capped (a FIFO or `/dev/zero` included); the resolver gets
             // the text.
-            let bytes = crate::limits::read_capped(
+            let bytes = mxprobe_core::limits::read_capped(
                 "--trust-anchor",
                 path,
-                crate::limits::TRUST_ANCHOR_BYTES,
+                mxprobe_core::limits::TRUST_ANCHOR_BYTES,
             )?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| ConfigError::TrustAnchorNotText(path.clone()))?;
             let anchor = TrustAnchor::Dnskeys(text);
-            crate::dns::hickory::check_trust_anchor(&anchor).map_err(|source| {
+            mxprobe_probe::resolver::check_trust_anchor(&anchor).map_err(|source| {
                 ConfigError::TrustAnchorInvalid {
                     path: path.clone(),
                     source,
@@ -158,7 +158,7 @@ pub fn probe_config(args: &ProbeArgs, env: &Environment) -> Result<ScanConfig, C
         dns,
         smtp,
         smtp_ports: HashMap::new(),
-        default_smtp_port: crate::scan::SMTP_PORT,
+        default_smtp_port: mxprobe_probe::scan::SMTP_PORT,
         fetch: FetchConfig::new(FetchTimeouts::default()),
         anchors,
         content_type: if args.strict_content_type {
@@ -168,18 +168,8 @@ pub fn probe_config(args: &ProbeArgs, env: &Environment) -> Result<ScanConfig, C
         },
         expiry_warn_days: EXPIRY_WARN_DAYS,
         no_smtp: args.no_smtp,
-        politeness: crate::scan::Politeness::default(),
-        probe_cache: crate::scan::ProbeCacheConfig::default(),
+        politeness: mxprobe_probe::scan::Politeness::default(),
+        probe_cache: mxprobe_probe::scan::ProbeCacheConfig::default(),
     }
     .with_default_ports(args.smtp_port, args.https_port))
-}
-
-impl ScanConfig {
-    /// Uses `smtp` and `https` as the ports for every address without an entry in the port
-    /// maps (25 and 443 unless changed).
-    pub fn with_default_ports(mut self, smtp: u16, https: u16) -> Self {
-        self.default_smtp_port = smtp;
-        self.fetch = self.fetch.with_default_port(https);
-        self
-    }
 }

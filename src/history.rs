@@ -1,10 +1,10 @@
 //! The monitoring history: one SQLite database that keeps, for every run of `mxprobe monitor`,
-//! each domain's [`Snapshot`], the [`Alert`] raised for it, and that alert's delivery state on
+//! each domain's [`DomainResult`], the [`Alert`] raised for it, and that alert's delivery state on
 //! every notification channel; and, beside them, the TLS-RPT reports (RFC 8460) the domains'
 //! owners received from other senders (`mxprobe reports ingest`), kept once per reporter and
 //! report id.
 //!
-//! [`crate::changes`] decides what changed and [`crate::notify`] delivers alerts; this module
+//! [`mxprobe_core::changes`] decides what changed and [`crate::notify`] delivers alerts; this module
 //! only stores what they produce and answers the questions the next run asks (the previous
 //! snapshot, the inconclusive streak, the last alert, what is still to deliver) and the
 //! timeline people read.
@@ -39,10 +39,11 @@ use time::format_description::BorrowedFormatItem;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use crate::alert::{Alert, ChangeKind, DomainStatus, Snapshot};
-use crate::domain::DomainName;
-use crate::finding::Severity;
-use crate::tlsrpt::report::{ReadError, Report, read_report};
+use mxprobe_core::alert::{Alert, ChangeKind, DomainStatus};
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::finding::Severity;
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::tlsrpt::report::{ReadError, Report, read_report};
 
 /// The schema migrations, in order: entry *n* takes a database from `user_version` *n* to
 /// *n + 1*. Append new entries; never edit a released one.
@@ -555,7 +556,10 @@ impl History {
 
     /// The latest stored snapshot of `domain` (that of the most recent run that recorded it),
     /// with its run.
-    pub fn previous(&self, domain: &DomainName) -> Result<Option<(RunId, Snapshot)>, HistoryError> {
+    pub fn previous(
+        &self,
+        domain: &DomainName,
+    ) -> Result<Option<(RunId, DomainResult)>, HistoryError> {
         Ok(self.recent(domain, 1)?.into_iter().next())
     }
 
@@ -566,7 +570,7 @@ impl History {
         &self,
         domain: &DomainName,
         limit: usize,
-    ) -> Result<Vec<(RunId, Snapshot)>, HistoryError> {
+    ) -> Result<Vec<(RunId, DomainResult)>, HistoryError> {
         let what = || format!("reading the latest snapshots of {domain}");
         let mut statement = self
             .conn
@@ -635,7 +639,7 @@ impl History {
     pub fn record(
         &mut self,
         run: RunId,
-        snapshot: &Snapshot,
+        snapshot: &DomainResult,
         alert: Option<&Alert>,
         channels: &[&str],
     ) -> Result<Option<AlertId>, HistoryError> {
@@ -1618,7 +1622,7 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(snapshot: &Snapshot) -> Self {
+    fn of(snapshot: &DomainResult) -> Self {
         let verdict = &snapshot.verdict;
         let count = |severity| {
             let n = verdict
@@ -1904,7 +1908,7 @@ pub(crate) mod test_support {
     use time::macros::datetime;
 
     use super::History;
-    use crate::tlsrpt::report::Report;
+    use mxprobe_core::tlsrpt::report::Report;
 
     /// A history holding some reports; its directory is removed when it is dropped.
     pub(crate) struct TempHistory {
@@ -1947,8 +1951,8 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Change;
-    use crate::finding::Subject;
+    use mxprobe_core::alert::Change;
+    use mxprobe_core::finding::Subject;
     use serde_json::json;
     use std::sync::atomic::{AtomicU32, Ordering};
     use time::macros::datetime;
@@ -1990,7 +1994,7 @@ mod tests {
         findings: &[(&str, bool)],
         policy: Option<(&str, &str)>,
         mx: &[&str],
-    ) -> Snapshot {
+    ) -> DomainResult {
         let findings: Vec<_> = findings
             .iter()
             .enumerate()
@@ -2126,7 +2130,7 @@ mod tests {
 
     /// A database as this code wrote it before reports existed: schema version 1, with one
     /// run of example.com and an alert pending on the webhook.
-    fn version_1_database(path: &Path, extra_sql: &str) -> (Snapshot, Alert) {
+    fn version_1_database(path: &Path, extra_sql: &str) -> (DomainResult, Alert) {
         let conn = Connection::open(path).unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.execute_batch(extra_sql).unwrap();

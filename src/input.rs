@@ -74,7 +74,7 @@ use std::str::FromStr;
 
 use csv::ByteRecord;
 
-use crate::domain::{DomainError, DomainName};
+use mxprobe_core::domain::{DomainError, DomainName};
 
 /// The longest row (all its fields together, in bytes) that is accepted. A longer row becomes
 /// [`TargetError::TooLong`] and is dropped; no domain comes near it (RFC 1035 §2.3.4: 255

@@ -15,9 +15,6 @@ use anyhow::Context;
 use clap::Parser;
 use time::OffsetDateTime;
 
-use mxprobe::alert::Snapshot;
-use mxprobe::bulk::{self, BulkOptions, DomainOutcome, Event};
-use mxprobe::ci::{self, CiDomain};
 use mxprobe::cli::{
     Cli, ColorChoice, Command, DemoArgs, Format, GateArgs, GenerateArgs, GenerateMode, HistoryArgs,
     Inconclusive, LintArgs, MonitorArgs, OutputArgs, RelaySecurityArg, ReportsCommand,
@@ -25,20 +22,23 @@ use mxprobe::cli::{
     WebhookFormatArg,
 };
 use mxprobe::config::{Environment, dns_config, probe_config, scan_config};
-use mxprobe::domain::DomainName;
-use mxprobe::gate::{self, Candidate, CandidatePolicy};
 use mxprobe::input::{self, Column, Target};
-use mxprobe::lab::{Lab, Scenario};
-use mxprobe::limits;
-use mxprobe::lint::{self, LintInput};
 use mxprobe::monitor::{Monitor, MonitorConfig};
 use mxprobe::notify::Channel;
-use mxprobe::output::{
+use mxprobe::progress::{self, Progress, ProgressMode, Tally};
+use mxprobe_core::ci::{self, CiDomain};
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::gate::{self, Candidate, CandidatePolicy};
+use mxprobe_core::limits;
+use mxprobe_core::lint::{self, LintInput};
+use mxprobe_core::output::{
     check_report_dir, write_domain, write_json, write_report_files, write_totals,
 };
-use mxprobe::progress::{self, Progress, ProgressMode, Tally};
-use mxprobe::scan::{DomainReport, ScanConfig, Scanner};
-use mxprobe::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
+use mxprobe_lab::{Lab, Scenario};
+use mxprobe_probe::bulk::{self, BulkOptions, DomainOutcome, Event};
+use mxprobe_probe::scan::{ScanConfig, Scanner};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -370,11 +370,11 @@ fn run_gate(args: GateArgs) -> anyhow::Result<ExitCode> {
             &live,
             &candidate,
             &scanner.eval_options(now),
-            &mxprobe::generate::policy_id(now),
+            &mxprobe_core::generate::policy_id(now),
         );
         anyhow::Ok((gated, now))
     })?;
-    let report = DomainReport {
+    let report = DomainResult {
         facts: gated.facts.clone(),
         verdict: gated.verdict.clone(),
     };
@@ -469,9 +469,9 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         DomainName::parse(&args.domain).with_context(|| format!("--domain {:?}", args.domain))?;
     let mut mx = args.mx.clone();
     if args.live {
-        let config = dns_config(&args.dns, mxprobe::dns::hickory::IpFamilies::Both)?;
+        let config = dns_config(&args.dns, mxprobe_probe::resolver::IpFamilies::Both)?;
         let lookup = runtime()?.block_on(async {
-            let resolver = mxprobe::dns::hickory::Resolver::new(&config)
+            let resolver = mxprobe_probe::resolver::Resolver::new(&config)
                 .context("setting up the DNS resolver")?;
             anyhow::Ok(resolver.mx(&domain).await)
         })?;
@@ -482,17 +482,17 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let spec = mxprobe::generate::GenerateSpec {
+    let spec = mxprobe_core::generate::GenerateSpec {
         domain,
         mx,
         mode: match args.mode {
-            GenerateMode::Testing => mxprobe::mtasts::Mode::Testing,
-            GenerateMode::Enforce => mxprobe::mtasts::Mode::Enforce,
+            GenerateMode::Testing => mxprobe_core::mtasts::Mode::Testing,
+            GenerateMode::Enforce => mxprobe_core::mtasts::Mode::Enforce,
         },
         max_age: args.max_age,
         rua: args.rua.clone(),
     };
-    let generated = mxprobe::generate::generate(&spec, OffsetDateTime::now_utc())?;
+    let generated = mxprobe_core::generate::generate(&spec, OffsetDateTime::now_utc())?;
     let mut out = io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -507,12 +507,12 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 /// The MX host names of a live MX lookup, in preference order, for `generate --live`.
 fn live_mx_hosts(
     domain: &DomainName,
-    lookup: &mxprobe::dns::Lookup<mxprobe::dns::Mx>,
+    lookup: &mxprobe_core::dns::Lookup<mxprobe_core::dns::Mx>,
 ) -> anyhow::Result<Vec<String>> {
-    use mxprobe::dns::Lookup;
+    use mxprobe_core::dns::Lookup;
     match lookup {
         Lookup::Records { records, .. } => {
-            let mut sorted: Vec<&mxprobe::dns::Mx> =
+            let mut sorted: Vec<&mxprobe_core::dns::Mx> =
                 records.iter().filter(|m| m.exchange != ".").collect();
             anyhow::ensure!(
                 !sorted.is_empty(),
@@ -639,7 +639,7 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
                 if args.verbose {
                     let _ = write_domain(&mut out, &report);
                 }
-                let snapshot = Snapshot {
+                let snapshot = DomainResult {
                     facts: report.facts,
                     verdict: report.verdict,
                 };
@@ -686,7 +686,7 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
 fn monitor_channels(
     args: &MonitorArgs,
     env: &Environment,
-    anchors: &mxprobe::tls::Anchors,
+    anchors: &mxprobe_core::tls::Anchors,
 ) -> anyhow::Result<Vec<Channel>> {
     use mxprobe::notify::{Email, Exec, RelaySecurity, Webhook, WebhookFormat};
     let mut channels = Vec::new();
@@ -774,7 +774,7 @@ fn monitor_channels(
 
 /// A certificate-verifying TLS client configuration trusting `anchors` (Mozilla's roots,
 /// --ca-file and SSL_CERT_FILE): never the probes' recording verifier.
-fn verifying_tls(anchors: &mxprobe::tls::Anchors) -> anyhow::Result<rustls::ClientConfig> {
+fn verifying_tls(anchors: &mxprobe_core::tls::Anchors) -> anyhow::Result<rustls::ClientConfig> {
     let roots = rustls::RootCertStore {
         roots: anchors.as_slice().to_vec(),
     };
@@ -939,7 +939,7 @@ fn run_reports_compare(args: ReportsCompareArgs) -> anyhow::Result<ExitCode> {
 /// One domain's result as the CI outputs need it.
 struct CiResult {
     domain: DomainName,
-    findings: Vec<mxprobe::finding::Finding>,
+    findings: Vec<mxprobe_core::finding::Finding>,
     inconclusive: bool,
 }
 
@@ -1124,7 +1124,7 @@ struct Sinks<'a> {
     text: Option<anstream::AutoStream<io::StdoutLock<'static>>>,
     json: bool,
     /// Reports held back to be printed in input order (text and JSON), by input line.
-    held: Option<Vec<(usize, DomainReport)>>,
+    held: Option<Vec<(usize, DomainResult)>>,
     jsonl: Option<JsonlWriter<std::fs::File>>,
     csv: Option<CsvWriter<io::BufWriter<std::fs::File>>>,
     done: std::collections::HashSet<DomainName>,
@@ -1228,7 +1228,7 @@ impl<'a> Sinks<'a> {
         }
     }
 
-    fn domain(&mut self, line: usize, report: DomainReport) -> anyhow::Result<()> {
+    fn domain(&mut self, line: usize, report: DomainResult) -> anyhow::Result<()> {
         self.failing |= report
             .verdict
             .findings
@@ -1449,7 +1449,7 @@ async fn run_bulk(
     }
     if let Some(mut held) = sinks.held.take() {
         held.sort_by_key(|(line, _)| *line);
-        let reports: Vec<DomainReport> = held.into_iter().map(|(_, r)| r).collect();
+        let reports: Vec<DomainResult> = held.into_iter().map(|(_, r)| r).collect();
         if sinks.json {
             write_json(&mut io::stdout().lock(), started, &reports)?;
         } else if let Some(out) = &mut sinks.text {

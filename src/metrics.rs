@@ -21,11 +21,12 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::alert::{DomainStatus, Snapshot};
-use crate::evaluate::domain::SessionResult;
-use crate::finding::Severity;
-use crate::mtasts::Mode;
-use crate::tls::describe;
+use mxprobe_core::alert::DomainStatus;
+use mxprobe_core::evaluate::domain::SessionResult;
+use mxprobe_core::finding::Severity;
+use mxprobe_core::mtasts::Mode;
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::tls::describe;
 
 /// What the metrics say about the run itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +197,7 @@ impl Family {
 /// A domain given more than once is rendered once, from its most recent snapshot (the later
 /// one in `snapshots` when both were observed at the same time), since a series may appear
 /// only once in the file.
-pub fn render(snapshots: &[&Snapshot], run: &RunInfo, opts: &MetricsOptions) -> String {
+pub fn render(snapshots: &[&DomainResult], run: &RunInfo, opts: &MetricsOptions) -> String {
     let mut last_run = Family::new(
         "mxprobe_last_run_timestamp_seconds",
         &[],
@@ -351,8 +352,8 @@ pub fn render(snapshots: &[&Snapshot], run: &RunInfo, opts: &MetricsOptions) -> 
 }
 
 /// One snapshot per domain, the most recently observed (the later one on a tie).
-fn latest_per_domain<'a>(snapshots: &[&'a Snapshot]) -> Vec<&'a Snapshot> {
-    let mut by_domain: BTreeMap<&str, &'a Snapshot> = BTreeMap::new();
+fn latest_per_domain<'a>(snapshots: &[&'a DomainResult]) -> Vec<&'a DomainResult> {
+    let mut by_domain: BTreeMap<&str, &'a DomainResult> = BTreeMap::new();
     for snapshot in snapshots {
         let entry = by_domain
             .entry(snapshot.facts.domain.as_str())
@@ -459,7 +460,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::lab::pki::{LeafSpec, Validity, self_signed_leaf};
+    use mxprobe_testpki::{LeafSpec, Validity, self_signed_leaf};
 
     // ---- the validator ------------------------------------------------------------------
 
@@ -838,7 +839,7 @@ mod tests {
 
     /// example.com: passing, MTA-STS enforce, one MX with an IPv4 and an IPv6 address whose
     /// certificates expire at different times, a warning and a notice.
-    fn passing() -> Snapshot {
+    fn passing() -> DomainResult {
         let mx = "mx1.example.com";
         let nodata: serde_json::Value = serde_json::from_str(NODATA).unwrap();
         serde_json::from_value(json!({
@@ -875,7 +876,7 @@ mod tests {
 
     /// example.org: failing, no policy; mx.example.org offers no STARTTLS, mx2.example.org
     /// timed out, mx3.example.org has no address.
-    fn failing() -> Snapshot {
+    fn failing() -> DomainResult {
         let nodata: serde_json::Value = serde_json::from_str(NODATA).unwrap();
         serde_json::from_value(json!({
             "facts": {

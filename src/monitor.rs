@@ -24,12 +24,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use crate::alert::{Alert, DomainStatus, Snapshot};
-use crate::changes::{ChangeOptions, Past, detect};
 use crate::history::{AlertId, History, HistoryError, RunId};
 use crate::metrics::{self, MetricsOptions, RunInfo};
 use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
-use crate::tls::Anchors;
+use mxprobe_core::alert::{Alert, DomainStatus};
+use mxprobe_core::changes::{ChangeOptions, Past, detect};
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::tls::Anchors;
 
 /// How many stored runs of a domain change detection sees: the previous one and those
 /// before it, for places the previous run could not observe.
@@ -94,7 +95,7 @@ pub struct Monitor {
     started: std::time::Instant,
     config: MonitorConfig,
     /// What the textfile needs, kept only when one is written.
-    snapshots: Vec<Snapshot>,
+    snapshots: Vec<DomainResult>,
     domains: u64,
 }
 
@@ -120,7 +121,7 @@ impl Monitor {
     /// alert raised for it, if anything changed.
     pub fn observe(
         &mut self,
-        snapshot: Snapshot,
+        snapshot: DomainResult,
         anchors: &Anchors,
         now: OffsetDateTime,
     ) -> Result<Option<Alert>, HistoryError> {
@@ -237,7 +238,7 @@ impl Monitor {
     pub fn finish(mut self, finished_at: OffsetDateTime) -> Result<(), MonitorError> {
         self.history.finish_run(self.run, finished_at)?;
         if let Some((path, options)) = &self.config.prometheus {
-            let refs: Vec<&Snapshot> = self.snapshots.iter().collect();
+            let refs: Vec<&DomainResult> = self.snapshots.iter().collect();
             let text = metrics::render(
                 &refs,
                 &RunInfo {

@@ -46,7 +46,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::{DeliveryError, NotifyConfigError, is_loopback, scrub};
-use crate::alert::Alert;
+use mxprobe_core::alert::Alert;
 
 /// The variable that holds the relay user name.
 pub const SMTP_USER_VAR: &str = "MXPROBE_SMTP_USER";
@@ -636,8 +636,8 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
 
     use super::*;
-    use crate::lab::pki::{CertAuthority, KeyKind, LeafSpec, Validity};
     use crate::notify::test_support::alert;
+    use mxprobe_testpki::{CertAuthority, KeyKind, LeafSpec, Validity};
 
     /// What a sink does.
     #[derive(Clone, Default)]

@@ -26,7 +26,7 @@ use rustix::process::{Pid, Signal, kill_process_group};
 use super::email::{SMTP_PASSWORD_VAR, SMTP_USER_VAR};
 use super::webhook::{WEBHOOK_HEADER_PREFIX, WEBHOOK_URL_VAR};
 use super::{DeliveryError, one_line};
-use crate::alert::Alert;
+use mxprobe_core::alert::Alert;
 
 /// The variable that tells the program the alert's domain (`example.com`).
 pub const ALERT_DOMAIN_VAR: &str = "MXPROBE_ALERT_DOMAIN";

@@ -8,7 +8,7 @@
 //!
 //! This module does network and process I/O: it connects to the webhook receivers and mail
 //! relays it is configured with and starts the configured programs; nothing else. Which
-//! alerts to send, and when, is decided elsewhere ([`crate::changes`]); what was delivered is
+//! alerts to send, and when, is decided elsewhere ([`mxprobe_core::changes`]); what was delivered is
 //! recorded by the caller ([`crate::history`], under [`Channel::name`]).
 //!
 //! # Secrets
@@ -21,7 +21,7 @@
 //!
 //! # What each channel sends
 //! - [`WebhookFormat::Json`]: the alert JSON exactly as [`Alert`] serializes it (schema
-//!   version [`crate::alert::ALERT_SCHEMA_VERSION`]).
+//!   version [`mxprobe_core::alert::ALERT_SCHEMA_VERSION`]).
 //! - [`WebhookFormat::Text`]: `{"text": "<Alert::text()>"}`, the body Slack incoming webhooks
 //!   and Microsoft Teams incoming webhooks / Workflows accept.
 //! - [`Email`]: subject [`Alert::subject`], a `text/plain; charset=utf-8` body
@@ -46,7 +46,7 @@ pub use webhook::{
     WEBHOOK_HEADER_PREFIX, WEBHOOK_URL_VAR, Webhook, WebhookFormat, headers_from_env,
 };
 
-use crate::alert::Alert;
+use mxprobe_core::alert::Alert;
 
 /// One way of reaching people.
 #[derive(Debug)]
@@ -600,9 +600,9 @@ pub(crate) mod test_support {
 
     use time::macros::datetime;
 
-    use crate::alert::{Alert, Change, ChangeKind, DomainStatus};
-    use crate::domain::DomainName;
-    use crate::finding::{Severity, Subject};
+    use mxprobe_core::alert::{Alert, Change, ChangeKind, DomainStatus};
+    use mxprobe_core::domain::DomainName;
+    use mxprobe_core::finding::{Severity, Subject};
 
     /// An alert with two changes, one with a non-ASCII message.
     pub(crate) fn alert() -> Alert {

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use percent_encoding::percent_decode_str;
 
 use super::{DeliveryError, NotifyConfigError, is_loopback, one_line, scrub};
-use crate::alert::Alert;
+use mxprobe_core::alert::Alert;
 
 /// The variable that holds the webhook URL when it is not given with `--webhook` (the URL
 /// often is the secret: Slack, Discord, Teams Workflows).

@@ -21,12 +21,12 @@ use std::net::IpAddr;
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
 
-use crate::alert::Snapshot;
-use crate::domain::DomainName;
-use crate::evaluate::domain::SessionResult;
-use crate::finding::{Finding, Severity};
 use crate::history::{History, HistoryError, ReportedFailures};
-use crate::tlsrpt::ResultType;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::domain::SessionResult;
+use mxprobe_core::finding::{Finding, Severity};
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::tlsrpt::ResultType;
 
 /// How many kinds of reported failure (reporter, policy type, result type, MX, address) a
 /// comparison lists: the largest by sessions. The others are counted, not listed, so that
@@ -126,7 +126,7 @@ pub fn reported(
 pub fn compare(
     domain: &DomainName,
     reported: ReportedFailures,
-    latest: Option<&Snapshot>,
+    latest: Option<&DomainResult>,
 ) -> Comparison {
     let mut failures: Vec<ReportedFailure> = reported
         .failures
@@ -270,7 +270,7 @@ fn is_policy_level(rt: ResultType) -> bool {
 }
 
 /// What mxprobe's latest run says about the place of a failure it did not predict.
-fn what_mxprobe_saw(snapshot: &Snapshot, reported: &ReportedFailure) -> String {
+fn what_mxprobe_saw(snapshot: &DomainResult, reported: &ReportedFailure) -> String {
     let sessions: Vec<_> = snapshot
         .verdict
         .sessions
@@ -417,11 +417,15 @@ pub fn write_text(out: &mut impl Write, c: &Comparison) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::history::test_support::TempHistory;
-    use crate::tlsrpt::report::{Report, read_report};
+    use mxprobe_core::tlsrpt::report::{Report, read_report};
     use serde_json::json;
 
     /// [`compare`] of `reports` once stored in a history.
-    fn compared(domain: &DomainName, reports: &[Report], latest: Option<&Snapshot>) -> Comparison {
+    fn compared(
+        domain: &DomainName,
+        reports: &[Report],
+        latest: Option<&DomainResult>,
+    ) -> Comparison {
         let stored = TempHistory::with_reports("compare", reports);
         compare(
             domain,
@@ -457,7 +461,7 @@ mod tests {
 
     /// example.com: mx1 (192.0.2.1) has an expired certificate; mx2 (192.0.2.2) passes;
     /// mx3 (192.0.2.3) could not be tested; TLS-RPT is missing (a notice).
-    fn snapshot() -> Snapshot {
+    fn snapshot() -> DomainResult {
         let session = |mx: &str, ip: &str, result: serde_json::Value| {
             let mut s = json!({"mx": mx, "ip": ip, "policy_type": "sts"});
             s.as_object_mut()
@@ -493,7 +497,7 @@ mod tests {
             "mx": {"status": "servfail"}, "sts_txt": {"status": "servfail"},
             "tlsrpt_txt": {"status": "servfail"}, "hosts": [],
         });
-        Snapshot {
+        DomainResult {
             facts: serde_json::from_value(facts).unwrap(),
             verdict: serde_json::from_value(verdict).unwrap(),
         }

@@ -4,7 +4,7 @@
 //!
 //! This module reads the file system (the only I/O it does) and decodes what it finds: MIME
 //! and the mbox format with `mail-parser`, gzip with `flate2`, the report JSON with the
-//! tolerant reader of [`crate::tlsrpt::report`]. It writes nothing and keeps nothing: each
+//! tolerant reader of [`mxprobe_core::tlsrpt::report`]. It writes nothing and keeps nothing: each
 //! report is handed to the caller as soon as it is decoded (`mxprobe reports ingest` stores
 //! it at once), so that memory holds one file and one decompressed report at a time however
 //! many there are. One unreadable file, message or attachment is a [`Skipped`] entry naming
@@ -21,7 +21,7 @@ use flate2::read::MultiGzDecoder;
 use mail_parser::mailbox::mbox::MessageIterator;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use crate::tlsrpt::report::{MAX_REPORT_BYTES, ReadError, ReadReport, Report};
+use mxprobe_core::tlsrpt::report::{MAX_REPORT_BYTES, ReadError, ReadReport, Report};
 
 /// The largest file, in bytes, that [`ingest`] reads: a report file, one mail, an mbox file
 /// or a Maildir message. A larger one is [`Skipped`] without being read.

@@ -27,12 +27,12 @@ use serde::{Serialize, Serializer};
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
-use crate::csv_cell;
-use crate::domain::DomainName;
 use crate::history::{
     BreakdownKey, FailureKey, FailureSums, History, HistoryError, PolicySums, SumScope,
     add_sessions,
 };
+use mxprobe_core::csv_cell;
+use mxprobe_core::domain::DomainName;
 
 /// The breakdown key of a failure-details entry that leaves the field out (policy-level
 /// failures such as `sts-policy-fetch-error` have no MX and no receiving IP).
@@ -789,7 +789,7 @@ pub const CSV_HEADER: [&str; 8] = [
 /// row per policy domain, day and reporter — the grain a pivot table sums up — ordered by
 /// domain, day, reporter. `policy_types` is space-separated; `failed_by_result_type` lists
 /// the failure details as `result-type=count`, largest first, separated by `; `. Text
-/// cells follow the rule of [`crate::csv_cell`] (no control characters; a leading `'` where
+/// cells follow the rule of [`mxprobe_core::csv_cell`] (no control characters; a leading `'` where
 /// a spreadsheet would see a formula); the counts are plain integers.
 pub fn write_csv(out: impl Write, s: &ReportSummary) -> Result<(), csv::Error> {
     let mut writer = csv::Writer::from_writer(out);
@@ -840,7 +840,7 @@ fn write_csv_domain<W: Write>(
 mod tests {
     use super::*;
     use crate::history::test_support::TempHistory;
-    use crate::tlsrpt::report::{Report, read_report};
+    use mxprobe_core::tlsrpt::report::{Report, read_report};
     use time::macros::date;
 
     /// The report in `json`; `_source` names it where it is listed.

@@ -1,4 +1,4 @@
-//! Bulk scans (`mxprobe::bulk::run` over a shared `mxprobe::scan::Scanner`) against the mail
+//! Bulk scans (`mxprobe_probe::bulk::run` over a shared `mxprobe_probe::scan::Scanner`) against the mail
 //! lab on loopback: probes shared by the domains that use the same MX address (counted by the
 //! lab's servers), the per-address connection limit, back-off on busy servers, the
 //! concurrency bound, the per-domain deadline, and shutdown with abandoned domains.
@@ -15,19 +15,22 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream;
-use mxprobe::bulk::{self, BulkOptions, BulkStats, DomainOutcome, Event};
-use mxprobe::dane::Tlsa;
-use mxprobe::dns::hickory::DnsConfig;
-use mxprobe::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Txt};
-use mxprobe::domain::DomainName;
-use mxprobe::evaluate::policy_fetch::ContentTypeRule;
-use mxprobe::fetch::FetchConfig;
-use mxprobe::lab::scenario::SmtpBehaviour;
-use mxprobe::lab::smtp::{Greeting, RunningSmtp, SmtpServer};
-use mxprobe::lab::{Lab, Scenario};
-use mxprobe::scan::{Backoff, DomainReport, Politeness, ProbeCacheConfig, ScanConfig, Scanner};
-use mxprobe::smtp::{EhloName, Phase, SmtpConfig, SmtpOutcome};
-use mxprobe::tls::{Anchors, capture};
+use mxprobe_core::dane::Tlsa;
+use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Txt};
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::smtp::{EhloName, Phase, SmtpOutcome};
+use mxprobe_core::tls::Anchors;
+use mxprobe_lab::scenario::SmtpBehaviour;
+use mxprobe_lab::smtp::{Greeting, RunningSmtp, SmtpServer};
+use mxprobe_lab::{Lab, Scenario};
+use mxprobe_probe::bulk::{self, BulkOptions, BulkStats, DomainOutcome, Event};
+use mxprobe_probe::capture;
+use mxprobe_probe::fetch::FetchConfig;
+use mxprobe_probe::resolver::DnsConfig;
+use mxprobe_probe::scan::{Backoff, Politeness, ProbeCacheConfig, ScanConfig, Scanner};
+use mxprobe_probe::starttls::SmtpConfig;
 use time::OffsetDateTime;
 
 /// No test here should come near this; it turns a hang into a failure.
@@ -169,7 +172,7 @@ impl Recorded {
         out
     }
 
-    fn reports(&self) -> Vec<&DomainReport> {
+    fn reports(&self) -> Vec<&DomainResult> {
         self.finished()
             .into_values()
             .map(|o| match o {

@@ -4,17 +4,17 @@
 //! only the random keys differ between runs, and every test asserts its exact outcome and
 //! RFC 8460 result type.
 
-use mxprobe::dane::{
+use mxprobe_core::dane::{
     self, DaneOutcome, NoDaneReason, NoMatchReason, RecordStatus, Tlsa, TlsaAnswer, TlsaLookup,
     Unusable,
 };
-use mxprobe::dns::DnssecStatus;
-use mxprobe::domain::DomainName;
-use mxprobe::lab::pki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity, self_signed_leaf};
-use mxprobe::tls::{
+use mxprobe_core::dns::DnssecStatus;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::tls::{
     Anchors, CertProblem, ChainPosition, describe, judge_for_host, judge_for_names, judge_pkix,
 };
-use mxprobe::tlsrpt::ResultType;
+use mxprobe_core::tlsrpt::ResultType;
+use mxprobe_testpki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity, self_signed_leaf};
 use proptest::prelude::*;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -400,7 +400,7 @@ fn describe_a_lab_leaf() {
         "{json}"
     );
     assert_eq!(
-        serde_json::from_str::<mxprobe::tls::CertSummary>(&json).unwrap(),
+        serde_json::from_str::<mxprobe_core::tls::CertSummary>(&json).unwrap(),
         s
     );
 }

@@ -4,11 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use mxprobe::dane::{Tlsa, TlsaLookup};
-use mxprobe::dns::hickory::{DnsConfig, DnssecMode, IpFamilies, Resolver, TrustAnchor};
-use mxprobe::dns::{BrokenLink, DnssecStatus, Lookup, Mx, Resolve, Txt};
-use mxprobe::domain::DomainName;
-use mxprobe::lab::dns::{LabDns, LabDnsBuilder, LabRecord, RunningDns, Signing};
+use mxprobe_core::dane::{Tlsa, TlsaLookup};
+use mxprobe_core::dns::{BrokenLink, DnssecStatus, Lookup, Mx, Resolve, Txt};
+use mxprobe_core::domain::DomainName;
+use mxprobe_lab::dns::{LabDns, LabDnsBuilder, LabRecord, RunningDns, Signing};
+use mxprobe_probe::resolver::{DnsConfig, DnssecMode, IpFamilies, Resolver, TrustAnchor};
 
 const V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use mxprobe::lint::{LintInput, lint};
+use mxprobe_core::lint::{LintInput, lint};
 use serde_json::Value;
 
 fn fixture(path: &str) -> String {

@@ -3,21 +3,21 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use mxprobe::dane::Tlsa;
-use mxprobe::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Txt};
-use mxprobe::domain::DomainName;
-use mxprobe::evaluate::domain::{
+use mxprobe_core::dane::Tlsa;
+use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Txt};
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::domain::{
     DomainVerdict, EvalOptions, Routing, SessionResult, evaluate_domain,
 };
-use mxprobe::evaluate::policy_fetch::ContentTypeRule;
-use mxprobe::facts::{
+use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_core::facts::{
     DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts, PolicyFetchFacts,
 };
-use mxprobe::finding::Severity;
-use mxprobe::lab::pki::{Issued, LeafSpec, Validity, self_signed_leaf};
-use mxprobe::smtp::{SmtpFacts, SmtpOutcome, TlsFacts};
-use mxprobe::tls::describe;
-use mxprobe::tlsrpt::{PolicyType, ResultType};
+use mxprobe_core::finding::Severity;
+use mxprobe_core::smtp::{SmtpFacts, SmtpOutcome, TlsFacts};
+use mxprobe_core::tls::describe;
+use mxprobe_core::tlsrpt::{PolicyType, ResultType};
+use mxprobe_testpki::{Issued, LeafSpec, Validity, self_signed_leaf};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -549,7 +549,7 @@ fn inconclusive_sessions_and_dns_failures_are_not_verdicts() {
     let pki = TestPki::root("Eval Root");
     let mut s = session("mx1.example.com", 1, None);
     s.outcome = SmtpOutcome::ServiceUnavailable421 {
-        phase: mxprobe::smtp::Phase::Greeting,
+        phase: mxprobe_core::smtp::Phase::Greeting,
         text: "too many connections".to_owned(),
     };
     let mut f = facts(
@@ -657,8 +657,8 @@ fn unresolvable_and_cname_mx_are_flagged() {
 
 #[test]
 fn synthetic_report_counts_every_conclusive_session_once() {
-    use mxprobe::tlsrpt::report::DateRange;
-    use mxprobe::tlsrpt::synthetic::build_report;
+    use mxprobe_core::tlsrpt::report::DateRange;
+    use mxprobe_core::tlsrpt::synthetic::build_report;
     let pki = TestPki::root("Eval Report Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
     let range = DateRange::utc_day(NOW.date()).unwrap();

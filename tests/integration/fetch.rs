@@ -4,13 +4,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use mxprobe::domain::DomainName;
-use mxprobe::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
-use mxprobe::facts::{FetchAttempt, FetchOutcome, HttpResponse, PolicyFetchFacts};
-use mxprobe::finding::Severity;
-use mxprobe::mtasts::Mode;
-use mxprobe::tls::Anchors;
-use mxprobe::tlsrpt::ResultType;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
+use mxprobe_core::facts::{FetchAttempt, FetchOutcome, HttpResponse, PolicyFetchFacts};
+use mxprobe_core::finding::Severity;
+use mxprobe_core::mtasts::Mode;
+use mxprobe_core::tls::Anchors;
+use mxprobe_core::tlsrpt::ResultType;
 use serde_json::Value;
 
 use crate::support::TestPki;

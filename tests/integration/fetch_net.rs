@@ -1,4 +1,4 @@
-//! The policy fetcher (`mxprobe::fetch`) against the lab's HTTPS policy servers on loopback:
+//! The policy fetcher (`mxprobe_probe::fetch`) against the lab's HTTPS policy servers on loopback:
 //! every scenario of fixtures/vectors/policy-fetch-scenarios.json checked at the facts level
 //! (exact status, headers, body, chain, attempts) and then judged end to end by
 //! `judge_fetch`; plus the misbehaving servers (hangs end by the timeout) and concurrent
@@ -8,18 +8,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mxprobe::domain::DomainName;
-use mxprobe::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
-use mxprobe::facts::{FetchAttempt, FetchOutcome, FetchPhase, HttpResponse, PolicyFetchFacts};
-use mxprobe::fetch::{
-    FetchConfig, FetchTimeouts, MAX_POLICY_BYTES, dns_error, fetch_policy, not_found, policy_host,
-};
-use mxprobe::finding::Severity;
-use mxprobe::lab::https::{
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
+use mxprobe_core::facts::{FetchAttempt, FetchOutcome, FetchPhase, HttpResponse, PolicyFetchFacts};
+use mxprobe_core::finding::Severity;
+use mxprobe_core::mtasts::Mode;
+use mxprobe_core::tlsrpt::ResultType;
+use mxprobe_lab::https::{
     HostBehaviour, Pace, PolicyBody, PolicyHost, PolicyResponse, PolicyServer, RunningHttps,
 };
-use mxprobe::mtasts::Mode;
-use mxprobe::tlsrpt::ResultType;
+use mxprobe_probe::fetch::{
+    FetchConfig, FetchTimeouts, MAX_POLICY_BYTES, dns_error, fetch_policy, not_found, policy_host,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::datetime;

@@ -561,7 +561,7 @@ fn a_policy_of_blank_lines_keeps_every_output_small() {
     // The first monitor run sees good.test as it is.
     let out = monitor();
     assert_ne!(out.status.code(), Some(2), "{}", stderr(&out));
-    let good = mxprobe::domain::DomainName::parse("good.test").unwrap();
+    let good = mxprobe_core::domain::DomainName::parse("good.test").unwrap();
     lab.lab.set_policy(&good, &"\n".repeat(64 * 1024)).unwrap();
 
     let jsonl = lab.dir.join("out.jsonl");

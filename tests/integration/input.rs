@@ -6,10 +6,10 @@ use std::cell::Cell;
 use std::io::{BufWriter, Read, Write};
 use std::rc::Rc;
 
-use mxprobe::domain::DomainName;
 use mxprobe::input::{
     Column, Given, InputError, MAX_RECORD_BYTES, Target, TargetError, from_args, targets,
 };
+use mxprobe_core::domain::DomainName;
 
 fn read(input: &str, column: Option<Column>) -> Vec<Target> {
     targets(input.as_bytes(), column)

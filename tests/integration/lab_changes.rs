@@ -7,15 +7,16 @@
 
 use std::time::Duration;
 
-use mxprobe::domain::DomainName;
-use mxprobe::evaluate::domain::{DomainVerdict, SessionResult};
-use mxprobe::lab::scenario::CertProfile;
-use mxprobe::lab::smtp::StartTls;
-use mxprobe::lab::{Lab, LabError, RunningLab, Scenario};
-use mxprobe::mtasts::policy::Mode;
-use mxprobe::scan::{DomainReport, Scanner};
-use mxprobe::smtp::SmtpFacts;
-use mxprobe::tlsrpt::ResultType;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::domain::{DomainVerdict, SessionResult};
+use mxprobe_core::mtasts::policy::Mode;
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::smtp::SmtpFacts;
+use mxprobe_core::tlsrpt::ResultType;
+use mxprobe_lab::scenario::CertProfile;
+use mxprobe_lab::smtp::StartTls;
+use mxprobe_lab::{Lab, LabError, RunningLab, Scenario};
+use mxprobe_probe::scan::Scanner;
 use time::OffsetDateTime;
 
 /// Far above what one lab domain needs; only here to turn a hang into a failure.
@@ -38,7 +39,7 @@ async fn start_lab() -> RunningLab {
 }
 
 /// Scans `domain` with a new scanner (its probe cache is empty).
-async fn scan(lab: &RunningLab, domain: &DomainName) -> DomainReport {
+async fn scan(lab: &RunningLab, domain: &DomainName) -> DomainResult {
     let scanner = Scanner::new(lab.scan_config()).expect("the lab resolver");
     tokio::time::timeout(HANG_GUARD, scanner.scan(domain, lab.now()))
         .await
@@ -79,7 +80,7 @@ fn failures(result: &SessionResult) -> Vec<(ResultType, &str)> {
 }
 
 /// Every SMTP session of `mx` in `report`.
-fn sessions<'a>(report: &'a DomainReport, mx: &str) -> Vec<&'a SmtpFacts> {
+fn sessions<'a>(report: &'a DomainResult, mx: &str) -> Vec<&'a SmtpFacts> {
     let mx = name(mx);
     report
         .facts
@@ -91,7 +92,7 @@ fn sessions<'a>(report: &'a DomainReport, mx: &str) -> Vec<&'a SmtpFacts> {
 }
 
 /// The chains presented by `mx`, one per session.
-fn chains(report: &DomainReport, mx: &str) -> Vec<Vec<Vec<u8>>> {
+fn chains(report: &DomainResult, mx: &str) -> Vec<Vec<Vec<u8>>> {
     sessions(report, mx)
         .iter()
         .map(|s| {
@@ -171,7 +172,7 @@ async fn an_expired_certificate_and_a_narrower_policy_show_in_the_next_scan() {
         chains(&after, "mx2.good.test"),
         chains(&before, "mx2.good.test")
     );
-    let policy_chain = |r: &DomainReport| {
+    let policy_chain = |r: &DomainResult| {
         r.facts
             .policy_fetch
             .as_ref()
@@ -189,7 +190,7 @@ async fn an_expired_certificate_and_a_narrower_policy_show_in_the_next_scan() {
         assert_eq!(new.len(), 2, "leaf and intermediate");
         assert_ne!(new[0], old[0], "a new leaf");
         assert_eq!(new[1], old[1], "the same lab intermediate");
-        let leaf = mxprobe::tls::describe(&new[0]).expect("a certificate");
+        let leaf = mxprobe_core::tls::describe(&new[0]).expect("a certificate");
         assert!(leaf.not_after < lab.now(), "expired: {}", leaf.not_after);
         assert_eq!(leaf.dns_names, ["mx1.good.test"]);
     }

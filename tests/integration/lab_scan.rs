@@ -9,17 +9,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::join_all;
-use mxprobe::dns::BrokenLink;
-use mxprobe::domain::DomainName;
-use mxprobe::evaluate::domain::SessionResult;
-use mxprobe::finding::Severity;
-use mxprobe::lab::scenario::{DomainSpec, ExpectedResult, SmtpBehaviour};
-use mxprobe::lab::{Lab, LabCounters, Scenario};
-use mxprobe::scan::{DomainReport, Scanner};
-use mxprobe::smtp::{Phase, SmtpOutcome};
-use mxprobe::tlsrpt::ResultType;
-use mxprobe::tlsrpt::report::DateRange;
-use mxprobe::tlsrpt::synthetic::build_report;
+use mxprobe_core::dns::BrokenLink;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::domain::SessionResult;
+use mxprobe_core::finding::Severity;
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::smtp::{Phase, SmtpOutcome};
+use mxprobe_core::tlsrpt::ResultType;
+use mxprobe_core::tlsrpt::report::DateRange;
+use mxprobe_core::tlsrpt::synthetic::build_report;
+use mxprobe_lab::scenario::{DomainSpec, ExpectedResult, SmtpBehaviour};
+use mxprobe_lab::{Lab, LabCounters, Scenario};
+use mxprobe_probe::scan::Scanner;
 use time::OffsetDateTime;
 
 /// Far above what the lab needs (seconds); only here to turn a hang into a failure.
@@ -27,12 +28,12 @@ const HANG_GUARD: Duration = Duration::from_secs(120);
 
 struct Scanned {
     scenario: Scenario,
-    reports: Vec<DomainReport>,
+    reports: Vec<DomainResult>,
     /// The addresses the lab gave each host.
     addresses: BTreeMap<DomainName, usize>,
     counters: LabCounters,
     /// What the scanner did (probes made, shared, attempts).
-    stats: mxprobe::scan::ScanStats,
+    stats: mxprobe_probe::scan::ScanStats,
     /// When the scan ran (the lab clock).
     scanned_at: OffsetDateTime,
 }
@@ -76,7 +77,7 @@ fn sorted(types: &[ResultType]) -> Vec<&'static str> {
 /// Every way `report` differs from what `spec` expects, in words.
 fn mismatches(
     spec: &DomainSpec,
-    report: &DomainReport,
+    report: &DomainResult,
     addresses: &BTreeMap<DomainName, usize>,
 ) -> Vec<String> {
     let v = &report.verdict;

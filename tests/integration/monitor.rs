@@ -10,8 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mxprobe::domain::DomainName;
-use mxprobe::lab::scenario::CertProfile;
+use mxprobe_core::domain::DomainName;
+use mxprobe_lab::scenario::CertProfile;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -202,9 +202,9 @@ async fn serve_mail<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mails: Mails) 
 }
 
 /// A leaf window around the real clock (the relay is reached by lettre at the real time).
-fn leaf_window_now() -> mxprobe::lab::pki::Validity {
+fn leaf_window_now() -> mxprobe_testpki::Validity {
     let now = OffsetDateTime::now_utc();
-    mxprobe::lab::pki::Validity::new(
+    mxprobe_testpki::Validity::new(
         now - time::Duration::days(1),
         now + time::Duration::days(90),
     )

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use mxprobe::alert::Snapshot;
 use mxprobe::history::History;
-use mxprobe::lab::{Lab, Scenario};
 use mxprobe::monitor::{Monitor, MonitorConfig};
 use mxprobe::notify::RetryPolicy;
-use mxprobe::scan::{Backoff, Scanner};
+use mxprobe_core::result::DomainResult;
+use mxprobe_lab::{Lab, Scenario};
+use mxprobe_probe::scan::{Backoff, Scanner};
 use time::OffsetDateTime;
 
 const RUNS: usize = 10;
@@ -79,7 +79,7 @@ async fn ten_unchanged_monitor_runs_raise_no_alert_after_the_first() {
                 .collect();
             found.sort();
             seen.insert(report.verdict.domain.to_string(), found);
-            let snapshot = Snapshot {
+            let snapshot = DomainResult {
                 facts: report.facts,
                 verdict: report.verdict,
             };

@@ -1,8 +1,8 @@
 //! Real software, not our own lab servers: Debian's postfix answers the STARTTLS probe
-//! (`mxprobe::smtp::probe`) and Debian's nginx serves an MTA-STS policy to the policy fetcher
-//! (`mxprobe::fetch::fetch_policy`). Each test writes its own configuration into a temporary
+//! (`mxprobe_probe::starttls`) and Debian's nginx serves an MTA-STS policy to the policy fetcher
+//! (`mxprobe_probe::fetch::fetch_policy`). Each test writes its own configuration into a temporary
 //! directory, starts its own server as a child process on a loopback address (127.0.0.6x) and
-//! a free port, with a certificate chain made for the test by `mxprobe::lab::pki`, and stops
+//! a free port, with a certificate chain made for the test by `mxprobe_testpki`, and stops
 //! it when the test ends, on failure too (a drop guard). The servers' own logs are checked as
 //! well, so the facts mxprobe records are confirmed from the other side of the connection.
 //!
@@ -28,15 +28,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use mxprobe::domain::DomainName;
-use mxprobe::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
-use mxprobe::facts::{FetchOutcome, HttpResponse, PolicyFetchFacts};
-use mxprobe::fetch::{DEFAULT_USER_AGENT, FetchConfig, FetchTimeouts, fetch_policy};
-use mxprobe::lab::pki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity};
-use mxprobe::mtasts::{Mode, MxPattern, Policy};
-use mxprobe::smtp::{EhloName, SmtpConfig, SmtpFacts, SmtpOutcome, probe};
-use mxprobe::tls::{Anchors, capture, judge_for_host};
-use mxprobe::tlsrpt::ResultType;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
+use mxprobe_core::facts::{FetchOutcome, HttpResponse, PolicyFetchFacts};
+use mxprobe_core::mtasts::{Mode, MxPattern, Policy};
+use mxprobe_core::smtp::{EhloName, SmtpFacts, SmtpOutcome};
+use mxprobe_core::tls::{Anchors, judge_for_host};
+use mxprobe_core::tlsrpt::ResultType;
+use mxprobe_probe::capture;
+use mxprobe_probe::fetch::{DEFAULT_USER_AGENT, FetchConfig, FetchTimeouts, fetch_policy};
+use mxprobe_probe::starttls::{SmtpConfig, probe};
+use mxprobe_testpki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 

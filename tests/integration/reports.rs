@@ -4,14 +4,14 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use mxprobe::domain::DomainName;
-use mxprobe::mtasts::MxPattern;
-use mxprobe::tlsrpt::filename::{ReportFileName, UniqueId};
-use mxprobe::tlsrpt::report::{
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::mtasts::MxPattern;
+use mxprobe_core::tlsrpt::filename::{ReportFileName, UniqueId};
+use mxprobe_core::tlsrpt::report::{
     DateRange, FailureDetail, FailureResultType, PolicyDetails, PolicyReport, Quirk, ReadReport,
     Report, Summary, check_required_fields, read_report,
 };
-use mxprobe::tlsrpt::{PolicyType, ResultType};
+use mxprobe_core::tlsrpt::{PolicyType, ResultType};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use time::OffsetDateTime;

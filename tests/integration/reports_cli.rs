@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use mxprobe::domain::DomainName;
+use mxprobe_core::domain::DomainName;
 use serde_json::{Value, json};
 
 use crate::support::LabEnv;

@@ -91,7 +91,7 @@ fn the_demo_shows_the_broken_resolvers() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let scenario = mxprobe::lab::Scenario::embedded().unwrap();
+    let scenario = mxprobe_lab::Scenario::embedded().unwrap();
     for spec in &scenario.resolvers {
         assert!(
             stderr.contains(&format!(

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mxprobe::domain::DomainName;
-use mxprobe::lab::{Lab, Scenario};
-use mxprobe::tlsrpt::PolicyType;
-use mxprobe::tlsrpt::filename::ReportFileName;
-use mxprobe::tlsrpt::report::{check_required_fields, read_report};
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::tlsrpt::PolicyType;
+use mxprobe_core::tlsrpt::filename::ReportFileName;
+use mxprobe_core::tlsrpt::report::{check_required_fields, read_report};
+use mxprobe_lab::{Lab, Scenario};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -226,7 +226,7 @@ fn scan_command_against_the_lab_with_user_flags() {
 /// Lab flags for `mxprobe scan` that reach one lab MX host (all SMTP goes to its port); the
 /// other domains used with them need no SMTP (null MX, unresolvable MX).
 struct LabFlags {
-    _lab: mxprobe::lab::RunningLab,
+    _lab: mxprobe_lab::RunningLab,
     rt: tokio::runtime::Runtime,
     dir: std::path::PathBuf,
     args: Vec<String>,

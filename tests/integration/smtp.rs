@@ -1,4 +1,4 @@
-//! The STARTTLS probe (`mxprobe::smtp::probe`) against the lab's SMTP servers on loopback:
+//! The STARTTLS probe (`mxprobe_probe::starttls`) against the lab's SMTP servers on loopback:
 //! one test per server behaviour, each asserting the exact outcome and the facts recorded.
 //!
 //! Timeouts are short (a few hundred milliseconds) so the misbehaving servers end quickly;
@@ -8,11 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxprobe::domain::DomainName;
-use mxprobe::lab::pki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity, self_signed_leaf};
-use mxprobe::lab::smtp::{EhloAnswer, Greeting, RunningSmtp, SmtpServer, SmtpStats, StartTls};
-use mxprobe::smtp::{EhloName, Phase, Reply, SmtpConfig, SmtpFacts, SmtpOutcome, probe};
-use mxprobe::tls::capture;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::smtp::{EhloName, Phase, Reply, SmtpFacts, SmtpOutcome};
+use mxprobe_lab::smtp::{EhloAnswer, Greeting, RunningSmtp, SmtpServer, SmtpStats, StartTls};
+use mxprobe_probe::capture;
+use mxprobe_probe::starttls::{SmtpConfig, probe};
+use mxprobe_testpki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity, self_signed_leaf};
 use rustls_pki_types::CertificateDer;
 use time::macros::datetime;
 

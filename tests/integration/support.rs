@@ -1,7 +1,7 @@
 //! Shared test helpers: a test certificate authority with fixed validity windows.
 
-use mxprobe::lab::pki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity};
-use mxprobe::tls::Anchors;
+use mxprobe_core::tls::Anchors;
+use mxprobe_testpki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity};
 use rustls_pki_types::CertificateDer;
 use time::macros::datetime;
 
@@ -79,7 +79,7 @@ impl TestPki {
 /// set it for a staging setup: resolver, DNSSEC trust anchor, lab CA, SMTP and HTTPS ports,
 /// EHLO name and a history database in the scratch directory.
 pub(crate) struct LabEnv {
-    pub(crate) lab: mxprobe::lab::RunningLab,
+    pub(crate) lab: mxprobe_lab::RunningLab,
     /// Keeps the lab (and whatever else a test starts on it) serving.
     pub(crate) rt: tokio::runtime::Runtime,
     pub(crate) dir: std::path::PathBuf,
@@ -91,8 +91,8 @@ impl LabEnv {
     pub(crate) fn start(tag: &str) -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let lab = rt
-            .block_on(mxprobe::lab::Lab::start(
-                &mxprobe::lab::Scenario::embedded().unwrap(),
+            .block_on(mxprobe_lab::Lab::start(
+                &mxprobe_lab::Scenario::embedded().unwrap(),
                 time::OffsetDateTime::now_utc(),
             ))
             .unwrap();

@@ -7,9 +7,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mxprobe::domain::DomainName;
-use mxprobe::smtp::{EhloName, Phase, SmtpConfig, SmtpOutcome, probe};
-use mxprobe::tls::capture;
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::smtp::{EhloName, Phase, SmtpOutcome};
+use mxprobe_probe::capture;
+use mxprobe_probe::starttls::{SmtpConfig, probe};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 

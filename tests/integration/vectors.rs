@@ -9,13 +9,13 @@
 
 use std::collections::BTreeSet;
 
-use mxprobe::domain::DomainName;
-use mxprobe::mtasts::{
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::mtasts::{
     ContentTypeVerdict, Mode, MxPattern, StsRecord, StsRecordError, judge_content_type,
     parse_policy, select_sts,
 };
-use mxprobe::tagvalue::{Conclusion, TagValueError};
-use mxprobe::tlsrpt::record::{TlsRptRecord, TlsRptRecordError, select_tlsrpt};
+use mxprobe_core::tagvalue::{Conclusion, TagValueError};
+use mxprobe_core::tlsrpt::record::{TlsRptRecord, TlsRptRecordError, select_tlsrpt};
 use serde_json::Value;
 
 const STS_TXT: &str = include_str!(concat!(
@@ -446,7 +446,7 @@ fn tlsrpt_space_before_delimiter_is_kept_and_noted() {
     assert_eq!(record.rua.len(), 2);
     assert_eq!(
         s.notes,
-        vec![mxprobe::tagvalue::SelectionNote::SpaceBeforeDelimiter { index: 0 }]
+        vec![mxprobe_core::tagvalue::SelectionNote::SpaceBeforeDelimiter { index: 0 }]
     );
 }
 
