@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream;
-use mxprobe_core::dane::Tlsa;
-use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Txt};
+use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Tlsa, Txt};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
 use mxprobe_core::result::DomainResult;

@@ -4,8 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use mxprobe_core::dane::{Tlsa, TlsaLookup};
-use mxprobe_core::dns::{BrokenLink, DnssecStatus, Lookup, Mx, Resolve, Txt};
+use mxprobe_core::dns::{BrokenLink, DnssecStatus, Lookup, Mx, Resolve, Tlsa, TlsaLookup, Txt};
 use mxprobe_core::domain::DomainName;
 use mxprobe_lab::dns::{LabDns, LabDnsBuilder, LabRecord, RunningDns, Signing};
 use mxprobe_probe::resolver::{DnsConfig, DnssecMode, IpFamilies, Resolver, TrustAnchor};

@@ -3,8 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use mxprobe_core::dane::Tlsa;
-use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Txt};
+use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Tlsa, Txt};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::domain::{
     DomainVerdict, EvalOptions, Routing, SessionResult, evaluate_domain,

@@ -851,8 +851,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::dane::Tlsa;
-    use crate::dns::{AddressLookups, DnssecStatus, Mx, Txt};
+    use crate::dns::{AddressLookups, DnssecStatus, Mx, Tlsa, Txt};
     use crate::evaluate::domain::{EvalOptions, evaluate_domain};
     use crate::evaluate::policy_fetch::ContentTypeRule;
     use crate::facts::{

@@ -10,8 +10,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::dane::Tlsa;
-use crate::dns::{AddressLookups, Lookup, Mx, ResolverProblem, Txt};
+use crate::dns::{AddressLookups, Lookup, Mx, ResolverProblem, Tlsa, Txt};
 use crate::domain::DomainName;
 use crate::smtp::SmtpFacts;
 

@@ -94,7 +94,7 @@ use hickory_server::zone_handler::{
 };
 use tokio::net::{TcpListener, UdpSocket};
 
-use mxprobe_core::dane::Tlsa;
+use mxprobe_core::dns::Tlsa;
 use mxprobe_probe::resolver::{DnsConfig, DnssecMode, IpFamilies, TrustAnchor};
 
 /// TTL of every lab record, and the SOA minimum (negative-answer TTL, RFC 2308 §5).

@@ -40,7 +40,7 @@ use crate::scenario::{
 use crate::smtp::{
     EhloAnswer, Greeting, LabSmtpError, RunningSmtp, SmtpServer, StartTls, tls_config,
 };
-use mxprobe_core::dane::{DANE_EE, DANE_TA, MATCH_SHA256, SELECTOR_SPKI, Tlsa};
+use mxprobe_core::dns::{DANE_EE, DANE_TA, MATCH_SHA256, SELECTOR_SPKI, Tlsa};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
 use mxprobe_core::smtp::EhloName;

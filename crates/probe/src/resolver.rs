@@ -78,7 +78,7 @@ use hickory_resolver::{ConnectionProvider, NameServerPool, PoolContext, TlsConfi
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use mxprobe_core::dane::Tlsa;
+use mxprobe_core::dns::Tlsa;
 use mxprobe_core::dns::chain::{
     self, EDE_OPTION_CODE, ExtendedDnsError, MAX_EXTENDED_ERRORS, ResolverFault, ResolverProblem,
     ZoneLink,

@@ -1,6 +1,6 @@
 //! Plain DNS data shared by the observe and evaluate stages: the outcome of one lookup
 //! ([`Lookup`]) with its DNSSEC status ([`DnssecStatus`]) and the CNAME chain followed, the
-//! record types mxprobe asks for ([`Mx`], [`Txt`], addresses, [`crate::dane::Tlsa`]), and the
+//! record types mxprobe asks for ([`Mx`], [`Txt`], addresses, [`Tlsa`]), and the
 //! [`Resolve`] trait at the stage boundary so the scan can run on canned answers. Pure: no
 //! I/O; the network adapter is [`hickory`], the only importer of hickory-resolver.
 //!
@@ -15,12 +15,16 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dane::{Tlsa, TlsaAnswer, TlsaLookup};
 use crate::domain::DomainName;
 
 pub mod chain;
+mod tlsa;
 
 pub use chain::{BrokenLink, ExtendedDnsError, ResolverFault, ResolverProblem};
+pub use tlsa::{
+    DANE_EE, DANE_TA, MATCH_FULL, MATCH_SHA256, MATCH_SHA512, SELECTOR_CERT, SELECTOR_SPKI, Tlsa,
+    TlsaAnswer, TlsaLookup, TlsaParseError,
+};
 
 /// The DNSSEC status of one answer (RFC 4033 §5 terms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -269,26 +273,6 @@ fn extended_text(errors: &[ExtendedDnsError]) -> String {
     }
     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
     format!(" ({})", list.join("; "))
-}
-
-impl Lookup<Tlsa> {
-    /// The TLSA outcome in the shape the DANE judgement takes ([`crate::dane::judge`]):
-    /// NXDOMAIN and NODATA become "no records" with the denial's status (RFC 7672 §2.2: a
-    /// secure denial means no DANE), a bogus answer keeps status bogus, and every other
-    /// failure becomes "failed" with status indeterminate (RFC 7672 §2.1.1).
-    pub fn to_tlsa_answer(&self) -> TlsaAnswer {
-        let dnssec = self.dnssec();
-        let lookup = match self {
-            Self::Records { records, .. } => TlsaLookup::Records {
-                records: records.clone(),
-            },
-            Self::NoData { .. } | Self::NxDomain { .. } => TlsaLookup::NoRecords,
-            failed => TlsaLookup::Failed {
-                detail: failed.failure().unwrap_or_default(),
-            },
-        };
-        TlsaAnswer { lookup, dnssec }
-    }
 }
 
 /// One MX record (RFC 1035 §3.3.9).

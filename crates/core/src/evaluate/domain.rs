@@ -12,12 +12,10 @@ use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::dane::Tlsa;
 use crate::dane::{self, DaneOutcome};
-use crate::dns::{BrokenLink, DnssecStatus, Lookup, ResolverProblem, Txt};
+use crate::dns::{BrokenLink, DnssecStatus, Lookup, ResolverProblem, Tlsa, Txt};
 use crate::domain::DomainName;
-use crate::evaluate::policy::coverage;
-use crate::evaluate::policy::coverage_findings;
+use crate::evaluate::policy::{coverage, coverage_findings};
 use crate::evaluate::policy_fetch::{
     ContentTypeRule, FetchVerdict, is_could_not_tell, judge_fetch,
 };

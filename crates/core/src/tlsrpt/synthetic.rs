@@ -18,7 +18,7 @@
 //! Inconclusive sessions (timeouts, 421) are not counted: RFC 8460 §4.3.4 lets transient
 //! errors go unreported. Pure: no I/O.
 
-use crate::dane::Tlsa;
+use crate::dns::Tlsa;
 use crate::domain::DomainName;
 use crate::evaluate::domain::{DomainVerdict, SessionResult, SessionVerdict};
 use crate::evaluate::records::RecordOutcome;
