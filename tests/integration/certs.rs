@@ -28,26 +28,19 @@ const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 const ROOT: &str = "O=mxprobe lab, CN=Lab Root";
 const INTERMEDIATE: &str = "O=mxprobe lab, CN=Lab Intermediate";
 const MX: &str = "mx.example.com";
+const LEAF: &str = "O=mxprobe lab, CN=mx.example.com";
 
-fn expired() -> Validity {
-    Validity::new(
-        datetime!(2024-01-01 0:00 UTC),
-        datetime!(2025-01-01 0:00 UTC),
-    )
-}
-fn not_yet() -> Validity {
-    Validity::new(
-        datetime!(2025-09-01 0:00 UTC),
-        datetime!(2026-09-01 0:00 UTC),
-    )
-}
+const EXPIRED: Validity = Validity {
+    not_before: datetime!(2024-01-01 0:00 UTC),
+    not_after: datetime!(2025-01-01 0:00 UTC),
+};
+const NOT_YET: Validity = Validity {
+    not_before: datetime!(2025-09-01 0:00 UTC),
+    not_after: datetime!(2026-09-01 0:00 UTC),
+};
 
 fn names(list: &[&str]) -> Vec<DomainName> {
     list.iter().map(|s| DomainName::parse(s).unwrap()).collect()
-}
-
-fn leaf_subject(n: &str) -> String {
-    format!("O=mxprobe lab, CN={n}")
 }
 
 /// What the server sends.
@@ -170,37 +163,33 @@ fn pkix(case: Pkix) {
         [host] => judge_for_host(&pki.chain, host, NOW, &anchors),
         _ => judge_for_names(&pki.chain, &hosts, NOW, &anchors),
     };
-    let found: Vec<Found> = (v.problems.iter())
-        .map(|p| (p.clone(), p.result_type(), p.reason_code()))
-        .collect();
-    assert_eq!(found, case.problems);
-    assert_eq!(
-        v.result_types(),
-        distinct(case.problems.iter().map(|f| f.1))
-    );
+    let found = v
+        .problems
+        .iter()
+        .map(|p| (p.clone(), p.result_type(), p.reason_code()));
+    assert_eq!(found.collect::<Vec<_>>(), case.problems);
+    let types = distinct(case.problems.iter().map(|f| f.1));
+    assert_eq!(v.result_types(), types);
     if let Some(message) = case.message {
         assert_eq!(v.problems[0].to_string(), message);
     }
     // PKIX alone sees every problem but the name.
-    let (name, pkix): (Vec<_>, Vec<_>) =
-        (v.problems.iter().cloned()).partition(|p| matches!(p, CertProblem::HostMismatch { .. }));
-    let flags = (v.is_valid(), v.pkix_valid(), v.name_valid());
-    assert_eq!(
-        flags,
-        (v.problems.is_empty(), pkix.is_empty(), name.is_empty())
-    );
+    let is_name = |p: &CertProblem| matches!(p, CertProblem::HostMismatch { .. });
+    let (name, pkix): (Vec<_>, Vec<_>) = v.problems.iter().cloned().partition(is_name);
+    let expected = (v.problems.is_empty(), pkix.is_empty(), name.is_empty());
+    assert_eq!((v.is_valid(), v.pkix_valid(), v.name_valid()), expected);
     assert_eq!(judge_pkix(&pki.chain, NOW, &anchors).problems, pkix);
 }
 
 fn leaf_expired() -> Found {
-    let (which, subject) = (ChainPosition::Leaf, leaf_subject(MX));
+    let (which, subject) = (ChainPosition::Leaf, LEAF.to_owned());
     let not_after = datetime!(2025-01-01 0:00 UTC);
-    let problem = CertProblem::Expired {
+    let expired = CertProblem::Expired {
         which,
         subject,
         not_after,
     };
-    (problem, ResultType::CertificateExpired, "leaf-expired")
+    (expired, ResultType::CertificateExpired, "leaf-expired")
 }
 
 fn mismatch(expected: &[&str], presented: &[&str]) -> Found {
@@ -217,9 +206,8 @@ fn mismatch(expected: &[&str], presented: &[&str]) -> Found {
 }
 
 fn self_signed() -> Found {
-    let problem = CertProblem::SelfSignedLeaf {
-        subject: leaf_subject(MX),
-    };
+    let subject = LEAF.to_owned();
+    let problem = CertProblem::SelfSignedLeaf { subject };
     (problem, ResultType::CertificateNotTrusted, "self-signed")
 }
 
@@ -241,7 +229,7 @@ fn wildcard_mismatch(hosts: &'static [&'static str]) -> Pkix {
 
 cases! { pkix {
     valid_chain_has_no_problem: ok(),
-    expired_leaf: Pkix { validity: expired(), problems: vec![leaf_expired()], ..ok() },
+    expired_leaf: Pkix { validity: EXPIRED, problems: vec![leaf_expired()], ..ok() },
     expired_intermediate_is_named: Pkix {
         chain: Chain::LabIntExpired,
         problems: vec![(
@@ -258,11 +246,11 @@ cases! { pkix {
     // Reported as senders report it: OpenSSL's and Go's verifiers (and mox) group "expired
     // or not yet valid" as one time error, certificate-expired; the reason code says which.
     not_yet_valid_leaf: Pkix {
-        validity: not_yet(),
+        validity: NOT_YET,
         problems: vec![(
             CertProblem::NotYetValid {
                 which: ChainPosition::Leaf,
-                subject: leaf_subject(MX),
+                subject: LEAF.to_owned(),
                 not_before: datetime!(2025-09-01 0:00 UTC),
             },
             ResultType::CertificateExpired,
@@ -306,14 +294,14 @@ cases! { pkix {
         ..ok()
     },
     expired_and_wrong_name_gives_both: Pkix {
-        validity: expired(),
+        validity: EXPIRED,
         hosts: &["mail.example.net"],
         problems: vec![leaf_expired(), mismatch(&["mail.example.net"], &[MX])],
         ..ok()
     },
     expired_and_untrusted_are_separated: Pkix {
         chain: Chain::SelfSigned,
-        validity: expired(),
+        validity: EXPIRED,
         mozilla: true,
         problems: vec![leaf_expired(), self_signed()],
         ..ok()
@@ -332,7 +320,7 @@ fn describe_a_lab_leaf() {
     spec.ip_addresses = vec!["192.0.2.25".parse().unwrap()];
     let leaf = pki.int.leaf(&spec).unwrap();
     let s = describe(leaf.der()).unwrap();
-    assert_eq!(s.subject, leaf_subject(MX));
+    assert_eq!(s.subject, LEAF);
     assert_eq!(s.issuer, INTERMEDIATE);
     assert_eq!(s.dns_names, vec![MX, "*.example.com"]);
     assert_eq!(
@@ -466,15 +454,12 @@ fn dane(case: Dane) {
     let statuses: Vec<_> = v.records.iter().map(|r| r.status.clone()).collect();
     assert_eq!(statuses, case.statuses);
     let failures = v.outcome.failures();
-    let failures: Vec<_> = failures
+    let failures = failures
         .iter()
-        .map(|f| (f.result_type, &*f.reason_code))
-        .collect();
-    assert_eq!(failures, case.failures);
-    assert_eq!(
-        v.outcome.result_types(),
-        distinct(case.failures.iter().map(|f| f.0))
-    );
+        .map(|f| (f.result_type, f.reason_code.as_str()));
+    assert_eq!(failures.collect::<Vec<_>>(), case.failures);
+    let types = distinct(case.failures.iter().map(|f| f.0));
+    assert_eq!(v.outcome.result_types(), types);
     let tls_and_block = (v.outcome.requires_tls(), v.outcome.blocks_delivery());
     assert_eq!(tls_and_block, delivery(&case.outcome));
 }
@@ -483,7 +468,7 @@ fn dane(case: Dane) {
 fn stale_ee(records: &'static [(&'static str, Data)]) -> Dane {
     Dane {
         sans: &["other.example"],
-        validity: expired(),
+        validity: EXPIRED,
         ..ee(records)
     }
 }
@@ -549,7 +534,7 @@ cases! { dane {
         )
     },
     dane_ta_expired_leaf: Dane {
-        validity: expired(),
+        validity: EXPIRED,
         ..ta_invalid(leaf_expired(), (ResultType::CertificateExpired, "dane-ta-leaf-expired"))
     },
     // The server sends an unrelated CA certificate, and the record pins that CA.
