@@ -4,11 +4,8 @@
 //! only the random keys differ between runs. The PKIX and DANE cases are rows of two tables,
 //! one test per row, each asserting its exact outcome and RFC 8460 result types.
 
-use mxprobe_core::dane::{
-    self, DaneOutcome, NoDaneReason, NoMatchReason, RecordStatus, Tlsa, TlsaAnswer, TlsaLookup,
-    Unusable,
-};
-use mxprobe_core::dns::DnssecStatus;
+use mxprobe_core::dane::{self, DaneOutcome, NoDaneReason, NoMatchReason, RecordStatus, Unusable};
+use mxprobe_core::dns::{DnssecStatus, Tlsa, TlsaAnswer, TlsaLookup};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::tls::{
     Anchors, CertProblem, ChainPosition, describe, judge_for_host, judge_for_names, judge_pkix,

@@ -620,6 +620,10 @@ fn record_anchor(r: &Tlsa, chain: &[CertificateDer<'_>]) -> Option<Vec<TrustAnch
 mod tests {
     use super::*;
 
+    fn t(s: &str) -> Tlsa {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn usability_table() {
         let h32 = "00".repeat(32);
