@@ -122,7 +122,9 @@ fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        Format::Text => lint::write_text(&mut color_stream(args.color), &report)?,
+        Format::Text => {
+            mxprobe_core::render::write_lint_report(&mut color_stream(args.color), &report)?
+        }
     }
     // Lint tests nothing on the network, so it is never inconclusive.
     Ok(ExitCode::from(

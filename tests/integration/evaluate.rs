@@ -656,8 +656,8 @@ fn unresolvable_and_cname_mx_are_flagged() {
 
 #[test]
 fn synthetic_report_counts_every_conclusive_session_once() {
+    use mxprobe_core::synthetic_report::build_report;
     use mxprobe_core::tlsrpt::report::DateRange;
-    use mxprobe_core::tlsrpt::synthetic::build_report;
     let pki = TestPki::root("Eval Report Root");
     let leaf = pki.leaf(&["mx1.example.com"], leaf_window());
     let range = DateRange::utc_day(NOW.date()).unwrap();

@@ -17,8 +17,7 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use crate::domain::DomainName;
-use crate::finding::{Finding, Severity};
-use crate::render::Counts;
+use crate::finding::{Counts, Finding, Severity};
 
 /// One domain's result as CI outputs see it.
 #[derive(Debug, Clone, Copy)]
@@ -607,9 +606,8 @@ fn md_text(text: &str, newline: &str) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
-    use quick_xml::Reader;
-    use quick_xml::XmlVersion;
     use quick_xml::escape::resolve_predefined_entity;
+    use quick_xml::{Reader, XmlVersion};
 
     use super::*;
     use crate::finding::Subject;

@@ -279,6 +279,49 @@ pub fn cap_findings(findings: &mut Vec<Finding>, subject: &Subject) {
     );
 }
 
+/// Counts of findings by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Findings of severity error.
+    pub error: usize,
+    /// Findings of severity warning.
+    pub warning: usize,
+    /// Findings of severity notice.
+    pub notice: usize,
+}
+
+impl Counts {
+    /// Counts the findings.
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut c = Self::default();
+        for f in findings {
+            match f.severity {
+                Severity::Error => c.error += 1,
+                Severity::Warning => c.warning += 1,
+                Severity::Notice => c.notice += 1,
+            }
+        }
+        c
+    }
+
+    /// "1 error, 2 warnings, no notices" style summary.
+    pub fn summary(&self) -> String {
+        fn n(count: usize, one: &str, many: &str) -> String {
+            match count {
+                0 => format!("no {many}"),
+                1 => format!("1 {one}"),
+                k => format!("{k} {many}"),
+            }
+        }
+        format!(
+            "{}, {}, {}",
+            n(self.error, "error", "errors"),
+            n(self.warning, "warning", "warnings"),
+            n(self.notice, "notice", "notices")
+        )
+    }
+}
+
 /// The highest severity among findings, if any.
 pub fn worst(findings: &[Finding]) -> Option<Severity> {
     findings.iter().map(|f| f.severity).max()
@@ -368,5 +411,19 @@ mod tests {
         assert_eq!(back, f);
         assert_eq!(worst(&[f]), Some(Severity::Error));
         assert_eq!(worst(&[]), None);
+    }
+
+    #[test]
+    fn counts_summary() {
+        assert_eq!(
+            Counts::default().summary(),
+            "no errors, no warnings, no notices"
+        );
+        let c = Counts {
+            error: 1,
+            warning: 2,
+            notice: 0,
+        };
+        assert_eq!(c.summary(), "1 error, 2 warnings, no notices");
     }
 }

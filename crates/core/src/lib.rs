@@ -22,9 +22,10 @@
 //!
 //! Report:
 //! - [`tlsrpt`]: RFC 8460 — the `_smtp._tls` record, result types, the report model (strict
-//!   writer, tolerant reader), report file names and synthetic reports.
+//!   writer, tolerant reader) and report file names.
 //! - [`render`], [`output`], [`stream`]: findings and scan results for people and programs;
-//!   JSON Lines, CSV summaries and resuming; [`csv_cell`]: the one rule for text in CSV cells.
+//!   JSON Lines, CSV summaries and resuming; [`csv_cell`]: the one rule for text in CSV cells;
+//!   [`synthetic_report`]: the TLS-RPT report a sender would write after mxprobe's sessions.
 //! - [`limits`]: the caps on what mxprobe reads from files, and bounded reading.
 //!
 //! Around them:
@@ -63,6 +64,7 @@ pub mod render;
 pub mod result;
 pub mod smtp;
 pub mod stream;
+pub mod synthetic_report;
 pub mod tagvalue;
 pub mod tls;
 pub mod tlsrpt;

@@ -9,7 +9,7 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::evaluate::policy_fetch::MAX_POLICY_BYTES;
+use crate::mtasts::MAX_POLICY_BYTES;
 
 /// `lint --policy` and `gate --policy-file`: the policy fetch's own cap (a policy is a few
 /// lines; senders read no more than this either).

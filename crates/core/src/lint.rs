@@ -5,12 +5,9 @@
 //! sets, a policy body, and the MX host names the policy must cover. The checks are the
 //! same functions the scan applies to live data ([`crate::evaluate`]), so `lint` and `scan`
 //! never disagree about a record. The output ([`LintReport`]) is plain data: the JSON shape
-//! is documented in `docs/output.md`, and [`write_text`] renders it for people. Pure: no I/O
-//! besides the writer it is given.
+//! is documented in `docs/output.md`, and [`crate::render::write_lint_report`] renders it for
+//! people. Pure: no I/O.
 
-use std::io::{self, Write};
-
-use anstyle::Style;
 use serde::Serialize;
 
 use crate::domain::{DomainError, DomainName};
@@ -19,10 +16,8 @@ use crate::evaluate::records::{
     RecordKind, RecordOutcome, WhenAbsent, selection_findings, tlsrpt_owner_finding,
     tlsrpt_set_findings,
 };
-use crate::finding::{Finding, Severity, Subject};
-
+use crate::finding::{Counts, Finding, Severity, Subject};
 use crate::mtasts::{Mode, MxPattern, select_sts};
-use crate::render::{Counts, write_findings};
 use crate::tlsrpt::record::select_tlsrpt;
 
 /// The version of the JSON shape; raised when a field changes meaning or disappears.
@@ -285,73 +280,4 @@ pub fn check_txt_lengths(sts_txt: &[String], tlsrpt_txt: &[String]) -> Result<()
     };
     too_long("--sts-txt", sts_txt)?;
     too_long("--tlsrpt-txt", tlsrpt_txt)
-}
-
-/// Renders a report for people.
-pub fn write_text(w: &mut dyn Write, report: &LintReport) -> io::Result<()> {
-    let bold = Style::new().bold();
-    match &report.domain {
-        Some(d) => writeln!(w, "{bold}mxprobe lint{bold:#}: {d}")?,
-        None => writeln!(w, "{bold}mxprobe lint{bold:#}")?,
-    }
-    writeln!(w)?;
-    if let Some(s) = &report.sts_record {
-        let detail = match (&s.outcome, &s.id) {
-            (RecordOutcome::Valid, Some(id)) => format!("valid, id {id}"),
-            (o, _) => outcome_text(*o).to_owned(),
-        };
-        writeln!(w, "  _mta-sts TXT    {detail}")?;
-    }
-    if let Some(p) = &report.policy {
-        let patterns: Vec<String> = p.mx.iter().map(ToString::to_string).collect();
-        let detail = match (p.valid, p.mode, p.max_age) {
-            (true, Some(mode), Some(max_age)) => format!(
-                "valid, mode {mode}, max_age {max_age}, mx {}",
-                if patterns.is_empty() {
-                    "none".to_owned()
-                } else {
-                    patterns.join(", ")
-                }
-            ),
-            _ => "INVALID".to_owned(),
-        };
-        writeln!(w, "  policy          {detail}")?;
-    }
-    if let Some(t) = &report.tlsrpt_record {
-        let detail = match t.outcome {
-            RecordOutcome::Valid => format!("valid, rua {}", t.rua.join(", ")),
-            o => outcome_text(o).to_owned(),
-        };
-        writeln!(w, "  _smtp._tls TXT  {detail}")?;
-    }
-    if !report.mx_coverage.is_empty() {
-        writeln!(w, "  MX coverage")?;
-        let width = report
-            .mx_coverage
-            .iter()
-            .map(|c| c.mx.as_str().len())
-            .max()
-            .unwrap_or(0);
-        for c in &report.mx_coverage {
-            match &c.covered_by {
-                Some(p) => writeln!(w, "    {:<width$}  covered by {p}", c.mx.as_str())?,
-                None => writeln!(w, "    {:<width$}  NOT COVERED", c.mx.as_str())?,
-            }
-        }
-    }
-    writeln!(w)?;
-    if !report.findings.is_empty() {
-        write_findings(w, &report.findings)?;
-        writeln!(w)?;
-    }
-    writeln!(w, "{}", report.counts.summary())
-}
-
-fn outcome_text(o: RecordOutcome) -> &'static str {
-    match o {
-        RecordOutcome::Valid => "valid",
-        RecordOutcome::None => "NONE (no record of this kind)",
-        RecordOutcome::Several => "SEVERAL (senders use none)",
-        RecordOutcome::Invalid => "INVALID (senders use none)",
-    }
 }

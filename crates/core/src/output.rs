@@ -11,12 +11,12 @@ use time::OffsetDateTime;
 use crate::dns::Lookup;
 use crate::evaluate::domain::{Routing, SessionResult};
 use crate::evaluate::records::RecordOutcome;
-use crate::finding::Severity;
-use crate::render::{Counts, write_findings};
+use crate::finding::{Counts, Severity};
+use crate::render::write_findings;
 use crate::result::DomainResult;
+use crate::synthetic_report::{build_report, file_name};
 use crate::tlsrpt::PolicyType;
 use crate::tlsrpt::report::DateRange;
-use crate::tlsrpt::synthetic::{build_report, file_name};
 
 /// The version of the `scan --format json` document.
 pub const SCHEMA_VERSION: u32 = 2;

@@ -1,4 +1,5 @@
-//! Human-readable text for findings, shared by every command that prints them.
+//! Human-readable text for findings, shared by every command that prints them, and the text
+//! of a `lint` report.
 //!
 //! Writes to any `io::Write`; colour is decided by the caller (an `anstream` stream strips
 //! the styles when the output is not a terminal or `NO_COLOR` is set). Pure apart from the
@@ -8,7 +9,9 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
+use crate::evaluate::records::RecordOutcome;
 use crate::finding::{Finding, Severity};
+use crate::lint::LintReport;
 
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
@@ -20,49 +23,6 @@ fn severity_style(s: Severity) -> Style {
         Severity::Notice => AnsiColor::Cyan,
     };
     Style::new().fg_color(Some(color.into())).bold()
-}
-
-/// Counts of findings by severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Counts {
-    /// Findings of severity error.
-    pub error: usize,
-    /// Findings of severity warning.
-    pub warning: usize,
-    /// Findings of severity notice.
-    pub notice: usize,
-}
-
-impl Counts {
-    /// Counts the findings.
-    pub fn of(findings: &[Finding]) -> Self {
-        let mut c = Self::default();
-        for f in findings {
-            match f.severity {
-                Severity::Error => c.error += 1,
-                Severity::Warning => c.warning += 1,
-                Severity::Notice => c.notice += 1,
-            }
-        }
-        c
-    }
-
-    /// "1 error, 2 warnings, no notices" style summary.
-    pub fn summary(&self) -> String {
-        fn n(count: usize, one: &str, many: &str) -> String {
-            match count {
-                0 => format!("no {many}"),
-                1 => format!("1 {one}"),
-                k => format!("{k} {many}"),
-            }
-        }
-        format!(
-            "{}, {}, {}",
-            n(self.error, "error", "errors"),
-            n(self.warning, "warning", "warnings"),
-            n(self.notice, "notice", "notices")
-        )
-    }
 }
 
 /// Writes one finding as an indented block:
@@ -116,6 +76,75 @@ pub fn write_findings(w: &mut dyn Write, findings: &[Finding]) -> io::Result<()>
     Ok(())
 }
 
+/// Writes a `lint` report for people.
+pub fn write_lint_report(w: &mut dyn Write, report: &LintReport) -> io::Result<()> {
+    let bold = Style::new().bold();
+    match &report.domain {
+        Some(d) => writeln!(w, "{bold}mxprobe lint{bold:#}: {d}")?,
+        None => writeln!(w, "{bold}mxprobe lint{bold:#}")?,
+    }
+    writeln!(w)?;
+    if let Some(s) = &report.sts_record {
+        let detail = match (&s.outcome, &s.id) {
+            (RecordOutcome::Valid, Some(id)) => format!("valid, id {id}"),
+            (o, _) => outcome_text(*o).to_owned(),
+        };
+        writeln!(w, "  _mta-sts TXT    {detail}")?;
+    }
+    if let Some(p) = &report.policy {
+        let patterns: Vec<String> = p.mx.iter().map(ToString::to_string).collect();
+        let detail = match (p.valid, p.mode, p.max_age) {
+            (true, Some(mode), Some(max_age)) => format!(
+                "valid, mode {mode}, max_age {max_age}, mx {}",
+                if patterns.is_empty() {
+                    "none".to_owned()
+                } else {
+                    patterns.join(", ")
+                }
+            ),
+            _ => "INVALID".to_owned(),
+        };
+        writeln!(w, "  policy          {detail}")?;
+    }
+    if let Some(t) = &report.tlsrpt_record {
+        let detail = match t.outcome {
+            RecordOutcome::Valid => format!("valid, rua {}", t.rua.join(", ")),
+            o => outcome_text(o).to_owned(),
+        };
+        writeln!(w, "  _smtp._tls TXT  {detail}")?;
+    }
+    if !report.mx_coverage.is_empty() {
+        writeln!(w, "  MX coverage")?;
+        let width = report
+            .mx_coverage
+            .iter()
+            .map(|c| c.mx.as_str().len())
+            .max()
+            .unwrap_or(0);
+        for c in &report.mx_coverage {
+            match &c.covered_by {
+                Some(p) => writeln!(w, "    {:<width$}  covered by {p}", c.mx.as_str())?,
+                None => writeln!(w, "    {:<width$}  NOT COVERED", c.mx.as_str())?,
+            }
+        }
+    }
+    writeln!(w)?;
+    if !report.findings.is_empty() {
+        write_findings(w, &report.findings)?;
+        writeln!(w)?;
+    }
+    writeln!(w, "{}", report.counts.summary())
+}
+
+fn outcome_text(o: RecordOutcome) -> &'static str {
+    match o {
+        RecordOutcome::Valid => "valid",
+        RecordOutcome::None => "NONE (no record of this kind)",
+        RecordOutcome::Several => "SEVERAL (senders use none)",
+        RecordOutcome::Invalid => "INVALID (senders use none)",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,19 +170,5 @@ mod tests {
             text,
             "error   sts.policy.mx-not-covered  --mx mx2.example.com\n        not covered\n        fix: add it\n        senders report: validation-failure (sts), mx-not-covered\n\nnotice  x.y\n        fyi\n"
         );
-    }
-
-    #[test]
-    fn counts_summary() {
-        assert_eq!(
-            Counts::default().summary(),
-            "no errors, no warnings, no notices"
-        );
-        let c = Counts {
-            error: 1,
-            warning: 2,
-            notice: 0,
-        };
-        assert_eq!(c.summary(), "1 error, 2 warnings, no notices");
     }
 }

@@ -16,8 +16,7 @@ use serde_json::Value;
 use crate::csv_cell;
 use crate::domain::DomainName;
 use crate::evaluate::domain::{DomainVerdict, SessionResult};
-use crate::finding::{Finding, Severity};
-use crate::render::Counts;
+use crate::finding::{Counts, Finding, Severity};
 use crate::result::DomainResult;
 
 /// The version of the JSON Lines records.

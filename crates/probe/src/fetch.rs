@@ -35,7 +35,7 @@ use rustls::client::{
 use rustls_pki_types::ServerName;
 use tokio::time::{Instant, timeout_at};
 
-pub use mxprobe_core::evaluate::policy_fetch::MAX_POLICY_BYTES;
+pub use mxprobe_core::mtasts::MAX_POLICY_BYTES;
 
 use crate::capture::{ChainSlot, recording_client_config};
 use mxprobe_core::domain::DomainName;

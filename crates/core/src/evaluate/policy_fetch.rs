@@ -14,7 +14,7 @@ use crate::domain::DomainName;
 use crate::evaluate::policy::{PolicyCheck, check_policy_body};
 use crate::facts::{FetchOutcome, FetchPhase, HttpResponse, PolicyFetchFacts};
 use crate::finding::{Finding, Severity, Subject};
-use crate::mtasts::{ContentTypeVerdict, Policy, judge_content_type};
+use crate::mtasts::{ContentTypeVerdict, MAX_POLICY_BYTES, Policy, judge_content_type};
 use crate::tls::{Anchors, judge_for_host};
 use crate::tlsrpt::{PolicyType, ResultType};
 
@@ -235,9 +235,6 @@ fn judge_response(
         findings,
     }
 }
-
-/// The size limit senders apply to the policy body (RFC 8461 §3.3 suggests 64 KiB).
-pub const MAX_POLICY_BYTES: usize = 64 * 1024;
 
 fn content_type_finding(
     verdict: &ContentTypeVerdict,

@@ -12,6 +12,9 @@ pub mod pattern;
 pub mod policy;
 pub mod record;
 
+/// The size limit senders apply to the policy body (RFC 8461 §3.3 suggests 64 KiB).
+pub const MAX_POLICY_BYTES: usize = 64 * 1024;
+
 pub use content_type::{ContentTypeVerdict, judge_content_type};
 pub use pattern::{MxPattern, MxPatternError};
 pub use policy::{
