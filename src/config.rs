@@ -22,7 +22,7 @@ use mxprobe_probe::starttls::SmtpConfig;
 /// The name sent with EHLO when none is given and the host name has no dot.
 pub const FALLBACK_EHLO_NAME: &str = "mxprobe.invalid";
 
-pub use mxprobe_core::evaluate::domain::EXPIRY_WARN_DAYS;
+pub use mxprobe_core::evaluate::EXPIRY_WARN_DAYS;
 
 /// Why the command line cannot become a configuration (exit status 2).
 #[derive(Debug, thiserror::Error)]

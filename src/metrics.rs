@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use mxprobe_core::alert::DomainStatus;
-use mxprobe_core::evaluate::domain::SessionResult;
+use mxprobe_core::evaluate::verdict::SessionResult;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::mtasts::Mode;
 use mxprobe_core::result::DomainResult;

@@ -23,7 +23,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::history::{History, HistoryError, ReportedFailures};
 use mxprobe_core::domain::DomainName;
-use mxprobe_core::evaluate::domain::SessionResult;
+use mxprobe_core::evaluate::verdict::SessionResult;
 use mxprobe_core::finding::{Finding, Severity};
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::tlsrpt::ResultType;

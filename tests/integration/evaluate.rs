@@ -5,10 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Tlsa, Txt};
 use mxprobe_core::domain::DomainName;
-use mxprobe_core::evaluate::domain::{
-    DomainVerdict, EvalOptions, Routing, SessionResult, evaluate_domain,
-};
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_core::evaluate::verdict::{DomainVerdict, Routing, SessionResult};
+use mxprobe_core::evaluate::{EvalOptions, evaluate_domain};
 use mxprobe_core::facts::{
     DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts, PolicyFetchFacts,
 };

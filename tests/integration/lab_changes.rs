@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use mxprobe_core::domain::DomainName;
-use mxprobe_core::evaluate::domain::{DomainVerdict, SessionResult};
+use mxprobe_core::evaluate::verdict::{DomainVerdict, SessionResult};
 use mxprobe_core::mtasts::policy::Mode;
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::smtp::SmtpFacts;

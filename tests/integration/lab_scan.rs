@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use mxprobe_core::dns::BrokenLink;
 use mxprobe_core::domain::DomainName;
-use mxprobe_core::evaluate::domain::SessionResult;
+use mxprobe_core::evaluate::verdict::SessionResult;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::smtp::{Phase, SmtpOutcome};

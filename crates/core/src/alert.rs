@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::DomainName;
-use crate::evaluate::domain::DomainVerdict;
+use crate::evaluate::verdict::DomainVerdict;
 use crate::finding::{Severity, Subject};
 
 /// The version of the alert JSON (documented in docs/monitoring.md).

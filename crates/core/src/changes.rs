@@ -22,8 +22,8 @@ use time::{Duration, OffsetDateTime};
 use crate::alert::{Change, ChangeKind, DomainStatus};
 use crate::dns::Lookup;
 use crate::domain::DomainName;
-use crate::evaluate::domain::SessionResult;
 use crate::evaluate::policy_fetch::is_could_not_tell;
+use crate::evaluate::verdict::SessionResult;
 use crate::finding::{Finding, Severity, Subject};
 use crate::result::DomainResult;
 use crate::tls::cert::{hex_upper, verified_path};
@@ -852,8 +852,8 @@ mod tests {
 
     use super::*;
     use crate::dns::{AddressLookups, DnssecStatus, Mx, Tlsa, Txt};
-    use crate::evaluate::domain::{EvalOptions, evaluate_domain};
     use crate::evaluate::policy_fetch::ContentTypeRule;
+    use crate::evaluate::{EvalOptions, evaluate_domain};
     use crate::facts::{
         DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts, PolicyFetchFacts,
     };

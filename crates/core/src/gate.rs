@@ -20,8 +20,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::dns::{Lookup, Mx, Txt};
 use crate::domain::DomainName;
-use crate::evaluate::domain::{DomainVerdict, EvalOptions, SessionResult, evaluate_domain};
 use crate::evaluate::policy::{check_policy_body, coverage, coverage_findings};
+use crate::evaluate::verdict::{DomainVerdict, SessionResult};
+use crate::evaluate::{EvalOptions, evaluate_domain};
 use crate::facts::PolicyFetchFacts;
 use crate::facts::{DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts};
 use crate::finding::{Finding, Severity, Subject};

@@ -9,8 +9,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::dns::Lookup;
-use crate::evaluate::domain::{Routing, SessionResult};
 use crate::evaluate::records::RecordOutcome;
+use crate::evaluate::verdict::{Routing, SessionResult};
 use crate::finding::{Counts, Severity};
 use crate::render::write_findings;
 use crate::result::DomainResult;
@@ -370,8 +370,8 @@ mod tests {
     use super::*;
     use crate::dns::{DnssecStatus, Lookup, Txt};
     use crate::domain::DomainName;
-    use crate::evaluate::domain::{EvalOptions, evaluate_domain};
     use crate::evaluate::policy_fetch::ContentTypeRule;
+    use crate::evaluate::{EvalOptions, evaluate_domain};
     use crate::facts::DomainFacts;
     use crate::tls::Anchors;
     use time::macros::datetime;

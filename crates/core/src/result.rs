@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::domain::DomainVerdict;
+use crate::evaluate::verdict::DomainVerdict;
 use crate::facts::DomainFacts;
 
 /// One domain's facts and their verdict.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::csv_cell;
 use crate::domain::DomainName;
-use crate::evaluate::domain::{DomainVerdict, SessionResult};
+use crate::evaluate::verdict::{DomainVerdict, SessionResult};
 use crate::finding::{Counts, Finding, Severity};
 use crate::result::DomainResult;
 

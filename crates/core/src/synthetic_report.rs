@@ -20,8 +20,8 @@
 
 use crate::dns::Tlsa;
 use crate::domain::DomainName;
-use crate::evaluate::domain::{DomainVerdict, SessionResult, SessionVerdict};
 use crate::evaluate::records::RecordOutcome;
+use crate::evaluate::verdict::{DomainVerdict, SessionResult, SessionVerdict};
 use crate::facts::DomainFacts;
 use crate::tlsrpt::filename::{FileNameError, ReportFileName, UniqueId};
 use crate::tlsrpt::report::{

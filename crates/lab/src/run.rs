@@ -777,7 +777,7 @@ impl RunningLab {
             .with_port(self.https.addr.ip(), self.https.addr.port()),
             anchors: self.anchors.clone(),
             content_type: ContentTypeRule::default(),
-            expiry_warn_days: mxprobe_core::evaluate::domain::EXPIRY_WARN_DAYS,
+            expiry_warn_days: mxprobe_core::evaluate::EXPIRY_WARN_DAYS,
             no_smtp: false,
             // Busy lab servers are retried quickly, so a lab scan stays short.
             politeness: mxprobe_probe::scan::Politeness {

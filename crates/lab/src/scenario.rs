@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use mxprobe_core::domain::DomainName;
-use mxprobe_core::evaluate::domain::Routing;
+use mxprobe_core::evaluate::verdict::Routing;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::tlsrpt::{PolicyType, ResultType};
 

@@ -16,7 +16,7 @@ use crate::scenario::{
     MxRecord, PolicyHostSpec, Scenario, SmtpBehaviour, TlsaProfile,
 };
 use mxprobe_core::domain::DomainName;
-use mxprobe_core::evaluate::domain::Routing;
+use mxprobe_core::evaluate::verdict::Routing;
 
 /// The default number of synthetic domains.
 pub const DEFAULT_DOMAINS: usize = 10_000;

@@ -3,7 +3,7 @@
 //!
 //! [`Scanner::observe`] asks the questions a sender asks, in the order a sender asks them,
 //! and records the answers as [`DomainFacts`]; [`Scanner::evaluate`] judges them
-//! ([`mxprobe_core::evaluate::domain`]). The network is reached only through the three observe
+//! ([`mxprobe_core::evaluate`]). The network is reached only through the three observe
 //! adapters: the resolver ([`Resolve`]), the policy fetcher ([`crate::fetch`]) and the SMTP
 //! probe ([`crate::starttls()`]); this module adds no I/O of its own beyond driving them
 //! (and timers). Nothing here is lab-only: the lab differs from the real network only by the
@@ -54,8 +54,9 @@ use crate::resolver::{DnsConfig, DnsSetupError, Resolver};
 use crate::starttls::{SmtpConfig, probe_with_sni};
 use mxprobe_core::dns::{AddressLookups, Lookup, Mx, Resolve, ResolverProblem, Tlsa, Txt};
 use mxprobe_core::domain::DomainName;
-use mxprobe_core::evaluate::domain::{DomainVerdict, EvalOptions, evaluate_domain};
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_core::evaluate::verdict::DomainVerdict;
+use mxprobe_core::evaluate::{EvalOptions, evaluate_domain};
 use mxprobe_core::facts::{DomainFacts, MxHostFacts, PolicyFetchFacts};
 use mxprobe_core::mtasts::select_sts;
 use mxprobe_core::result::DomainResult;
