@@ -645,11 +645,7 @@ fn run_monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
                     facts: report.facts,
                     verdict: report.verdict,
                 };
-                match monitor.observe(
-                    snapshot,
-                    &scanner.config().anchors,
-                    OffsetDateTime::now_utc(),
-                ) {
+                match monitor.observe(snapshot, OffsetDateTime::now_utc()) {
                     Ok(Some(alert)) => {
                         let _ = writeln!(out, "{}", alert.text());
                     }

@@ -30,7 +30,6 @@ use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
 use mxprobe_core::alert::{Alert, DomainStatus};
 use mxprobe_core::changes::{ChangeOptions, Past, detect};
 use mxprobe_core::result::DomainResult;
-use mxprobe_core::tls::Anchors;
 
 /// How many stored runs of a domain change detection sees: the previous one and those
 /// before it, for places the previous run could not observe.
@@ -122,7 +121,6 @@ impl Monitor {
     pub fn observe(
         &mut self,
         snapshot: DomainResult,
-        anchors: &Anchors,
         now: OffsetDateTime,
     ) -> Result<Option<Alert>, HistoryError> {
         let domain = snapshot.facts.domain.clone();
@@ -145,7 +143,6 @@ impl Monitor {
             expiry_warn_days: self.config.expiry_warn_days.clone(),
             remind_every: self.config.remind_every,
             inconclusive_after: self.config.inconclusive_after,
-            anchors,
         };
         let changes = detect(&past, &snapshot, &options);
         let alert = (!changes.is_empty()).then(|| {

@@ -245,12 +245,11 @@ fn predicts(finding: &Finding, reported: &ReportedFailure) -> bool {
     };
     let ip_agrees = match (reported.receiving_ip, &finding.subject.ip) {
         (Some(r), Some(f)) => r == *f,
-        // A finding merged over several addresses names them in its location.
+        // A finding merged over several addresses names them.
         (Some(r), None) => finding
             .subject
-            .location
-            .as_deref()
-            .is_none_or(|l| !l.starts_with("addresses ") || l.contains(&r.to_string())),
+            .addresses()
+            .is_none_or(|ips| ips.contains(&r)),
         _ => true,
     };
     mx_agrees && ip_agrees

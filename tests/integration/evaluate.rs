@@ -536,8 +536,12 @@ fn same_problem_at_two_addresses_is_one_finding() {
     assert_eq!(merged.len(), 1);
     assert_eq!(merged[0].subject.ip, None);
     assert_eq!(
-        merged[0].subject.location.as_deref(),
-        Some("addresses 127.0.0.1, 127.0.0.2")
+        merged[0].subject.addresses(),
+        Some(["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()].as_slice())
+    );
+    assert_eq!(
+        merged[0].subject.to_string(),
+        "example.com, MX mx1.example.com, addresses 127.0.0.1, 127.0.0.2"
     );
     assert_eq!(v.sessions.len(), 2);
 }

@@ -84,11 +84,7 @@ async fn ten_unchanged_monitor_runs_raise_no_alert_after_the_first() {
                 verdict: report.verdict,
             };
             if let Some(alert) = monitor
-                .observe(
-                    snapshot,
-                    &scanner.config().anchors,
-                    OffsetDateTime::now_utc(),
-                )
+                .observe(snapshot, OffsetDateTime::now_utc())
                 .expect("the snapshot is stored")
             {
                 alerts.push((run, alert.text()));

@@ -24,10 +24,10 @@ use crate::dns::Lookup;
 use crate::domain::DomainName;
 use crate::evaluate::policy_fetch::is_could_not_tell;
 use crate::evaluate::verdict::SessionResult;
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, Location, Severity, Subject, TLSRPT_PREFIX};
 use crate::result::DomainResult;
-use crate::tls::cert::{hex_upper, verified_path};
-use crate::tls::{Anchors, describe};
+use crate::tls::cert::hex_upper;
+use crate::tls::describe;
 use crate::tlsrpt::PolicyType;
 
 /// The default warning thresholds for certificate expiry, in days.
@@ -38,11 +38,11 @@ pub const DEFAULT_INCONCLUSIVE_AFTER: u32 = 3;
 
 /// Findings about a domain as a whole that are drawn from every session: a session that
 /// could not be tested can make them disappear without anything being fixed.
-const SESSION_AGGREGATES: &[&str] = &["sts.enforce.no-deliverable-mx"];
+const SESSION_AGGREGATES: &[Code] = &[Code::StsEnforceNoDeliverableMx];
 
 /// How to detect changes.
 #[derive(Debug, Clone)]
-pub struct ChangeOptions<'a> {
+pub struct ChangeOptions {
     /// The time of this run: certificate days left and reminder intervals count from it.
     pub now: OffsetDateTime,
     /// Warning thresholds in days for certificate expiry, e.g. [21, 7] (the default,
@@ -52,20 +52,17 @@ pub struct ChangeOptions<'a> {
     pub remind_every: Option<Duration>,
     /// Alert when the domain has been inconclusive this many runs in a row (0: never).
     pub inconclusive_after: u32,
-    /// The trust anchors that decide which presented certificates form the verified chain.
-    pub anchors: &'a Anchors,
 }
 
-impl<'a> ChangeOptions<'a> {
+impl ChangeOptions {
     /// The defaults at `now`: thresholds [`DEFAULT_EXPIRY_WARN`], no reminders, inconclusive
     /// after [`DEFAULT_INCONCLUSIVE_AFTER`] runs.
-    pub fn new(now: OffsetDateTime, anchors: &'a Anchors) -> Self {
+    pub fn new(now: OffsetDateTime) -> Self {
         Self {
             now,
             expiry_warn_days: DEFAULT_EXPIRY_WARN.to_vec(),
             remind_every: None,
             inconclusive_after: DEFAULT_INCONCLUSIVE_AFTER,
-            anchors,
         }
     }
 }
@@ -100,7 +97,7 @@ impl Past {
 
 /// Every change between the stored runs and `current`, in the order: failures, certificates,
 /// policy and DNS, inconclusive, reminder. Empty when nothing changed.
-pub fn detect(past: &Past, current: &DomainResult, opts: &ChangeOptions<'_>) -> Vec<Change> {
+pub fn detect(past: &Past, current: &DomainResult, opts: &ChangeOptions) -> Vec<Change> {
     let mut changes = failures(past, current);
     changes.extend(expiring(past, current, opts));
     changes.extend(certificates_changed(past, current));
@@ -125,29 +122,20 @@ struct Key {
     code: String,
     mx: Option<DomainName>,
     ip: Option<IpAddr>,
-    location: Option<String>,
+    location: Option<Location>,
 }
 
-/// The addresses of a subject that names several (`addresses 192.0.2.1, 192.0.2.2`, as
-/// evaluation merges one problem seen at every address of an MX host).
-fn merged_addresses(subject: &Subject) -> Option<Vec<IpAddr>> {
-    if subject.ip.is_some() {
-        return None;
-    }
-    let list = subject.location.as_deref()?.strip_prefix("addresses ")?;
-    list.split(", ").map(|a| a.parse().ok()).collect()
-}
-
-/// The places a finding is at: one key, or one per address of a merged finding.
+/// The places a finding is at: one key, or one per address of a merged finding (one problem
+/// seen at every address of an MX host).
 fn keys(f: &Finding) -> Vec<Key> {
-    let key = |ip: Option<IpAddr>, location: Option<String>| Key {
+    let key = |ip: Option<IpAddr>, location: Option<Location>| Key {
         code: f.code.to_string(),
         mx: f.subject.mx.clone(),
         ip,
         location,
     };
-    match merged_addresses(&f.subject) {
-        Some(ips) => ips.into_iter().map(|ip| key(Some(ip), None)).collect(),
+    match f.subject.addresses() {
+        Some(ips) => ips.iter().map(|&ip| key(Some(ip), None)).collect(),
         None => vec![key(f.subject.ip, f.subject.location.clone())],
     }
 }
@@ -165,14 +153,14 @@ fn failing_keys(s: &DomainResult) -> HashSet<Key> {
 
 /// Whether the could-not-test finding `g` means that `key`'s place was not observed.
 fn covers(g: &Finding, key: &Key) -> bool {
-    if key.mx.is_none() && SESSION_AGGREGATES.contains(&key.code.as_str()) {
+    if key.mx.is_none() && SESSION_AGGREGATES.iter().any(|c| key.code == c.text()) {
         return true;
     }
     let Some(g_mx) = &g.subject.mx else {
         // A failed TLS-RPT lookup hides only TLS-RPT findings; any other failed domain-wide
         // lookup (MX, _mta-sts, the policy) changes how every session is judged.
-        return if g.code.starts_with("dns.tlsrpt") {
-            key.code.starts_with("tlsrpt.")
+        return if g.is(Code::DnsTlsRptTxtFailed) {
+            key.code.starts_with(TLSRPT_PREFIX)
         } else {
             true
         };
@@ -180,7 +168,7 @@ fn covers(g: &Finding, key: &Key) -> bool {
     if key.mx.as_ref() != Some(g_mx) {
         return false;
     }
-    match (g.subject.ip, merged_addresses(&g.subject)) {
+    match (g.subject.ip, g.subject.addresses()) {
         (Some(ip), _) => key.ip == Some(ip),
         (None, Some(ips)) => key.ip.is_some_and(|ip| ips.contains(&ip)),
         (None, None) => true,
@@ -230,20 +218,22 @@ fn address_gone(s: &DomainResult, mx: &DomainName, ip: IpAddr) -> bool {
 
 /// `subject` narrowed to `ips` (a subset of its addresses).
 fn narrowed(subject: &Subject, ips: &[IpAddr]) -> Subject {
-    let mut out = subject.clone();
-    if merged_addresses(subject).is_some() {
-        out.location = None;
-        match ips {
-            [ip] => out.ip = Some(*ip),
-            _ => out.location = Some(addresses(ips)),
-        }
+    if subject.addresses().is_none() {
+        return subject.clone();
     }
-    out
+    at_ips(subject.clone(), ips)
 }
 
-fn addresses(ips: &[IpAddr]) -> String {
-    let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-    format!("addresses {}", list.join(", "))
+/// `subject` at one address, or at several.
+fn at_ips(subject: Subject, ips: &[IpAddr]) -> Subject {
+    match ips {
+        [ip] => Subject {
+            location: None,
+            ..subject
+        }
+        .with_ip(*ip),
+        _ => subject.at_addresses(ips.to_vec()),
+    }
 }
 
 /// The subject for the keys of `f` in `chosen`, or `None` when none is.
@@ -318,6 +308,9 @@ struct Presented<'s> {
     mx: &'s DomainName,
     ip: IpAddr,
     chain: &'s [CertificateDer<'static>],
+    /// The certificates of the chain that verified when the session was judged (indices,
+    /// leaf first); `None` for a stored run or without a verified path.
+    verified: Option<&'s [usize]>,
 }
 
 fn presented(s: &DomainResult) -> impl Iterator<Item = Presented<'_>> {
@@ -327,10 +320,18 @@ fn presented(s: &DomainResult) -> impl Iterator<Item = Presented<'_>> {
         .flat_map(|h| &h.sessions)
         .filter_map(|session| {
             let chain = &session.tls.as_ref()?.chain;
+            let ip = session.address.ip();
+            let verified = s
+                .verdict
+                .sessions
+                .iter()
+                .find(|v| v.mx == session.mx && v.ip == ip)
+                .and_then(|v| v.verified_path.as_deref());
             (!chain.is_empty()).then_some(Presented {
                 mx: &session.mx,
-                ip: session.address.ip(),
+                ip,
                 chain,
+                verified,
             })
         })
 }
@@ -349,19 +350,15 @@ fn date(t: OffsetDateTime) -> String {
     t.date().to_string()
 }
 
-fn at_addresses(ips: &BTreeSet<IpAddr>) -> String {
+fn ip_list(ips: &BTreeSet<IpAddr>) -> String {
     let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
     list.join(", ")
 }
 
 /// A subject naming the MX host and its addresses.
 fn mx_subject(domain: &DomainName, mx: &DomainName, ips: &BTreeSet<IpAddr>) -> Subject {
-    let subject = Subject::domain(domain).with_mx(mx);
     let ips: Vec<IpAddr> = ips.iter().copied().collect();
-    match ips.as_slice() {
-        [ip] => subject.with_ip(*ip),
-        _ => subject.at(addresses(&ips)),
-    }
+    at_ips(Subject::domain(domain).with_mx(mx), &ips)
 }
 
 /// A certificate of a verified chain, and where it was presented.
@@ -372,7 +369,7 @@ struct Expiring {
     ips: BTreeSet<IpAddr>,
 }
 
-fn expiring(past: &Past, current: &DomainResult, opts: &ChangeOptions<'_>) -> Vec<Change> {
+fn expiring(past: &Past, current: &DomainResult, opts: &ChangeOptions) -> Vec<Change> {
     let mut thresholds = opts.expiry_warn_days.clone();
     thresholds.sort_unstable();
     thresholds.dedup();
@@ -383,8 +380,7 @@ fn expiring(past: &Past, current: &DomainResult, opts: &ChangeOptions<'_>) -> Ve
     let mut certs: BTreeMap<(&DomainName, String), Expiring> = BTreeMap::new();
     for p in presented(current) {
         // Without a verified path (a DANE-EE key, an untrusted chain) only the leaf counts.
-        let path = verified_path(p.chain, opts.now, opts.anchors).unwrap_or_else(|| vec![0]);
-        for i in path {
+        for &i in p.verified.unwrap_or(&[0]) {
             let Ok(summary) = describe(p.chain[i].as_ref()) else {
                 continue;
             };
@@ -439,7 +435,7 @@ fn expiring(past: &Past, current: &DomainResult, opts: &ChangeOptions<'_>) -> Ve
             message: format!(
                 "{which} presented by MX {mx} at {} expires on {} (in {} days, within the \
                  {threshold}-day warning); SHA-256 {}",
-                at_addresses(&cert.ips),
+                ip_list(&cert.ips),
                 date(cert.not_after),
                 left.whole_days(),
                 short(&fp),
@@ -504,7 +500,7 @@ fn certificates_changed(past: &Past, current: &DomainResult) -> Vec<Change> {
             subject: mx_subject(&current.facts.domain, mx, &ips),
             message: format!(
                 "MX {mx} at {} presents a new certificate: SHA-256 {}{} (was {}{})",
-                at_addresses(&ips),
+                ip_list(&ips),
                 short(&now),
                 valid(new),
                 short(&was),
@@ -777,7 +773,7 @@ fn code_at(f: &Finding) -> String {
     }
 }
 
-fn inconclusive(past: &Past, current: &DomainResult, opts: &ChangeOptions<'_>) -> Option<Change> {
+fn inconclusive(past: &Past, current: &DomainResult, opts: &ChangeOptions) -> Option<Change> {
     let runs = past.inconclusive_streak.checked_add(1)?;
     if DomainStatus::of(&current.verdict) != DomainStatus::Inconclusive
         || runs != opts.inconclusive_after
@@ -808,7 +804,7 @@ fn inconclusive(past: &Past, current: &DomainResult, opts: &ChangeOptions<'_>) -
     })
 }
 
-fn reminder(past: &Past, current: &DomainResult, opts: &ChangeOptions<'_>) -> Option<Change> {
+fn reminder(past: &Past, current: &DomainResult, opts: &ChangeOptions) -> Option<Change> {
     let every = opts.remind_every?;
     let open: Vec<&Finding> = failing(current).collect();
     let due = past.last_alert_at.is_none_or(|t| opts.now - t >= every);
@@ -858,6 +854,7 @@ mod tests {
         DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts, PolicyFetchFacts,
     };
     use crate::smtp::{Phase, SmtpFacts, SmtpOutcome, TlsFacts};
+    use crate::tls::Anchors;
 
     /// The time of the first run in most tests.
     const T0: OffsetDateTime = datetime!(2026-11-01 06:00 UTC);
@@ -1216,8 +1213,8 @@ mod tests {
         changes.iter().map(|c| c.kind).collect()
     }
 
-    fn opts(pki: &Pki, now: OffsetDateTime) -> ChangeOptions<'_> {
-        ChangeOptions::new(now, &pki.anchors)
+    fn opts(now: OffsetDateTime) -> ChangeOptions {
+        ChangeOptions::new(now)
     }
 
     fn fp(der: &CertificateDer<'_>) -> String {
@@ -1229,7 +1226,8 @@ mod tests {
             domain: Some(dn("example.com")),
             mx: Some(dn(mx)),
             ip: ip_addr.map(ip),
-            location: location.map(str::to_owned),
+            // As stored findings are read back.
+            location: location.map(|l| serde_json::from_value(serde_json::json!(l)).unwrap()),
         }
     }
 
@@ -1244,7 +1242,7 @@ mod tests {
         assert_eq!(DomainStatus::of(&s.verdict), DomainStatus::Pass);
         assert_eq!(s.verdict.findings, Vec::new());
         assert_eq!(s.verdict.sessions.len(), 2);
-        assert_eq!(detect(&past(None), &s, &opts(&pki, T0)), Vec::new());
+        assert_eq!(detect(&past(None), &s, &opts(T0)), Vec::new());
     }
 
     #[test]
@@ -1262,13 +1260,10 @@ mod tests {
         let s = w.snapshot(&pki);
         // The first run alerts on both; the same snapshot again on nothing.
         assert_eq!(
-            kinds(&detect(&past(None), &s, &opts(&pki, T0))),
+            kinds(&detect(&past(None), &s, &opts(T0))),
             [ChangeKind::NewFailure, ChangeKind::CertificateExpiring]
         );
-        assert_eq!(
-            detect(&past(Some(s.clone())), &s, &opts(&pki, T0)),
-            Vec::new()
-        );
+        assert_eq!(detect(&past(Some(s.clone())), &s, &opts(T0)), Vec::new());
     }
 
     #[test]
@@ -1300,7 +1295,7 @@ mod tests {
             f.message.push_str(" (observed 2026-11-02T06:00:00Z)");
         }
         assert_eq!(
-            detect(&past(Some(first)), &second, &opts(&pki, T0 + days(1))),
+            detect(&past(Some(first)), &second, &opts(T0 + days(1))),
             Vec::new()
         );
     }
@@ -1318,7 +1313,7 @@ mod tests {
         );
         let s = w.snapshot(&pki);
         assert_eq!(
-            detect(&past(None), &s, &opts(&pki, T0)),
+            detect(&past(None), &s, &opts(T0)),
             vec![Change {
                 kind: ChangeKind::NewFailure,
                 severity: Severity::Error,
@@ -1345,7 +1340,7 @@ mod tests {
         let r2 = broken.snapshot(&pki);
         let r3 = healthy.snapshot(&pki);
 
-        let changes = detect(&past(Some(r1.clone())), &r2, &opts(&pki, T0));
+        let changes = detect(&past(Some(r1.clone())), &r2, &opts(T0));
         assert_eq!(kinds(&changes), [ChangeKind::NewFailure]);
         assert_eq!(changes[0].severity, Severity::Error);
         assert_eq!(
@@ -1360,7 +1355,7 @@ mod tests {
             ..Past::default()
         };
         assert_eq!(
-            detect(&p, &r3, &opts(&pki, T0)),
+            detect(&p, &r3, &opts(T0)),
             vec![Change {
                 kind: ChangeKind::FailureResolved,
                 severity: Severity::Notice,
@@ -1390,10 +1385,7 @@ mod tests {
         let r2 = w.snapshot(&pki);
         assert_eq!(DomainStatus::of(&r2.verdict), DomainStatus::Fail);
         // 192.0.2.2 still fails; 192.0.2.1 could not be tested: nothing changed.
-        assert_eq!(
-            detect(&past(Some(r1.clone())), &r2, &opts(&pki, T0)),
-            Vec::new()
-        );
+        assert_eq!(detect(&past(Some(r1.clone())), &r2, &opts(T0)), Vec::new());
         // Failing again after the timeout is not new, with or without the older run.
         let r3_failing = {
             let mut w = w.clone();
@@ -1405,19 +1397,16 @@ mod tests {
             earlier: vec![r1.clone()],
             ..Past::default()
         };
+        assert_eq!(detect(&with_earlier, &r3_failing, &opts(T0)), Vec::new());
         assert_eq!(
-            detect(&with_earlier, &r3_failing, &opts(&pki, T0)),
-            Vec::new()
-        );
-        assert_eq!(
-            detect(&past(Some(r2.clone())), &r3_failing, &opts(&pki, T0)),
+            detect(&past(Some(r2.clone())), &r3_failing, &opts(T0)),
             Vec::new()
         );
         // Fixed at both: each address resolves against the newest run that tested it.
         let fixed = tls_host(&pki, "mx1.example.com", &["192.0.2.1", "192.0.2.2"]);
         w.hosts[0] = fixed;
         let r3_fixed = w.snapshot(&pki);
-        let changes = detect(&with_earlier, &r3_fixed, &opts(&pki, T0));
+        let changes = detect(&with_earlier, &r3_fixed, &opts(T0));
         assert_eq!(
             changes
                 .iter()
@@ -1444,10 +1433,7 @@ mod tests {
         let old = pki_leaf(&w);
         w.hosts[0].probes[0].1 = Probe::Timeout;
         let r2 = w.snapshot(&pki);
-        assert_eq!(
-            detect(&past(Some(r1.clone())), &r2, &opts(&pki, T0)),
-            Vec::new()
-        );
+        assert_eq!(detect(&past(Some(r1.clone())), &r2, &opts(T0)), Vec::new());
         let p = Past {
             previous: Some(r2.clone()),
             earlier: vec![r1.clone()],
@@ -1455,12 +1441,12 @@ mod tests {
         };
         // The same certificate after the timeout: nothing.
         w.hosts[0].probes[0].1 = Probe::Tls(vec![old.clone(), pki.int_der.clone()]);
-        assert_eq!(detect(&p, &w.snapshot(&pki), &opts(&pki, T0)), Vec::new());
+        assert_eq!(detect(&p, &w.snapshot(&pki), &opts(T0)), Vec::new());
         // Another one: changed, against the run before the timeout.
         let new = pki.chain("mx1.example.com", datetime!(2034-06-01 0:00 UTC));
         w.hosts[0].probes[0].1 = Probe::Tls(new.clone());
         assert_eq!(
-            detect(&p, &w.snapshot(&pki), &opts(&pki, T0)),
+            detect(&p, &w.snapshot(&pki), &opts(T0)),
             vec![Change {
                 kind: ChangeKind::CertificateChanged,
                 severity: Severity::Notice,
@@ -1493,7 +1479,7 @@ mod tests {
         let r1 = w.snapshot(&pki);
         w.hosts[0] = tls_host(&pki, "mx1.example.com", &["192.0.2.1", "192.0.2.2"]);
         let new = pki_leaf(&w);
-        let changes = detect(&past(Some(r1)), &w.snapshot(&pki), &opts(&pki, T0));
+        let changes = detect(&past(Some(r1)), &w.snapshot(&pki), &opts(T0));
         assert_eq!(kinds(&changes), [ChangeKind::CertificateChanged]);
         assert_eq!(
             changes[0].subject,
@@ -1525,7 +1511,7 @@ mod tests {
             w.snapshot(&pki)
         };
         let runs: Vec<DomainResult> = [0, 5, 6, 19, 20].iter().map(|&d| run(&mut w, d)).collect();
-        let at = |i: usize| opts(&pki, runs[i].facts.observed_at);
+        let at = |i: usize| opts(runs[i].facts.observed_at);
         let expected = |left: i64, threshold: u32, severity: Severity| Change {
             kind: ChangeKind::CertificateExpiring,
             severity,
@@ -1585,7 +1571,7 @@ mod tests {
             ],
         );
         // Two different certificates at two addresses of one MX: one change each.
-        let changes = detect(&past(Some(r1)), &w.snapshot(&pki), &opts(&pki, T0));
+        let changes = detect(&past(Some(r1)), &w.snapshot(&pki), &opts(T0));
         assert_eq!(
             changes
                 .iter()
@@ -1625,7 +1611,7 @@ mod tests {
                 ("192.0.2.2", Probe::Tls(chain.clone())),
             ],
         );
-        let changes = detect(&past(None), &w.snapshot(&pki), &opts(&pki, T0));
+        let changes = detect(&past(None), &w.snapshot(&pki), &opts(T0));
         assert_eq!(kinds(&changes), [ChangeKind::CertificateExpiring]);
         assert_eq!(changes[0].severity, Severity::Error);
         assert_eq!(
@@ -1653,11 +1639,11 @@ mod tests {
         let mut w = world(&pki);
         let mut chain = pki.chain("mx1.example.com", FAR);
         chain.push(pki.cross_signed_root(T0 + days(3)));
-        assert_eq!(verified_path(&chain, T0, &pki.anchors), Some(vec![0, 1]));
         w.hosts[0].probes[0].1 = Probe::Tls(chain);
         let s = w.snapshot(&pki);
+        assert_eq!(s.verdict.sessions[0].verified_path, Some(vec![0, 1]));
         assert_eq!(DomainStatus::of(&s.verdict), DomainStatus::Pass);
-        assert_eq!(detect(&past(None), &s, &opts(&pki, T0)), Vec::new());
+        assert_eq!(detect(&past(None), &s, &opts(T0)), Vec::new());
     }
 
     #[test]
@@ -1667,7 +1653,7 @@ mod tests {
             hosts: vec![tls_host(&pki, "mx1.example.com", &["192.0.2.1"])],
             ..world(&pki)
         };
-        let changes = detect(&past(None), &w.snapshot(&pki), &opts(&pki, T0));
+        let changes = detect(&past(None), &w.snapshot(&pki), &opts(T0));
         assert_eq!(
             changes,
             vec![Change {
@@ -1731,7 +1717,7 @@ mod tests {
             let c = one(detect(
                 &past(Some(before.snapshot(&pki))),
                 &now.snapshot(&pki),
-                &opts(&pki, T0),
+                &opts(T0),
             ));
             assert_eq!(c.kind, ChangeKind::PolicyChanged);
             assert_eq!(c.severity, Severity::Notice);
@@ -1754,7 +1740,7 @@ mod tests {
         // Without the policy the session is judged as having none (not failing at error):
         // that is not the failure resolved, nor the policy gone.
         assert!(!r2.verdict.findings.iter().any(|f| f.fails(Severity::Error)));
-        assert_eq!(detect(&past(Some(r1)), &r2, &opts(&pki, T0)), Vec::new());
+        assert_eq!(detect(&past(Some(r1)), &r2, &opts(T0)), Vec::new());
     }
 
     #[test]
@@ -1770,11 +1756,7 @@ mod tests {
             ],
             ..w.clone()
         };
-        let changes = detect(
-            &past(Some(r1.clone())),
-            &moved.snapshot(&pki),
-            &opts(&pki, T0),
-        );
+        let changes = detect(&past(Some(r1.clone())), &moved.snapshot(&pki), &opts(T0));
         assert_eq!(
             kinds(&changes),
             [ChangeKind::PolicyChanged, ChangeKind::MxChanged]
@@ -1800,7 +1782,7 @@ mod tests {
         );
         w.mx_timeout = true;
         assert_eq!(
-            detect(&past(Some(r1)), &w.snapshot(&pki), &opts(&pki, T0)),
+            detect(&past(Some(r1)), &w.snapshot(&pki), &opts(T0)),
             Vec::new()
         );
     }
@@ -1817,7 +1799,7 @@ mod tests {
         let c = one(detect(
             &past(Some(r1.clone())),
             &more.snapshot(&pki),
-            &opts(&pki, T0),
+            &opts(T0),
         ));
         assert_eq!(c.kind, ChangeKind::TlsrptRuaChanged);
         assert_eq!(c.severity, Severity::Notice);
@@ -1830,11 +1812,7 @@ mod tests {
             rua: Vec::new(),
             ..w
         };
-        let c = one(detect(
-            &past(Some(r1)),
-            &gone.snapshot(&pki),
-            &opts(&pki, T0),
-        ));
+        let c = one(detect(&past(Some(r1)), &gone.snapshot(&pki), &opts(T0)));
         assert_eq!(
             c.message,
             "the TLS-RPT rua changed: removed mailto:tlsrpt@example.com; no usable destination \
@@ -1855,12 +1833,12 @@ mod tests {
         assert_eq!(a.verdict.sessions[0].policy_type, PolicyType::Sts);
         let mx1 = Subject::domain(&dn("example.com")).with_mx(&dn("mx1.example.com"));
 
-        let c = one(detect(&past(Some(a.clone())), &b, &opts(&pki, T0)));
+        let c = one(detect(&past(Some(a.clone())), &b, &opts(T0)));
         assert_eq!(
             (c.kind, c.severity, &c.subject),
             (ChangeKind::DaneAppeared, Severity::Notice, &mx1)
         );
-        let c = one(detect(&past(Some(b.clone())), &a, &opts(&pki, T0)));
+        let c = one(detect(&past(Some(b.clone())), &a, &opts(T0)));
         assert_eq!(
             (c.kind, c.severity, &c.subject),
             (ChangeKind::DaneDisappeared, Severity::Notice, &mx1)
@@ -1874,7 +1852,7 @@ mod tests {
         let mut timed_out = with.clone();
         timed_out.hosts[0].tlsa_timeout = true;
         assert_eq!(
-            detect(&past(Some(b)), &timed_out.snapshot(&pki), &opts(&pki, T0)),
+            detect(&past(Some(b)), &timed_out.snapshot(&pki), &opts(T0)),
             Vec::new()
         );
     }
@@ -1893,12 +1871,12 @@ mod tests {
         };
         for streak in [0, 1, 3, 4] {
             assert_eq!(
-                detect(&with_streak(streak), &s, &opts(&pki, T0)),
+                detect(&with_streak(streak), &s, &opts(T0)),
                 Vec::new(),
                 "streak {streak}"
             );
         }
-        let c = one(detect(&with_streak(2), &s, &opts(&pki, T0)));
+        let c = one(detect(&with_streak(2), &s, &opts(T0)));
         assert_eq!(c.kind, ChangeKind::Inconclusive);
         assert_eq!(c.severity, Severity::Warning);
         assert_eq!(c.subject, Subject::domain(&dn("example.com")));
@@ -1915,7 +1893,7 @@ mod tests {
             inconclusive_streak: 2,
             ..Past::default()
         };
-        assert_eq!(detect(&p, &failing, &opts(&pki, T0)), Vec::new());
+        assert_eq!(detect(&p, &failing, &opts(T0)), Vec::new());
     }
 
     #[test]
@@ -1931,7 +1909,7 @@ mod tests {
         };
         let every_day = ChangeOptions {
             remind_every: Some(days(1)),
-            ..opts(&pki, T0)
+            ..opts(T0)
         };
         let c = one(detect(&p(Some(T0 - days(2))), &s, &every_day));
         assert_eq!(
@@ -1958,10 +1936,7 @@ mod tests {
             detect(&p(Some(T0 - Duration::hours(12))), &s, &every_day),
             Vec::new()
         );
-        assert_eq!(
-            detect(&p(Some(T0 - days(30))), &s, &opts(&pki, T0)),
-            Vec::new()
-        );
+        assert_eq!(detect(&p(Some(T0 - days(30))), &s, &opts(T0)), Vec::new());
         // Another change speaks for itself: no reminder beside it.
         let other = World {
             rua: Vec::new(),
@@ -1984,7 +1959,7 @@ mod tests {
     #[test]
     fn merged_subjects_expand_to_their_addresses() {
         let f = Finding::new(
-            "x.y",
+            Code::SmtpInconclusive,
             Severity::Error,
             subject(
                 "mx1.example.com",
@@ -2004,7 +1979,7 @@ mod tests {
             ]
         );
         let plain = Finding::new(
-            "x.y",
+            Code::SmtpInconclusive,
             Severity::Error,
             subject("mx1.example.com", None, Some("addresses of nothing")),
             "m",
@@ -2014,7 +1989,10 @@ mod tests {
                 .into_iter()
                 .map(|k| (k.ip, k.location))
                 .collect::<Vec<_>>(),
-            vec![(None, Some("addresses of nothing".to_owned()))]
+            vec![(
+                None,
+                Some(Location::Text("addresses of nothing".to_owned()))
+            )]
         );
     }
 }

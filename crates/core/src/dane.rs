@@ -310,12 +310,13 @@ pub enum DaneOutcome {
 }
 
 /// One failure-details entry a sender would write for this host (RFC 8460 §4.4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaneFailure {
-    /// The result type.
     pub result_type: ResultType,
     /// The failure-reason-code.
     pub reason_code: String,
+    /// Under a DANE-TA record that matched: the reason code of the certificate problem.
+    pub ta_problem: Option<&'static str>,
 }
 
 impl DaneOutcome {
@@ -325,6 +326,7 @@ impl DaneOutcome {
             vec![DaneFailure {
                 result_type,
                 reason_code: code.to_owned(),
+                ta_problem: None,
             }]
         };
         match self {
@@ -351,6 +353,7 @@ impl DaneOutcome {
                     let f = DaneFailure {
                         result_type,
                         reason_code: format!("dane-ta-{}", p.reason_code()),
+                        ta_problem: Some(p.reason_code()),
                     };
                     if !out.contains(&f) {
                         out.push(f);

@@ -25,7 +25,7 @@ use crate::evaluate::verdict::{DomainVerdict, SessionResult};
 use crate::evaluate::{EvalOptions, evaluate_domain};
 use crate::facts::PolicyFetchFacts;
 use crate::facts::{DomainFacts, FetchAttempt, FetchOutcome, HttpResponse, MxHostFacts};
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, Severity, Subject};
 use crate::mtasts::{Mode, Policy};
 use crate::smtp::SmtpOutcome;
 use crate::tlsrpt::PolicyType;
@@ -205,7 +205,7 @@ pub fn judge(
     if let Some(reason) = &blocked {
         gate.push(
             Finding::new(
-                "smtp.port-blocked",
+                Code::SmtpPortBlocked,
                 Severity::Warning,
                 subject.clone(),
                 format!("STARTTLS was not tested: {reason}"),
@@ -283,7 +283,7 @@ fn change_findings(
                 );
             out.push(
                 Finding::new(
-                    "gate.policy-host.unavailable",
+                    Code::GatePolicyHostUnavailable,
                     Severity::Error,
                     policy_subject.clone(),
                     format!(
@@ -335,7 +335,7 @@ fn change_findings(
             if live_p.matching_pattern(mx).is_some() && cand_p.matching_pattern(mx).is_none() {
                 out.push(
                     Finding::new(
-                        "gate.mx.removed-from-policy",
+                        Code::GateMxRemovedFromPolicy,
                         mode_severity(cand_p.mode),
                         subject.clone().with_mx(mx),
                         format!(
@@ -369,7 +369,7 @@ fn change_findings(
             };
             out.push(
                 Finding::new(
-                    "gate.mx.not-covered",
+                    Code::GateMxNotCovered,
                     mode_severity(policy.mode),
                     subject.clone().with_mx(mx),
                     format!(
@@ -397,7 +397,7 @@ fn change_findings(
                 .join(", ");
             out.push(if policy.mode == Mode::Enforce {
                 Finding::new(
-                    "gate.enforce.breaks-mx",
+                    Code::GateEnforceBreaksMx,
                     Severity::Error,
                     subject.clone(),
                     format!(
@@ -410,7 +410,7 @@ fn change_findings(
                 ))
             } else {
                 Finding::new(
-                    "gate.enforce.would-break",
+                    Code::GateEnforceWouldBreak,
                     Severity::Warning,
                     subject.clone(),
                     format!(
@@ -462,7 +462,7 @@ fn id_unchanged(
     });
     out.push(
         Finding::new(
-            "gate.sts.id-unchanged",
+            Code::GateStsIdUnchanged,
             Severity::Error,
             subject.clone().at(format!("_mta-sts.{}", live.domain)),
             format!(
@@ -537,7 +537,7 @@ fn max_age_findings(
     {
         out.push(
             Finding::new(
-                "gate.max-age.long-first-enforce",
+                Code::GateMaxAgeLongFirstEnforce,
                 Severity::Warning,
                 subject.clone(),
                 format!(
@@ -580,7 +580,7 @@ fn max_age_findings(
     };
     out.push(
         Finding::new(
-            "gate.max-age.old-policy-lingers",
+            Code::GateMaxAgeOldPolicyLingers,
             Severity::Notice,
             subject.clone(),
             format!(

@@ -148,13 +148,13 @@ fn outcome_text(o: RecordOutcome) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::Subject;
+    use crate::finding::{Code, Subject};
     use crate::tlsrpt::{PolicyType, ResultType};
 
     #[test]
     fn plain_text_block() {
         let f = Finding::new(
-            "sts.policy.mx-not-covered",
+            Code::StsPolicyMxNotCovered,
             Severity::Error,
             Subject::location("--mx mx2.example.com"),
             "not covered",
@@ -162,13 +162,13 @@ mod tests {
         .with_fix("add it")
         .with_result(PolicyType::Sts, ResultType::ValidationFailure)
         .with_reason_code("mx-not-covered");
-        let n = Finding::new("x.y", Severity::Notice, Subject::default(), "fyi");
+        let n = Finding::new(Code::MxNull, Severity::Notice, Subject::default(), "fyi");
         let mut out = anstream::StripStream::new(Vec::new());
         write_findings(&mut out, &[n, f]).unwrap();
         let text = String::from_utf8(out.into_inner()).unwrap();
         assert_eq!(
             text,
-            "error   sts.policy.mx-not-covered  --mx mx2.example.com\n        not covered\n        fix: add it\n        senders report: validation-failure (sts), mx-not-covered\n\nnotice  x.y\n        fyi\n"
+            "error   sts.policy.mx-not-covered  --mx mx2.example.com\n        not covered\n        fix: add it\n        senders report: validation-failure (sts), mx-not-covered\n\nnotice  mx.null\n        fyi\n"
         );
     }
 }

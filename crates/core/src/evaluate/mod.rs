@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use crate::dns::{DnssecStatus, Lookup, ResolverProblem, Txt};
 use crate::domain::DomainName;
 use crate::facts::DomainFacts;
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, Severity, Subject};
 use crate::mtasts::{Mode, select_sts};
 use crate::tls::Anchors;
 use crate::tlsrpt::PolicyType;
@@ -77,7 +77,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
     let tlsrpt_rua = tlsrpt(facts, &subject, &mut findings, &mut inconclusive);
     // A domain that receives no mail needs neither policy: advice to publish one is noise.
     if matches!(routing, Routing::NullMx | Routing::NoSuchDomain) {
-        findings.retain(|f| f.code != "sts.none" && f.code != "tlsrpt.none");
+        findings.retain(|f| !f.is(Code::StsNone) && !f.is(Code::TlsRptNone));
     }
 
     if routing == Routing::NullMx
@@ -85,7 +85,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
     {
         findings.push(
             Finding::new(
-                "mx.null-with-policy",
+                Code::MxNullWithPolicy,
                 Severity::Warning,
                 subject.clone(),
                 "the domain publishes a null MX (it accepts no mail) but also MTA-STS or TLS-RPT \
@@ -104,7 +104,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         findings.extend(
             coverage_findings(&policy.mx, &cov, Some(policy.mode), &subject)
                 .into_iter()
-                .filter(|f| f.code != "sts.policy.mx-not-covered"),
+                .filter(|f| !f.is(Code::StsPolicyMxNotCovered)),
         );
     }
     for host in &facts.hosts {
@@ -151,7 +151,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         {
             findings.push(
                 Finding::new(
-                    "sts.enforce.no-deliverable-mx",
+                    Code::StsEnforceNoDeliverableMx,
                     Severity::Error,
                     subject.clone(),
                     format!(
@@ -205,7 +205,7 @@ fn unjudged(facts: &DomainFacts, problem: &ResolverProblem, subject: Subject) ->
         inconclusive: true,
         findings: vec![
             Finding::new(
-                "dns.resolver.unusable",
+                Code::DnsResolverUnusable,
                 Severity::Warning,
                 subject,
                 format!(
@@ -240,7 +240,7 @@ pub(super) fn bogus_words<T>(lookup: &Lookup<T>) -> (String, String, String) {
 /// code of a bogus answer.
 pub(super) fn lookup_failed<T>(
     what: &str,
-    (failed_code, bogus_code): (&'static str, &'static str),
+    (failed_code, bogus_code): (Code, Code),
     lookup: &Lookup<T>,
     subject: &Subject,
     findings: &mut Vec<Finding>,
@@ -303,7 +303,7 @@ fn sts_state(
     };
     if lookup_failed(
         "_mta-sts TXT records",
-        ("dns.sts-txt.failed", "dns.sts-txt.bogus"),
+        (Code::DnsStsTxtFailed, Code::DnsStsTxtBogus),
         &facts.sts_txt,
         subject,
         findings,
@@ -331,7 +331,7 @@ fn sts_state(
         if state.record == Some(RecordOutcome::None) {
             findings.push(
                 Finding::new(
-                    "sts.none",
+                    Code::StsNone,
                     Severity::Notice,
                     subject.clone(),
                     "no MTA-STS: senders use TLS only opportunistically, and an attacker on the \
@@ -379,7 +379,7 @@ fn tlsrpt(
 ) -> Vec<String> {
     if lookup_failed(
         "_smtp._tls TXT records",
-        ("dns.tlsrpt-txt.failed", "dns.tlsrpt-txt.bogus"),
+        (Code::DnsTlsRptTxtFailed, Code::DnsTlsRptTxtBogus),
         &facts.tlsrpt_txt,
         subject,
         findings,
@@ -397,7 +397,7 @@ fn tlsrpt(
             if RecordOutcome::of(&selection.conclusion) == RecordOutcome::None {
                 findings.push(
                     Finding::new(
-                        "tlsrpt.none",
+                        Code::TlsRptNone,
                         Severity::Notice,
                         subject.clone(),
                         "no TLS-RPT record: senders will not tell you when TLS to your MX hosts \
@@ -436,9 +436,7 @@ fn merge_by_address(findings: Vec<Finding>) -> Vec<Finding> {
     out.into_iter()
         .map(|(mut f, ips)| {
             if ips.len() > 1 {
-                f.subject.ip = None;
-                let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-                f.subject.location = Some(format!("addresses {}", list.join(", ")));
+                f.subject = f.subject.at_addresses(ips);
             }
             f
         })

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::domain::DomainName;
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, InvalidPolicy, Severity, Subject};
 use crate::mtasts::{Mode, MxPattern, Policy, PolicyError, PolicyNote, parse_policy};
 use crate::tlsrpt::{PolicyType, ResultType};
 
@@ -36,7 +36,7 @@ pub fn check_policy_body(body: &str, not_utf8: bool, subject: &Subject) -> Polic
     if not_utf8 {
         findings.push(invalid(
             subject.clone(),
-            "not-utf8",
+            InvalidPolicy::NotUtf8,
             "the policy is not valid UTF-8 text; RFC 8461 §3.2 policies are plain ASCII lines"
                 .to_owned(),
             "save the policy as plain ASCII text".to_owned(),
@@ -48,11 +48,13 @@ pub fn check_policy_body(body: &str, not_utf8: bool, subject: &Subject) -> Polic
             Some(line) => subject.clone().at(format!("policy line {line}")),
             None => subject.clone().at("policy"),
         };
-        let (code, fix) = error_code_and_fix(error);
-        by_line.push((error.line(), invalid(at, code, error.to_string(), fix)));
+        let (kind, fix) = error_code_and_fix(error);
+        let finding = invalid(at, kind, error.to_string(), fix);
+        by_line.push((error.line(), Code::StsPolicyInvalid(kind), finding));
     }
     for note in &parsed.notes {
-        by_line.push((Some(note.line()), note_finding(note, subject)));
+        let (code, finding) = note_finding(note, subject);
+        by_line.push((Some(note.line()), code, finding));
     }
     findings.extend(aggregate(by_line, subject));
     if let Some(policy) = &parsed.policy {
@@ -76,28 +78,27 @@ const LINES_LISTED: usize = 5;
 /// one, at the place of the first: "65,536 blank lines", the first few line numbers, and the
 /// first one's message and fix. A body of 64 KiB of blank lines thus gives a handful of
 /// findings, not 65,539. Codes seen fewer times keep each finding.
-fn aggregate(findings: Vec<(Option<usize>, Finding)>, subject: &Subject) -> Vec<Finding> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for (_, f) in &findings {
-        *counts.entry(f.code.as_ref()).or_default() += 1;
+fn aggregate(findings: Vec<(Option<usize>, Code, Finding)>, subject: &Subject) -> Vec<Finding> {
+    let mut counts: HashMap<Code, usize> = HashMap::new();
+    for (_, code, _) in &findings {
+        *counts.entry(*code).or_default() += 1;
     }
-    let folded: HashMap<String, usize> = counts
+    let folded: HashMap<Code, usize> = counts
         .into_iter()
         .filter(|&(_, n)| n > SAME_CODE_PER_POLICY)
-        .map(|(code, n)| (code.to_owned(), n))
         .collect();
     if folded.is_empty() {
-        return findings.into_iter().map(|(_, f)| f).collect();
+        return findings.into_iter().map(|(_, _, f)| f).collect();
     }
     // Per folded code: the index of its first finding in `out` and its first lines.
-    let mut firsts: HashMap<String, (usize, Vec<usize>)> = HashMap::new();
+    let mut firsts: HashMap<Code, (usize, Vec<usize>)> = HashMap::new();
     let mut out: Vec<Finding> = Vec::new();
-    for (line, f) in findings {
-        if !folded.contains_key(f.code.as_ref()) {
+    for (line, code, f) in findings {
+        if !folded.contains_key(&code) {
             out.push(f);
             continue;
         }
-        match firsts.get_mut(f.code.as_ref()) {
+        match firsts.get_mut(&code) {
             Some((at, lines)) => {
                 if let Some(line) = line
                     && lines.len() < LINES_LISTED
@@ -108,7 +109,7 @@ fn aggregate(findings: Vec<(Option<usize>, Finding)>, subject: &Subject) -> Vec<
                 first.severity = first.severity.max(f.severity);
             }
             None => {
-                firsts.insert(f.code.to_string(), (out.len(), line.into_iter().collect()));
+                firsts.insert(code, (out.len(), line.into_iter().collect()));
                 out.push(f);
             }
         }
@@ -127,13 +128,15 @@ fn aggregate(findings: Vec<(Option<usize>, Finding)>, subject: &Subject) -> Vec<
         } else {
             format!("policy lines {listed}{}", if more > 0 { ", …" } else { "" })
         });
-        let what = match code.as_str() {
-            "sts.policy.blank-line" => "blank lines",
-            "sts.policy.not-key-value" => "lines that are not \"key: value\"",
-            "sts.policy.duplicate-mx" => "repeated mx lines",
-            "sts.policy.duplicate-key" => "repeated keys",
-            "sts.policy.unknown-key" => "unknown keys",
-            "sts.policy.bad-mx" => "invalid mx lines",
+        let what = match code {
+            Code::StsPolicyInvalid(InvalidPolicy::BlankLine) => "blank lines",
+            Code::StsPolicyInvalid(InvalidPolicy::NotKeyValue) => {
+                "lines that are not \"key: value\""
+            }
+            Code::StsPolicyDuplicateMx => "repeated mx lines",
+            Code::StsPolicyDuplicateKey => "repeated keys",
+            Code::StsPolicyUnknownKey => "unknown keys",
+            Code::StsPolicyInvalid(InvalidPolicy::BadMx) => "invalid mx lines",
             _ => "lines with this problem",
         };
         let lines_text = match (lines.len(), more) {
@@ -163,128 +166,124 @@ fn thousands(n: usize) -> String {
     out
 }
 
-fn invalid(subject: Subject, kind: &'static str, message: String, fix: String) -> Finding {
+fn invalid(subject: Subject, kind: InvalidPolicy, message: String, fix: String) -> Finding {
     Finding::new(
-        format!("sts.policy.{kind}"),
+        Code::StsPolicyInvalid(kind),
         Severity::Error,
         subject,
         format!("{message}; senders treat the policy as invalid and ignore MTA-STS"),
     )
     .with_fix(fix)
     .with_result(PolicyType::Sts, ResultType::StsPolicyInvalid)
-    .with_reason_code(kind)
+    .with_reason_code(kind.as_str())
 }
 
-fn error_code_and_fix(error: &PolicyError) -> (&'static str, String) {
+fn error_code_and_fix(error: &PolicyError) -> (InvalidPolicy, String) {
     match error {
         PolicyError::EmptyBody => (
-            "empty",
+            InvalidPolicy::Empty,
             "serve a policy: version, mode, mx and max_age lines".to_owned(),
         ),
         PolicyError::MissingVersion => (
-            "missing-version",
+            InvalidPolicy::MissingVersion,
             "add \"version: STSv1\" as the first line".to_owned(),
         ),
         PolicyError::MissingMode => (
-            "missing-mode",
+            InvalidPolicy::MissingMode,
             "add \"mode: testing\" (or enforce, once reports are clean)".to_owned(),
         ),
         PolicyError::MissingMaxAge => (
-            "missing-max-age",
+            InvalidPolicy::MissingMaxAge,
             "add \"max_age: 604800\" (one week; RFC 8461 recommends weeks or more)".to_owned(),
         ),
         PolicyError::NoMx { .. } => (
-            "no-mx",
+            InvalidPolicy::NoMx,
             "add one \"mx:\" line per MX host (or a \"*.\" pattern covering them)".to_owned(),
         ),
         PolicyError::BadVersion { .. } => (
-            "bad-version",
+            InvalidPolicy::BadVersion,
             "write exactly \"version: STSv1\" (case-sensitive)".to_owned(),
         ),
         PolicyError::BadMode { .. } => (
-            "bad-mode",
+            InvalidPolicy::BadMode,
             "write \"mode: enforce\", \"mode: testing\" or \"mode: none\" in lower case".to_owned(),
         ),
         PolicyError::BadMaxAge { .. } => (
-            "bad-max-age",
+            InvalidPolicy::BadMaxAge,
             "write max_age as plain seconds, e.g. \"max_age: 604800\"".to_owned(),
         ),
         PolicyError::MaxAgeTooLarge { .. } => (
-            "max-age-too-large",
+            InvalidPolicy::MaxAgeTooLarge,
             "use at most 31557600 (one year)".to_owned(),
         ),
         PolicyError::BadMx { .. } => (
-            "bad-mx",
+            InvalidPolicy::BadMx,
             "write each mx as a host name in A-label form, optionally starting with \"*.\" \
              (e.g. \"mx: mail.example.com\" or \"mx: *.example.net\")"
                 .to_owned(),
         ),
         PolicyError::NoColon { .. } => (
-            "not-key-value",
+            InvalidPolicy::NotKeyValue,
             "every line is \"key: value\"; remove or fix the line".to_owned(),
         ),
         PolicyError::WhitespaceBeforeColon { .. } => (
-            "space-before-colon",
+            InvalidPolicy::SpaceBeforeColon,
             "remove the whitespace between the key and ':'".to_owned(),
         ),
         PolicyError::LeadingWhitespace { .. } => (
-            "leading-whitespace",
+            InvalidPolicy::LeadingWhitespace,
             "remove the whitespace at the start of the line".to_owned(),
         ),
         PolicyError::BadKey { .. } => (
-            "bad-key",
+            InvalidPolicy::BadKey,
             "use only the keys version, mode, mx and max_age".to_owned(),
         ),
         PolicyError::EmptyExtensionValue { .. } => (
-            "empty-value",
+            InvalidPolicy::EmptyValue,
             "give the key a value or remove the line".to_owned(),
         ),
         PolicyError::BadExtensionValue { .. } => (
-            "bad-value",
+            InvalidPolicy::BadValue,
             "remove control characters from the value".to_owned(),
         ),
-        PolicyError::NotALineEnd { .. } => {
-            ("bad-line-end", "end every line with LF or CRLF".to_owned())
+        PolicyError::NotALineEnd { .. } => (
+            InvalidPolicy::BadLineEnd,
+            "end every line with LF or CRLF".to_owned(),
+        ),
+        PolicyError::BlankLine { .. } => {
+            (InvalidPolicy::BlankLine, "remove the empty line".to_owned())
         }
-        PolicyError::BlankLine { .. } => ("blank-line", "remove the empty line".to_owned()),
     }
 }
 
-fn note_finding(note: &PolicyNote, subject: &Subject) -> Finding {
-    match note {
-        PolicyNote::DuplicateKey {
-            line, key, value, ..
-        } => Finding::new(
-            "sts.policy.duplicate-key",
+fn note_finding(note: &PolicyNote, subject: &Subject) -> (Code, Finding) {
+    let at = subject.clone().at(format!("policy line {}", note.line()));
+    let (code, severity, fix) = match note {
+        PolicyNote::DuplicateKey { key, value, .. } => (
+            Code::StsPolicyDuplicateKey,
             Severity::Warning,
-            subject.clone().at(format!("policy line {line}")),
-            note.to_string(),
-        )
-        .with_fix(format!("remove the line \"{key}: {value}\"")),
-        PolicyNote::DuplicateMx { line, .. } => Finding::new(
-            "sts.policy.duplicate-mx",
+            format!("remove the line \"{key}: {value}\""),
+        ),
+        PolicyNote::DuplicateMx { .. } => (
+            Code::StsPolicyDuplicateMx,
             Severity::Notice,
-            subject.clone().at(format!("policy line {line}")),
-            note.to_string(),
-        )
-        .with_fix("remove the repeated line"),
-        PolicyNote::UnknownKey {
-            line, similar_to, ..
-        } => Finding::new(
-            "sts.policy.unknown-key",
+            "remove the repeated line".to_owned(),
+        ),
+        PolicyNote::UnknownKey { similar_to, .. } => (
+            Code::StsPolicyUnknownKey,
             if similar_to.is_some() {
                 Severity::Warning
             } else {
                 Severity::Notice
             },
-            subject.clone().at(format!("policy line {line}")),
-            note.to_string(),
-        )
-        .with_fix(match similar_to {
-            Some(known) => format!("write the key as {known:?}"),
-            None => "remove the line unless an extension needs it".to_owned(),
-        }),
-    }
+            match similar_to {
+                Some(known) => format!("write the key as {known:?}"),
+                None => "remove the line unless an extension needs it".to_owned(),
+            },
+        ),
+    };
+    let finding = Finding::new(code, severity, at, note.to_string()).with_fix(fix);
+    (code, finding)
 }
 
 /// Advice on a valid policy: short max_age, testing and none modes.
@@ -294,7 +293,7 @@ fn policy_advice(policy: &Policy, subject: &Subject) -> Vec<Finding> {
     if policy.mode != Mode::None && policy.max_age < SHORT_MAX_AGE {
         out.push(
             Finding::new(
-                "sts.policy.max-age-short",
+                Code::StsPolicyMaxAgeShort,
                 Severity::Warning,
                 at.clone(),
                 format!(
@@ -309,7 +308,7 @@ fn policy_advice(policy: &Policy, subject: &Subject) -> Vec<Finding> {
     match policy.mode {
         Mode::Testing => out.push(
             Finding::new(
-                "sts.policy.mode-testing",
+                Code::StsPolicyModeTesting,
                 Severity::Notice,
                 at,
                 "mode is testing: senders deliver even when TLS fails and only report the failure",
@@ -318,7 +317,7 @@ fn policy_advice(policy: &Policy, subject: &Subject) -> Vec<Finding> {
         ),
         Mode::None => out.push(
             Finding::new(
-                "sts.policy.mode-none",
+                Code::StsPolicyModeNone,
                 Severity::Notice,
                 at,
                 "mode is none: senders treat the domain as having no MTA-STS policy",
@@ -384,7 +383,7 @@ pub fn coverage_findings(
         };
         out.push(
             Finding::new(
-                "sts.policy.mx-not-covered",
+                Code::StsPolicyMxNotCovered,
                 severity,
                 subject.clone().with_mx(&c.mx),
                 format!(
@@ -404,7 +403,7 @@ pub fn coverage_findings(
         if !coverage.is_empty() && !coverage.iter().any(|c| p.matches(&c.mx)) {
             out.push(
                 Finding::new(
-                    "sts.policy.unused-pattern",
+                    Code::StsPolicyUnusedPattern,
                     Severity::Notice,
                     subject.clone().at(format!("policy mx {p}")),
                     format!("the mx pattern {p} covers none of the MX hosts given"),
@@ -448,7 +447,12 @@ mod tests {
             blank.message
         );
         assert_eq!(
-            blank.subject.location.as_deref(),
+            blank
+                .subject
+                .location
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some("policy lines 1, 2, 3, 4, 5, …")
         );
         assert_eq!(blank.failure_reason_code.as_deref(), Some("blank-line"));
@@ -499,10 +503,11 @@ mod tests {
             let parsed = parse_policy(&body);
             let mut problems: HashMap<String, usize> = HashMap::new();
             for e in &parsed.errors {
-                *problems.entry(format!("sts.policy.{}", error_code_and_fix(e).0)).or_default() += 1;
+                let code = Code::StsPolicyInvalid(error_code_and_fix(e).0);
+                *problems.entry(code.text().into_owned()).or_default() += 1;
             }
             for n in &parsed.notes {
-                *problems.entry(note_finding(n, &subject).code.into_owned()).or_default() += 1;
+                *problems.entry(note_finding(n, &subject).0.text().into_owned()).or_default() += 1;
             }
             for (code, &n) in &problems {
                 let found: Vec<&Finding> =

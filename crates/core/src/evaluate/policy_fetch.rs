@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::domain::DomainName;
 use crate::evaluate::policy::{PolicyCheck, check_policy_body};
 use crate::facts::{FetchOutcome, FetchPhase, HttpResponse, PolicyFetchFacts};
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, Severity, Subject};
 use crate::mtasts::{ContentTypeVerdict, MAX_POLICY_BYTES, Policy, judge_content_type};
 use crate::tls::{Anchors, judge_for_host};
 use crate::tlsrpt::{PolicyType, ResultType};
@@ -76,7 +76,7 @@ pub fn judge_fetch(
             policy_string: Vec::new(),
             findings: vec![
                 Finding::new(
-                    "sts.fetch.failed",
+                    Code::StsFetchFailed,
                     Severity::Error,
                     subject,
                     format!("mta-sts.{domain} is longer than a host name may be"),
@@ -102,7 +102,7 @@ pub fn judge_fetch(
     if let Some(first) = cert.problems.first() {
         let problems: Vec<String> = cert.problems.iter().map(ToString::to_string).collect();
         let finding = Finding::new(
-            "sts.fetch.webpki-invalid",
+            Code::StsFetchWebpkiInvalid,
             Severity::Error,
             subject,
             format!(
@@ -135,7 +135,7 @@ fn judge_response(
     subject: Subject,
     content_type_rule: ContentTypeRule,
 ) -> FetchJudgement {
-    let fail = |code: &'static str, message: String, fix: String, reason: String| {
+    let fail = |code: Code, message: String, fix: String, reason: String| {
         let finding = Finding::new(code, Severity::Error, subject.clone(), message)
             .with_fix(fix)
             .with_result(PolicyType::Sts, ResultType::StsPolicyFetchError)
@@ -158,7 +158,7 @@ fn judge_response(
             .map(|l| format!(" to {l}"))
             .unwrap_or_default();
         return fail(
-            "sts.fetch.redirect",
+            Code::StsFetchRedirect,
             format!(
                 "the policy URL answers {status} (a redirect{to}); senders must not follow \
                  redirects, so they find no policy"
@@ -171,7 +171,7 @@ fn judge_response(
     }
     if status != 200 {
         return fail(
-            "sts.fetch.http-status",
+            Code::StsFetchHttpStatus,
             format!(
                 "the policy URL answers HTTP {status}; only 200 delivers a policy (RFC 8461 §3.3)"
             ),
@@ -184,7 +184,7 @@ fn judge_response(
     }
     if response.body_truncated {
         return fail(
-            "sts.fetch.too-large",
+            Code::StsFetchTooLarge,
             format!(
                 "the policy body is larger than the {} KiB senders read; they abort the fetch",
                 MAX_POLICY_BYTES / 1024
@@ -258,7 +258,7 @@ fn content_type_finding(
         ),
     };
     let mut f = Finding::new(
-        "sts.fetch.content-type",
+        Code::StsFetchContentType,
         match rule {
             ContentTypeRule::Warn => Severity::Warning,
             ContentTypeRule::Reject => Severity::Error,
@@ -319,7 +319,7 @@ fn no_response(facts: &PolicyFetchFacts, subject: &Subject, host: &DomainName) -
     // A DNS failure or a timeout on the prober's side may be transient: could not tell.
     let could_not_tell = is_could_not_tell(reason_code);
     let finding = Finding::new(
-        "sts.fetch.failed",
+        Code::StsFetchFailed,
         if could_not_tell {
             Severity::Warning
         } else {

@@ -5,7 +5,7 @@
 
 use std::fmt::Display;
 
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, Severity, Subject, TxtProblem};
 use crate::tagvalue::{Conclusion, IgnoredField, Selection, SelectionNote};
 use crate::tlsrpt::record::TlsRptSelection;
 
@@ -19,10 +19,10 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    fn code_prefix(self) -> &'static str {
+    fn code(self, problem: TxtProblem) -> Code {
         match self {
-            Self::MtaSts => "sts.txt",
-            Self::TlsRpt => "tlsrpt.txt",
+            Self::MtaSts => Code::StsTxt(problem),
+            Self::TlsRpt => Code::TlsRptTxt(problem),
         }
     }
 
@@ -53,10 +53,6 @@ impl RecordKind {
             Self::TlsRpt => "senders send no TLS reports for the domain",
         }
     }
-}
-
-fn code(kind: RecordKind, suffix: &str) -> String {
-    format!("{}.{suffix}", kind.code_prefix())
 }
 
 fn at(kind: RecordKind, subject: &Subject, index: usize, total: usize) -> Subject {
@@ -126,7 +122,7 @@ pub fn selection_findings<R, E: Display>(
                 lookalikes += 1;
                 out.push(
                     Finding::new(
-                        code(kind, "discarded"),
+                        kind.code(TxtProblem::Discarded),
                         Severity::Error,
                         at(kind, subject, *index, total),
                         format!(
@@ -144,7 +140,7 @@ pub fn selection_findings<R, E: Display>(
             SelectionNote::Discarded { .. } => {}
             SelectionNote::SpaceBeforeDelimiter { index } => out.push(
                 Finding::new(
-                    code(kind, "space-before-delimiter"),
+                    kind.code(TxtProblem::SpaceBeforeDelimiter),
                     Severity::Warning,
                     at(kind, subject, *index, total),
                     format!(
@@ -158,7 +154,7 @@ pub fn selection_findings<R, E: Display>(
             ),
             SelectionNote::AlsoInvalid { index, error } => out.push(
                 Finding::new(
-                    code(kind, "invalid"),
+                    kind.code(TxtProblem::Invalid),
                     Severity::Error,
                     at(kind, subject, *index, total),
                     format!("this record is also invalid: {error}"),
@@ -172,7 +168,7 @@ pub fn selection_findings<R, E: Display>(
             for field in ignored {
                 out.push(
                     Finding::new(
-                        code(kind, "ignored-field"),
+                        kind.code(TxtProblem::IgnoredField),
                         Severity::Warning,
                         at(kind, subject, *index, total),
                         field.to_string(),
@@ -183,7 +179,7 @@ pub fn selection_findings<R, E: Display>(
         }
         Conclusion::None if lookalikes == 0 && absent == WhenAbsent::Error => out.push(
             Finding::new(
-                code(kind, "none"),
+                kind.code(TxtProblem::None),
                 Severity::Error,
                 subject.clone().at(format!("{} TXT", kind.owner())),
                 format!(
@@ -199,7 +195,7 @@ pub fn selection_findings<R, E: Display>(
             let which: Vec<String> = indices.iter().map(|i| (i + 1).to_string()).collect();
             out.push(
                 Finding::new(
-                    code(kind, "several"),
+                    kind.code(TxtProblem::Several),
                     Severity::Error,
                     subject.clone().at(format!("{} TXT", kind.owner())),
                     format!(
@@ -214,7 +210,7 @@ pub fn selection_findings<R, E: Display>(
         }
         Conclusion::Invalid { index, error } => out.push(
             Finding::new(
-                code(kind, "invalid"),
+                kind.code(TxtProblem::Invalid),
                 Severity::Error,
                 at(kind, subject, *index, total),
                 format!("{error}; {}", kind.without()),
@@ -240,7 +236,7 @@ pub fn tlsrpt_set_findings(
         for rua in record.rua.iter().filter(|r| !r.usable()) {
             out.push(
                 Finding::new(
-                    "tlsrpt.rua.unusable-scheme",
+                    Code::TlsRptRuaUnusableScheme,
                     Severity::Warning,
                     subject.clone().at("_smtp._tls TXT"),
                     format!(
@@ -255,7 +251,7 @@ pub fn tlsrpt_set_findings(
         if record.rua.iter().all(|r| !r.usable()) {
             out.push(
                 Finding::new(
-                    "tlsrpt.rua.none-usable",
+                    Code::TlsRptRuaNoneUsable,
                     Severity::Error,
                     subject.clone().at("_smtp._tls TXT"),
                     "no rua destination is mailto: or https:, so no report can be delivered",
@@ -284,9 +280,9 @@ pub fn tlsrpt_owner_finding(owner: &str, subject: &Subject) -> Option<Finding> {
     Some(
         Finding::new(
             if legacy {
-                "tlsrpt.txt.legacy-name"
+                Code::TlsRptTxtLegacyName
             } else {
-                "tlsrpt.txt.wrong-name"
+                Code::TlsRptTxtWrongName
             },
             if legacy {
                 Severity::Warning
@@ -364,7 +360,11 @@ mod tests {
         );
         assert_eq!(f.len(), 1);
         assert_eq!(
-            f[0].subject.location.as_deref(),
+            f[0].subject
+                .location
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some("_mta-sts TXT record 2 of 2")
         );
     }

@@ -7,7 +7,7 @@ use super::verdict::{DnssecFailure, Routing};
 use super::{bogus_words, lookup_failed};
 use crate::dns::Lookup;
 use crate::facts::{DomainFacts, MxHostFacts};
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, Severity, Subject};
 use crate::tlsrpt::{PolicyType, ResultType};
 
 pub(super) fn routing(
@@ -19,7 +19,7 @@ pub(super) fn routing(
 ) -> Routing {
     let (failed, bogus) = lookup_failed(
         "MX records",
-        ("dns.mx.failed", "dns.mx.bogus"),
+        (Code::DnsMxFailed, Code::DnsMxBogus),
         &facts.mx,
         subject,
         findings,
@@ -45,7 +45,7 @@ pub(super) fn routing(
         Lookup::NxDomain { .. } => {
             findings.push(
                 Finding::new(
-                    "mx.nxdomain",
+                    Code::MxNxdomain,
                     Severity::Error,
                     subject.clone(),
                     format!("{} does not exist in DNS (NXDOMAIN)", facts.domain),
@@ -57,7 +57,7 @@ pub(super) fn routing(
         Lookup::NoData { .. } => {
             findings.push(
                 Finding::new(
-                    "mx.implicit",
+                    Code::MxImplicit,
                     Severity::Notice,
                     subject.clone(),
                     format!(
@@ -81,7 +81,7 @@ pub(super) fn routing(
                 if !records[0].is_null() {
                     findings.push(
                         Finding::new(
-                            "mx.null-preference",
+                            Code::MxNullPreference,
                             Severity::Notice,
                             subject.clone(),
                             format!(
@@ -93,7 +93,7 @@ pub(super) fn routing(
                     );
                 }
                 findings.push(Finding::new(
-                    "mx.null",
+                    Code::MxNull,
                     Severity::Notice,
                     subject.clone(),
                     format!(
@@ -106,7 +106,7 @@ pub(super) fn routing(
             }
             findings.push(
                 Finding::new(
-                    "mx.null-mixed",
+                    Code::MxNullMixed,
                     Severity::Error,
                     subject.clone(),
                     "a null MX (\".\") is published beside other MX records; RFC 7505 §3 forbids \
@@ -130,7 +130,7 @@ pub(super) fn host_findings(
     let Some(name) = &host.name else {
         findings.push(
             Finding::new(
-                "mx.invalid-name",
+                Code::MxInvalidName,
                 Severity::Error,
                 domain_subject.clone().at(format!("MX {}", host.exchange)),
                 format!(
@@ -155,7 +155,7 @@ pub(super) fn host_findings(
     if let Some(target) = alias {
         findings.push(
             Finding::new(
-                "mx.cname",
+                Code::MxCname,
                 Severity::Warning,
                 subject.clone(),
                 format!(
@@ -172,7 +172,7 @@ pub(super) fn host_findings(
         let (link, fix, reason) = bogus_words(*bogus);
         findings.push(
             Finding::new(
-                "dns.mx-address.bogus",
+                Code::DnsMxAddressBogus,
                 Severity::Error,
                 subject.clone(),
                 format!(
@@ -206,7 +206,7 @@ pub(super) fn host_findings(
             *inconclusive = true;
             findings.push(
                 Finding::new(
-                    "dns.mx-address.partial",
+                    Code::DnsMxAddressPartial,
                     Severity::Warning,
                     subject.clone(),
                     format!(
@@ -226,7 +226,7 @@ pub(super) fn host_findings(
         } else if lookups.iter().all(|l| l.is_definite()) {
             findings.push(
                 Finding::new(
-                    "mx.unresolvable",
+                    Code::MxUnresolvable,
                     Severity::Error,
                     subject,
                     format!("MX {name} has no A or AAAA records: senders cannot deliver to it"),
@@ -241,7 +241,7 @@ pub(super) fn host_findings(
             why.dedup();
             findings.push(
                 Finding::new(
-                    "dns.mx-address.failed",
+                    Code::DnsMxAddressFailed,
                     Severity::Warning,
                     subject,
                     format!(

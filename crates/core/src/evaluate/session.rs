@@ -7,14 +7,269 @@ use time::Duration;
 
 use super::EvalOptions;
 use super::verdict::{SessionFailure, SessionResult, SessionVerdict, StsState};
-use crate::dane::{self, DaneOutcome};
+use crate::dane::{self, DaneFailure, DaneOutcome, DaneVerdict};
 use crate::dns::{BrokenLink, Lookup, Tlsa};
 use crate::domain::DomainName;
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Code, Finding, Severity, Subject};
 use crate::mtasts::{Mode, Policy};
 use crate::smtp::{SmtpFacts, SmtpOutcome};
+use crate::tls::cert::verified_path;
 use crate::tls::{describe, judge_for_host};
 use crate::tlsrpt::{PolicyType, ResultType};
+
+/// What a session is judged with besides its own facts.
+pub(super) struct SessionContext<'a> {
+    pub(super) mx: &'a DomainName,
+    /// The TLSA lookup of the host (asked only when its addresses are DNSSEC-secure).
+    pub(super) tlsa: Option<&'a Lookup<Tlsa>>,
+    /// The CNAME-expanded name the TLSA records were found at, when not the MX name.
+    pub(super) tlsa_base: Option<&'a DomainName>,
+    /// The MX RRset was DNSSEC-secure, or there is no MX (implicit): the recipient domain is
+    /// then a DANE reference identifier too (RFC 7672 §3.2.3).
+    pub(super) next_hop_secure: bool,
+    pub(super) sts: &'a StsState,
+    pub(super) domain: &'a DomainName,
+    pub(super) opts: &'a EvalOptions<'a>,
+}
+
+/// Judges one session: the policy that applies, whether it could be tested, and every
+/// failure a sender would report; the findings go to `findings`.
+pub(super) fn judge_session(
+    ctx: &SessionContext<'_>,
+    session: &SmtpFacts,
+    domain_subject: &Subject,
+    findings: &mut Vec<Finding>,
+) -> SessionVerdict {
+    let ip = session.address.ip();
+    let subject = domain_subject.clone().with_mx(ctx.mx).with_ip(ip);
+    let chain: Vec<CertificateDer<'_>> = session
+        .tls
+        .as_ref()
+        .map(|t| t.chain.clone())
+        .unwrap_or_default();
+    // RFC 7672 §2.2 / RFC 8461 §2: DANE, where it applies, takes precedence over MTA-STS.
+    let dane = judge_dane(ctx, &chain);
+    let dane_applies = dane
+        .as_ref()
+        .is_some_and(|d| !matches!(d.outcome, DaneOutcome::NoDane { .. }));
+    let mut verdict = SessionVerdict {
+        mx: ctx.mx.clone(),
+        ip,
+        source_ip: session.sending_mta_ip(),
+        helo: session.receiving_mx_helo().map(str::to_owned),
+        policy_type: if dane_applies {
+            PolicyType::Tlsa
+        } else if ctx.sts.active().is_some() {
+            PolicyType::Sts
+        } else {
+            PolicyType::NoPolicyFound
+        },
+        tls_version: session.tls.as_ref().map(|t| t.version.clone()),
+        result: SessionResult::Success,
+        sts_result: None,
+        verified_path: verified_path(&chain, ctx.opts.now, ctx.opts.anchors),
+    };
+    if let Some(result) = untested(ctx, session, &subject, findings) {
+        verdict.result = result;
+        return verdict;
+    }
+
+    let primary = primary_consequence(ctx, &verdict, session, dane.as_ref());
+    let mut failures = Vec::new();
+    let mut report = |failures: &mut Vec<SessionFailure>, consequence: &Consequence, f: Failure| {
+        report_failure(findings, failures, &subject, consequence, f);
+    };
+    if let Some(mut f) = no_tls(session) {
+        // No TLS: under DANE (usable records or a failed lookup) and under MTA-STS the session
+        // fails; without a policy it is reported too (senders fall back to plaintext).
+        if let Some(DaneOutcome::DnssecInvalid { .. }) = dane.as_ref().map(|d| &d.outcome) {
+            f.code = Code::DaneDnssecInvalid;
+            f.result_type = ResultType::DnssecInvalid;
+        }
+        report(&mut failures, &primary, f);
+    } else if let Some(dane) = dane.as_ref().filter(|_| dane_applies) {
+        for f in dane_failures(ctx, &dane.outcome) {
+            report(&mut failures, &primary, f);
+        }
+        // RFC 8461 §2 only forbids a passing MTA-STS result overriding a failing DANE one;
+        // senders that apply only MTA-STS still judge the session by the policy.
+        if let Some(policy) = ctx.sts.active() {
+            let sts = sts_only_consequence(policy.mode, ctx.mx);
+            let mut sts_failed = Vec::new();
+            for f in sts_failures(policy, ctx.mx, &chain, ctx.opts) {
+                report(&mut sts_failed, &sts, f);
+            }
+            verdict.sts_result = Some(result_of(sts_failed));
+        }
+    } else if let Some(policy) = ctx.sts.active() {
+        for f in sts_failures(policy, ctx.mx, &chain, ctx.opts) {
+            report(&mut failures, &primary, f);
+        }
+    } else if session.tls.is_some() {
+        would_fail_policy(ctx, &chain, &subject, findings);
+    }
+    if failures.is_empty() {
+        expiry_warning(&chain, ctx.mx, ctx.opts, &subject, findings);
+    } else {
+        verdict.result = result_of(failures);
+    }
+    verdict
+}
+
+/// One failure of a session, before it becomes a finding and a failure-details entry.
+struct Failure {
+    code: Code,
+    result_type: ResultType,
+    /// The RFC 8460 failure-reason-code.
+    reason: String,
+    message: String,
+    fix: String,
+}
+
+/// What failures mean for delivery under the policy they are reported under.
+struct Consequence {
+    policy_type: PolicyType,
+    severity: Severity,
+    /// The end of each message: what senders do.
+    tail: String,
+}
+
+/// Adds the finding for `f` and its failure-details entry (once per result and reason).
+fn report_failure(
+    findings: &mut Vec<Finding>,
+    failures: &mut Vec<SessionFailure>,
+    subject: &Subject,
+    consequence: &Consequence,
+    f: Failure,
+) {
+    findings.push(
+        Finding::new(
+            f.code,
+            consequence.severity,
+            subject.clone(),
+            format!("{}; {}", f.message, consequence.tail),
+        )
+        .with_fix(f.fix)
+        .with_result(consequence.policy_type, f.result_type)
+        .with_reason_code(f.reason.clone()),
+    );
+    let entry = SessionFailure {
+        result_type: f.result_type,
+        reason_code: f.reason,
+    };
+    if !failures.contains(&entry) {
+        failures.push(entry);
+    }
+}
+
+fn result_of(failures: Vec<SessionFailure>) -> SessionResult {
+    if failures.is_empty() {
+        SessionResult::Success
+    } else {
+        SessionResult::Failure { failures }
+    }
+}
+
+/// The DANE verdict on the presented chain, when the host's TLSA records were asked for.
+fn judge_dane(ctx: &SessionContext<'_>, chain: &[CertificateDer<'_>]) -> Option<DaneVerdict> {
+    let lookup = ctx.tlsa?;
+    // RFC 7672 §3.2.3 with §2.2.2: the TLSA base domain (the expanded name, when the records
+    // were found there) and the MX name as published; the recipient domain only when the MX
+    // lookup was secure (or there was no MX), since an insecure MX answer can be forged.
+    let mut refs: Vec<DomainName> = ctx.tlsa_base.into_iter().cloned().collect();
+    refs.push(ctx.mx.clone());
+    if ctx.next_hop_secure && ctx.domain != ctx.mx {
+        refs.push(ctx.domain.clone());
+    }
+    Some(dane::judge(
+        &lookup.to_tlsa_answer(),
+        chain,
+        &refs,
+        ctx.opts.now,
+    ))
+}
+
+/// The result of a session that could not be tested (not probed, a timeout, a 421, a TLSA
+/// lookup that timed out), with its finding; `None` when the session can be judged.
+fn untested(
+    ctx: &SessionContext<'_>,
+    session: &SmtpFacts,
+    subject: &Subject,
+    findings: &mut Vec<Finding>,
+) -> Option<SessionResult> {
+    if let SmtpOutcome::NotTested { reason } = &session.outcome {
+        findings.push(
+            Finding::new(
+                Code::SmtpNotTested,
+                Severity::Notice,
+                subject.clone(),
+                format!("STARTTLS was not tested: {reason}"),
+            )
+            .with_fix(
+                "run the check where outbound connections to port 25 are allowed to test STARTTLS \
+                 and the certificates",
+            )
+            .could_not_test(),
+        );
+        return Some(SessionResult::Inconclusive {
+            reason: format!("not tested: {reason}"),
+        });
+    }
+    // A TLSA lookup that timed out here says nothing about the domain: could not tell.
+    let tlsa_timed_out = matches!(ctx.tlsa, Some(Lookup::Timeout));
+    // TLS refused after the 220 to STARTTLS on every attempt is a failure, not "could not
+    // tell" (RFC 8460 §4.3.1: a failed negotiation).
+    let probe_inconclusive = session.outcome.is_inconclusive() && !session.refused_tls_every_time();
+    if !probe_inconclusive && !tlsa_timed_out {
+        return None;
+    }
+    let reason = if tlsa_timed_out {
+        format!("the TLSA lookup for _25._tcp.{} timed out", ctx.mx)
+    } else {
+        inconclusive_reason(&session.outcome)
+    };
+    findings.push(
+        Finding::new(
+            Code::SmtpInconclusive,
+            Severity::Warning,
+            subject.clone(),
+            format!("could not test STARTTLS: {reason}"),
+        )
+        .with_fix(
+            "nothing to fix if the server is healthy: try again later or from another address",
+        )
+        .could_not_test(),
+    );
+    Some(SessionResult::Inconclusive { reason })
+}
+
+/// What a failure means under the policy that applies to the session.
+fn primary_consequence(
+    ctx: &SessionContext<'_>,
+    verdict: &SessionVerdict,
+    session: &SmtpFacts,
+    dane: Option<&DaneVerdict>,
+) -> Consequence {
+    let mx = ctx.mx;
+    // All TLSA records unusable: TLS is required but not authenticated (RFC 7672 §2.2), so
+    // DANE senders still deliver when TLS works.
+    let unauthenticated_tls = verdict.policy_type == PolicyType::Tlsa
+        && session.tls.is_some()
+        && dane.is_some_and(|d| matches!(d.outcome, DaneOutcome::UnusableOnly));
+    let (severity, tail) = if unauthenticated_tls {
+        (
+            Severity::Warning,
+            format!("DANE senders still deliver to {mx} over TLS, but without authentication"),
+        )
+    } else {
+        consequence(verdict.policy_type, ctx.sts.active().map(|p| p.mode), mx)
+    };
+    Consequence {
+        policy_type: verdict.policy_type,
+        severity,
+        tail,
+    }
+}
 
 /// What a failure means for delivery, in the policy's words.
 fn consequence(policy_type: PolicyType, mode: Option<Mode>, mx: &DomainName) -> (Severity, String) {
@@ -41,9 +296,33 @@ fn consequence(policy_type: PolicyType, mode: Option<Mode>, mx: &DomainName) -> 
     }
 }
 
-/// A failure of the session to establish TLS at all, as a (result type, reason, message,
-/// fix): what the last attempt ended with, or TLS refused after STARTTLS on every attempt.
-fn session_tls_failure(session: &SmtpFacts) -> Option<(ResultType, String, String, &'static str)> {
+/// What an MTA-STS failure means where DANE decides: senders that apply only MTA-STS
+/// judge the session by the policy.
+fn sts_only_consequence(mode: Mode, mx: &DomainName) -> Consequence {
+    let (severity, tail) = match mode {
+        Mode::Enforce => (
+            Severity::Error,
+            format!(
+                "senders that apply only MTA-STS (most large providers) will not deliver to                      {mx}"
+            ),
+        ),
+        _ => (
+            Severity::Warning,
+            format!(
+                "senders that apply only MTA-STS report the failure (mode testing) but                      deliver to {mx}"
+            ),
+        ),
+    };
+    Consequence {
+        policy_type: PolicyType::Sts,
+        severity,
+        tail,
+    }
+}
+
+/// A failure of the session to establish TLS at all: what the last attempt ended with, or
+/// TLS refused after STARTTLS on every attempt.
+fn no_tls(session: &SmtpFacts) -> Option<Failure> {
     if !session.refused_tls_every_time() {
         return tls_failure(&session.outcome);
     }
@@ -70,36 +349,42 @@ fn session_tls_failure(session: &SmtpFacts) -> Option<(ResultType, String, Strin
         .chain(std::iter::once(&session.outcome))
         .map(ended)
         .collect();
-    Some((
-        ResultType::ValidationFailure,
-        "tls-refused-after-starttls".to_owned(),
-        format!(
+    Some(Failure {
+        code: Code::SmtpTlsRefusedAfterStarttls,
+        result_type: ResultType::ValidationFailure,
+        reason: "tls-refused-after-starttls".to_owned(),
+        message: format!(
             "the server answered STARTTLS with 220 and then {what} instead of a TLS handshake, \
              on all {} attempts ({}): it never accepts TLS",
             session.attempts,
             each.join(", ")
         ),
-        "let the server complete the TLS handshake after its 220 reply to STARTTLS (check its \
-         certificate and key configuration and the TLS library's log), or stop offering STARTTLS",
-    ))
+        fix: "let the server complete the TLS handshake after its 220 reply to STARTTLS (check \
+              its certificate and key configuration and the TLS library's log), or stop \
+              offering STARTTLS"
+            .to_owned(),
+    })
 }
 
-/// A failure of one attempt to establish TLS at all, as a (result type, reason, message, fix).
-fn tls_failure(outcome: &SmtpOutcome) -> Option<(ResultType, String, String, &'static str)> {
-    Some(match outcome {
+/// A failure of one attempt to establish TLS at all.
+fn tls_failure(outcome: &SmtpOutcome) -> Option<Failure> {
+    let (code, result_type, reason, message, fix) = match outcome {
         SmtpOutcome::StarttlsNotOffered => (
+            Code::SmtpStarttlsUnavailable,
             ResultType::StarttlsNotSupported,
             "starttls-not-offered".to_owned(),
             "the server does not offer STARTTLS in its EHLO reply".to_owned(),
             "enable STARTTLS on the server (with a certificate for its MX name)",
         ),
         SmtpOutcome::StarttlsRejected { code, text } => (
+            Code::SmtpStarttlsUnavailable,
             ResultType::StarttlsNotSupported,
             format!("starttls-rejected-{code}"),
             format!("the server answered STARTTLS with {code} {text}"),
             "fix the server's TLS configuration so that STARTTLS is answered with 220",
         ),
         SmtpOutcome::EhloRejected { code, .. } => (
+            Code::SmtpStarttlsUnavailable,
             ResultType::StarttlsNotSupported,
             format!("ehlo-rejected-{code}"),
             format!(
@@ -109,6 +394,7 @@ fn tls_failure(outcome: &SmtpOutcome) -> Option<(ResultType, String, String, &'s
             "let the server accept EHLO",
         ),
         SmtpOutcome::TlsHandshakeFailed { alert, error } => (
+            Code::SmtpTlsHandshakeFailed,
             ResultType::ValidationFailure,
             "tls-handshake-failed".to_owned(),
             match alert {
@@ -119,322 +405,121 @@ fn tls_failure(outcome: &SmtpOutcome) -> Option<(ResultType, String, String, &'s
              sign with",
         ),
         SmtpOutcome::ProtocolError { phase, detail } => (
+            Code::SmtpProtocolError,
             ResultType::ValidationFailure,
             "smtp-protocol-error".to_owned(),
             format!("the server broke the SMTP protocol during {phase}: {detail}"),
             "check the server (or a middlebox in front of it) for what it sends",
         ),
         SmtpOutcome::Rejected { phase, code, text } => (
+            Code::SmtpRejected(*code),
             ResultType::ValidationFailure,
             format!("rejected-{code}"),
             format!("the server answered {code} {text} during {phase}"),
             "let the server accept connections and EHLO from senders",
         ),
         _ => return None,
+    };
+    Some(Failure {
+        code,
+        result_type,
+        reason,
+        message,
+        fix: fix.to_owned(),
     })
 }
 
-/// What a session is judged with besides its own facts.
-pub(super) struct SessionContext<'a> {
-    pub(super) mx: &'a DomainName,
-    /// The TLSA lookup of the host (asked only when its addresses are DNSSEC-secure).
-    pub(super) tlsa: Option<&'a Lookup<Tlsa>>,
-    /// The CNAME-expanded name the TLSA records were found at, when not the MX name.
-    pub(super) tlsa_base: Option<&'a DomainName>,
-    /// The MX RRset was DNSSEC-secure, or there is no MX (implicit): the recipient domain is
-    /// then a DANE reference identifier too (RFC 7672 §3.2.3).
-    pub(super) next_hop_secure: bool,
-    pub(super) sts: &'a StsState,
-    pub(super) domain: &'a DomainName,
-    pub(super) opts: &'a EvalOptions<'a>,
+/// The failures of a session under DANE (RFC 7672 §2.2, §3).
+fn dane_failures(ctx: &SessionContext<'_>, outcome: &DaneOutcome) -> Vec<Failure> {
+    let link = ctx.tlsa.and_then(Lookup::broken_link);
+    let (message, fix) = dane_message(outcome, ctx.mx, link);
+    outcome
+        .failures()
+        .into_iter()
+        .map(|f| Failure {
+            code: dane_code(&f),
+            result_type: f.result_type,
+            // A bogus TLSA answer whose broken link is known reports that link.
+            reason: match (f.result_type, link) {
+                (ResultType::DnssecInvalid, Some(link)) => link.reason_code().to_owned(),
+                _ => f.reason_code,
+            },
+            message: message.clone(),
+            fix: fix.clone(),
+        })
+        .collect()
+}
+
+fn dane_code(f: &DaneFailure) -> Code {
+    match (f.ta_problem, f.result_type) {
+        (Some(problem), _) => Code::DaneTa(problem),
+        (None, ResultType::DnssecInvalid) => Code::DaneDnssecInvalid,
+        (None, ResultType::TlsaInvalid) => Code::DaneTlsaInvalid,
+        (None, _) => Code::DaneNoMatch,
+    }
 }
 
 /// The MTA-STS check of one TLS session (RFC 8461 §4.1): the MX host must match a pattern,
 /// and its certificate must be PKIX-valid for the MX name. (§3.4's TLS 1.2 or later is all
-/// rustls speaks.) Each failure as (result type, reason, message, fix).
+/// rustls speaks.)
 fn sts_failures(
     policy: &Policy,
     mx: &DomainName,
     chain: &[CertificateDer<'_>],
     opts: &EvalOptions<'_>,
-) -> Vec<(ResultType, String, String, String)> {
+) -> Vec<Failure> {
     let mut out = Vec::new();
     if policy.matching_pattern(mx).is_none() {
         let listed: Vec<String> = policy.mx.iter().map(ToString::to_string).collect();
-        out.push((
-            ResultType::ValidationFailure,
-            "mx-not-covered".to_owned(),
-            format!(
+        out.push(Failure {
+            code: Code::StsPolicyMxNotCovered,
+            result_type: ResultType::ValidationFailure,
+            reason: "mx-not-covered".to_owned(),
+            message: format!(
                 "MX {mx} is not covered by any mx pattern of the policy ({})",
                 listed.join(", ")
             ),
-            format!(
+            fix: format!(
                 "add \"mx: {mx}\" to the policy (and publish a new id in the _mta-sts TXT record)"
             ),
-        ));
+        });
     }
     let cert = judge_for_host(chain, mx, opts.now, opts.anchors);
     for p in &cert.problems {
-        out.push((
-            p.result_type(),
-            p.reason_code().to_owned(),
-            format!("the certificate of {mx}: {p}"),
-            cert_fix(p.reason_code(), mx),
-        ));
+        out.push(Failure {
+            code: Code::certificate(p),
+            result_type: p.result_type(),
+            reason: p.reason_code().to_owned(),
+            message: format!("the certificate of {mx}: {p}"),
+            fix: cert_fix(p.reason_code(), mx),
+        });
     }
     out
 }
 
-pub(super) fn judge_session(
+/// Without a policy any TLS session counts; still say when the certificate would not pass
+/// a policy, since that blocks adopting MTA-STS.
+fn would_fail_policy(
     ctx: &SessionContext<'_>,
-    session: &SmtpFacts,
-    domain_subject: &Subject,
+    chain: &[CertificateDer<'_>],
+    subject: &Subject,
     findings: &mut Vec<Finding>,
-) -> SessionVerdict {
-    let SessionContext {
-        mx,
-        sts,
-        opts,
-        domain,
-        ..
-    } = *ctx;
-    let ip = session.address.ip();
-    let subject = domain_subject.clone().with_mx(mx).with_ip(ip);
-    let chain: Vec<CertificateDer<'_>> = session
-        .tls
-        .as_ref()
-        .map(|t| t.chain.clone())
-        .unwrap_or_default();
-    let mut verdict = SessionVerdict {
-        mx: mx.clone(),
-        ip,
-        source_ip: session.sending_mta_ip(),
-        helo: session.receiving_mx_helo().map(str::to_owned),
-        policy_type: PolicyType::NoPolicyFound,
-        tls_version: session.tls.as_ref().map(|t| t.version.clone()),
-        result: SessionResult::Success,
-        sts_result: None,
-    };
-
-    // RFC 7672 §2.2 / RFC 8461 §2: DANE, where it applies, takes precedence over MTA-STS.
-    let dane = ctx.tlsa.map(|lookup| {
-        // RFC 7672 §3.2.3: the TLSA base domain; the recipient domain only when the MX
-        // lookup was secure (or there was no MX), since an insecure MX answer can be forged.
-        // RFC 7672 §3.2.3 with §2.2.2: the TLSA base domain (the expanded name, when the
-        // records were found there) and the MX name as published.
-        let mut refs: Vec<DomainName> = ctx.tlsa_base.into_iter().cloned().collect();
-        refs.push(mx.clone());
-        if ctx.next_hop_secure && domain != mx {
-            refs.push(domain.clone());
-        }
-        dane::judge(&lookup.to_tlsa_answer(), &chain, &refs, opts.now)
-    });
-    let dane_applies = dane
-        .as_ref()
-        .is_some_and(|d| !matches!(d.outcome, DaneOutcome::NoDane { .. }));
-    verdict.policy_type = if dane_applies {
-        PolicyType::Tlsa
-    } else if sts.active().is_some() {
-        PolicyType::Sts
-    } else {
-        PolicyType::NoPolicyFound
-    };
-
-    // A TLSA lookup that timed out here says nothing about the domain: could not tell.
-    let tlsa_timed_out = matches!(ctx.tlsa, Some(Lookup::Timeout));
-    if let SmtpOutcome::NotTested { reason } = &session.outcome {
+) {
+    let mx = ctx.mx;
+    let cert = judge_for_host(chain, mx, ctx.opts.now, ctx.opts.anchors);
+    if let Some(p) = cert.problems.first() {
         findings.push(
             Finding::new(
-                "smtp.not-tested",
+                Code::SmtpCertWouldFailPolicy,
                 Severity::Notice,
-                subject,
-                format!("STARTTLS was not tested: {reason}"),
-            )
-            .with_fix(
-                "run the check where outbound connections to port 25 are allowed to test STARTTLS \
-                 and the certificates",
-            )
-            .could_not_test(),
-        );
-        verdict.result = SessionResult::Inconclusive {
-            reason: format!("not tested: {reason}"),
-        };
-        return verdict;
-    }
-    // TLS refused after the 220 to STARTTLS on every attempt is a failure, not "could not
-    // tell" (RFC 8460 §4.3.1: a failed negotiation).
-    if (session.outcome.is_inconclusive() && !session.refused_tls_every_time()) || tlsa_timed_out {
-        let reason = if tlsa_timed_out {
-            format!("the TLSA lookup for _25._tcp.{mx} timed out")
-        } else {
-            inconclusive_reason(&session.outcome)
-        };
-        findings.push(
-            Finding::new(
-                "smtp.inconclusive",
-                Severity::Warning,
-                subject,
-                format!("could not test STARTTLS: {reason}"),
-            )
-            .with_fix(
-                "nothing to fix if the server is healthy: try again later or from another address",
-            )
-            .could_not_test(),
-        );
-        verdict.result = SessionResult::Inconclusive { reason };
-        return verdict;
-    }
-
-    let mode = sts.active().map(|p| p.mode);
-    // All TLSA records unusable: TLS is required but not authenticated (RFC 7672 §2.2), so
-    // DANE senders still deliver when TLS works.
-    let unauthenticated_tls = dane_applies
-        && session.tls.is_some()
-        && dane
-            .as_ref()
-            .is_some_and(|d| matches!(d.outcome, DaneOutcome::UnusableOnly));
-    let (severity, tail) = if unauthenticated_tls {
-        (
-            Severity::Warning,
-            format!("DANE senders still deliver to {mx} over TLS, but without authentication"),
-        )
-    } else {
-        consequence(verdict.policy_type, mode, mx)
-    };
-    let mut failures: Vec<SessionFailure> = Vec::new();
-    let push = |findings: &mut Vec<Finding>,
-                failures: &mut Vec<SessionFailure>,
-                (policy_type, severity, tail): (PolicyType, Severity, &str),
-                (rt, reason, message, fix): (ResultType, String, String, String)| {
-        findings.push(
-            Finding::new(
-                session_code(rt, &reason),
-                severity,
                 subject.clone(),
-                format!("{message}; {tail}"),
+                format!(
+                    "the certificate of {mx} would fail an MTA-STS policy: {p} (no policy \
+                     applies today, so senders accept it)"
+                ),
             )
-            .with_fix(fix)
-            .with_result(policy_type, rt)
-            .with_reason_code(reason.clone()),
+            .with_fix(cert_fix(p.reason_code(), mx)),
         );
-        let f = SessionFailure {
-            result_type: rt,
-            reason_code: reason,
-        };
-        if !failures.contains(&f) {
-            failures.push(f);
-        }
-    };
-    let primary = (verdict.policy_type, severity, tail.as_str());
-
-    if let Some((rt, reason, message, fix)) = session_tls_failure(session) {
-        // No TLS: under DANE (usable records or a failed lookup) and under MTA-STS the session
-        // fails; without a policy it is reported too (senders fall back to plaintext).
-        let rt = match dane.as_ref().map(|d| &d.outcome) {
-            Some(DaneOutcome::DnssecInvalid { .. }) => ResultType::DnssecInvalid,
-            _ => rt,
-        };
-        push(
-            findings,
-            &mut failures,
-            primary,
-            (rt, reason, message, fix.to_owned()),
-        );
-    } else if dane_applies {
-        if let Some(outcome) = dane.as_ref().map(|d| &d.outcome) {
-            let link = ctx.tlsa.and_then(Lookup::broken_link);
-            for f in outcome.failures() {
-                let (message, fix) = dane_message(outcome, mx, link);
-                // A bogus TLSA answer whose broken link is known reports that link.
-                let reason = match (f.result_type, link) {
-                    (ResultType::DnssecInvalid, Some(link)) => link.reason_code().to_owned(),
-                    _ => f.reason_code,
-                };
-                push(
-                    findings,
-                    &mut failures,
-                    primary,
-                    (f.result_type, reason, message, fix),
-                );
-            }
-        }
-        // RFC 8461 §2 only forbids a passing MTA-STS result overriding a failing DANE one;
-        // senders that apply only MTA-STS still judge the session by the policy.
-        if let Some(policy) = sts.active() {
-            let sts_tail = match policy.mode {
-                Mode::Enforce => format!(
-                    "senders that apply only MTA-STS (most large providers) will not deliver to                      {mx}"
-                ),
-                _ => format!(
-                    "senders that apply only MTA-STS report the failure (mode testing) but                      deliver to {mx}"
-                ),
-            };
-            let sts_severity = if policy.mode == Mode::Enforce {
-                Severity::Error
-            } else {
-                Severity::Warning
-            };
-            let mut sts_fails = Vec::new();
-            for f in sts_failures(policy, mx, &chain, opts) {
-                push(
-                    findings,
-                    &mut sts_fails,
-                    (PolicyType::Sts, sts_severity, &sts_tail),
-                    f,
-                );
-            }
-            verdict.sts_result = Some(if sts_fails.is_empty() {
-                SessionResult::Success
-            } else {
-                SessionResult::Failure {
-                    failures: sts_fails,
-                }
-            });
-        }
-    } else if let Some(policy) = sts.active() {
-        for f in sts_failures(policy, mx, &chain, opts) {
-            push(findings, &mut failures, primary, f);
-        }
-    } else if session.tls.is_some() {
-        // No policy: any TLS session counts; still say when the certificate would not pass
-        // a policy, since that blocks adopting MTA-STS.
-        let cert = judge_for_host(&chain, mx, opts.now, opts.anchors);
-        if let Some(p) = cert.problems.first() {
-            findings.push(
-                Finding::new(
-                    "smtp.cert.would-fail-policy",
-                    Severity::Notice,
-                    subject.clone(),
-                    format!(
-                        "the certificate of {mx} would fail an MTA-STS policy: {p} (no policy \
-                         applies today, so senders accept it)"
-                    ),
-                )
-                .with_fix(cert_fix(p.reason_code(), mx)),
-            );
-        }
-    }
-    if failures.is_empty() {
-        expiry_warning(&chain, mx, opts, &subject, findings);
-    } else {
-        verdict.result = SessionResult::Failure { failures };
-    }
-    verdict
-}
-
-/// The finding code for a session failure.
-fn session_code(rt: ResultType, reason: &str) -> String {
-    if reason.starts_with("dane-") {
-        return format!("dane.{reason}");
-    }
-    match rt {
-        ResultType::StarttlsNotSupported => "smtp.starttls.unavailable".to_owned(),
-        ResultType::CertificateExpired
-        | ResultType::CertificateHostMismatch
-        | ResultType::CertificateNotTrusted => format!("smtp.cert.{reason}"),
-        ResultType::TlsaInvalid | ResultType::DnssecInvalid => format!("dane.{}", rt.as_str()),
-        _ if reason == "mx-not-covered" => "sts.policy.mx-not-covered".to_owned(),
-        _ => format!("smtp.{reason}"),
     }
 }
 
@@ -554,7 +639,7 @@ fn expiry_warning(
     if left > Duration::ZERO && left <= Duration::days(opts.expiry_warn_days) {
         findings.push(
             Finding::new(
-                "smtp.cert.expires-soon",
+                Code::SmtpCertExpiresSoon,
                 Severity::Warning,
                 subject.clone(),
                 format!(

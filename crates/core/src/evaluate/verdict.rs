@@ -115,6 +115,11 @@ pub struct SessionVerdict {
     /// judged by that policy too, as senders that apply only MTA-STS do.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sts_result: Option<SessionResult>,
+    /// The presented certificates that form the path verifying under the trust anchors at
+    /// the time of judgement, as indices into the chain (leaf first); `None` without TLS or
+    /// without such a path. Not serialised: a stored verdict has `None`.
+    #[serde(skip)]
+    pub verified_path: Option<Vec<usize>>,
 }
 
 /// Everything evaluation concludes about a domain.

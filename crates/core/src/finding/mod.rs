@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomainName;
 use crate::tlsrpt::{PolicyType, ResultType};
 
+mod code;
+
+pub use code::{Code, InvalidPolicy, TLSRPT_PREFIX, TxtProblem};
+
 /// How bad a finding is. Ordered: `Notice < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,9 +75,67 @@ pub struct Subject {
     /// One address of the MX host.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ip: Option<IpAddr>,
-    /// Where in a record or file: `_mta-sts TXT`, `policy line 3`, `--mx mx2.example.com`.
+    /// Where in a record or file, or the addresses of the MX host.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub location: Option<String>,
+    pub location: Option<Location>,
+}
+
+/// Where a finding is, besides its domain, MX host and address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// A place in a record or file: `_mta-sts TXT`, `policy line 3`, `--mx mx2.example.com`.
+    Text(String),
+    /// Several addresses of one MX host with the same problem, written
+    /// `addresses 192.0.2.1, 192.0.2.2`.
+    Addresses(Vec<IpAddr>),
+}
+
+impl Location {
+    const ADDRESSES: &'static str = "addresses ";
+
+    /// Reads the written form back (a stored finding): the address list when the text is
+    /// one, else the text.
+    fn parse(text: String) -> Self {
+        let ips = text.strip_prefix(Self::ADDRESSES).and_then(|list| {
+            list.split(", ")
+                .map(|a| a.parse().ok())
+                .collect::<Option<Vec<IpAddr>>>()
+        });
+        match ips {
+            Some(ips) => Self::Addresses(ips),
+            None => Self::Text(text),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => f.write_str(text),
+            Self::Addresses(ips) => {
+                f.write_str(Self::ADDRESSES)?;
+                for (i, ip) in ips.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{ip}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Serialize for Location {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Location {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::parse)
+    }
 }
 
 impl Subject {
@@ -87,16 +149,28 @@ impl Subject {
 
     /// A subject naming only a place in a record or file.
     pub fn location(location: impl Into<String>) -> Self {
-        Self {
-            location: Some(location.into()),
-            ..Self::default()
-        }
+        Self::default().at(location)
     }
 
     /// The same subject with a location added.
     pub fn at(mut self, location: impl Into<String>) -> Self {
-        self.location = Some(location.into());
+        self.location = Some(Location::Text(location.into()));
         self
+    }
+
+    /// The same subject at several addresses of its MX host instead of one.
+    pub fn at_addresses(mut self, ips: Vec<IpAddr>) -> Self {
+        self.ip = None;
+        self.location = Some(Location::Addresses(ips));
+        self
+    }
+
+    /// The addresses of a subject that names several (see [`Location::Addresses`]).
+    pub fn addresses(&self) -> Option<&[IpAddr]> {
+        match (&self.ip, &self.location) {
+            (None, Some(Location::Addresses(ips))) => Some(ips),
+            _ => None,
+        }
     }
 
     /// The same subject with an MX host added.
@@ -125,7 +199,7 @@ impl fmt::Display for Subject {
             parts.push(ip.to_string());
         }
         if let Some(l) = &self.location {
-            parts.push(l.clone());
+            parts.push(l.to_string());
         }
         f.write_str(&parts.join(", "))
     }
@@ -134,8 +208,8 @@ impl fmt::Display for Subject {
 /// One thing mxprobe has to say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable, dotted machine code, e.g. `sts.policy.mx-not-covered`. Codes are never reused
-    /// for another meaning; `docs/findings.md` lists them.
+    /// Stable, dotted machine code, e.g. `sts.policy.mx-not-covered`: a [`Code`] of the
+    /// catalogue (a string here, so that findings stored by other versions still read).
     pub code: Cow<'static, str>,
     /// How bad it is.
     pub severity: Severity,
@@ -166,13 +240,13 @@ impl Finding {
     /// A finding with a code, severity, subject and message; the rest is added with the
     /// `with_*` methods.
     pub fn new(
-        code: impl Into<Cow<'static, str>>,
+        code: Code,
         severity: Severity,
         subject: Subject,
         message: impl Into<String>,
     ) -> Self {
         Self {
-            code: code.into(),
+            code: code.text(),
             severity,
             subject,
             message: message.into(),
@@ -182,6 +256,11 @@ impl Finding {
             failure_reason_code: None,
             inconclusive: false,
         }
+    }
+
+    /// Whether the finding has this code.
+    pub fn is(&self, code: Code) -> bool {
+        self.code == code.text()
     }
 
     /// Marks the finding as "could not test" (see [`Finding::inconclusive`]).
@@ -227,13 +306,10 @@ impl Finding {
 }
 
 /// The most findings one domain (or one `lint` run) reports; more are folded into one last
-/// finding, [`LEFT_OUT_CODE`], that counts them. No legitimate domain comes near it (one MX
+/// finding, [`Code::FindingsLeftOut`], that counts them. No legitimate domain comes near it (one MX
 /// host with every address failing every check gives a few dozen); a hostile policy or
 /// record set could otherwise make every output grow without bound.
 pub const MAX_FINDINGS: usize = 200;
-
-/// The code of the finding that counts the findings left out by [`cap_findings`].
-pub const LEFT_OUT_CODE: &str = "findings.left-out";
 
 /// Keeps at most [`MAX_FINDINGS`] findings: the most severe, those that say something is
 /// wrong before those that say something could not be tested, in their original order; the
@@ -267,7 +343,7 @@ pub fn cap_findings(findings: &mut Vec<Finding>, subject: &Subject) {
     let total = notices + warnings + errors;
     findings.push(
         Finding::new(
-            LEFT_OUT_CODE,
+            Code::FindingsLeftOut,
             Severity::Notice,
             subject.clone(),
             format!(
@@ -350,7 +426,7 @@ mod tests {
                     1 => Severity::Warning,
                     _ => Severity::Notice,
                 };
-                let f = Finding::new("x.y", severity, Subject::domain(&d), format!("{i}"));
+                let f = Finding::new(Code::MxNull, severity, Subject::domain(&d), format!("{i}"));
                 if i == 500 { f.could_not_test() } else { f }
             })
             .collect();
@@ -370,7 +446,7 @@ mod tests {
             .count();
         assert_eq!(warnings, 99);
         let last = findings.last().unwrap();
-        assert_eq!(last.code, LEFT_OUT_CODE);
+        assert!(last.is(Code::FindingsLeftOut));
         assert_eq!(
             last.message,
             "801 more findings are left out (0 errors, 1 warnings, 800 notices): at most 200 \
@@ -392,7 +468,7 @@ mod tests {
     fn finding_serialises_without_empty_fields() {
         let d = DomainName::parse("example.com").unwrap();
         let f = Finding::new(
-            "sts.txt.missing-id",
+            Code::StsTxt(TxtProblem::Invalid),
             Severity::Error,
             Subject::domain(&d).at("_mta-sts TXT"),
             "no id field",
@@ -401,7 +477,7 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({
-                "code": "sts.txt.missing-id",
+                "code": "sts.txt.invalid",
                 "severity": "error",
                 "subject": {"domain": "example.com", "location": "_mta-sts TXT"},
                 "message": "no id field"
@@ -425,5 +501,35 @@ mod tests {
             notice: 0,
         };
         assert_eq!(c.summary(), "1 error, 2 warnings, no notices");
+    }
+
+    #[test]
+    fn locations_are_written_as_text_and_read_back_typed() {
+        let d = DomainName::parse("example.com").unwrap();
+        let ips: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        let merged = Subject::domain(&d).at_addresses(ips.clone());
+        let json = serde_json::to_value(&merged).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"domain": "example.com", "location": "addresses 192.0.2.1, 2001:db8::1"})
+        );
+        let back: Subject = serde_json::from_value(json).unwrap();
+        assert_eq!(back, merged);
+        assert_eq!(back.addresses(), Some(ips.as_slice()));
+        assert_eq!(
+            back.to_string(),
+            "example.com, addresses 192.0.2.1, 2001:db8::1"
+        );
+
+        for text in [
+            "_mta-sts TXT",
+            "addresses of the host",
+            "addresses 192.0.2.1, x",
+        ] {
+            let back: Subject =
+                serde_json::from_value(serde_json::json!({"location": text})).unwrap();
+            assert_eq!(back.location, Some(Location::Text(text.to_owned())));
+            assert_eq!(back.addresses(), None);
+        }
     }
 }
