@@ -30,7 +30,7 @@ use policy_fetch::{ContentTypeRule, FetchVerdict, is_could_not_tell, judge_fetch
 use records::{RecordKind, RecordOutcome, WhenAbsent, selection_findings, tlsrpt_set_findings};
 use routing::{host_findings, routing};
 use session::{SessionContext, judge_session};
-use verdict::{DomainVerdict, PolicyFailure, Routing, SessionResult, StsState};
+use verdict::{DomainVerdict, PolicyFailure, Routing, SessionResult, SessionVerdict, StsState};
 
 pub mod policy;
 pub mod policy_fetch;
@@ -135,43 +135,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
     }
     findings.extend(merge_by_address(session_findings));
 
-    if let Some(policy) = sts.active().filter(|p| p.mode == Mode::Enforce) {
-        // Each session as senders that apply MTA-STS see it (also where DANE decides).
-        let sts_results: Vec<&SessionResult> = sessions
-            .iter()
-            .filter_map(|s| match s.policy_type {
-                PolicyType::Sts => Some(&s.result),
-                _ => s.sts_result.as_ref(),
-            })
-            .collect();
-        if !sts_results.is_empty()
-            && sts_results
-                .iter()
-                .all(|r| matches!(r, SessionResult::Failure { .. }))
-        {
-            findings.push(
-                Finding::new(
-                    Code::StsEnforceNoDeliverableMx,
-                    Severity::Error,
-                    subject.clone(),
-                    format!(
-                        "every MX address fails the policy (mode enforce, mx {}): senders that \
-                         apply MTA-STS cannot deliver mail to {domain} at all",
-                        policy
-                            .mx
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                )
-                .with_fix(
-                    "switch the policy to \"mode: testing\" (and change the id) until the MX \
-                     hosts pass, then back to enforce",
-                ),
-            );
-        }
-    }
+    findings.extend(no_deliverable_mx(&sts, &sessions, &subject, domain));
 
     crate::finding::cap_findings(&mut findings, &subject);
     DomainVerdict {
@@ -184,6 +148,49 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         findings,
         dnssec_failures,
     }
+}
+
+/// In enforce mode, the finding that no MX address passes the policy.
+fn no_deliverable_mx(
+    sts: &StsState,
+    sessions: &[SessionVerdict],
+    subject: &Subject,
+    domain: &DomainName,
+) -> Option<Finding> {
+    let policy = sts.active().filter(|p| p.mode == Mode::Enforce)?;
+    // Each session as senders that apply MTA-STS see it (also where DANE decides).
+    let sts_results: Vec<&SessionResult> = sessions
+        .iter()
+        .filter_map(|s| match s.policy_type {
+            PolicyType::Sts => Some(&s.result),
+            _ => s.sts_result.as_ref(),
+        })
+        .collect();
+    let none_passes = !sts_results.is_empty()
+        && sts_results
+            .iter()
+            .all(|r| matches!(r, SessionResult::Failure { .. }));
+    none_passes.then(|| {
+        Finding::new(
+            Code::StsEnforceNoDeliverableMx,
+            Severity::Error,
+            subject.clone(),
+            format!(
+                "every MX address fails the policy (mode enforce, mx {}): senders that \
+                     apply MTA-STS cannot deliver mail to {domain} at all",
+                policy
+                    .mx
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        )
+        .with_fix(
+            "switch the policy to \"mode: testing\" (and change the id) until the MX \
+                 hosts pass, then back to enforce",
+        )
+    })
 }
 
 /// The verdict when the resolver itself is unfit ([`DomainFacts::resolver_problem`]): nothing
