@@ -143,14 +143,14 @@ impl History {
                 alert: alert.domain.clone(),
             });
         }
-        let summary = Summary::of(snapshot);
+        let columns = SnapshotColumns::of(snapshot);
         let observed = stored_time(snapshot.facts.observed_at)?;
         let snapshot_json =
             serde_json::to_string(snapshot).map_err(|source| HistoryError::Json {
                 what: format!("writing the snapshot of {domain} as JSON"),
                 source,
             })?;
-        let mx_json = serde_json::to_string(&summary.mx).map_err(|source| HistoryError::Json {
+        let mx_json = serde_json::to_string(&columns.mx).map_err(|source| HistoryError::Json {
             what: format!("writing the MX hosts of {domain} as JSON"),
             source,
         })?;
@@ -203,12 +203,12 @@ impl History {
                 run.0,
                 domain.as_str(),
                 observed,
-                summary.status.as_str(),
-                summary.errors,
-                summary.warnings,
-                summary.notices,
-                summary.policy_mode,
-                summary.policy_id,
+                columns.status.as_str(),
+                columns.errors,
+                columns.warnings,
+                columns.notices,
+                columns.policy_mode,
+                columns.policy_id,
                 mx_json,
                 snapshot_json,
             ],
@@ -367,7 +367,7 @@ impl TimelineRow {
 }
 
 /// What the snapshot columns keep besides the JSON.
-struct Summary {
+struct SnapshotColumns {
     status: DomainStatus,
     errors: u32,
     warnings: u32,
@@ -377,7 +377,7 @@ struct Summary {
     mx: Vec<String>,
 }
 
-impl Summary {
+impl SnapshotColumns {
     fn of(snapshot: &DomainResult) -> Self {
         let verdict = &snapshot.verdict;
         let count = |severity| {
