@@ -26,14 +26,14 @@
 //! certificate come from x509-parser too (its *ring* `verify` feature); this module decodes no
 //! DER itself. Pure: no I/O.
 
-mod describe;
 mod judge;
+mod summary;
 mod verdict;
 mod x509;
 
-pub(crate) use describe::hex_upper;
-pub use describe::{CertSummary, DescribeError, describe};
 pub use judge::{judge_for_host, judge_for_names, judge_pkix, verified_path};
+pub(crate) use summary::hex_upper;
+pub use summary::{CertSummary, DescribeError, describe};
 pub use verdict::{CertProblem, CertVerdict, ChainPosition};
 pub(crate) use x509::{issuer_contents, parse_exact, spki_contents};
 
