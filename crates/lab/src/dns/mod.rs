@@ -34,7 +34,7 @@
 //! is cheap (zones and records are kept in maps), but answering is not: hickory-server's
 //! in-memory zone handler walks a zone's records for lookups and NSEC denials, so a query
 //! costs time in proportion to the zone's size. Keep zones to about a hundred domains each
-//! (`lab::synthetic` does; see docs/benchmarks.md for the measurement).
+//! (`lab::bulk_scenario` does; see docs/benchmarks.md for the measurement).
 //!
 //! # Failures on purpose
 //! Names registered with [`LabDnsBuilder::servfail`] (and every name below them) are
