@@ -1,8 +1,8 @@
 //! Certificate judgement and DANE matching, on certificates the lab PKI makes per run.
 //!
-//! Every test uses fixed times (the "now" of the judgement and every validity window), so
-//! only the random keys differ between runs, and every test asserts its exact outcome and
-//! RFC 8460 result type.
+//! Every case uses fixed times (the "now" of the judgement and every validity window), so
+//! only the random keys differ between runs. The PKIX and DANE cases are rows of two tables,
+//! one test per row, each asserting its exact outcome and RFC 8460 result types.
 
 use mxprobe_core::dane::{
     self, DaneOutcome, NoDaneReason, NoMatchReason, RecordStatus, Tlsa, TlsaAnswer, TlsaLookup,
@@ -16,375 +16,313 @@ use mxprobe_core::tls::{
 use mxprobe_core::tlsrpt::ResultType;
 use mxprobe_testpki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity, self_signed_leaf};
 use proptest::prelude::*;
+use ring::digest::{SHA256, SHA512, digest};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+use crate::support::{ca_window, leaf_window as valid};
+use Data::*;
+
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 const ROOT: &str = "O=mxprobe lab, CN=Lab Root";
 const INTERMEDIATE: &str = "O=mxprobe lab, CN=Lab Intermediate";
+const MX: &str = "mx.example.com";
+const LEAF: &str = "O=mxprobe lab, CN=mx.example.com";
 
-fn ca_window() -> Validity {
-    Validity::new(
-        datetime!(2020-01-01 0:00 UTC),
-        datetime!(2035-01-01 0:00 UTC),
-    )
-}
-fn valid() -> Validity {
-    Validity::new(
-        datetime!(2025-01-01 0:00 UTC),
-        datetime!(2026-01-01 0:00 UTC),
-    )
-}
-fn expired() -> Validity {
-    Validity::new(
-        datetime!(2024-01-01 0:00 UTC),
-        datetime!(2025-01-01 0:00 UTC),
-    )
-}
-fn not_yet() -> Validity {
-    Validity::new(
-        datetime!(2025-09-01 0:00 UTC),
-        datetime!(2026-09-01 0:00 UTC),
-    )
+const EXPIRED: Validity = Validity {
+    not_before: datetime!(2024-01-01 0:00 UTC),
+    not_after: datetime!(2025-01-01 0:00 UTC),
+};
+const NOT_YET: Validity = Validity {
+    not_before: datetime!(2025-09-01 0:00 UTC),
+    not_after: datetime!(2026-09-01 0:00 UTC),
+};
+
+fn names(list: &[&str]) -> Vec<DomainName> {
+    list.iter().map(|s| DomainName::parse(s).unwrap()).collect()
 }
 
-fn name(s: &str) -> DomainName {
-    DomainName::parse(s).unwrap()
+/// What the server sends.
+#[derive(Clone, Copy)]
+enum Chain {
+    SelfSigned,
+    /// The lab leaf without its intermediate.
+    LeafOnly,
+    /// The lab leaf and intermediate.
+    Lab,
+    LabAndRoot,
+    /// As `Lab`, with an intermediate that expired on 2025-03-01.
+    LabIntExpired,
+    /// The lab leaf and an unrelated CA.
+    LeafAndOtherCa,
 }
 
-/// A root, an intermediate under it, and the root as the only anchor.
-struct Lab {
+/// The lab root and intermediate, one case's chain, an unrelated CA and self-signed leaf.
+struct Pki {
     root: CertAuthority,
     int: CertAuthority,
-    anchors: Anchors,
+    chain: Vec<CertificateDer<'static>>,
+    other_ca: CertAuthority,
+    other_leaf: Issued,
 }
 
-fn lab() -> Lab {
-    let root = CertAuthority::root("Lab Root", ca_window(), KeyKind::EcdsaP256).unwrap();
-    let int = root
-        .intermediate("Lab Intermediate", ca_window(), KeyKind::EcdsaP256)
-        .unwrap();
-    let anchors = Anchors::from_pem(root.cert().pem().as_bytes()).unwrap();
-    Lab { root, int, anchors }
-}
-
-impl Lab {
-    fn leaf(&self, names: &[&str], validity: Validity) -> Issued {
-        self.int.leaf(&LeafSpec::new(names, validity)).unwrap()
+impl Pki {
+    fn new(chain: Chain, sans: &[&str], validity: Validity) -> Self {
+        let p256 = KeyKind::EcdsaP256;
+        let root = CertAuthority::root("Lab Root", ca_window(), p256).unwrap();
+        let int_window = match chain {
+            Chain::LabIntExpired => {
+                Validity::new(ca_window().not_before, datetime!(2025-03-01 0:00 UTC))
+            }
+            _ => ca_window(),
+        };
+        let int = root
+            .intermediate("Lab Intermediate", int_window, p256)
+            .unwrap();
+        let other_ca = CertAuthority::root("Other CA", ca_window(), p256).unwrap();
+        let other_leaf = self_signed_leaf(&LeafSpec::new(&[MX], valid())).unwrap();
+        let spec = LeafSpec::new(sans, validity);
+        let leaf = match chain {
+            Chain::SelfSigned => self_signed_leaf(&spec).unwrap(),
+            _ => int.leaf(&spec).unwrap(),
+        };
+        let chain = match chain {
+            Chain::SelfSigned | Chain::LeafOnly => vec![leaf.der().clone()],
+            Chain::Lab | Chain::LabIntExpired => int.chain_for(&leaf),
+            Chain::LabAndRoot => int.full_chain_for(&leaf),
+            Chain::LeafAndOtherCa => vec![leaf.der().clone(), other_ca.cert().der().clone()],
+        };
+        Self {
+            root,
+            int,
+            chain,
+            other_ca,
+            other_leaf,
+        }
     }
 }
 
-fn leaf_subject(n: &str) -> String {
-    format!("O=mxprobe lab, CN={n}")
+/// One `#[test]` per row, named after it.
+macro_rules! cases {
+    ($driver:ident { $($name:ident: $case:expr,)* }) => {
+        $(#[test] fn $name() { $driver($case) })*
+    };
+}
+
+/// The distinct items, in order.
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
 // PKIX + name (MTA-STS).
 
-#[test]
-fn valid_chain_has_no_problem() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    let v = judge_for_host(
-        &lab.int.chain_for(&leaf),
-        &name("mx.example.com"),
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(v.problems, vec![]);
-    assert!(v.is_valid() && v.pkix_valid() && v.name_valid());
-    assert_eq!(v.result_types(), vec![]);
+/// A problem, its result type and its reason code.
+type Found = (CertProblem, ResultType, &'static str);
+
+struct Pkix {
+    chain: Chain,
+    sans: &'static [&'static str],
+    validity: Validity,
+    /// The public roots instead of the lab root.
+    mozilla: bool,
+    hosts: &'static [&'static str],
+    problems: Vec<Found>,
+    /// The first problem's text.
+    message: Option<String>,
 }
 
-#[test]
-fn expired_leaf() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], expired());
-    let v = judge_for_host(
-        &lab.int.chain_for(&leaf),
-        &name("mx.example.com"),
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(
-        v.problems,
-        vec![CertProblem::Expired {
-            which: ChainPosition::Leaf,
-            subject: leaf_subject("mx.example.com"),
-            not_after: datetime!(2025-01-01 0:00 UTC),
-        }]
-    );
-    assert_eq!(v.result_types(), vec![ResultType::CertificateExpired]);
-    assert_eq!(v.problems[0].reason_code(), "leaf-expired");
-}
-
-#[test]
-fn expired_intermediate_is_named() {
-    let root = CertAuthority::root("Lab Root", ca_window(), KeyKind::EcdsaP256).unwrap();
-    let int = root
-        .intermediate(
-            "Lab Intermediate",
-            Validity::new(
-                datetime!(2020-01-01 0:00 UTC),
-                datetime!(2025-03-01 0:00 UTC),
-            ),
-            KeyKind::EcdsaP256,
-        )
-        .unwrap();
-    let leaf = int
-        .leaf(&LeafSpec::new(&["mx.example.com"], valid()))
-        .unwrap();
-    let anchors = Anchors::from_pem(root.cert().pem().as_bytes()).unwrap();
-    let v = judge_for_host(
-        &int.chain_for(&leaf),
-        &name("mx.example.com"),
-        NOW,
-        &anchors,
-    );
-    assert_eq!(
-        v.problems,
-        vec![CertProblem::Expired {
-            which: ChainPosition::Intermediate { index: 1 },
-            subject: INTERMEDIATE.to_owned(),
-            not_after: datetime!(2025-03-01 0:00 UTC),
-        }]
-    );
-    assert_eq!(v.problems[0].reason_code(), "intermediate-expired");
-    assert_eq!(v.result_types(), vec![ResultType::CertificateExpired]);
-}
-
-#[test]
-fn not_yet_valid_leaf() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], not_yet());
-    let v = judge_for_host(
-        &lab.int.chain_for(&leaf),
-        &name("mx.example.com"),
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(
-        v.problems,
-        vec![CertProblem::NotYetValid {
-            which: ChainPosition::Leaf,
-            subject: leaf_subject("mx.example.com"),
-            not_before: datetime!(2025-09-01 0:00 UTC),
-        }]
-    );
-    // Reported as senders report it: OpenSSL's and Go's verifiers (and mox) group "expired
-    // or not yet valid" as one time error, certificate-expired; the reason code says which.
-    assert_eq!(v.result_types(), vec![ResultType::CertificateExpired]);
-    assert_eq!(v.problems[0].reason_code(), "leaf-not-yet-valid");
-}
-
-#[test]
-fn wrong_name_lists_the_names_carried() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com", "mx2.example.com"], valid());
-    let v = judge_for_host(
-        &lab.int.chain_for(&leaf),
-        &name("mail.example.net"),
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(
-        v.problems,
-        vec![CertProblem::HostMismatch {
-            expected: vec![name("mail.example.net")],
-            presented: vec!["mx.example.com".into(), "mx2.example.com".into()],
-        }]
-    );
-    assert_eq!(v.result_types(), vec![ResultType::CertificateHostMismatch]);
-    assert!(v.pkix_valid() && !v.name_valid());
-    assert_eq!(
-        v.problems[0].to_string(),
-        "the certificate is for mx.example.com, mx2.example.com, not mail.example.net"
-    );
-    // PKIX only ignores the name.
-    assert!(judge_pkix(&lab.int.chain_for(&leaf), NOW, &lab.anchors).is_valid());
-}
-
-#[test]
-fn wildcard_matches_exactly_one_leftmost_label() {
-    let lab = lab();
-    let leaf = lab.leaf(&["*.example.com"], valid());
-    let chain = lab.int.chain_for(&leaf);
-    let cases = [
-        ("mx.example.com", true),
-        ("a.b.example.com", false),
-        ("example.com", false),
-        ("mx.example.com.evil.net", false),
-    ];
-    for (host, ok) in cases {
-        let v = judge_for_host(&chain, &name(host), NOW, &lab.anchors);
-        if ok {
-            assert_eq!(v.problems, vec![], "{host}");
-        } else {
-            assert_eq!(
-                v.problems,
-                vec![CertProblem::HostMismatch {
-                    expected: vec![name(host)],
-                    presented: vec!["*.example.com".into()],
-                }],
-                "{host}"
-            );
-        }
+/// A valid lab leaf for MX, sent with its intermediate.
+fn ok() -> Pkix {
+    Pkix {
+        chain: Chain::Lab,
+        sans: &[MX],
+        validity: valid(),
+        mozilla: false,
+        hosts: &[MX],
+        problems: vec![],
+        message: None,
     }
 }
 
-#[test]
-fn self_signed_leaf_is_named() {
-    let lab = lab();
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let v = judge_for_host(
-        &[leaf.der().clone()],
-        &name("mx.example.com"),
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(
-        v.problems,
-        vec![CertProblem::SelfSignedLeaf {
-            subject: leaf_subject("mx.example.com"),
-        }]
-    );
-    assert_eq!(v.result_types(), vec![ResultType::CertificateNotTrusted]);
-    assert_eq!(v.problems[0].reason_code(), "self-signed");
+fn pkix(case: Pkix) {
+    let pki = Pki::new(case.chain, case.sans, case.validity);
+    let anchors = match case.mozilla {
+        true => Anchors::mozilla(),
+        false => Anchors::from_pem(pki.root.cert().pem().as_bytes()).unwrap(),
+    };
+    let hosts = names(case.hosts);
+    let v = match &hosts[..] {
+        [host] => judge_for_host(&pki.chain, host, NOW, &anchors),
+        _ => judge_for_names(&pki.chain, &hosts, NOW, &anchors),
+    };
+    let found = v
+        .problems
+        .iter()
+        .map(|p| (p.clone(), p.result_type(), p.reason_code()));
+    assert_eq!(found.collect::<Vec<_>>(), case.problems);
+    let types = distinct(case.problems.iter().map(|f| f.1));
+    assert_eq!(v.result_types(), types);
+    if let Some(message) = case.message {
+        assert_eq!(v.problems[0].to_string(), message);
+    }
+    // PKIX alone sees every problem but the name.
+    let is_name = |p: &CertProblem| matches!(p, CertProblem::HostMismatch { .. });
+    let (name, pkix): (Vec<_>, Vec<_>) = v.problems.iter().cloned().partition(is_name);
+    let expected = (v.problems.is_empty(), pkix.is_empty(), name.is_empty());
+    assert_eq!((v.is_valid(), v.pkix_valid(), v.name_valid()), expected);
+    assert_eq!(judge_pkix(&pki.chain, NOW, &anchors).problems, pkix);
 }
 
-#[test]
-fn unknown_ca_names_the_root() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
+fn leaf_expired() -> Found {
+    let (which, subject) = (ChainPosition::Leaf, LEAF.to_owned());
+    let not_after = datetime!(2025-01-01 0:00 UTC);
+    let expired = CertProblem::Expired {
+        which,
+        subject,
+        not_after,
+    };
+    (expired, ResultType::CertificateExpired, "leaf-expired")
+}
+
+fn mismatch(expected: &[&str], presented: &[&str]) -> Found {
+    let (expected, presented) = (names(expected), presented.iter().map(|&p| p.into()));
+    let problem = CertProblem::HostMismatch {
+        expected,
+        presented: presented.collect(),
+    };
+    (
+        problem,
+        ResultType::CertificateHostMismatch,
+        "name-mismatch",
+    )
+}
+
+fn self_signed() -> Found {
+    let subject = LEAF.to_owned();
+    let problem = CertProblem::SelfSignedLeaf { subject };
+    (problem, ResultType::CertificateNotTrusted, "self-signed")
+}
+
+fn no_intermediate() -> Found {
+    let issuer = INTERMEDIATE.to_owned();
+    let problem = CertProblem::IssuerNotFound { issuer, index: 0 };
+    (problem, ResultType::CertificateNotTrusted, "unknown-issuer")
+}
+
+fn wildcard_mismatch(hosts: &'static [&'static str]) -> Pkix {
+    let problems = vec![mismatch(hosts, &["*.example.com"])];
+    Pkix {
+        sans: &["*.example.com"],
+        hosts,
+        problems,
+        ..ok()
+    }
+}
+
+cases! { pkix {
+    valid_chain_has_no_problem: ok(),
+    expired_leaf: Pkix { validity: EXPIRED, problems: vec![leaf_expired()], ..ok() },
+    expired_intermediate_is_named: Pkix {
+        chain: Chain::LabIntExpired,
+        problems: vec![(
+            CertProblem::Expired {
+                which: ChainPosition::Intermediate { index: 1 },
+                subject: INTERMEDIATE.to_owned(),
+                not_after: datetime!(2025-03-01 0:00 UTC),
+            },
+            ResultType::CertificateExpired,
+            "intermediate-expired",
+        )],
+        ..ok()
+    },
+    // Reported as senders report it: OpenSSL's and Go's verifiers (and mox) group "expired
+    // or not yet valid" as one time error, certificate-expired; the reason code says which.
+    not_yet_valid_leaf: Pkix {
+        validity: NOT_YET,
+        problems: vec![(
+            CertProblem::NotYetValid {
+                which: ChainPosition::Leaf,
+                subject: LEAF.to_owned(),
+                not_before: datetime!(2025-09-01 0:00 UTC),
+            },
+            ResultType::CertificateExpired,
+            "leaf-not-yet-valid",
+        )],
+        ..ok()
+    },
+    wrong_name_lists_the_names_carried: Pkix {
+        sans: &[MX, "mx2.example.com"],
+        hosts: &["mail.example.net"],
+        problems: vec![mismatch(&["mail.example.net"], &[MX, "mx2.example.com"])],
+        message: Some(
+            "the certificate is for mx.example.com, mx2.example.com, not mail.example.net".into(),
+        ),
+        ..ok()
+    },
+    // A wildcard matches exactly one leftmost label.
+    wildcard_matches_one_label: Pkix { sans: &["*.example.com"], ..ok() },
+    wildcard_not_two_labels: wildcard_mismatch(&["a.b.example.com"]),
+    wildcard_not_the_parent: wildcard_mismatch(&["example.com"]),
+    wildcard_not_a_longer_name: wildcard_mismatch(&["mx.example.com.evil.net"]),
+    self_signed_leaf_is_named: Pkix { chain: Chain::SelfSigned, problems: vec![self_signed()], ..ok() },
     // The full chain, root included, but the root is not a public CA.
-    let v = judge_for_host(
-        &lab.int.full_chain_for(&leaf),
-        &name("mx.example.com"),
-        NOW,
-        &Anchors::mozilla(),
-    );
-    assert_eq!(
-        v.problems,
-        vec![CertProblem::UntrustedRoot {
-            subject: ROOT.to_owned(),
-            index: 2,
-        }]
-    );
-    assert_eq!(v.result_types(), vec![ResultType::CertificateNotTrusted]);
-    assert_eq!(v.problems[0].reason_code(), "untrusted-root");
-}
-
-#[test]
-fn missing_intermediate_says_send_the_full_chain() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    let v = judge_for_host(
-        &[leaf.der().clone()],
-        &name("mx.example.com"),
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(
-        v.problems,
-        vec![CertProblem::IssuerNotFound {
-            issuer: INTERMEDIATE.to_owned(),
-            index: 0,
-        }]
-    );
-    assert_eq!(v.result_types(), vec![ResultType::CertificateNotTrusted]);
-    let message = v.problems[0].to_string();
-    assert!(message.contains("send the full chain"), "{message}");
-    assert!(message.contains(INTERMEDIATE), "{message}");
-}
-
-#[test]
-fn expired_and_wrong_name_gives_both() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], expired());
-    let v = judge_for_host(
-        &lab.int.chain_for(&leaf),
-        &name("mail.example.net"),
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(
-        v.problems,
-        vec![
-            CertProblem::Expired {
-                which: ChainPosition::Leaf,
-                subject: leaf_subject("mx.example.com"),
-                not_after: datetime!(2025-01-01 0:00 UTC),
-            },
-            CertProblem::HostMismatch {
-                expected: vec![name("mail.example.net")],
-                presented: vec!["mx.example.com".into()],
-            },
-        ]
-    );
-    assert_eq!(
-        v.result_types(),
-        vec![
-            ResultType::CertificateExpired,
-            ResultType::CertificateHostMismatch
-        ]
-    );
-}
-
-#[test]
-fn expired_and_untrusted_are_separated() {
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], expired())).unwrap();
-    let v = judge_for_host(
-        &[leaf.der().clone()],
-        &name("mx.example.com"),
-        NOW,
-        &Anchors::mozilla(),
-    );
-    assert_eq!(
-        v.problems,
-        vec![
-            CertProblem::Expired {
-                which: ChainPosition::Leaf,
-                subject: leaf_subject("mx.example.com"),
-                not_after: datetime!(2025-01-01 0:00 UTC),
-            },
-            CertProblem::SelfSignedLeaf {
-                subject: leaf_subject("mx.example.com"),
-            },
-        ]
-    );
-    assert_eq!(
-        v.result_types(),
-        vec![
-            ResultType::CertificateExpired,
-            ResultType::CertificateNotTrusted
-        ]
-    );
-}
-
-#[test]
-fn any_of_several_reference_names() {
-    let lab = lab();
-    let leaf = lab.leaf(&["example.net"], valid());
-    let v = judge_for_names(
-        &lab.int.chain_for(&leaf),
-        &[name("mx.example.net"), name("example.net")],
-        NOW,
-        &lab.anchors,
-    );
-    assert_eq!(v.problems, vec![]);
-}
+    unknown_ca_names_the_root: Pkix {
+        chain: Chain::LabAndRoot,
+        mozilla: true,
+        problems: vec![(
+            CertProblem::UntrustedRoot { subject: ROOT.to_owned(), index: 2 },
+            ResultType::CertificateNotTrusted,
+            "untrusted-root",
+        )],
+        ..ok()
+    },
+    missing_intermediate_says_send_the_full_chain: Pkix {
+        chain: Chain::LeafOnly,
+        problems: vec![no_intermediate()],
+        message: Some(format!(
+            "the issuer {INTERMEDIATE} of certificate #0 was not sent and is not a trusted \
+             root: an unknown CA or a missing intermediate; send the full chain"
+        )),
+        ..ok()
+    },
+    expired_and_wrong_name_gives_both: Pkix {
+        validity: EXPIRED,
+        hosts: &["mail.example.net"],
+        problems: vec![leaf_expired(), mismatch(&["mail.example.net"], &[MX])],
+        ..ok()
+    },
+    expired_and_untrusted_are_separated: Pkix {
+        chain: Chain::SelfSigned,
+        validity: EXPIRED,
+        mozilla: true,
+        problems: vec![leaf_expired(), self_signed()],
+        ..ok()
+    },
+    any_of_several_reference_names: Pkix {
+        sans: &["example.net"],
+        hosts: &["mx.example.net", "example.net"],
+        ..ok()
+    },
+}}
 
 #[test]
 fn describe_a_lab_leaf() {
-    let lab = lab();
-    let mut spec = LeafSpec::new(&["mx.example.com", "*.example.com"], valid());
+    let pki = Pki::new(Chain::Lab, &[MX], valid());
+    let mut spec = LeafSpec::new(&[MX, "*.example.com"], valid());
     spec.ip_addresses = vec!["192.0.2.25".parse().unwrap()];
-    let leaf = lab.int.leaf(&spec).unwrap();
+    let leaf = pki.int.leaf(&spec).unwrap();
     let s = describe(leaf.der()).unwrap();
-    assert_eq!(s.subject, leaf_subject("mx.example.com"));
+    assert_eq!(s.subject, LEAF);
     assert_eq!(s.issuer, INTERMEDIATE);
-    assert_eq!(s.dns_names, vec!["mx.example.com", "*.example.com"]);
+    assert_eq!(s.dns_names, vec![MX, "*.example.com"]);
     assert_eq!(
         s.ip_addresses,
         vec!["192.0.2.25".parse::<std::net::IpAddr>().unwrap()]
@@ -408,460 +346,274 @@ fn describe_a_lab_leaf() {
 // ---------------------------------------------------------------------------------------
 // DANE.
 
-fn secure(records: &[String]) -> TlsaAnswer {
-    TlsaAnswer {
-        lookup: TlsaLookup::Records {
-            records: records.iter().map(|r| r.parse().unwrap()).collect(),
-        },
-        dnssec: DnssecStatus::Secure,
-    }
+/// Where a TLSA record's association data comes from.
+#[derive(Clone, Copy)]
+enum Data {
+    Leaf,
+    Int,
+    Root,
+    OtherCa,
+    OtherLeaf,
+    /// The leaf's, cut to this many bytes.
+    LeafCut(usize),
+    /// These bytes as they are.
+    Raw(&'static [u8]),
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn spki(der: &[u8]) -> Vec<u8> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    cert.public_key().raw.to_vec()
-}
-
-fn sha256(b: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .to_vec()
-}
-
-fn sha512(b: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA512, b)
-        .as_ref()
-        .to_vec()
-}
-
-fn failures(outcome: &DaneOutcome) -> Vec<(ResultType, String)> {
-    outcome
-        .failures()
-        .into_iter()
-        .map(|f| (f.result_type, f.reason_code))
-        .collect()
-}
-
-#[test]
-fn dane_ee_ignores_expiry_name_and_issuer() {
-    // Expired, self-signed, and for another name: DANE-EE does not care (RFC 7671 §5.1).
-    let leaf = self_signed_leaf(&LeafSpec::new(&["other.example"], expired())).unwrap();
-    let der = leaf.der().as_ref();
-    let records = [
-        format!("3 1 1 {}", hex(&sha256(&spki(der)))),
-        format!("3 0 1 {}", hex(&sha256(der))),
-        format!("3 0 0 {}", hex(der)),
-        format!("3 1 2 {}", hex(&sha512(&spki(der)))),
-        format!("3 1 0 {}", hex(&spki(der))),
-    ];
-    for record in records {
-        let v = dane::judge(
-            &secure(std::slice::from_ref(&record)),
-            &[leaf.der().clone()],
-            &[name("mx.example.com")],
-            NOW,
-        );
-        assert_eq!(
-            v.outcome,
-            DaneOutcome::Authenticated { record: 0 },
-            "{record}"
-        );
-        assert_eq!(
-            v.records[0].status,
-            RecordStatus::Matched { ta_index: None },
-            "{record}"
-        );
-        assert_eq!(failures(&v.outcome), vec![], "{record}");
-        assert!(v.outcome.requires_tls() && !v.outcome.blocks_delivery());
-    }
-}
-
-#[test]
-fn dane_ee_mismatch() {
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let other = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let record = format!("3 1 1 {}", hex(&sha256(&spki(other.der()))));
-    let v = dane::judge(
-        &secure(&[record]),
-        &[leaf.der().clone()],
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::NoMatch);
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::NoMatch {
-            why: NoMatchReason::LeafDiffers
-        }
-    );
-    assert_eq!(
-        failures(&v.outcome),
-        vec![(ResultType::ValidationFailure, "dane-no-match".to_owned())]
-    );
-    assert!(v.outcome.blocks_delivery());
-}
-
-#[test]
-fn dane_ta_on_the_intermediate() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    let record = format!("2 1 1 {}", hex(&sha256(&spki(lab.int.cert().der()))));
-    let v = dane::judge(
-        &secure(&[record]),
-        &lab.int.chain_for(&leaf),
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::Authenticated { record: 0 });
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::Matched { ta_index: Some(1) }
-    );
-    assert_eq!(v.outcome.result_types(), vec![]);
-}
-
-#[test]
-fn dane_ta_on_the_root_sent_in_the_chain() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    let record = format!("2 0 1 {}", hex(&sha256(lab.root.cert().der())));
-    let v = dane::judge(
-        &secure(&[record]),
-        &lab.int.full_chain_for(&leaf),
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::Authenticated { record: 0 });
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::Matched { ta_index: Some(2) }
-    );
-}
-
-#[test]
-fn dane_ta_root_not_sent_does_not_match_by_digest() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    let record = format!("2 0 1 {}", hex(&sha256(lab.root.cert().der())));
-    let v = dane::judge(
-        &secure(&[record]),
-        &lab.int.chain_for(&leaf),
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::NoMatch);
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::NoMatch {
-            why: NoMatchReason::NoChainCertMatches
-        }
-    );
-}
-
-#[test]
-fn dane_ta_full_anchor_in_the_record() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    for record in [
-        format!("2 0 0 {}", hex(lab.root.cert().der())),
-        format!("2 1 0 {}", hex(&spki(lab.root.cert().der()))),
-    ] {
-        let v = dane::judge(
-            &secure(std::slice::from_ref(&record)),
-            &lab.int.chain_for(&leaf),
-            &[name("mx.example.com")],
-            NOW,
-        );
-        assert_eq!(
-            v.outcome,
-            DaneOutcome::Authenticated { record: 0 },
-            "{record}"
-        );
-        assert_eq!(
-            v.records[0].status,
-            RecordStatus::Matched { ta_index: None },
-            "{record}"
-        );
-    }
-}
-
-#[test]
-fn dane_ta_wrong_name_is_a_host_mismatch() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    let record = format!("2 1 1 {}", hex(&sha256(&spki(lab.int.cert().der()))));
-    let v = dane::judge(
-        &secure(&[record]),
-        &lab.int.chain_for(&leaf),
-        &[name("mail.example.net"), name("example.net")],
-        NOW,
-    );
-    let problems = vec![CertProblem::HostMismatch {
-        expected: vec![name("mail.example.net"), name("example.net")],
-        presented: vec!["mx.example.com".into()],
-    }];
-    assert_eq!(
-        v.outcome,
-        DaneOutcome::TaChainInvalid {
-            record: 0,
-            problems: problems.clone()
-        }
-    );
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::TaChainInvalid {
-            ta_index: Some(1),
-            problems
-        }
-    );
-    assert_eq!(
-        failures(&v.outcome),
-        vec![(
-            ResultType::CertificateHostMismatch,
-            "dane-ta-name-mismatch".to_owned()
-        )]
-    );
-}
-
-#[test]
-fn dane_ta_expired_leaf() {
-    let lab = lab();
-    let leaf = lab.leaf(&["mx.example.com"], expired());
-    let record = format!("2 1 1 {}", hex(&sha256(&spki(lab.int.cert().der()))));
-    let v = dane::judge(
-        &secure(&[record]),
-        &lab.int.chain_for(&leaf),
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(
-        v.outcome,
-        DaneOutcome::TaChainInvalid {
-            record: 0,
-            problems: vec![CertProblem::Expired {
-                which: ChainPosition::Leaf,
-                subject: leaf_subject("mx.example.com"),
-                not_after: datetime!(2025-01-01 0:00 UTC),
-            }]
-        }
-    );
-    assert_eq!(
-        failures(&v.outcome),
-        vec![(
-            ResultType::CertificateExpired,
-            "dane-ta-leaf-expired".to_owned()
-        )]
-    );
-}
-
-#[test]
-fn dane_ta_leaf_not_signed_by_the_matched_anchor() {
-    let lab = lab();
-    let other = CertAuthority::root("Other CA", ca_window(), KeyKind::EcdsaP256).unwrap();
-    let leaf = lab.leaf(&["mx.example.com"], valid());
-    // The server sends an unrelated CA certificate, and the record pins that CA.
-    let chain = vec![leaf.der().clone(), other.cert().der().clone()];
-    let record = format!("2 0 1 {}", hex(&sha256(other.cert().der())));
-    let v = dane::judge(&secure(&[record]), &chain, &[name("mx.example.com")], NOW);
-    let problems = vec![CertProblem::IssuerNotFound {
-        issuer: INTERMEDIATE.to_owned(),
-        index: 0,
-    }];
-    assert_eq!(
-        v.outcome,
-        DaneOutcome::TaChainInvalid {
-            record: 0,
-            problems: problems.clone()
-        }
-    );
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::TaChainInvalid {
-            ta_index: Some(1),
-            problems
-        }
-    );
-    assert_eq!(
-        failures(&v.outcome),
-        vec![(
-            ResultType::ValidationFailure,
-            "dane-ta-unknown-issuer".to_owned()
-        )]
-    );
-}
-
-#[test]
-fn pkix_usages_only_is_tlsa_invalid() {
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let digest = hex(&sha256(&spki(leaf.der())));
-    let v = dane::judge(
-        &secure(&[format!("0 1 1 {digest}"), format!("1 1 1 {digest}")]),
-        &[leaf.der().clone()],
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::UnusableOnly);
-    assert_eq!(
-        v.records
-            .iter()
-            .map(|r| r.status.clone())
-            .collect::<Vec<_>>(),
-        vec![
-            RecordStatus::Unusable {
-                why: Unusable::PkixUsage { usage: 0 }
-            },
-            RecordStatus::Unusable {
-                why: Unusable::PkixUsage { usage: 1 }
-            },
-        ]
-    );
-    assert_eq!(
-        failures(&v.outcome),
-        vec![(ResultType::TlsaInvalid, "tlsa-no-usable-records".to_owned())]
-    );
-    // RFC 7672 §2.2: TLS stays mandatory, delivery is not blocked.
-    assert!(v.outcome.requires_tls() && !v.outcome.blocks_delivery());
-}
-
-#[test]
-fn wrong_digest_length_is_unusable() {
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let short = &sha256(&spki(leaf.der()))[..31];
-    let v = dane::judge(
-        &secure(&[format!("3 1 1 {}", hex(short))]),
-        &[leaf.der().clone()],
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::UnusableOnly);
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::Unusable {
-            why: Unusable::WrongDigestLength {
-                matching_type: 1,
-                expected: 32,
-                actual: 31
-            }
-        }
-    );
-    assert_eq!(v.outcome.result_types(), vec![ResultType::TlsaInvalid]);
-}
-
-#[test]
-fn unusable_records_beside_a_matching_one() {
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let digest = sha256(&spki(leaf.der()));
-    let v = dane::judge(
-        &secure(&[
-            format!("1 1 1 {}", hex(&digest)),
-            format!("3 1 1 {}", hex(&digest[..20])),
-            format!("3 1 1 {}", hex(&digest)),
-        ]),
-        &[leaf.der().clone()],
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::Authenticated { record: 2 });
-    assert!(matches!(v.records[0].status, RecordStatus::Unusable { .. }));
-    assert!(matches!(v.records[1].status, RecordStatus::Unusable { .. }));
-    assert_eq!(
-        v.records[2].status,
-        RecordStatus::Matched { ta_index: None }
-    );
-    assert_eq!(failures(&v.outcome), vec![]);
-}
-
-#[test]
-fn digest_agility_ignores_the_weaker_digest() {
-    // RFC 7671 §9: with SHA2-512 present for 3 1, the SHA2-256 record is not used.
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let v = dane::judge(
-        &secure(&[
-            format!("3 1 1 {}", hex(&sha256(&spki(leaf.der())))),
-            format!("3 1 2 {}", "AB".repeat(64)),
-        ]),
-        &[leaf.der().clone()],
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(v.outcome, DaneOutcome::NoMatch);
-    assert_eq!(
-        v.records[0].status,
-        RecordStatus::IgnoredWeakerDigest { preferred: 2 }
-    );
-}
-
-#[test]
-fn bogus_or_indeterminate_is_dnssec_invalid() {
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    for (status, code) in [
-        (DnssecStatus::Bogus, "dnssec-bogus"),
-        (DnssecStatus::Indeterminate, "dnssec-indeterminate"),
-    ] {
-        let mut answer = secure(&[format!("3 1 1 {}", hex(&sha256(&spki(leaf.der()))))]);
-        answer.dnssec = status;
-        let v = dane::judge(
-            &answer,
-            &[leaf.der().clone()],
-            &[name("mx.example.com")],
-            NOW,
-        );
-        assert_eq!(
-            v.outcome,
-            DaneOutcome::DnssecInvalid {
-                status,
-                detail: None
-            }
-        );
-        assert_eq!(
-            failures(&v.outcome),
-            vec![(ResultType::DnssecInvalid, code.to_owned())]
-        );
-        assert!(v.outcome.blocks_delivery() && !v.outcome.requires_tls());
-    }
-    let failed = TlsaAnswer {
-        lookup: TlsaLookup::Failed {
-            detail: "SERVFAIL".into(),
-        },
-        dnssec: DnssecStatus::Bogus,
+/// The record "usage selector matching-type" for `data`: selector 0 takes the certificate,
+/// 1 its SubjectPublicKeyInfo; matching type 0 takes it as is, 1 its SHA2-256, 2 its SHA2-512.
+fn record(pki: &Pki, (params, data): (&str, Data)) -> Tlsa {
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02X}")).collect::<String>();
+    let der = match data {
+        Leaf | LeafCut(_) => pki.chain[0].to_vec(),
+        Int => pki.int.cert().der().to_vec(),
+        Root => pki.root.cert().der().to_vec(),
+        OtherCa => pki.other_ca.cert().der().to_vec(),
+        OtherLeaf => pki.other_leaf.der().to_vec(),
+        Raw(bytes) => return format!("{params} {}", hex(bytes)).parse().unwrap(),
     };
-    let v = dane::judge(
-        &failed,
-        &[leaf.der().clone()],
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(
-        failures(&v.outcome),
-        vec![(ResultType::DnssecInvalid, "tlsa-lookup-failed".to_owned())]
-    );
+    let p = params.as_bytes();
+    let selected = match p[2] {
+        b'1' => x509_parser::parse_x509_certificate(&der)
+            .unwrap()
+            .1
+            .public_key()
+            .raw
+            .to_vec(),
+        _ => der,
+    };
+    let mut bytes = match p[4] {
+        b'0' => selected,
+        b'1' => digest(&SHA256, &selected).as_ref().to_vec(),
+        _ => digest(&SHA512, &selected).as_ref().to_vec(),
+    };
+    if let LeafCut(len) = data {
+        bytes.truncate(len);
+    }
+    format!("{params} {}", hex(&bytes)).parse().unwrap()
 }
 
-#[test]
-fn insecure_is_no_dane() {
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
-    let mut answer = secure(&[format!("3 1 1 {}", "00".repeat(32))]);
-    answer.dnssec = DnssecStatus::Insecure;
-    let v = dane::judge(
-        &answer,
-        &[leaf.der().clone()],
-        &[name("mx.example.com")],
-        NOW,
-    );
-    assert_eq!(
-        v.outcome,
-        DaneOutcome::NoDane {
-            reason: NoDaneReason::Insecure
-        }
-    );
-    assert_eq!(v.records, vec![]);
-    assert_eq!(failures(&v.outcome), vec![]);
-    assert!(!v.outcome.requires_tls());
+struct Dane {
+    chain: Chain,
+    sans: &'static [&'static str],
+    validity: Validity,
+    records: &'static [(&'static str, Data)],
+    dnssec: DnssecStatus,
+    /// The lookup fails with this detail instead.
+    lookup_error: Option<&'static str>,
+    names: &'static [&'static str],
+    outcome: DaneOutcome,
+    /// Each record's status, in RRset order.
+    statuses: Vec<RecordStatus>,
+    failures: Vec<(ResultType, &'static str)>,
 }
+
+/// A secure RRset of `records` for a valid self-signed leaf for MX, which the first record
+/// authenticates as DANE-EE.
+fn ee(records: &'static [(&'static str, Data)]) -> Dane {
+    Dane {
+        chain: Chain::SelfSigned,
+        sans: &[MX],
+        validity: valid(),
+        records,
+        dnssec: DnssecStatus::Secure,
+        lookup_error: None,
+        names: &[MX],
+        outcome: DaneOutcome::Authenticated { record: 0 },
+        statuses: vec![RecordStatus::Matched { ta_index: None }],
+        failures: vec![],
+    }
+}
+
+/// RFC 7672 §2.2: whether a sender must use TLS, and whether it must not deliver at all.
+fn delivery(outcome: &DaneOutcome) -> (bool, bool) {
+    match outcome {
+        DaneOutcome::NoDane { .. } => (false, false),
+        DaneOutcome::Authenticated { .. } | DaneOutcome::UnusableOnly => (true, false),
+        DaneOutcome::NoMatch | DaneOutcome::TaChainInvalid { .. } => (true, true),
+        DaneOutcome::DnssecInvalid { .. } => (false, true),
+        other => panic!("no delivery rule for {other:?}"),
+    }
+}
+
+fn dane(case: Dane) {
+    let pki = Pki::new(case.chain, case.sans, case.validity);
+    let records = case.records.iter().map(|&r| record(&pki, r)).collect();
+    let lookup = match case.lookup_error {
+        Some(detail) => TlsaLookup::Failed {
+            detail: detail.into(),
+        },
+        None => TlsaLookup::Records { records },
+    };
+    let answer = TlsaAnswer {
+        lookup,
+        dnssec: case.dnssec,
+    };
+    let v = dane::judge(&answer, &pki.chain, &names(case.names), NOW);
+    assert_eq!(v.outcome, case.outcome);
+    let statuses: Vec<_> = v.records.iter().map(|r| r.status.clone()).collect();
+    assert_eq!(statuses, case.statuses);
+    let failures = v.outcome.failures();
+    let failures = failures
+        .iter()
+        .map(|f| (f.result_type, f.reason_code.as_str()));
+    assert_eq!(failures.collect::<Vec<_>>(), case.failures);
+    let types = distinct(case.failures.iter().map(|f| f.0));
+    assert_eq!(v.outcome.result_types(), types);
+    let tls_and_block = (v.outcome.requires_tls(), v.outcome.blocks_delivery());
+    assert_eq!(tls_and_block, delivery(&case.outcome));
+}
+
+/// Expired, self-signed, and for another name: DANE-EE does not care (RFC 7671 §5.1).
+fn stale_ee(records: &'static [(&'static str, Data)]) -> Dane {
+    Dane {
+        sans: &["other.example"],
+        validity: EXPIRED,
+        ..ee(records)
+    }
+}
+
+/// A DANE-TA record for the intermediate, under which the leaf does not validate.
+fn ta_invalid(found: Found, failure: (ResultType, &'static str)) -> Dane {
+    let problems = vec![found.0];
+    let outcome = DaneOutcome::TaChainInvalid {
+        record: 0,
+        problems: problems.clone(),
+    };
+    let statuses = vec![RecordStatus::TaChainInvalid {
+        ta_index: Some(1),
+        problems,
+    }];
+    let failures = vec![failure];
+    Dane {
+        chain: Chain::Lab,
+        outcome,
+        statuses,
+        failures,
+        ..ee(&[("2 1 1", Int)])
+    }
+}
+
+cases! { dane {
+    dane_ee_ignores_expiry_name_and_issuer_3_1_1: stale_ee(&[("3 1 1", Leaf)]),
+    dane_ee_ignores_expiry_name_and_issuer_3_0_1: stale_ee(&[("3 0 1", Leaf)]),
+    dane_ee_ignores_expiry_name_and_issuer_3_0_0: stale_ee(&[("3 0 0", Leaf)]),
+    dane_ee_ignores_expiry_name_and_issuer_3_1_2: stale_ee(&[("3 1 2", Leaf)]),
+    dane_ee_ignores_expiry_name_and_issuer_3_1_0: stale_ee(&[("3 1 0", Leaf)]),
+    dane_ee_mismatch: Dane {
+        outcome: DaneOutcome::NoMatch,
+        statuses: vec![RecordStatus::NoMatch { why: NoMatchReason::LeafDiffers }],
+        failures: vec![(ResultType::ValidationFailure, "dane-no-match")],
+        ..ee(&[("3 1 1", OtherLeaf)])
+    },
+    dane_ta_on_the_intermediate: Dane {
+        chain: Chain::Lab,
+        statuses: vec![RecordStatus::Matched { ta_index: Some(1) }],
+        ..ee(&[("2 1 1", Int)])
+    },
+    dane_ta_on_the_root_sent_in_the_chain: Dane {
+        chain: Chain::LabAndRoot,
+        statuses: vec![RecordStatus::Matched { ta_index: Some(2) }],
+        ..ee(&[("2 0 1", Root)])
+    },
+    dane_ta_root_not_sent_does_not_match_by_digest: Dane {
+        chain: Chain::Lab,
+        outcome: DaneOutcome::NoMatch,
+        statuses: vec![RecordStatus::NoMatch { why: NoMatchReason::NoChainCertMatches }],
+        failures: vec![(ResultType::ValidationFailure, "dane-no-match")],
+        ..ee(&[("2 0 1", Root)])
+    },
+    // The full anchor in the record.
+    dane_ta_full_anchor_in_the_record_2_0_0: Dane { chain: Chain::Lab, ..ee(&[("2 0 0", Root)]) },
+    dane_ta_full_anchor_in_the_record_2_1_0: Dane { chain: Chain::Lab, ..ee(&[("2 1 0", Root)]) },
+    dane_ta_wrong_name_is_a_host_mismatch: Dane {
+        names: &["mail.example.net", "example.net"],
+        ..ta_invalid(
+            mismatch(&["mail.example.net", "example.net"], &[MX]),
+            (ResultType::CertificateHostMismatch, "dane-ta-name-mismatch"),
+        )
+    },
+    dane_ta_expired_leaf: Dane {
+        validity: EXPIRED,
+        ..ta_invalid(leaf_expired(), (ResultType::CertificateExpired, "dane-ta-leaf-expired"))
+    },
+    // The server sends an unrelated CA certificate, and the record pins that CA.
+    dane_ta_leaf_not_signed_by_the_matched_anchor: Dane {
+        chain: Chain::LeafAndOtherCa,
+        records: &[("2 0 1", OtherCa)],
+        ..ta_invalid(no_intermediate(), (ResultType::ValidationFailure, "dane-ta-unknown-issuer"))
+    },
+    // RFC 7672 §2.2: TLS stays mandatory, delivery is not blocked.
+    pkix_usages_only_is_tlsa_invalid: Dane {
+        outcome: DaneOutcome::UnusableOnly,
+        statuses: vec![
+            RecordStatus::Unusable { why: Unusable::PkixUsage { usage: 0 } },
+            RecordStatus::Unusable { why: Unusable::PkixUsage { usage: 1 } },
+        ],
+        failures: vec![(ResultType::TlsaInvalid, "tlsa-no-usable-records")],
+        ..ee(&[("0 1 1", Leaf), ("1 1 1", Leaf)])
+    },
+    wrong_digest_length_is_unusable: Dane {
+        outcome: DaneOutcome::UnusableOnly,
+        statuses: vec![RecordStatus::Unusable {
+            why: Unusable::WrongDigestLength { matching_type: 1, expected: 32, actual: 31 },
+        }],
+        failures: vec![(ResultType::TlsaInvalid, "tlsa-no-usable-records")],
+        ..ee(&[("3 1 1", LeafCut(31))])
+    },
+    unusable_records_beside_a_matching_one: Dane {
+        outcome: DaneOutcome::Authenticated { record: 2 },
+        statuses: vec![
+            RecordStatus::Unusable { why: Unusable::PkixUsage { usage: 1 } },
+            RecordStatus::Unusable {
+                why: Unusable::WrongDigestLength { matching_type: 1, expected: 32, actual: 20 },
+            },
+            RecordStatus::Matched { ta_index: None },
+        ],
+        ..ee(&[("1 1 1", Leaf), ("3 1 1", LeafCut(20)), ("3 1 1", Leaf)])
+    },
+    // RFC 7671 §9: with SHA2-512 present for 3 1, the SHA2-256 record is not used.
+    digest_agility_ignores_the_weaker_digest: Dane {
+        outcome: DaneOutcome::NoMatch,
+        statuses: vec![
+            RecordStatus::IgnoredWeakerDigest { preferred: 2 },
+            RecordStatus::NoMatch { why: NoMatchReason::LeafDiffers },
+        ],
+        failures: vec![(ResultType::ValidationFailure, "dane-no-match")],
+        ..ee(&[("3 1 1", Leaf), ("3 1 2", Raw(&[0xAB; 64]))])
+    },
+    bogus_is_dnssec_invalid: Dane {
+        dnssec: DnssecStatus::Bogus,
+        outcome: DaneOutcome::DnssecInvalid { status: DnssecStatus::Bogus, detail: None },
+        statuses: vec![],
+        failures: vec![(ResultType::DnssecInvalid, "dnssec-bogus")],
+        ..ee(&[("3 1 1", Leaf)])
+    },
+    indeterminate_is_dnssec_invalid: Dane {
+        dnssec: DnssecStatus::Indeterminate,
+        outcome: DaneOutcome::DnssecInvalid { status: DnssecStatus::Indeterminate, detail: None },
+        statuses: vec![],
+        failures: vec![(ResultType::DnssecInvalid, "dnssec-indeterminate")],
+        ..ee(&[("3 1 1", Leaf)])
+    },
+    failed_lookup_is_dnssec_invalid: Dane {
+        dnssec: DnssecStatus::Bogus,
+        lookup_error: Some("SERVFAIL"),
+        outcome: DaneOutcome::DnssecInvalid {
+            status: DnssecStatus::Bogus,
+            detail: Some("SERVFAIL".into()),
+        },
+        statuses: vec![],
+        failures: vec![(ResultType::DnssecInvalid, "tlsa-lookup-failed")],
+        ..ee(&[])
+    },
+    insecure_is_no_dane: Dane {
+        dnssec: DnssecStatus::Insecure,
+        outcome: DaneOutcome::NoDane { reason: NoDaneReason::Insecure },
+        statuses: vec![],
+        ..ee(&[("3 1 1", Raw(&[0; 32]))])
+    },
+}}
 
 #[test]
 fn tlsa_policy_string_form() {
@@ -927,22 +679,22 @@ proptest! {
 #[test]
 fn describe_and_judge_survive_corrupted_certificates() {
     // Deterministic corruption of a real certificate: every byte position, flipped.
-    let leaf = self_signed_leaf(&LeafSpec::new(&["mx.example.com"], valid())).unwrap();
+    let leaf = self_signed_leaf(&LeafSpec::new(&[MX], valid())).unwrap();
     let der = leaf.der().to_vec();
-    let anchors = Anchors::empty();
-    let tlsa: Tlsa = format!("3 1 1 {}", "00".repeat(32)).parse().unwrap();
+    let (anchors, mx) = (Anchors::empty(), names(&[MX]));
+    let answer = TlsaAnswer {
+        lookup: TlsaLookup::Records {
+            records: vec![format!("3 1 1 {}", "00".repeat(32)).parse().unwrap()],
+        },
+        dnssec: DnssecStatus::Secure,
+    };
     for i in 0..der.len() {
         let mut bad = der.clone();
         bad[i] ^= 0xA5;
         let _ = describe(&bad);
         let chain = [CertificateDer::from(bad)];
-        let _ = judge_for_host(&chain, &name("mx.example.com"), NOW, &anchors);
-        let _ = dane::judge(
-            &secure(&[tlsa.to_string()]),
-            &chain,
-            &[name("mx.example.com")],
-            NOW,
-        );
+        let _ = judge_for_host(&chain, &mx[0], NOW, &anchors);
+        let _ = dane::judge(&answer, &chain, &mx, NOW);
         // And every truncation.
         let _ = describe(&der[..i]);
         let _ = judge_pkix(&[CertificateDer::from(der[..i].to_vec())], NOW, &anchors);
