@@ -1,5 +1,5 @@
 //! The bulk-scan benchmark: starts the in-process mail lab with a synthetic scenario
-//! (`mxprobe_lab::synthetic`: N domains sharing about 200 MX hosts, a few of them broken),
+//! (`mxprobe_lab::bulk_scenario`: N domains sharing about 200 MX hosts, a few of them broken),
 //! scans every domain through the bulk engine (`mxprobe_probe::bulk::run`) exactly as
 //! `mxprobe scan --input` does, and prints one table: throughput, the SMTP sessions the lab
 //! counted against the distinct (MX host, address) pairs, the most simultaneous connections
@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::tls::Anchors;
-use mxprobe_lab::synthetic;
+use mxprobe_lab::bulk_scenario;
 use mxprobe_lab::{Lab, RunningLab, Scenario};
 use mxprobe_probe::bulk::{self, BulkOptions, DomainOutcome, Event};
 use mxprobe_probe::resolver::{DnssecMode, TrustAnchor};
@@ -47,13 +47,13 @@ const LAB_NOW: time::OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 )]
 struct Args {
     /// Synthetic domains to scan.
-    #[arg(long, default_value_t = synthetic::DEFAULT_DOMAINS)]
+    #[arg(long, default_value_t = bulk_scenario::DEFAULT_DOMAINS)]
     domains: usize,
     /// MX hosts the domains share (one loopback address each, at most 245).
-    #[arg(long, default_value_t = synthetic::DEFAULT_MX_HOSTS)]
+    #[arg(long, default_value_t = bulk_scenario::DEFAULT_MX_HOSTS)]
     mx: usize,
     /// How many of the MX hosts are broken (expired certificate, no STARTTLS, silent).
-    #[arg(long, default_value_t = synthetic::DEFAULT_BROKEN)]
+    #[arg(long, default_value_t = bulk_scenario::DEFAULT_BROKEN)]
     broken: usize,
     /// The seed that picks every domain's MX hosts and policy.
     #[arg(long, default_value_t = 1)]
@@ -278,7 +278,7 @@ impl LabSide {
     /// Builds the synthetic scenario and starts the lab (and relays) on `runtime`.
     fn start(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<(Self, LabInfo)> {
         let t = Instant::now();
-        let scenario = synthetic::scenario(args.domains, args.mx, args.broken, args.seed);
+        let scenario = bulk_scenario::scenario(args.domains, args.mx, args.broken, args.seed);
         let lab = runtime
             .block_on(Lab::start(&scenario, LAB_NOW))
             .context("cannot start the lab")?;
@@ -531,7 +531,7 @@ fn bench(
         domain_deadline: Duration::from_secs(30),
         grace: Duration::from_secs(5),
     };
-    let targets = futures::stream::iter(synthetic::domain_names(args.domains).enumerate());
+    let targets = futures::stream::iter(bulk_scenario::domain_names(args.domains).enumerate());
     let mut timed_out = 0u64;
     let mut crashed = 0u64;
     let mut problems: BTreeMap<String, u64> = BTreeMap::new();

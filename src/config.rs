@@ -24,33 +24,33 @@ pub const FALLBACK_EHLO_NAME: &str = "mxprobe.invalid";
 
 pub use mxprobe_core::evaluate::EXPIRY_WARN_DAYS;
 
-/// Why the command line cannot become a configuration (exit status 2).
+/// Why the command line cannot become a configuration (exit status 2). Each message is
+/// whole, its cause included, and no variant has a [`source`](std::error::Error::source): a
+/// chain printed with `{:#}` names each cause once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A CA file could not be loaded.
     #[error("--ca-file: {0}")]
-    CaFile(#[source] AnchorError),
+    CaFile(AnchorError),
     /// The SSL_CERT_FILE file could not be loaded.
     #[error("SSL_CERT_FILE: {0}")]
-    SslCertFile(#[source] AnchorError),
+    SslCertFile(AnchorError),
     /// The EHLO name is unusable.
     #[error("--ehlo-name: {0}")]
-    EhloName(#[source] EhloNameError),
+    EhloName(EhloNameError),
     /// A file named by a flag is unreadable or over its cap.
-    #[error(transparent)]
-    File(#[from] mxprobe_core::limits::FileError),
+    #[error("{0}")]
+    File(mxprobe_core::limits::FileError),
     /// The trust anchor file is not text.
     #[error("--trust-anchor {0}: not UTF-8 text; give DNSKEY records in zone-file form")]
     TrustAnchorNotText(PathBuf),
     /// The trust anchor file holds no usable key.
-    #[error("--trust-anchor {path}")]
+    #[error("--trust-anchor {path}: {error}")]
     TrustAnchorInvalid {
         /// The file as given.
         path: PathBuf,
-        /// What is wrong with it.
-        #[source]
-        source: mxprobe_probe::resolver::DnsSetupError,
+        error: mxprobe_probe::resolver::DnsSetupError,
     },
     /// --trust-anchor without in-process validation.
     #[error("--trust-anchor only applies with --dnssec validate")]
@@ -61,6 +61,12 @@ pub enum ConfigError {
          --resolver (e.g. --resolver 127.0.0.1)"
     )]
     ResolverModeWithoutResolver,
+}
+
+impl From<mxprobe_core::limits::FileError> for ConfigError {
+    fn from(error: mxprobe_core::limits::FileError) -> Self {
+        Self::File(error)
+    }
 }
 
 /// What the environment contributes (read by `main`, so that this module reads none).
@@ -98,10 +104,10 @@ pub fn dns_config(args: &DnsArgs, families: IpFamilies) -> Result<DnsConfig, Con
             let text = String::from_utf8(bytes)
                 .map_err(|_| ConfigError::TrustAnchorNotText(path.clone()))?;
             let anchor = TrustAnchor::Dnskeys(text);
-            mxprobe_probe::resolver::check_trust_anchor(&anchor).map_err(|source| {
+            mxprobe_probe::resolver::check_trust_anchor(&anchor).map_err(|error| {
                 ConfigError::TrustAnchorInvalid {
                     path: path.clone(),
-                    source,
+                    error,
                 }
             })?;
             DnssecMode::Validate(anchor)
@@ -172,4 +178,82 @@ pub fn probe_config(args: &ProbeArgs, env: &Environment) -> Result<ScanConfig, C
         probe_cache: mxprobe_probe::scan::ProbeCacheConfig::default(),
     }
     .with_default_ports(args.smtp_port, args.https_port))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// A directory of its own under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn validate_from(anchor: &std::path::Path) -> DnsArgs {
+        DnsArgs {
+            resolver: None,
+            dnssec: DnssecChoice::Validate,
+            trust_anchor: Some(anchor.to_owned()),
+        }
+    }
+
+    /// As `main` prints it (`{:#}` of an anyhow chain), each error names its cause once.
+    #[test]
+    fn each_cause_is_named_once() {
+        let dir =
+            TempDir(std::env::temp_dir().join(format!("mxprobe-config-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let missing = dir.0.join("missing");
+        let no_key = dir.0.join("no-key.txt");
+        std::fs::write(&no_key, "; a comment and nothing else\n").unwrap();
+        let not_found = std::fs::read(&missing).unwrap_err().to_string();
+        let bad_ehlo = EhloName::parse("bad name").unwrap_err();
+        let no_key_reason = mxprobe_probe::resolver::check_trust_anchor(&TrustAnchor::Dnskeys(
+            std::fs::read_to_string(&no_key).unwrap(),
+        ))
+        .unwrap_err()
+        .to_string();
+
+        let cases = [
+            (
+                ConfigError::CaFile(Anchors::from_pem_file(&missing).unwrap_err()),
+                "--ca-file: ",
+                not_found.clone(),
+            ),
+            (
+                ConfigError::SslCertFile(Anchors::from_pem_file(&missing).unwrap_err()),
+                "SSL_CERT_FILE: ",
+                not_found.clone(),
+            ),
+            (
+                ConfigError::EhloName(bad_ehlo.clone()),
+                "--ehlo-name: ",
+                bad_ehlo.to_string(),
+            ),
+            (
+                dns_config(&validate_from(&missing), IpFamilies::Both).unwrap_err(),
+                "--trust-anchor ",
+                not_found,
+            ),
+            (
+                dns_config(&validate_from(&no_key), IpFamilies::Both).unwrap_err(),
+                "--trust-anchor ",
+                no_key_reason,
+            ),
+        ];
+        for (error, starts, cause) in cases {
+            assert!(error.source().is_none(), "{error:?}");
+            let alone = error.to_string();
+            let shown = format!("{:#}", anyhow::Error::new(error).context("scan"));
+            assert_eq!(shown, format!("scan: {alone}"));
+            assert!(alone.starts_with(starts), "{alone}");
+            assert_eq!(shown.matches(cause.as_str()).count(), 1, "{shown}");
+        }
+    }
 }

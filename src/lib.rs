@@ -7,7 +7,8 @@
 //! - Monitoring (`mxprobe monitor`, `mxprobe history`): [`history`] (SQLite), [`notify`]
 //!   (webhook, e-mail and command delivery), [`metrics`] (the Prometheus textfile),
 //!   [`monitor`] (one run: compare, store, alert, deliver).
-//! - [`reports`]: TLS-RPT reports received from senders (ingest, summary, compare).
+//! - [`received`]: TLS-RPT reports received from senders (`mxprobe reports`: ingest, summary,
+//!   compare).
 
 #![forbid(unsafe_code)]
 
@@ -19,4 +20,4 @@ pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod progress;
-pub mod reports;
+pub mod received;

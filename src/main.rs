@@ -860,7 +860,7 @@ fn run_reports(command: ReportsCommand) -> anyhow::Result<ExitCode> {
 
 fn run_reports_ingest(args: ReportsIngestArgs) -> anyhow::Result<ExitCode> {
     use mxprobe::history::StoreOutcome;
-    use mxprobe::reports::ingest::{Found, ingest};
+    use mxprobe::received::ingest::{Found, ingest};
     let mut history = mxprobe::history::History::open(&args.db)
         .with_context(|| format!("--db {}", args.db.display()))?;
     let (mut stored, mut duplicates, mut skipped) = (0usize, 0usize, 0usize);
@@ -898,7 +898,7 @@ fn run_reports_summary(args: ReportsSummaryArgs) -> anyhow::Result<ExitCode> {
         .map(|d| DomainName::parse(d).with_context(|| format!("--domain {d:?}")))
         .transpose()?;
     let (history, since) = read_history(&args.db, args.since.as_deref())?;
-    use mxprobe::reports::summary::{Format as Summary, summaries, write};
+    use mxprobe::received::summary::{Format as Summary, summaries, write};
     let format = match args.format {
         SummaryFormat::Text => Summary::Text,
         SummaryFormat::Json => Summary::Json,
@@ -916,16 +916,16 @@ fn run_reports_compare(args: ReportsCompareArgs) -> anyhow::Result<ExitCode> {
     let domain =
         DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
     let (history, since) = read_history(&args.db, args.since.as_deref())?;
-    let reported = mxprobe::reports::compare::reported(&history, &domain, since)?;
+    let reported = mxprobe::received::compare::reported(&history, &domain, since)?;
     let latest = history
         .recent(&domain, 1)?
         .into_iter()
         .next()
         .map(|(_, s)| s);
-    let comparison = mxprobe::reports::compare::compare(&domain, reported, latest.as_ref());
+    let comparison = mxprobe::received::compare::compare(&domain, reported, latest.as_ref());
     let mut out = io::stdout().lock();
     match args.format {
-        Format::Text => mxprobe::reports::compare::write_text(&mut out, &comparison)?,
+        Format::Text => mxprobe::received::compare::write_text(&mut out, &comparison)?,
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &comparison)?;
             writeln!(out)?;

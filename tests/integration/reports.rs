@@ -1141,7 +1141,7 @@ proptest! {
         report in any_report(false),
         form in any_mail_form(),
     ) {
-        use mxprobe::reports::ingest::{Found, Origin, reports_in_message};
+        use mxprobe::received::ingest::{Found, Origin, reports_in_message};
         prop_assume!(!ambiguous_tlsa(&report));
         let mail = report_mail(&report, &form);
         let mut found = Vec::new();
@@ -1162,7 +1162,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),
         mutated_mail in real_mail().prop_flat_map(mutated),
     ) {
-        use mxprobe::reports::ingest::{Origin, reports_in_message};
+        use mxprobe::received::ingest::{Origin, reports_in_message};
         let origin = Origin::file("inbox/1.eml");
         for raw in [&bytes, &mutated_mail] {
             let mut count = 0;
@@ -1179,7 +1179,7 @@ proptest! {
     fn an_mbox_of_report_mails_gives_every_report_in_order(
         mails in proptest::collection::vec((any_report(false), any_mail_form()), 1..5),
     ) {
-        use mxprobe::reports::ingest::{Found, ingest};
+        use mxprobe::received::ingest::{Found, ingest};
         prop_assume!(mails.iter().all(|(report, _)| !ambiguous_tlsa(report)));
         // mboxrd: a "From " line, then the message with every line matching `>*From `
         // given one more `>`.

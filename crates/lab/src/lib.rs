@@ -8,14 +8,15 @@
 //! [`scenario`] reads the data file that describes the lab (`fixtures/lab/scenario.toml`)
 //! and [`run`] starts it: `Lab::start(&Scenario::embedded()?, now)` returns a
 //! [`run::RunningLab`] whose [`run::RunningLab::scan_config`] scans it.
+//! [`bulk_scenario`] generates the many-domain scenario of the bulk-scan benchmark.
 
+pub mod bulk_scenario;
 pub mod dns;
 pub mod https;
 pub use mxprobe_testpki as pki;
 pub mod run;
 pub mod scenario;
 pub mod smtp;
-pub mod synthetic;
 
 pub use run::{Lab, LabCounters, LabError, RunningLab};
 pub use scenario::Scenario;
