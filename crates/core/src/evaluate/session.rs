@@ -303,7 +303,7 @@ fn sts_only_consequence(mode: Mode, mx: &DomainName) -> Consequence {
         Mode::Enforce => (
             Severity::Error,
             format!(
-                "senders that apply only MTA-STS (most large providers) will not deliver to                      {mx}"
+                "senders that apply only MTA-STS (most large providers) will not deliver to {mx}"
             ),
         ),
         _ => (
