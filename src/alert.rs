@@ -26,39 +26,9 @@ pub struct Snapshot {
     pub verdict: DomainVerdict,
 }
 
-/// A domain's overall state in one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DomainStatus {
-    /// Nothing at error severity failed, and everything was tested.
-    Pass,
-    /// A finding at error severity (not "could not test").
-    Fail,
-    /// Nothing failed, but something could not be tested.
-    Inconclusive,
-}
-
-impl DomainStatus {
-    /// The status of a verdict: fail beats inconclusive beats pass.
-    pub fn of(verdict: &DomainVerdict) -> Self {
-        if verdict.findings.iter().any(|f| f.fails(Severity::Error)) {
-            Self::Fail
-        } else if verdict.inconclusive {
-            Self::Inconclusive
-        } else {
-            Self::Pass
-        }
-    }
-
-    /// The lower-case name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Fail => "fail",
-            Self::Inconclusive => "inconclusive",
-        }
-    }
-}
+/// A domain's overall state in one run: its verdict's [`DomainVerdict::status`] at error
+/// severity.
+pub use crate::evaluate::domain::Status as DomainStatus;
 
 /// What kind of change a [`Change`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

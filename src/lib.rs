@@ -40,6 +40,8 @@
 //!   [`monitor`] (one run: compare, store, alert, deliver).
 //! - [`lab`]: the in-process mail lab (`mxprobe demo`, the tests, the benchmarks).
 //! - [`cli`], [`config`]: the command line as typed (clap), and turning it into a configuration.
+//! - [`cmd`]: the commands of the binary, each from its flags to an exit status;
+//!   [`sinks`]: where the results of a run go, and the one loop that feeds them.
 
 #![forbid(unsafe_code)]
 
@@ -48,6 +50,7 @@ pub mod bulk;
 pub mod changes;
 pub mod ci;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod csv_cell;
 pub mod dane;
@@ -73,6 +76,7 @@ pub mod progress;
 pub mod render;
 pub mod reports;
 pub mod scan;
+pub mod sinks;
 pub mod smtp;
 pub mod stream;
 pub mod tagvalue;

@@ -14,6 +14,7 @@ use anstyle::Style;
 use serde::Serialize;
 
 use crate::domain::{DomainError, DomainName};
+use crate::evaluate::domain::Status;
 use crate::evaluate::policy::{Coverage, check_policy_body, coverage, coverage_findings};
 use crate::evaluate::records::{
     RecordKind, RecordOutcome, WhenAbsent, selection_findings, tlsrpt_owner_finding,
@@ -148,9 +149,15 @@ pub struct LintReport {
 }
 
 impl LintReport {
-    /// Whether any finding is at or above `threshold` (exit status 1).
+    /// Whether any finding fails at `threshold` (exit status 1); lint tests nothing on the
+    /// network, so it is never inconclusive.
     pub fn fails(&self, threshold: Severity) -> bool {
-        self.findings.iter().any(|f| f.fails(threshold))
+        self.status(threshold) == Status::Fail
+    }
+
+    /// The status at `threshold`: fail or pass.
+    pub fn status(&self, threshold: Severity) -> Status {
+        Status::of(&self.findings, false, threshold)
     }
 }
 

@@ -24,7 +24,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use crate::alert::{Alert, DomainStatus, Snapshot};
+use crate::alert::{Alert, Snapshot};
+use crate::finding::Severity;
 use crate::changes::{ChangeOptions, Past, detect};
 use crate::history::{AlertId, History, HistoryError, RunId};
 use crate::metrics::{self, MetricsOptions, RunInfo};
@@ -151,8 +152,8 @@ impl Monitor {
             Alert::new(
                 domain,
                 snapshot.facts.observed_at,
-                DomainStatus::of(&snapshot.verdict),
-                past.previous.as_ref().map(|p| DomainStatus::of(&p.verdict)),
+                snapshot.verdict.status(Severity::Error),
+                past.previous.as_ref().map(|p| p.verdict.status(Severity::Error)),
                 changes,
             )
         });

@@ -63,7 +63,7 @@ fn style(c: AnsiColor) -> Style {
 pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> {
     let v = &report.verdict;
     let bold = Style::new().bold();
-    let fails = v.findings.iter().any(|f| f.fails(Severity::Error));
+    let fails = v.fails(Severity::Error);
     let (tag, tag_style) = match v.worst() {
         _ if fails => ("FAIL", style(AnsiColor::Red)),
         _ if v.inconclusive => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
