@@ -1885,7 +1885,10 @@ mod tests {
         let mut w = world(&pki);
         w.hosts[0].probes[0].1 = Probe::Timeout;
         let s = w.snapshot(&pki);
-        assert_eq!(s.verdict.status(Severity::Error), DomainStatus::Inconclusive);
+        assert_eq!(
+            s.verdict.status(Severity::Error),
+            DomainStatus::Inconclusive
+        );
         let with_streak = |streak| Past {
             previous: Some(s.clone()),
             inconclusive_streak: streak,

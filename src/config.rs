@@ -16,10 +16,10 @@ use anyhow::Context as _;
 use crate::cli::{
     DnsArgs, DnssecChoice, MonitorArgs, ProbeArgs, RelaySecurityArg, ScanArgs, WebhookFormatArg,
 };
-use crate::notify::Channel;
 use crate::dns::hickory::{DnsConfig, DnssecMode, IpFamilies, TrustAnchor};
 use crate::evaluate::policy_fetch::ContentTypeRule;
 use crate::fetch::{FetchConfig, FetchTimeouts};
+use crate::notify::Channel;
 use crate::scan::ScanConfig;
 use crate::smtp::{EhloName, EhloNameError, SmtpConfig};
 use crate::tls::capture::client_config;

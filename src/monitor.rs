@@ -25,8 +25,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, Snapshot};
-use crate::finding::Severity;
 use crate::changes::{ChangeOptions, Past, detect};
+use crate::finding::Severity;
 use crate::history::{AlertId, History, HistoryError, RunId};
 use crate::metrics::{self, MetricsOptions, RunInfo};
 use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
@@ -153,7 +153,9 @@ impl Monitor {
                 domain,
                 snapshot.facts.observed_at,
                 snapshot.verdict.status(Severity::Error),
-                past.previous.as_ref().map(|p| p.verdict.status(Severity::Error)),
+                past.previous
+                    .as_ref()
+                    .map(|p| p.verdict.status(Severity::Error)),
                 changes,
             )
         });

@@ -907,7 +907,10 @@ mod tests {
             .into_iter()
             .map(|m| (m.preference, m.exchange.as_str()))
             .collect();
-        assert_eq!(got, [(5, "b.example"), (10, "c.example"), (20, "a.example")]);
+        assert_eq!(
+            got,
+            [(5, "b.example"), (10, "c.example"), (20, "a.example")]
+        );
         assert!(mx_in_preference_order(&[mx(0, ".")]).is_empty());
     }
 

@@ -183,8 +183,8 @@ impl<'a> Sink<'a> {
             None => {}
         }
         if let Some(path) = files.csv {
-            let file = File::create(path)
-                .with_context(|| format!("creating --csv {}", path.display()))?;
+            let file =
+                File::create(path).with_context(|| format!("creating --csv {}", path.display()))?;
             sink.csv = Some(CsvWriter::new(BufWriter::new(file))?);
         }
         sink.color = output.color;
@@ -262,9 +262,9 @@ impl<'a> Sink<'a> {
             (DomainOutcome::Crashed { message }, true) => self.app.note(format_args!(
                 "mxprobe: {domain}: internal error: {message}; not recorded"
             )),
-            (DomainOutcome::Crashed { message }, false) => self.app.note(format_args!(
-                "mxprobe: {domain}: internal error: {message}"
-            )),
+            (DomainOutcome::Crashed { message }, false) => self
+                .app
+                .note(format_args!("mxprobe: {domain}: internal error: {message}")),
             (DomainOutcome::Scanned(_), _) => return,
         }
         self.status = self.status.max(Status::Inconclusive);
@@ -282,8 +282,7 @@ impl<'a> Sink<'a> {
         if self.held.is_none() {
             match self.text {
                 Some(Text::Report) => {
-                    self.app
-                        .styled(self.color, |w| write_domain(w, &report))?;
+                    self.app.styled(self.color, |w| write_domain(w, &report))?;
                 }
                 Some(Text::Verbose) => {
                     let _ = self.app.styled(self.color, |w| write_domain(w, &report));
@@ -415,9 +414,7 @@ impl<'a> Sink<'a> {
             return Ok(());
         };
         if let Some(e) = store.error {
-            return Err(
-                anyhow::Error::new(e).context("recording the run in the history database")
-            );
+            return Err(anyhow::Error::new(e).context("recording the run in the history database"));
         }
         let delivery = store.monitor.deliver().await?;
         for failure in &delivery.failed {
@@ -466,8 +463,11 @@ fn write_ci_outputs(
     elapsed: std::time::Duration,
 ) -> anyhow::Result<()> {
     if let Some(path) = &ci.junit {
-        std::fs::write(path, ci::junit_xml("mxprobe", &ci.domains, fail_on, elapsed))
-            .with_context(|| format!("writing --junit {}", path.display()))?;
+        std::fs::write(
+            path,
+            ci::junit_xml("mxprobe", &ci.domains, fail_on, elapsed),
+        )
+        .with_context(|| format!("writing --junit {}", path.display()))?;
     }
     if let Some(github) = &app.github {
         let annotations = ci::github_annotations(&ci.domains, fail_on);
@@ -581,12 +581,318 @@ pub async fn run(
         return Err(e);
     }
     let mut sink = sink.into_inner();
+    let interrupted_note = sink.interrupted_note();
     sink.finish(&stats).await?;
     rows.read_error(input.name.as_deref())?;
     if stats.interrupted {
-        app.note(sink.interrupted_note());
+        app.note(interrupted_note);
         return Ok(Outcome::Interrupted);
     }
     rows.some_domain(input.name.as_deref())?;
     Ok(sink.outcome())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Command;
+    use crate::cmd::testing::{LabFixture, TempDir, app, parse};
+    use serde_json::{Value, json};
+
+    fn output(flags: &[&str]) -> OutputArgs {
+        let argv: Vec<&str> = ["scan", "a.example"].iter().chain(flags).copied().collect();
+        match parse(&argv) {
+            Command::Scan(args) => args.output,
+            other => panic!("not scan: {other:?}"),
+        }
+    }
+
+    /// A report on `domain` with one finding per `(severity, could not test)`.
+    fn report(domain: &str, findings: &[(&str, bool)]) -> DomainReport {
+        let list: Vec<Value> = findings
+            .iter()
+            .enumerate()
+            .map(|(i, (severity, inconclusive))| {
+                json!({"code": format!("sts.policy.t{i}"), "severity": severity,
+                       "subject": {"domain": domain}, "message": format!("finding {i}"),
+                       "inconclusive": inconclusive})
+            })
+            .collect();
+        let inconclusive = findings.iter().any(|(_, i)| *i);
+        serde_json::from_value(json!({
+            "facts": {
+                "domain": domain,
+                "observed_at": "2026-11-20T12:00:00Z",
+                "mx": {"status": "records", "records": [{"preference": 10,
+                       "exchange": format!("mx.{domain}")}], "dnssec": "insecure",
+                       "cname-chain": []},
+                "sts_txt": {"status": "nodata", "dnssec": "insecure"},
+                "tlsrpt_txt": {"status": "nodata", "dnssec": "insecure"},
+                "hosts": []
+            },
+            "verdict": {
+                "domain": domain, "routing": "mx", "sts": {}, "sessions": [],
+                "inconclusive": inconclusive, "findings": list
+            }
+        }))
+        .unwrap()
+    }
+
+    fn stats(done: u64, failing: u64, inconclusive: u64) -> BulkStats {
+        BulkStats {
+            done,
+            failing,
+            inconclusive,
+            ..BulkStats::default()
+        }
+    }
+
+    fn name(d: &str) -> DomainName {
+        DomainName::parse(d).unwrap()
+    }
+
+    #[test]
+    fn text_in_input_order_then_the_totals_and_the_worst_status() {
+        let t = app();
+        let out = output(&[]);
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), true).unwrap();
+        sink.domain(2, report("b.example", &[("error", false)]))
+            .unwrap();
+        sink.domain(1, report("a.example", &[("warning", false)]))
+            .unwrap();
+        // Held for the order: nothing printed yet.
+        assert_eq!(t.out.text(), "");
+        sink.invalid(3, "not a domain", "bad").unwrap();
+        sink.finish_outputs(&stats(2, 1, 0)).unwrap();
+        let text = t.out.text();
+        let a = text.find("a.example  WARN").expect("a.example");
+        let b = text.find("b.example  FAIL").expect("b.example");
+        assert!(a < b, "{text}");
+        assert!(
+            text.ends_with(
+                "2 domain(s): 1 with errors, 0 inconclusive, 1 invalid input row(s) skipped\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            t.err.text(),
+            "mxprobe: input line 3: \"not a domain\" skipped: bad\n"
+        );
+        assert_eq!(sink.outcome(), Outcome::Fail);
+    }
+
+    #[test]
+    fn fail_on_and_inconclusive_flags_decide_the_outcome() {
+        // (flags, findings of a.example, outcome); b.example has no finding.
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, bool)], Outcome);
+        let cases: &[Case<'_>] = &[
+            (&[], &[("warning", false)], Outcome::Pass),
+            (
+                &["--fail-on", "warning"],
+                &[("warning", false)],
+                Outcome::Fail,
+            ),
+            // A could-not-test error never fails; it is inconclusive.
+            (&[], &[("error", true)], Outcome::Inconclusive),
+            (
+                &["--inconclusive", "pass"],
+                &[("error", true)],
+                Outcome::Pass,
+            ),
+            (
+                &["--inconclusive", "fail"],
+                &[("warning", true)],
+                Outcome::Fail,
+            ),
+            (
+                &["--inconclusive", "pass"],
+                &[("error", true), ("error", false)],
+                Outcome::Fail,
+            ),
+        ];
+        for (flags, findings, want) in cases {
+            let t = app();
+            let out = output(flags);
+            let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false).unwrap();
+            sink.domain(1, report("a.example", findings)).unwrap();
+            sink.domain(2, report("b.example", &[])).unwrap();
+            assert_eq!(sink.outcome(), *want, "{flags:?} {findings:?}");
+        }
+        // A domain that ended without a report is inconclusive, not passing.
+        let t = app();
+        let out = output(&[]);
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false).unwrap();
+        sink.domain(1, report("a.example", &[])).unwrap();
+        assert_eq!(sink.outcome(), Outcome::Pass);
+        sink.not_tested(
+            &name("b.example"),
+            &DomainOutcome::TimedOut {
+                deadline: std::time::Duration::from_secs(7),
+            },
+        );
+        assert_eq!(sink.outcome(), Outcome::Inconclusive);
+        assert_eq!(
+            t.err.text(),
+            "mxprobe: b.example: not finished within --deadline 7s; inconclusive\n"
+        );
+    }
+
+    #[test]
+    fn json_document_jsonl_and_csv_carry_every_domain() {
+        let dir = TempDir::new("sink-files");
+        let t = app();
+        let out = output(&["--format", "json"]);
+        let (jsonl, csv) = (dir.path("out.jsonl"), dir.path("out.csv"));
+        let files = ScanFiles {
+            jsonl: Some(&jsonl),
+            csv: Some(&csv),
+            resume: false,
+        };
+        // Not ordered, but JSON waits for every domain anyway.
+        let mut sink = Sink::scan(&t.app, &out, files, false).unwrap();
+        sink.domain(5, report("b.example", &[("error", false)]))
+            .unwrap();
+        sink.invalid(3, "x y", "not a domain").unwrap();
+        sink.domain(4, report("a.example", &[])).unwrap();
+        sink.finish_outputs(&stats(2, 1, 0)).unwrap();
+        let doc: Value = serde_json::from_str(&t.out.text()).unwrap();
+        let domains: Vec<&str> = doc["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["verdict"]["domain"].as_str().unwrap())
+            .collect();
+        assert_eq!(domains, ["a.example", "b.example"]);
+        assert_eq!(doc["counts"]["error"], 1);
+        let records: Vec<Value> = std::fs::read_to_string(&jsonl)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<(&str, u64)> = records
+            .iter()
+            .map(|r| (r["type"].as_str().unwrap(), r["line"].as_u64().unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("domain", 5), ("invalid", 3), ("domain", 4), ("summary", 0)]
+        );
+        assert_eq!(records[3]["invalid"], 1);
+        let csv = std::fs::read_to_string(&csv).unwrap();
+        let rows: Vec<&str> = csv.lines().map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(rows, ["domain", "b.example", "x y", "a.example"]);
+    }
+
+    #[test]
+    fn ci_outputs_and_report_files() {
+        let dir = TempDir::new("sink-ci");
+        let junit = dir.arg("junit.xml");
+        let reports = dir.arg("reports");
+        let t = app().under_github(dir.path("summary.md"));
+        let out = output(&["--junit", &junit, "--report-dir", &reports]);
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false).unwrap();
+        sink.domain(1, report("a.example", &[("error", false)]))
+            .unwrap();
+        sink.not_tested(
+            &name("b.example"),
+            &DomainOutcome::Crashed {
+                message: "boom".to_owned(),
+            },
+        );
+        sink.finish_outputs(&stats(2, 1, 1)).unwrap();
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+        assert!(xml.contains("<failure"), "{xml}");
+        // Text output: the annotations follow it on standard output.
+        let text = t.out.text();
+        assert!(
+            text.contains("::error title=mxprobe sts.policy.t0 (a.example)::"),
+            "{text}"
+        );
+        assert!(
+            text.contains("::warning title=mxprobe inconclusive (b.example)::"),
+            "{text}"
+        );
+        let summary = std::fs::read_to_string(dir.path("summary.md")).unwrap();
+        assert!(summary.starts_with("## mxprobe scan\n"), "{summary}");
+        assert!(summary.contains("| a.example | FAIL |"), "{summary}");
+        assert!(
+            summary.contains("| b.example | inconclusive |"),
+            "{summary}"
+        );
+        let err = t.err.text();
+        assert!(
+            err.contains("mxprobe: b.example: internal error: boom\n"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "mxprobe: wrote {} synthetic TLS-RPT report(s) to {reports}",
+                std::fs::read_dir(&reports).unwrap().count()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_report_dir_that_is_a_file_is_refused_up_front() {
+        let dir = TempDir::new("sink-dir");
+        std::fs::write(dir.path("file"), "").unwrap();
+        let t = app();
+        let out = output(&["--report-dir", &dir.arg("file")]);
+        let err = Sink::scan(&t.app, &out, ScanFiles::default(), true)
+            .err()
+            .expect("not a directory");
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn an_interrupted_scan_exits_130_with_valid_outputs() {
+        let lab = LabFixture::start("sink-stop");
+        let dir = TempDir::new("sink-stop");
+        let jsonl = dir.path("out.jsonl");
+        let t = app().interrupted();
+        let out = output(&["--format", "json"]);
+        let files = ScanFiles {
+            jsonl: Some(&jsonl),
+            ..ScanFiles::default()
+        };
+        let sink = Sink::scan(&t.app, &out, files, true).unwrap();
+        let input = Input::domains(vec!["good.test".to_owned(), "expired.test".to_owned()]);
+        let outcome = crate::cmd::runtime()
+            .unwrap()
+            .block_on(async {
+                let scanner = Arc::new(Scanner::new(lab.lab.scan_config()).unwrap());
+                run(
+                    scanner,
+                    input,
+                    &BulkOptions::default(),
+                    sink,
+                    ProgressMode::Quiet,
+                )
+                .await
+            })
+            .unwrap();
+        assert_eq!(outcome, Outcome::Interrupted);
+        assert!(
+            t.err.text().ends_with(
+                "mxprobe: interrupted; the output is complete up to here (--resume continues)\n"
+            ),
+            "{}",
+            t.err.text()
+        );
+        let last: Value = serde_json::from_str(
+            std::fs::read_to_string(&jsonl)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (last["type"].as_str(), last["interrupted"].as_bool()),
+            (Some("summary"), Some(true))
+        );
+        let _: Value = serde_json::from_str(&t.out.text()).expect("one JSON document");
+    }
 }

@@ -161,16 +161,17 @@ mod tests {
         let out = run(gate_args(&argv(&lab, &["good.test"])), &t.app).unwrap();
         assert_eq!(out, Outcome::Pass, "{}", t.out.text());
         assert!(
-            t.out
-                .text()
-                .starts_with("mxprobe gate: good.test as it is live (no candidate given)\n\ngood.test  OK\n"),
+            t.out.text().starts_with(
+                "mxprobe gate: good.test as it is live (no candidate given)\n\ngood.test  OK\n"
+            ),
             "{}",
             t.out.text()
         );
 
         // A policy (from standard input) that leaves out the live MX: the gate fails,
         // in the JSON document, the JUnit file and the report directory alike.
-        let t = app_with_stdin(b"version: STSv1\nmode: enforce\nmx: other.example\nmax_age: 86400\n");
+        let t =
+            app_with_stdin(b"version: STSv1\nmode: enforce\nmx: other.example\nmax_age: 86400\n");
         let junit = dir.arg("gate.xml");
         let reports = dir.arg("reports");
         let flags = [
@@ -190,7 +191,13 @@ mod tests {
         assert_eq!(doc["schema_version"], 1);
         assert_eq!(doc["domain"], "good.test");
         assert_eq!(doc["candidate"]["policy_file"], "-");
-        assert!(doc["verdict"]["findings"].as_array().unwrap().len() > 0);
+        let codes: Vec<&str> = doc["verdict"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&"sts.policy.mx-not-covered"), "{codes:?}");
         let xml = std::fs::read_to_string(&junit).unwrap();
         assert!(xml.contains("<testsuite name=\"good.test\""), "{xml}");
         assert!(xml.contains("<failure"), "{xml}");
@@ -215,16 +222,26 @@ mod tests {
             Outcome::Fail
         );
         let _: Value = serde_json::from_str(&t.out.text()).expect("stdout is one JSON document");
-        assert!(t.err.text().contains("::error title=mxprobe "), "{}", t.err.text());
+        assert!(
+            t.err.text().contains("::error title=mxprobe "),
+            "{}",
+            t.err.text()
+        );
         let summary = std::fs::read_to_string(dir.path("summary.md")).unwrap();
-        assert!(summary.starts_with("## mxprobe gate expired.test\n"), "{summary}");
+        assert!(
+            summary.starts_with("## mxprobe gate expired.test\n"),
+            "{summary}"
+        );
     }
 
     #[test]
     fn bad_arguments_are_errors_before_any_probe() {
         let t = app();
         let err = run(gate_args(&["gate".into(), "bad domain".into()]), &t.app).unwrap_err();
-        assert!(err.to_string().starts_with("domain \"bad domain\""), "{err}");
+        assert!(
+            err.to_string().starts_with("domain \"bad domain\""),
+            "{err}"
+        );
         let flags: Vec<String> = ["gate", "a.example", "--mx", "not a host"]
             .map(str::to_owned)
             .to_vec();

@@ -134,7 +134,11 @@ mod tests {
     #[test]
     fn live_hosts_are_those_a_scan_visits() {
         let d = DomainName::parse("example.com").unwrap();
-        let lookup = records(&[(20, "b.example.com"), (10, "a.example.com"), (30, "b.example.com")]);
+        let lookup = records(&[
+            (20, "b.example.com"),
+            (10, "a.example.com"),
+            (30, "b.example.com"),
+        ]);
         assert_eq!(
             live_mx_hosts(&d, &lookup).unwrap(),
             ["a.example.com", "b.example.com"]
@@ -175,6 +179,10 @@ mod tests {
         ]);
         let t = app();
         assert_eq!(run(generate_args(&argv), &t.app).unwrap(), Outcome::Pass);
-        assert!(t.out.text().contains("mx: mx1.good.test"), "{}", t.out.text());
+        assert!(
+            t.out.text().contains("mx: mx1.good.test"),
+            "{}",
+            t.out.text()
+        );
     }
 }

@@ -37,8 +37,7 @@ pub(crate) fn read_history(
     since: Option<&str>,
 ) -> anyhow::Result<(History, Option<OffsetDateTime>)> {
     let since = since.map(|s| parse_since(s, app.now())).transpose()?;
-    let history =
-        History::open_read_only(db).with_context(|| format!("--db {}", db.display()))?;
+    let history = History::open_read_only(db).with_context(|| format!("--db {}", db.display()))?;
     Ok((history, since))
 }
 
@@ -166,10 +165,12 @@ pub(crate) mod tests {
             ("2026-11-01T06:00:00Z", true),
             ("2026-11-15T06:00:00Z", false),
         ] {
-            let t = OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                .unwrap();
+            let t =
+                OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
             let run = history.begin_run(t).unwrap();
-            history.record(run, &snapshot(at, failing), None, &[]).unwrap();
+            history
+                .record(run, &snapshot(at, failing), None, &[])
+                .unwrap();
             history.finish_run(run, t).unwrap();
         }
         path
@@ -194,14 +195,20 @@ pub(crate) mod tests {
                 .collect()
         };
         let t = app();
-        assert_eq!(run(history_args(&argv(&[])), &t.app).unwrap(), Outcome::Pass);
+        assert_eq!(
+            run(history_args(&argv(&[])), &t.app).unwrap(),
+            Outcome::Pass
+        );
         let text = t.out.text();
         assert!(text.starts_with("example.com: 2 runs\n"), "{text}");
         assert_eq!(text.lines().count(), 3, "{text}");
 
         let t = app();
-        run(history_args(&argv(&["--since", "2026-11-10", "--format", "json"])), &t.app)
-            .unwrap();
+        run(
+            history_args(&argv(&["--since", "2026-11-10", "--format", "json"])),
+            &t.app,
+        )
+        .unwrap();
         let entries: serde_json::Value = serde_json::from_str(&t.out.text()).unwrap();
         let statuses: Vec<&str> = entries
             .as_array()
@@ -218,6 +225,9 @@ pub(crate) mod tests {
             .map(str::to_owned)
             .to_vec();
         let err = run(history_args(&argv), &app().app).unwrap_err();
-        assert!(err.to_string().starts_with(&format!("--db {missing}")), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!("--db {missing}")),
+            "{err}"
+        );
     }
 }

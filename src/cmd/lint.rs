@@ -59,7 +59,10 @@ mod tests {
         let outcome = run(lint_args(&["lint", "--policy", &policy]), &t.app).unwrap();
         assert_eq!(outcome, Outcome::Fail);
         let text = t.out.text();
-        assert!(text.starts_with("mxprobe lint\n\n  policy          INVALID\n"), "{text}");
+        assert!(
+            text.starts_with("mxprobe lint\n\n  policy          INVALID\n"),
+            "{text}"
+        );
         for code in [
             "error   sts.policy.bad-mode  policy line 2",
             "error   sts.policy.bad-mx  policy line 4",
@@ -67,7 +70,10 @@ mod tests {
         ] {
             assert!(text.contains(code), "{code} in {text}");
         }
-        assert!(text.ends_with("3 errors, 1 warning, no notices\n"), "{text}");
+        assert!(
+            text.ends_with("3 errors, 1 warning, no notices\n"),
+            "{text}"
+        );
         // No colour unless asked for.
         assert!(!text.contains('\u{1b}'), "{text}");
     }
@@ -75,7 +81,15 @@ mod tests {
     #[test]
     fn the_threshold_decides_and_json_carries_the_findings() {
         let policy = fixture("good-policy.txt");
-        let flags = ["lint", "--policy", &policy, "--mx", "mx1.example.com", "--format", "json"];
+        let flags = [
+            "lint",
+            "--policy",
+            &policy,
+            "--mx",
+            "mx1.example.com",
+            "--format",
+            "json",
+        ];
         let t = app();
         assert_eq!(run(lint_args(&flags), &t.app).unwrap(), Outcome::Pass);
         let doc: serde_json::Value = serde_json::from_str(&t.out.text()).unwrap();
@@ -95,12 +109,20 @@ mod tests {
 
     #[test]
     fn the_policy_comes_from_standard_input_and_nothing_to_check_is_an_error() {
-        let t = app_with_stdin(b"version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 86400\n");
+        let t =
+            app_with_stdin(b"version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 86400\n");
         let outcome = run(lint_args(&["lint", "--policy", "-"]), &t.app).unwrap();
         assert_eq!(outcome, Outcome::Pass, "{}", t.out.text());
-        assert!(t.out.text().contains("valid, mode testing"), "{}", t.out.text());
+        assert!(
+            t.out.text().contains("valid, mode testing"),
+            "{}",
+            t.out.text()
+        );
         let err = run(lint_args(&["lint"]), &app().app).unwrap_err();
-        assert!(format!("{err:#}").starts_with("checking the command line: "), "{err:#}");
+        assert!(
+            format!("{err:#}").starts_with("checking the command line: "),
+            "{err:#}"
+        );
     }
 
     #[test]

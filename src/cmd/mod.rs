@@ -118,11 +118,11 @@ impl App {
             stdin: Box::new(|| Box::new(io::stdin())),
             auto_color,
             stderr_is_terminal: io::stderr().is_terminal(),
-            github: (std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")).then(
-                || GitHub {
+            github: (std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")).then(|| {
+                GitHub {
                     step_summary: std::env::var_os("GITHUB_STEP_SUMMARY").map(Into::into),
-                },
-            ),
+                }
+            }),
             env: Environment::of_process(),
             clock: OffsetDateTime::now_utc,
             shutdown: || Box::pin(shutdown_signal()),
@@ -489,7 +489,9 @@ mod tests {
         assert!(is_broken_pipe(&anyhow::Error::new(serde_json::Error::io(
             pipe()
         ))));
-        assert!(is_broken_pipe(&anyhow::Error::new(csv::Error::from(pipe()))));
+        assert!(is_broken_pipe(&anyhow::Error::new(
+            csv::Error::from(pipe())
+        )));
         let other = io::Error::from(io::ErrorKind::PermissionDenied);
         assert!(!is_broken_pipe(&anyhow::Error::new(other)));
     }

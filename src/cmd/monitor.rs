@@ -37,8 +37,7 @@ pub fn run(args: MonitorArgs, app: &App) -> anyhow::Result<Outcome> {
     )?;
     config.politeness.per_ip = usize::try_from(args.per_ip).unwrap_or(usize::MAX);
     let channels = monitor_channels(&args, &app.env, &config.anchors)?;
-    let history =
-        History::open(&args.db).with_context(|| format!("--db {}", args.db.display()))?;
+    let history = History::open(&args.db).with_context(|| format!("--db {}", args.db.display()))?;
     let monitor_config = MonitorConfig {
         expiry_warn_days: args.expiry_warn.clone(),
         remind_every: args
@@ -131,9 +130,7 @@ mod tests {
     fn an_interrupted_run_exits_130_and_keeps_what_it_recorded() {
         let lab = LabFixture::start("monitor-stop");
         let dir = TempDir::new("monitor-stop");
-        let mut argv: Vec<String> = ["monitor", "good.test", "--db"]
-            .map(str::to_owned)
-            .to_vec();
+        let mut argv: Vec<String> = ["monitor", "good.test", "--db"].map(str::to_owned).to_vec();
         argv.push(dir.arg("h.sqlite"));
         argv.extend(lab.probe_flags());
         let t = app().interrupted();

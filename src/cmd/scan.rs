@@ -124,16 +124,25 @@ mod tests {
             t.err.text()
         );
         let records = lines(&dir.path("out.jsonl"));
-        let types: Vec<&str> = records.iter().map(|r| r["type"].as_str().unwrap()).collect();
+        let types: Vec<&str> = records
+            .iter()
+            .map(|r| r["type"].as_str().unwrap())
+            .collect();
         assert_eq!(types.len(), 4, "{types:?}");
         assert_eq!(types.iter().filter(|t| **t == "domain").count(), 2);
         assert_eq!(types.iter().filter(|t| **t == "invalid").count(), 1);
         let summary = records.last().unwrap();
         assert_eq!(summary["type"], "summary");
-        assert_eq!((summary["domains"].as_u64(), summary["failing"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(
+            (summary["domains"].as_u64(), summary["failing"].as_u64()),
+            (Some(2), Some(1))
+        );
         let csv = std::fs::read_to_string(dir.path("out.csv")).unwrap();
         assert_eq!(csv.lines().count(), 4, "{csv}");
-        assert!(csv.lines().any(|l| l.starts_with("expired.test,fail,")), "{csv}");
+        assert!(
+            csv.lines().any(|l| l.starts_with("expired.test,fail,")),
+            "{csv}"
+        );
 
         // --resume: both domains are done, nothing is scanned again, and the exit status
         // still counts expired.test.
@@ -141,7 +150,12 @@ mod tests {
             .map(str::to_owned)
             .to_vec();
         again.extend(["--jsonl".into(), dir.arg("out.jsonl")]);
-        again.extend(["--fail-on".into(), "error".into(), "--format".into(), "json".into()]);
+        again.extend([
+            "--fail-on".into(),
+            "error".into(),
+            "--format".into(),
+            "json".into(),
+        ]);
         again.extend(lab.probe_flags());
         let t = app();
         assert_eq!(run(scan_args(&again), &t.app).unwrap(), Outcome::Fail);
@@ -153,9 +167,15 @@ mod tests {
     fn an_input_without_domains_is_an_error_naming_it() {
         let dir = TempDir::new("scan-empty");
         std::fs::write(dir.path("in.txt"), "# nothing\n\n").unwrap();
-        let argv: Vec<String> = ["scan", "--input", &dir.arg("in.txt"), "--resolver", "127.0.0.1"]
-            .map(str::to_owned)
-            .to_vec();
+        let argv: Vec<String> = [
+            "scan",
+            "--input",
+            &dir.arg("in.txt"),
+            "--resolver",
+            "127.0.0.1",
+        ]
+        .map(str::to_owned)
+        .to_vec();
         let t = app();
         let err = run(scan_args(&argv), &t.app).unwrap_err();
         assert!(
@@ -166,9 +186,15 @@ mod tests {
             "{err}"
         );
         // An output that is the input is refused before anything is read.
-        let argv: Vec<String> = ["scan", "--input", &dir.arg("in.txt"), "--csv", &dir.arg("in.txt")]
-            .map(str::to_owned)
-            .to_vec();
+        let argv: Vec<String> = [
+            "scan",
+            "--input",
+            &dir.arg("in.txt"),
+            "--csv",
+            &dir.arg("in.txt"),
+        ]
+        .map(str::to_owned)
+        .to_vec();
         let err = run(scan_args(&argv), &t.app).unwrap_err();
         assert!(err.to_string().contains("this is the input file"), "{err}");
         assert_eq!(

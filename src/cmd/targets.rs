@@ -114,7 +114,10 @@ pub fn open_targets(
 /// run would read its own output rows back forever. Compared as files (device and inode), so
 /// other spellings of the same path, links and `--input -` redirected from the file are
 /// caught too.
-pub fn refuse_input_as_output(input: &Path, outputs: &[(&str, Option<&Path>)]) -> anyhow::Result<()> {
+pub fn refuse_input_as_output(
+    input: &Path,
+    outputs: &[(&str, Option<&Path>)],
+) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let (shown, input_meta) = if input.as_os_str() == "-" {
         ("standard input".to_owned(), std::fs::metadata("/dev/stdin"))
@@ -251,8 +254,13 @@ mod tests {
     #[test]
     fn arguments_are_checked_and_read_in_order() {
         let t = app();
-        let input = open_targets(&t.app, &["b.example".into(), "a.example".into()], None, None)
-            .unwrap();
+        let input = open_targets(
+            &t.app,
+            &["b.example".into(), "a.example".into()],
+            None,
+            None,
+        )
+        .unwrap();
         assert!(input.name.is_none());
         assert!(matches!(input.total, progress::Total::Domains(2)));
         assert_eq!(
@@ -262,7 +270,10 @@ mod tests {
         let err = open_targets(&t.app, &["not a domain".into()], None, None)
             .err()
             .expect("a bad domain argument is an error");
-        assert!(err.to_string().starts_with("domain \"not a domain\""), "{err}");
+        assert!(
+            err.to_string().starts_with("domain \"not a domain\""),
+            "{err}"
+        );
     }
 
     /// The rows counted by the run are those `input.rs` reads: a comment is a line whose
@@ -298,7 +309,8 @@ mod tests {
             .err()
             .expect("a missing file is an error");
         assert!(
-            format!("{err:#}").starts_with(&format!("opening the input file {}", missing.display())),
+            format!("{err:#}")
+                .starts_with(&format!("opening the input file {}", missing.display())),
             "{err:#}"
         );
         let file = dir.path("in.csv");
@@ -326,9 +338,7 @@ mod tests {
         assert!(err.to_string().contains("none of the 2 row(s)"), "{err}");
         counts.valid.set(1);
         assert!(counts.some_domain(Some("the input file x")).is_ok());
-        counts
-            .error
-            .replace(Some(anyhow::anyhow!("invalid UTF-8")));
+        counts.error.replace(Some(anyhow::anyhow!("invalid UTF-8")));
         let err = counts.read_error(Some("standard input")).unwrap_err();
         assert_eq!(format!("{err:#}"), "reading standard input: invalid UTF-8");
         assert!(counts.read_error(None).is_ok());
