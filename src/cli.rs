@@ -256,12 +256,16 @@ pub struct MonitorArgs {
 
     /// POST each alert to URL as JSON (docs/monitoring.md). Prefer MXPROBE_WEBHOOK_URL for
     /// URLs that carry a secret (Slack, Teams); extra headers come from
-    /// MXPROBE_WEBHOOK_HEADER_<NAME> variables.
+    /// `MXPROBE_WEBHOOK_HEADER_<NAME>` variables.
     #[arg(
         long,
         value_name = "URL",
         env = crate::notify::WEBHOOK_URL_VAR,
-        hide_env_values = true
+        hide_env_values = true,
+        // The help as printed: the variable without the backticks of the documentation.
+        help = "POST each alert to URL as JSON (docs/monitoring.md). Prefer MXPROBE_WEBHOOK_URL \
+                for URLs that carry a secret (Slack, Teams); extra headers come from \
+                MXPROBE_WEBHOOK_HEADER_<NAME> variables"
     )]
     pub webhook: Option<String>,
 
@@ -273,8 +277,12 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "ADDRESS", requires = "smtp_relay")]
     pub email: Vec<String>,
 
-    /// The From address of alert mails (default: mxprobe@<this host>).
-    #[arg(long = "email-from", value_name = "ADDRESS")]
+    /// The From address of alert mails (default: `mxprobe@<this host>`).
+    #[arg(
+        long = "email-from",
+        value_name = "ADDRESS",
+        help = "The From address of alert mails (default: mxprobe@<this host>)"
+    )]
     pub email_from: Option<String>,
 
     /// The SMTP relay for --email (HOST or HOST:PORT, port 587 by default). Credentials come

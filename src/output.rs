@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::dns::Lookup;
-use crate::evaluate::domain::{Routing, SessionResult};
+use crate::evaluate::domain::{Routing, SessionResult, Status};
 use crate::evaluate::records::RecordOutcome;
 use crate::finding::Severity;
 use crate::render::{Counts, write_findings};
@@ -63,12 +63,13 @@ fn style(c: AnsiColor) -> Style {
 pub fn write_domain(w: &mut dyn Write, report: &DomainReport) -> io::Result<()> {
     let v = &report.verdict;
     let bold = Style::new().bold();
-    let fails = v.fails(Severity::Error);
-    let (tag, tag_style) = match v.worst() {
-        _ if fails => ("FAIL", style(AnsiColor::Red)),
-        _ if v.inconclusive => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
-        Some(Severity::Warning | Severity::Error) => ("WARN", style(AnsiColor::Yellow)),
-        _ => ("OK", style(AnsiColor::Green)),
+    let (tag, tag_style) = match (v.status(Severity::Error), v.worst()) {
+        (Status::Fail, _) => ("FAIL", style(AnsiColor::Red)),
+        (Status::Inconclusive, _) => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
+        (Status::Pass, Some(Severity::Warning | Severity::Error)) => {
+            ("WARN", style(AnsiColor::Yellow))
+        }
+        (Status::Pass, _) => ("OK", style(AnsiColor::Green)),
     };
     writeln!(
         w,

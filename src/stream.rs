@@ -226,13 +226,14 @@ pub enum ResumeError {
     },
 }
 
-/// The one-word status of a domain in summaries.
+/// The one-word status of a domain in summaries: its status at error severity, a passing
+/// one with warnings being `warn`.
 pub fn status_word(v: &DomainVerdict) -> &'static str {
-    match v.worst() {
-        Some(Severity::Error) => "fail",
-        _ if v.inconclusive => "inconclusive",
-        Some(Severity::Warning) => "warn",
-        _ => "ok",
+    match (v.status(Severity::Error), v.worst()) {
+        (Status::Fail, _) => "fail",
+        (Status::Inconclusive, _) => "inconclusive",
+        (Status::Pass, Some(Severity::Warning | Severity::Error)) => "warn",
+        (Status::Pass, _) => "ok",
     }
 }
 

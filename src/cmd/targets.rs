@@ -148,7 +148,7 @@ pub fn refuse_input_as_output(
 
 /// The targets as a stream, read on a thread of their own so that a slow pipe never holds up
 /// the run (nor its signal handling), at most [`TARGETS_AHEAD`] ahead of the scan.
-pub fn target_stream(
+pub(crate) fn target_stream(
     targets: TargetIter,
 ) -> anyhow::Result<impl futures::Stream<Item = Result<Target, input::InputError>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(TARGETS_AHEAD);
@@ -177,22 +177,22 @@ const SKIPPED_BETWEEN_YIELDS: u64 = 64;
 
 /// What the rows of an input held, counted as they are read.
 #[derive(Default)]
-pub struct RowCounts {
+pub(crate) struct RowCounts {
     /// Rows with a domain (first occurrences; also those a resumed run skips).
-    pub valid: Cell<u64>,
+    pub(crate) valid: Cell<u64>,
     /// Rows that are not a domain.
-    pub invalid: Cell<u64>,
+    pub(crate) invalid: Cell<u64>,
     /// Rows in a row that started no scan, since the last yield.
     skipped_in_a_row: Cell<u64>,
     /// Reading the input failed (the stream ended there).
-    pub error: RefCell<Option<anyhow::Error>>,
+    pub(crate) error: RefCell<Option<anyhow::Error>>,
 }
 
 impl RowCounts {
     /// A future that lets other work in (the shutdown signal among it) after every
     /// [`SKIPPED_BETWEEN_YIELDS`] rows in a row that start no scan, and is ready at once
     /// otherwise.
-    pub fn pause_after(&self, skipped: bool) -> futures::future::BoxFuture<'static, ()> {
+    pub(crate) fn pause_after(&self, skipped: bool) -> futures::future::BoxFuture<'static, ()> {
         let n = if skipped {
             self.skipped_in_a_row.get() + 1
         } else {
@@ -207,7 +207,7 @@ impl RowCounts {
     }
 
     /// A failure to read the input is an error (exit status 2) naming the input.
-    pub fn read_error(&self, name: Option<&str>) -> anyhow::Result<()> {
+    pub(crate) fn read_error(&self, name: Option<&str>) -> anyhow::Result<()> {
         match self.error.take() {
             Some(e) => Err(e.context(format!("reading {}", name.unwrap_or("the input")))),
             None => Ok(()),
@@ -216,7 +216,7 @@ impl RowCounts {
 
     /// An input without a single domain is an error (exit status 2) naming the input: a run
     /// that scanned nothing must not pass.
-    pub fn some_domain(&self, name: Option<&str>) -> anyhow::Result<()> {
+    pub(crate) fn some_domain(&self, name: Option<&str>) -> anyhow::Result<()> {
         let Some(name) = name else { return Ok(()) };
         if self.valid.get() > 0 {
             return Ok(());
