@@ -163,6 +163,33 @@ mod tests {
         assert_eq!(doc["domains"].as_array().unwrap().len(), 0);
     }
 
+    /// The rows named in the error are counted by the input rules (see
+    /// `targets::tests::standard_input_rows_follow_the_input_rules`): two, not five lines.
+    #[test]
+    fn an_input_of_invalid_rows_is_an_error_counting_them() {
+        let t = crate::cmd::testing::app_with_stdin(
+            b"\xEF\xBB\xBF# targets\ndomain,owner\n  # indented\nbad domain,\"two\nlines\"\nx y,z\n",
+        );
+        let argv: Vec<String> = ["scan", "--input", "-", "--resolver", "127.0.0.1", "-q"]
+            .map(str::to_owned)
+            .to_vec();
+        let err = run(scan_args(&argv), &t.app).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no domain to scan: none of the 2 row(s) of standard input is a domain (each is \
+             reported above with its line and why)"
+        );
+        let err_text = t.err.text();
+        assert!(
+            err_text.contains("input line 4: \"bad domain\" skipped"),
+            "{err_text}"
+        );
+        assert!(
+            err_text.contains("input line 6: \"x y\" skipped"),
+            "{err_text}"
+        );
+    }
+
     #[test]
     fn an_input_without_domains_is_an_error_naming_it() {
         let dir = TempDir::new("scan-empty");

@@ -276,28 +276,29 @@ mod tests {
         );
     }
 
-    /// The rows counted by the run are those `input.rs` reads: a comment is a line whose
-    /// first non-blank character is `#` (indented ones included), the header is no row, and
-    /// a quoted `#` is data. (The count of rows once made for the progress bar disagreed on
-    /// the header and the quoted field.)
+    /// The rows a run counts are the targets `input.rs` reads, with its one comment rule: a
+    /// line whose first non-blank character is `#` (indented, or after a byte-order mark),
+    /// never a quoted `#`; the header is no row, and a quoted field may span lines. (The row
+    /// count once made for the progress bar trimmed lines and skipped those starting with
+    /// `#`: it counted the header, the comment after the mark and both lines of the field.)
     #[test]
     fn standard_input_rows_follow_the_input_rules() {
         let t = app_with_stdin(
-            b"# targets\ndomain,owner\n  # indented\ngood.example,a\n\"#x.example\",b\nbad domain,c\ngood.example,d\n",
+            b"\xEF\xBB\xBF# targets\ndomain,owner\n  # indented\ngood.example,\"two\nlines\"\n\
+              \"#x.example\",b\nbad domain,c\ngood.example,d\n",
         );
         let input = open_targets(&t.app, &[], Some(Path::new("-")), None).unwrap();
         assert_eq!(input.name.as_deref(), Some("standard input"));
         let got = read(input);
         assert_eq!(
-            got.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>(),
+            got,
             [
-                "good.example",
-                "invalid #x.example",
-                "invalid bad domain",
-                "duplicate"
+                (4, "good.example".to_owned()),
+                (6, "invalid #x.example".to_owned()),
+                (7, "invalid bad domain".to_owned()),
+                (8, "duplicate".to_owned())
             ]
         );
-        assert_eq!(got[0].0, 4);
     }
 
     #[test]
