@@ -71,7 +71,7 @@ pub enum ConfigError {
 }
 
 /// What the environment contributes (read once at start, so that this module reads none).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Environment {
     /// SSL_CERT_FILE, when set: more trusted CAs.
     pub ssl_cert_file: Option<PathBuf>,
@@ -80,6 +80,20 @@ pub struct Environment {
     /// The variables whose name and value are UTF-8: alert webhook headers and relay
     /// credentials come from them.
     pub vars: Vec<(String, String)>,
+}
+
+/// The variables by name only: their values may be credentials.
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("ssl_cert_file", &self.ssl_cert_file)
+            .field("hostname", &self.hostname)
+            .field(
+                "vars",
+                &self.vars.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl Environment {
@@ -373,6 +387,11 @@ mod tests {
             ..Environment::default()
         };
         assert!(channels(&[], &env).unwrap().is_empty());
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("MXPROBE_SMTP_PASSWORD") && !shown.contains("\"p\""),
+            "{shown}"
+        );
         let got = channels(
             &[
                 "--webhook",
