@@ -2,14 +2,21 @@
 //! objects once (trust anchors, the TLS client configuration, the resolver settings).
 //!
 //! The command line (`cli`) holds only what was typed; this module reads the files it names
-//! (CA and trust-anchor files, each within its cap in [`mxprobe_core::limits`]). Environment
-//! variables are read by `main` and passed in.
+//! (CA and trust-anchor files, each within its cap in [`mxprobe_core::limits`]) and builds the
+//! alert channels of `monitor` ([`monitor_channels`]). Environment variables are read once,
+//! into [`Environment`], and passed in.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{DnsArgs, DnssecChoice, ProbeArgs, ScanArgs};
+use anyhow::Context as _;
+
+use crate::cli::{
+    DnsArgs, DnssecChoice, MonitorArgs, ProbeArgs, RelaySecurityArg, ScanArgs, WebhookFormatArg,
+};
+use crate::notify::Channel;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
 use mxprobe_core::smtp::{EhloName, EhloNameError};
 use mxprobe_core::tls::{AnchorError, Anchors};
@@ -69,13 +76,43 @@ impl From<mxprobe_core::limits::FileError> for ConfigError {
     }
 }
 
-/// What the environment contributes (read by `main`, so that this module reads none).
-#[derive(Debug, Clone, Default)]
+/// What the environment contributes (read once at start, so that this module reads none).
+#[derive(Clone, Default)]
 pub struct Environment {
     /// SSL_CERT_FILE, when set: more trusted CAs.
     pub ssl_cert_file: Option<PathBuf>,
     /// This host's name, for the default EHLO name.
     pub hostname: Option<String>,
+    /// The variables whose name and value are UTF-8: alert webhook headers and relay
+    /// credentials come from them.
+    pub vars: Vec<(String, String)>,
+}
+
+/// The variables by name only: their values may be credentials.
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("ssl_cert_file", &self.ssl_cert_file)
+            .field("hostname", &self.hostname)
+            .field(
+                "vars",
+                &self.vars.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Environment {
+    /// This process's environment.
+    pub fn of_process() -> Self {
+        Self {
+            ssl_cert_file: std::env::var_os("SSL_CERT_FILE").map(Into::into),
+            hostname: gethostname::gethostname().into_string().ok(),
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
 }
 
 /// Builds the scan configuration of `mxprobe scan` (the probe settings and the politeness
@@ -255,5 +292,217 @@ mod tests {
             assert!(alone.starts_with(starts), "{alone}");
             assert_eq!(shown.matches(cause.as_str()).count(), 1, "{shown}");
         }
+    }
+}
+
+/// The alert channels the flags of `monitor` and the environment name.
+pub fn monitor_channels(
+    args: &MonitorArgs,
+    env: &Environment,
+    anchors: &Anchors,
+) -> anyhow::Result<Vec<Channel>> {
+    use crate::notify::{Email, Exec, RelaySecurity, Webhook, WebhookFormat};
+    let mut channels = Vec::new();
+    if let Some(url) = &args.webhook {
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            anyhow::anyhow!("--webhook: not a URL ({e}); give the full https:// address")
+        })?;
+        let headers = crate::notify::headers_from_env(env.vars.iter().cloned())?;
+        let webhook = Webhook::new(
+            parsed,
+            match args.webhook_format {
+                WebhookFormatArg::Json => WebhookFormat::Json,
+                WebhookFormatArg::Text => WebhookFormat::Text,
+            },
+            headers,
+            Duration::from_secs(args.alert_timeout),
+            verifying_tls(anchors)?,
+        )?;
+        channels.push(Channel::Webhook(webhook));
+    }
+    if !args.email.is_empty() {
+        let relay = args
+            .smtp_relay
+            .as_deref()
+            .context("--email needs --smtp-relay HOST[:PORT]")?;
+        let (host, port) = relay_address(relay, args.smtp_relay_security)?;
+        let hostname = env.hostname.clone().filter(|h| h.contains('.'));
+        let from = match &args.email_from {
+            Some(f) => f.clone(),
+            None => format!(
+                "mxprobe@{}",
+                hostname.clone().unwrap_or_else(|| "localhost".to_owned())
+            ),
+        };
+        let mut roots = Vec::new();
+        for path in &args.probe.ca_file {
+            roots.push(mxprobe_core::limits::read_capped(
+                "--ca-file",
+                path,
+                mxprobe_core::limits::CA_FILE_BYTES,
+            )?);
+        }
+        let mut email = Email::new(
+            host,
+            port,
+            match args.smtp_relay_security {
+                RelaySecurityArg::Starttls => RelaySecurity::StartTls,
+                RelaySecurityArg::Tls => RelaySecurity::Tls,
+                RelaySecurityArg::None => RelaySecurity::None,
+            },
+            from,
+            args.email.clone(),
+            crate::notify::credentials_from_env(env.vars.iter().cloned())?,
+            roots,
+        )?
+        .with_timeout(Duration::from_secs(args.alert_timeout));
+        if let Some(name) = hostname {
+            email = email.with_hello_name(name);
+        }
+        channels.push(Channel::Email(email));
+    }
+    if let Some(program) = &args.exec {
+        channels.push(Channel::Exec(Exec::new(
+            program.clone(),
+            Vec::new(),
+            Duration::from_secs(args.alert_timeout),
+        )));
+    }
+    Ok(channels)
+}
+
+/// `--smtp-relay HOST[:PORT]`: without a port (or for a bare IPv6 address), 465 for TLS
+/// from the first byte, else 587.
+fn relay_address(relay: &str, security: RelaySecurityArg) -> anyhow::Result<(String, u16)> {
+    Ok(match relay.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (
+            h.to_owned(),
+            p.parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("--smtp-relay {relay:?}: {p:?} is not a port"))?,
+        ),
+        _ => (
+            relay.to_owned(),
+            if security == RelaySecurityArg::Tls {
+                465
+            } else {
+                587
+            },
+        ),
+    })
+}
+
+/// A certificate-verifying TLS client configuration trusting `anchors` (Mozilla's roots,
+/// --ca-file and SSL_CERT_FILE): never the probes' recording verifier.
+fn verifying_tls(anchors: &Anchors) -> anyhow::Result<rustls::ClientConfig> {
+    let roots = rustls::RootCertStore {
+        roots: anchors.as_slice().to_vec(),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod channel_tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn monitor_args(flags: &[&str]) -> MonitorArgs {
+        let mut argv = vec!["mxprobe", "monitor", "--db", "h.sqlite", "a.example"];
+        argv.extend_from_slice(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Monitor(args) => args,
+            other => panic!("not monitor: {other:?}"),
+        }
+    }
+
+    fn channels(flags: &[&str], env: &Environment) -> anyhow::Result<Vec<String>> {
+        let args = monitor_args(flags);
+        Ok(monitor_channels(&args, env, &Anchors::mozilla())?
+            .iter()
+            .map(|c| format!("{} {}", c.name(), c.target()))
+            .collect())
+    }
+
+    #[test]
+    fn relay_port_defaults_by_security_and_ipv6_needs_no_port() {
+        use RelaySecurityArg::{None as Plain, Starttls, Tls};
+        let cases = [
+            ("smtp.example.com", Starttls, ("smtp.example.com", 587)),
+            ("smtp.example.com", Tls, ("smtp.example.com", 465)),
+            ("smtp.example.com:2525", Tls, ("smtp.example.com", 2525)),
+            ("127.0.0.1:25", Plain, ("127.0.0.1", 25)),
+            // A bare IPv6 address: its colons are not a port.
+            ("::1", Plain, ("::1", 587)),
+        ];
+        for (relay, security, (host, port)) in cases {
+            let got = relay_address(relay, security).unwrap();
+            assert_eq!(got, (host.to_owned(), port), "{relay}");
+        }
+        let err = relay_address("smtp.example.com:smtp", Starttls).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--smtp-relay \"smtp.example.com:smtp\": \"smtp\" is not a port"
+        );
+    }
+
+    #[test]
+    fn channels_from_flags_and_environment() {
+        let env = Environment {
+            hostname: Some("probe.example.net".to_owned()),
+            vars: vec![
+                ("MXPROBE_SMTP_USER".to_owned(), "u".to_owned()),
+                ("MXPROBE_SMTP_PASSWORD".to_owned(), "p".to_owned()),
+            ],
+            ..Environment::default()
+        };
+        assert!(channels(&[], &env).unwrap().is_empty());
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("MXPROBE_SMTP_PASSWORD") && !shown.contains("\"p\""),
+            "{shown}"
+        );
+        let got = channels(
+            &[
+                "--webhook",
+                "https://hooks.example.com/x",
+                "--email",
+                "ops@example.com",
+                "--smtp-relay",
+                "smtp.example.com",
+                "--exec",
+                "/bin/true",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("webhook "), "{got:?}");
+        assert_eq!(got[1], "email smtp.example.com:587 (starttls)");
+        assert!(got[2].starts_with("exec "), "{got:?}");
+    }
+
+    #[test]
+    fn channel_flags_are_checked() {
+        let env = Environment::default();
+        let err = channels(&["--webhook", "hooks.example.com/x"], &env).unwrap_err();
+        assert!(err.to_string().starts_with("--webhook: not a URL"), "{err}");
+        // Half the relay credentials is an error, not an anonymous session.
+        let half = Environment {
+            vars: vec![("MXPROBE_SMTP_USER".to_owned(), "u".to_owned())],
+            ..Environment::default()
+        };
+        let flags = [
+            "--email",
+            "ops@example.com",
+            "--smtp-relay",
+            "smtp.example.com",
+        ];
+        assert!(channels(&flags, &half).is_err());
+        assert!(channels(&flags, &env).is_ok());
     }
 }

@@ -9,10 +9,13 @@
 //!   [`monitor`] (one run: compare, store, alert, deliver).
 //! - [`received`]: TLS-RPT reports received from senders (`mxprobe reports`: ingest, summary,
 //!   compare).
+//! - [`cmd`]: the commands of the binary, each from its flags to an exit status;
+//!   [`sinks`]: where the results of a run go, and the one loop that feeds them.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod history;
 pub mod input;
@@ -21,3 +24,4 @@ pub mod monitor;
 pub mod notify;
 pub mod progress;
 pub mod received;
+pub mod sinks;

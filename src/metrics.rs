@@ -267,7 +267,7 @@ pub fn render(snapshots: &[&DomainResult], run: &RunInfo, opts: &MetricsOptions)
         let domain = snapshot.facts.domain.to_string();
         let verdict = &snapshot.verdict;
 
-        let current = DomainStatus::of(verdict);
+        let current = verdict.status(Severity::Error);
         for s in STATUSES {
             status.set(&[&domain, s.as_str()], indicator(s == current));
         }

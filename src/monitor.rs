@@ -27,8 +27,9 @@ use tokio::sync::mpsc;
 use crate::history::{AlertId, History, HistoryError, RunId};
 use crate::metrics::{self, MetricsOptions, RunInfo};
 use crate::notify::{Channel, RetryPolicy, deliver_with_retry};
-use mxprobe_core::alert::{Alert, DomainStatus};
+use mxprobe_core::alert::Alert;
 use mxprobe_core::changes::{ChangeOptions, Past, detect};
+use mxprobe_core::finding::Severity;
 use mxprobe_core::result::DomainResult;
 
 /// How many stored runs of a domain change detection sees: the previous one and those
@@ -149,8 +150,10 @@ impl Monitor {
             Alert::new(
                 domain,
                 snapshot.facts.observed_at,
-                DomainStatus::of(&snapshot.verdict),
-                past.previous.as_ref().map(|p| DomainStatus::of(&p.verdict)),
+                snapshot.verdict.status(Severity::Error),
+                past.previous
+                    .as_ref()
+                    .map(|p| p.verdict.status(Severity::Error)),
                 changes,
             )
         });

@@ -389,7 +389,7 @@ impl SnapshotColumns {
             u32::try_from(n).unwrap_or(u32::MAX)
         };
         Self {
-            status: DomainStatus::of(verdict),
+            status: verdict.status(Severity::Error),
             errors: count(Severity::Error),
             warnings: count(Severity::Warning),
             notices: count(Severity::Notice),
@@ -445,7 +445,7 @@ mod tests {
         let recent = h.recent(&example(), 2).unwrap();
         let got: Vec<(RunId, DomainStatus)> = recent
             .iter()
-            .map(|(run, s)| (*run, DomainStatus::of(&s.verdict)))
+            .map(|(run, s)| (*run, s.verdict.status(Severity::Error)))
             .collect();
         assert_eq!(
             got,

@@ -10,45 +10,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::DomainName;
-use crate::evaluate::verdict::DomainVerdict;
 use crate::finding::{Severity, Subject};
 
 /// The version of the alert JSON (documented in docs/monitoring.md).
 pub const ALERT_SCHEMA_VERSION: u32 = 1;
 
-/// A domain's overall state in one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DomainStatus {
-    /// Nothing at error severity failed, and everything was tested.
-    Pass,
-    /// A finding at error severity (not "could not test").
-    Fail,
-    /// Nothing failed, but something could not be tested.
-    Inconclusive,
-}
-
-impl DomainStatus {
-    /// The status of a verdict: fail beats inconclusive beats pass.
-    pub fn of(verdict: &DomainVerdict) -> Self {
-        if verdict.findings.iter().any(|f| f.fails(Severity::Error)) {
-            Self::Fail
-        } else if verdict.inconclusive {
-            Self::Inconclusive
-        } else {
-            Self::Pass
-        }
-    }
-
-    /// The lower-case name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Fail => "fail",
-            Self::Inconclusive => "inconclusive",
-        }
-    }
-}
+/// A domain's overall state in one run: its verdict's [`crate::evaluate::verdict::DomainVerdict::status`] at error
+/// severity.
+pub use crate::evaluate::verdict::Status as DomainStatus;
 
 /// What kind of change a [`Change`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

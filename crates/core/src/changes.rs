@@ -775,7 +775,7 @@ fn code_at(f: &Finding) -> String {
 
 fn inconclusive(past: &Past, current: &DomainResult, opts: &ChangeOptions) -> Option<Change> {
     let runs = past.inconclusive_streak.checked_add(1)?;
-    if DomainStatus::of(&current.verdict) != DomainStatus::Inconclusive
+    if current.verdict.status(Severity::Error) != DomainStatus::Inconclusive
         || runs != opts.inconclusive_after
     {
         return None;
@@ -1239,7 +1239,7 @@ mod tests {
     fn fixture_is_healthy() {
         let pki = Pki::new(FAR);
         let s = world(&pki).snapshot(&pki);
-        assert_eq!(DomainStatus::of(&s.verdict), DomainStatus::Pass);
+        assert_eq!(s.verdict.status(Severity::Error), DomainStatus::Pass);
         assert_eq!(s.verdict.findings, Vec::new());
         assert_eq!(s.verdict.sessions.len(), 2);
         assert_eq!(detect(&past(None), &s, &opts(T0)), Vec::new());
@@ -1383,7 +1383,7 @@ mod tests {
         let r1 = w.snapshot(&pki);
         w.hosts[0].probes[0].1 = Probe::Timeout;
         let r2 = w.snapshot(&pki);
-        assert_eq!(DomainStatus::of(&r2.verdict), DomainStatus::Fail);
+        assert_eq!(r2.verdict.status(Severity::Error), DomainStatus::Fail);
         // 192.0.2.2 still fails; 192.0.2.1 could not be tested: nothing changed.
         assert_eq!(detect(&past(Some(r1.clone())), &r2, &opts(T0)), Vec::new());
         // Failing again after the timeout is not new, with or without the older run.
@@ -1642,7 +1642,7 @@ mod tests {
         w.hosts[0].probes[0].1 = Probe::Tls(chain);
         let s = w.snapshot(&pki);
         assert_eq!(s.verdict.sessions[0].verified_path, Some(vec![0, 1]));
-        assert_eq!(DomainStatus::of(&s.verdict), DomainStatus::Pass);
+        assert_eq!(s.verdict.status(Severity::Error), DomainStatus::Pass);
         assert_eq!(detect(&past(None), &s, &opts(T0)), Vec::new());
     }
 
@@ -1863,7 +1863,10 @@ mod tests {
         let mut w = world(&pki);
         w.hosts[0].probes[0].1 = Probe::Timeout;
         let s = w.snapshot(&pki);
-        assert_eq!(DomainStatus::of(&s.verdict), DomainStatus::Inconclusive);
+        assert_eq!(
+            s.verdict.status(Severity::Error),
+            DomainStatus::Inconclusive
+        );
         let with_streak = |streak| Past {
             previous: Some(s.clone()),
             inconclusive_streak: streak,

@@ -1,8 +1,8 @@
 //! The CI outputs of `scan` and `gate`: JUnit XML, GitHub Actions workflow commands
 //! (annotations) and the Markdown for `$GITHUB_STEP_SUMMARY`.
 //!
-//! All three read the same per-domain results ([`CiDomain`]) and agree on one verdict per
-//! domain ([`Outcome`]): it *fails* when one of its findings fails the `--fail-on` threshold
+//! All three read the same per-domain results ([`CiDomain`]) and agree on one [`Status`] per
+//! domain: it *fails* when one of its findings fails the `--fail-on` threshold
 //! ([`Finding::fails`]), else it is *inconclusive* when something could not be tested, else
 //! it *passes*. In JUnit every domain is a test suite with the same fixed list of checks
 //! ([`Check`]), so a dashboard can follow each check from run to run. Pure: results in,
@@ -17,52 +17,53 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use crate::domain::DomainName;
+use crate::evaluate::verdict::{DomainVerdict, Status};
 use crate::finding::{Counts, Finding, Severity};
 
 /// One domain's result as CI outputs see it.
-#[derive(Debug, Clone, Copy)]
-pub struct CiDomain<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiDomain {
     /// The domain that was judged.
-    pub domain: &'a DomainName,
+    pub domain: DomainName,
     /// Everything said about it, in the order the checks ran.
-    pub findings: &'a [Finding],
+    pub findings: Vec<Finding>,
     /// Something could not be tested for this domain (exit status 3 unless it also fails).
     pub inconclusive: bool,
 }
 
-/// What one domain amounts to in CI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// No finding fails and everything could be tested.
-    Pass,
-    /// At least one finding fails the threshold.
-    Fail,
-    /// No finding fails, but something could not be tested.
-    Inconclusive,
-}
-
-impl Outcome {
-    /// The word the step summary shows: `pass`, `FAIL` or `inconclusive`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Fail => "FAIL",
-            Self::Inconclusive => "inconclusive",
-        }
+/// The word the step summary shows: `pass`, `FAIL` or `inconclusive`.
+const fn summary_word(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "pass",
+        Status::Fail => "FAIL",
+        Status::Inconclusive => "inconclusive",
     }
 }
 
-impl CiDomain<'_> {
-    /// The domain's verdict at `fail_on`. A failure outranks "could not test": a domain that
-    /// is broken somewhere is broken, whatever else could not be tested.
-    pub fn outcome(&self, fail_on: Severity) -> Outcome {
-        if self.findings.iter().any(|f| f.fails(fail_on)) {
-            Outcome::Fail
-        } else if self.inconclusive || self.findings.iter().any(|f| f.inconclusive) {
-            Outcome::Inconclusive
-        } else {
-            Outcome::Pass
+impl CiDomain {
+    /// A judged domain.
+    pub fn of(verdict: &DomainVerdict) -> Self {
+        Self {
+            domain: verdict.domain.clone(),
+            findings: verdict.findings.clone(),
+            inconclusive: verdict.inconclusive,
         }
+    }
+
+    /// A domain that ended without a verdict (its deadline passed, an internal error).
+    pub fn not_tested(domain: DomainName) -> Self {
+        Self {
+            domain,
+            findings: Vec::new(),
+            inconclusive: true,
+        }
+    }
+
+    /// The domain's status at `fail_on` ([`Status::of`]); a finding that could not be tested
+    /// makes it inconclusive even when the domain is not marked so.
+    pub fn outcome(&self, fail_on: Severity) -> Status {
+        let untested = self.inconclusive || self.findings.iter().any(|f| f.inconclusive);
+        Status::of(&self.findings, untested, fail_on)
     }
 
     /// The first finding that fails at `fail_on`.
@@ -183,7 +184,7 @@ fn covers(prefix: &str, code: &str) -> bool {
 /// `elapsed` (the run's duration) becomes the `time` of `<testsuites>`.
 pub fn junit_xml(
     suite: &str,
-    domains: &[CiDomain<'_>],
+    domains: &[CiDomain],
     fail_on: Severity,
     elapsed: Duration,
 ) -> String {
@@ -220,7 +221,7 @@ struct CaseReport<'a> {
 }
 
 impl<'a> SuiteReport<'a> {
-    fn new(d: &CiDomain<'a>, fail_on: Severity) -> Self {
+    fn new(d: &'a CiDomain, fail_on: Severity) -> Self {
         let mut cases: Vec<CaseReport<'a>> = Check::ALL
             .iter()
             .map(|&check| CaseReport {
@@ -231,7 +232,7 @@ impl<'a> SuiteReport<'a> {
                 domain_untested: d.unexplained_inconclusive(),
             })
             .collect();
-        for f in d.findings {
+        for f in &d.findings {
             let check = Check::of(&f.code);
             let case = cases
                 .iter_mut()
@@ -246,7 +247,7 @@ impl<'a> SuiteReport<'a> {
             }
         }
         Self {
-            domain: d.domain,
+            domain: &d.domain,
             cases,
         }
     }
@@ -417,10 +418,10 @@ fn xml_safe(text: &str) -> Cow<'_, str> {
 /// warnings and for what could not be tested, `::notice` for notices. A domain that is
 /// inconclusive with no finding saying why gets one `::warning` of its own. Every line ends
 /// with `\n`.
-pub fn github_annotations(domains: &[CiDomain<'_>], fail_on: Severity) -> String {
+pub fn github_annotations(domains: &[CiDomain], fail_on: Severity) -> String {
     let mut out = String::new();
     for d in domains {
-        for f in d.findings {
+        for f in &d.findings {
             let level = if f.fails(fail_on) {
                 "error"
             } else if f.inconclusive {
@@ -497,9 +498,9 @@ fn escape_property(text: &str) -> String {
 /// (`N domains: X failing, Y inconclusive, Z passing`), a table with one row per domain
 /// (result, errors, warnings, the first failing finding's code), then for every failing or
 /// inconclusive domain the list of its findings with their fixes.
-pub fn step_summary(title: &str, domains: &[CiDomain<'_>], fail_on: Severity) -> String {
-    let outcomes: Vec<Outcome> = domains.iter().map(|d| d.outcome(fail_on)).collect();
-    let count = |o: Outcome| outcomes.iter().filter(|&&x| x == o).count();
+pub fn step_summary(title: &str, domains: &[CiDomain], fail_on: Severity) -> String {
+    let outcomes: Vec<Status> = domains.iter().map(|d| d.outcome(fail_on)).collect();
+    let count = |o: Status| outcomes.iter().filter(|&&x| x == o).count();
     let mut md = String::new();
     let _ = writeln!(md, "## {}\n", md_text(title, " "));
     let _ = writeln!(
@@ -512,9 +513,9 @@ pub fn step_summary(title: &str, domains: &[CiDomain<'_>], fail_on: Severity) ->
         } else {
             "domains"
         },
-        count(Outcome::Fail),
-        count(Outcome::Inconclusive),
-        count(Outcome::Pass),
+        count(Status::Fail),
+        count(Status::Inconclusive),
+        count(Status::Pass),
     );
     if domains.is_empty() {
         return md;
@@ -522,7 +523,7 @@ pub fn step_summary(title: &str, domains: &[CiDomain<'_>], fail_on: Severity) ->
     md.push_str("| domain | result | errors | warnings | first failure |\n");
     md.push_str("| --- | --- | ---: | ---: | --- |\n");
     for (d, outcome) in domains.iter().zip(&outcomes) {
-        let counts = Counts::of(d.findings);
+        let counts = Counts::of(&d.findings);
         let first = d
             .first_failure(fail_on)
             .map_or(Cow::Borrowed("—"), |f| Cow::Owned(md_cell(&f.code)));
@@ -530,22 +531,22 @@ pub fn step_summary(title: &str, domains: &[CiDomain<'_>], fail_on: Severity) ->
             md,
             "| {} | {} | {} | {} | {first} |",
             md_cell(d.domain.as_str()),
-            outcome.as_str(),
+            summary_word(*outcome),
             counts.error,
             counts.warning,
         );
     }
     for (d, outcome) in domains.iter().zip(&outcomes) {
-        if *outcome == Outcome::Pass {
+        if *outcome == Status::Pass {
             continue;
         }
         let _ = writeln!(
             md,
             "\n### {}: {}\n",
             md_text(d.domain.as_str(), " "),
-            outcome.as_str()
+            summary_word(*outcome)
         );
-        for f in d.findings {
+        for f in &d.findings {
             let label = if f.fails(fail_on) {
                 format!("FAIL, {}", f.severity)
             } else if f.inconclusive {
@@ -747,20 +748,20 @@ mod tests {
         let warn = finding("mx.cname", Severity::Warning, &d, "alias");
         let err = finding("mx.nxdomain", Severity::Error, &d, "gone");
         let untested = finding("smtp.inconclusive", Severity::Warning, &d, "421").could_not_test();
-        let cases: &[(&[&Finding], bool, Severity, Outcome)] = &[
-            (&[], false, Severity::Error, Outcome::Pass),
-            (&[&warn], false, Severity::Error, Outcome::Pass),
-            (&[&warn], false, Severity::Warning, Outcome::Fail),
-            (&[&err], false, Severity::Error, Outcome::Fail),
-            (&[&untested], false, Severity::Notice, Outcome::Inconclusive),
-            (&[], true, Severity::Error, Outcome::Inconclusive),
-            (&[&untested, &err], true, Severity::Error, Outcome::Fail),
+        let cases: &[(&[&Finding], bool, Severity, Status)] = &[
+            (&[], false, Severity::Error, Status::Pass),
+            (&[&warn], false, Severity::Error, Status::Pass),
+            (&[&warn], false, Severity::Warning, Status::Fail),
+            (&[&err], false, Severity::Error, Status::Fail),
+            (&[&untested], false, Severity::Notice, Status::Inconclusive),
+            (&[], true, Severity::Error, Status::Inconclusive),
+            (&[&untested, &err], true, Severity::Error, Status::Fail),
         ];
         for (findings, inconclusive, fail_on, want) in cases {
             let findings: Vec<Finding> = findings.iter().map(|f| (*f).clone()).collect();
             let cd = CiDomain {
-                domain: &d,
-                findings: &findings,
+                domain: d.clone(),
+                findings: findings.clone(),
                 inconclusive: *inconclusive,
             };
             assert_eq!(cd.outcome(*fail_on), *want, "{findings:?} {fail_on}");
@@ -862,7 +863,7 @@ mod tests {
 
     /// Checks the structure every report has and returns, per suite, the testcases' state:
     /// `F` failure, `S` skipped, `.` pass, in `Check::ALL` order.
-    fn check_structure(root: &Node, domains: &[CiDomain<'_>]) -> Vec<String> {
+    fn check_structure(root: &Node, domains: &[CiDomain]) -> Vec<String> {
         assert_eq!(root.name, "testsuites");
         assert!(root.children.iter().all(|c| c.name == "testsuite"));
         assert_eq!(root.children.len(), domains.len());
@@ -968,18 +969,18 @@ mod tests {
         ];
         let domains = [
             CiDomain {
-                domain: &good,
-                findings: &good_findings,
+                domain: good.clone(),
+                findings: good_findings.clone(),
                 inconclusive: false,
             },
             CiDomain {
-                domain: &bad,
-                findings: &bad_findings,
+                domain: bad.clone(),
+                findings: bad_findings.clone(),
                 inconclusive: true,
             },
             CiDomain {
-                domain: &unsure,
-                findings: &unsure_findings,
+                domain: unsure.clone(),
+                findings: unsure_findings.clone(),
                 inconclusive: true,
             },
         ];
@@ -1066,8 +1067,8 @@ mod tests {
             finding("sts.none", Severity::Notice, &d, "no record"),
         ];
         let domains = [CiDomain {
-            domain: &d,
-            findings: &findings,
+            domain: d.clone(),
+            findings: findings.clone(),
             inconclusive: false,
         }];
         let cases: &[(Severity, &str, &str)] = &[
@@ -1099,13 +1100,13 @@ mod tests {
         let findings = vec![finding("mx.cname", Severity::Error, &d, "alias")];
         let domains = [
             CiDomain {
-                domain: &d,
-                findings: &[],
+                domain: d.clone(),
+                findings: Vec::new(),
                 inconclusive: true,
             },
             CiDomain {
-                domain: &d,
-                findings: &findings,
+                domain: d.clone(),
+                findings: findings.clone(),
                 inconclusive: true,
             },
         ];
@@ -1140,8 +1141,8 @@ mod tests {
             .with_fix("use & not <"),
         ];
         let domains = [CiDomain {
-            domain: &d,
-            findings: &findings,
+            domain: d.clone(),
+            findings: findings.clone(),
             inconclusive: false,
         }];
         let xml = junit_xml(
@@ -1197,8 +1198,8 @@ mod tests {
             ),
         ];
         let domains = [CiDomain {
-            domain: &d,
-            findings: &findings,
+            domain: d.clone(),
+            findings: findings.clone(),
             inconclusive: true,
         }];
         let cases: &[(Severity, [&str; 5])] = &[
@@ -1256,8 +1257,8 @@ mod tests {
             "50% of\nMX: a, b",
         )];
         let domains = [CiDomain {
-            domain: &d,
-            findings: &findings,
+            domain: d.clone(),
+            findings: findings.clone(),
             inconclusive: false,
         }];
         assert_eq!(
@@ -1270,8 +1271,8 @@ mod tests {
     fn annotations_name_an_unexplained_inconclusive_domain() {
         let d = name("slow.example");
         let domains = [CiDomain {
-            domain: &d,
-            findings: &[],
+            domain: d.clone(),
+            findings: Vec::new(),
             inconclusive: true,
         }];
         assert_eq!(
@@ -1280,8 +1281,8 @@ mod tests {
              its result is inconclusive and no finding says which check could not be tested\n"
         );
         let passing = [CiDomain {
-            domain: &d,
-            findings: &[],
+            domain: d.clone(),
+            findings: Vec::new(),
             inconclusive: false,
         }];
         assert_eq!(github_annotations(&passing, Severity::Error), "");
@@ -1310,23 +1311,23 @@ mod tests {
             vec![finding("smtp.inconclusive", Severity::Warning, &unsure, "421").could_not_test()];
         let domains = [
             CiDomain {
-                domain: &good,
-                findings: &good_findings,
+                domain: good.clone(),
+                findings: good_findings.clone(),
                 inconclusive: false,
             },
             CiDomain {
-                domain: &bad,
-                findings: &bad_findings,
+                domain: bad.clone(),
+                findings: bad_findings.clone(),
                 inconclusive: false,
             },
             CiDomain {
-                domain: &unsure,
-                findings: &unsure_findings,
+                domain: unsure.clone(),
+                findings: unsure_findings.clone(),
                 inconclusive: true,
             },
             CiDomain {
-                domain: &slow,
-                findings: &[],
+                domain: slow.clone(),
+                findings: Vec::new(),
                 inconclusive: true,
             },
         ];
@@ -1366,8 +1367,8 @@ mod tests {
         let d = name("example.com");
         let findings = vec![finding("mx.cname", Severity::Warning, &d, "alias")];
         let domains = [CiDomain {
-            domain: &d,
-            findings: &findings,
+            domain: d.clone(),
+            findings: findings.clone(),
             inconclusive: false,
         }];
         let at_warning = step_summary("t", &domains, Severity::Warning);

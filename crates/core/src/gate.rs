@@ -81,6 +81,34 @@ pub struct Gated {
     pub verdict: DomainVerdict,
 }
 
+/// The version of `mxprobe gate --format json`'s shape (docs/ci.md).
+pub const GATE_SCHEMA_VERSION: u32 = 1;
+
+/// `mxprobe gate --format json`.
+#[derive(Debug, Serialize)]
+pub struct GateDocument<'a> {
+    /// [`GATE_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    pub domain: &'a DomainName,
+    /// When the live domain was observed and judged.
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+    /// What was proposed, as given on the command line.
+    pub candidate: CandidateSummary<'a>,
+    #[serde(flatten)]
+    pub gated: &'a Gated,
+}
+
+/// What was proposed, as given on the command line.
+#[derive(Debug, Serialize)]
+pub struct CandidateSummary<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<&'a std::path::Path>,
+    pub sts_txt: &'a [String],
+    pub tlsrpt_txt: &'a [String],
+    pub mx: &'a [String],
+}
+
 /// The facts senders will see once `candidate` is published, built from the live facts.
 ///
 /// The policy file is assumed to be served by the live policy host the way that host serves

@@ -16,6 +16,7 @@ use crate::evaluate::records::{
     RecordKind, RecordOutcome, WhenAbsent, selection_findings, tlsrpt_owner_finding,
     tlsrpt_set_findings,
 };
+use crate::evaluate::verdict::Status;
 use crate::finding::{Counts, Finding, Severity, Subject};
 use crate::mtasts::{Mode, MxPattern, select_sts};
 use crate::tlsrpt::record::select_tlsrpt;
@@ -143,9 +144,15 @@ pub struct LintReport {
 }
 
 impl LintReport {
-    /// Whether any finding is at or above `threshold` (exit status 1).
+    /// Whether any finding fails at `threshold` (exit status 1); lint tests nothing on the
+    /// network, so it is never inconclusive.
     pub fn fails(&self, threshold: Severity) -> bool {
-        self.findings.iter().any(|f| f.fails(threshold))
+        self.status(threshold) == Status::Fail
+    }
+
+    /// The status at `threshold`: fail or pass.
+    pub fn status(&self, threshold: Severity) -> Status {
+        Status::of(&self.findings, false, threshold)
     }
 }
 

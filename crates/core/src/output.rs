@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::dns::Lookup;
 use crate::evaluate::records::RecordOutcome;
+use crate::evaluate::verdict::Status;
 use crate::evaluate::verdict::{Routing, SessionResult};
 use crate::finding::{Counts, Severity};
 use crate::render::write_findings;
@@ -63,12 +64,13 @@ fn style(c: AnsiColor) -> Style {
 pub fn write_domain(w: &mut dyn Write, report: &DomainResult) -> io::Result<()> {
     let v = &report.verdict;
     let bold = Style::new().bold();
-    let fails = v.findings.iter().any(|f| f.fails(Severity::Error));
-    let (tag, tag_style) = match v.worst() {
-        _ if fails => ("FAIL", style(AnsiColor::Red)),
-        _ if v.inconclusive => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
-        Some(Severity::Warning | Severity::Error) => ("WARN", style(AnsiColor::Yellow)),
-        _ => ("OK", style(AnsiColor::Green)),
+    let (tag, tag_style) = match (v.status(Severity::Error), v.worst()) {
+        (Status::Fail, _) => ("FAIL", style(AnsiColor::Red)),
+        (Status::Inconclusive, _) => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
+        (Status::Pass, Some(Severity::Warning | Severity::Error)) => {
+            ("WARN", style(AnsiColor::Yellow))
+        }
+        (Status::Pass, _) => ("OK", style(AnsiColor::Green)),
     };
     writeln!(
         w,

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::csv_cell;
 use crate::domain::DomainName;
-use crate::evaluate::verdict::{DomainVerdict, SessionResult};
+use crate::evaluate::verdict::{DomainVerdict, SessionResult, Status};
 use crate::finding::{Counts, Finding, Severity};
 use crate::result::DomainResult;
 
@@ -104,6 +104,8 @@ pub struct ResumeState {
     pub failing: u64,
     /// How many of them were inconclusive.
     pub inconclusive: u64,
+    /// The worst of their statuses at `fail_on`: the resumed run starts from it.
+    pub status: Status,
     /// Bytes of a truncated last line that were cut off.
     pub truncated_bytes: u64,
 }
@@ -167,8 +169,11 @@ pub fn resume_state(path: &Path, fail_on: Severity) -> Result<(ResumeState, File
                         serde_json::from_value(v["verdict"]["findings"].clone())
                             .map_err(|_| corrupt())?;
                     if state.done.insert(d) {
-                        state.failing += u64::from(findings.iter().any(|f| f.fails(fail_on)));
-                        state.inconclusive += u64::from(v["verdict"]["inconclusive"] == true);
+                        let inconclusive = v["verdict"]["inconclusive"] == true;
+                        let status = Status::of(&findings, inconclusive, fail_on);
+                        state.failing += u64::from(status == Status::Fail);
+                        state.inconclusive += u64::from(inconclusive);
+                        state.status = state.status.max(status);
                     }
                 }
             }
@@ -220,13 +225,14 @@ pub enum ResumeError {
     },
 }
 
-/// The one-word status of a domain in summaries.
+/// The one-word status of a domain in summaries: its status at error severity, a passing
+/// one with warnings being `warn`.
 pub fn status_word(v: &DomainVerdict) -> &'static str {
-    match v.worst() {
-        Some(Severity::Error) => "fail",
-        _ if v.inconclusive => "inconclusive",
-        Some(Severity::Warning) => "warn",
-        _ => "ok",
+    match (v.status(Severity::Error), v.worst()) {
+        (Status::Fail, _) => "fail",
+        (Status::Inconclusive, _) => "inconclusive",
+        (Status::Pass, Some(Severity::Warning | Severity::Error)) => "warn",
+        (Status::Pass, _) => "ok",
     }
 }
 
@@ -451,8 +457,23 @@ mod tests {
             (at_error.done.len(), at_error.failing, at_error.inconclusive),
             (4, 1, 1)
         );
+        assert_eq!(at_error.status, Status::Fail);
         let (at_warning, _) = resume_state(&path, Severity::Warning).unwrap();
         assert_eq!(at_warning.failing, 2);
+        // Without a's failure, c's could-not-test error leaves the run inconclusive.
+        std::fs::write(
+            &path,
+            [
+                record("b.example", &[finding("warning", false)], false),
+                record("c.example", &[finding("error", true)], true),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (without_a, _) = resume_state(&path, Severity::Error).unwrap();
+        assert_eq!(without_a.status, Status::Inconclusive);
+        let (at_warning, _) = resume_state(&path, Severity::Warning).unwrap();
+        assert_eq!(at_warning.status, Status::Fail);
         std::fs::remove_file(&path).unwrap();
     }
 

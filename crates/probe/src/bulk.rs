@@ -88,11 +88,7 @@ impl DomainOutcome {
     /// Whether senders would fail on this domain: its verdict has an error finding.
     pub fn is_failing(&self) -> bool {
         match self {
-            Self::Scanned(report) => report
-                .verdict
-                .findings
-                .iter()
-                .any(|f| f.fails(Severity::Error)),
+            Self::Scanned(report) => report.verdict.fails(Severity::Error),
             Self::TimedOut { .. } | Self::Crashed { .. } => false,
         }
     }

@@ -267,6 +267,18 @@ impl<R: fmt::Debug> fmt::Debug for Scanner<R> {
     }
 }
 
+/// The MX hosts of an MX RRset in preference order (RFC 5321 §5.1). "." names no host
+/// (RFC 7505), whatever its preference. Equal preferences keep the DNS order: a sender would
+/// randomise, a probe visits them all anyway. A host listed twice is kept once, at its best
+/// preference.
+pub fn mx_in_preference_order(records: &[Mx]) -> Vec<&Mx> {
+    let mut sorted: Vec<&Mx> = records.iter().filter(|m| m.exchange != ".").collect();
+    sorted.sort_by_key(|m| m.preference);
+    let mut seen = std::collections::HashSet::new();
+    sorted.retain(|m| seen.insert(m.exchange.as_str()));
+    sorted
+}
+
 impl Scanner<Resolver> {
     /// A scanner with the hickory resolver built from `config.dns`.
     pub fn new(config: ScanConfig) -> Result<Self, DnsSetupError> {
@@ -434,20 +446,10 @@ impl<R: Resolve> Scanner<R> {
     /// The MX hosts in preference order (RFC 5321 §5.1), each observed.
     async fn hosts(&self, domain: &DomainName, mx: &Lookup<Mx>) -> Vec<MxHostFacts> {
         let targets: Vec<(String, u16, bool)> = match mx {
-            Lookup::Records { records, .. } => {
-                // "." names no host (RFC 7505), whatever its preference.
-                let mut sorted: Vec<&Mx> = records.iter().filter(|m| m.exchange != ".").collect();
-                // Equal preferences keep the DNS order: a sender would randomise, a probe
-                // visits them all anyway. A host listed twice is visited once, at its best
-                // preference.
-                sorted.sort_by_key(|m| m.preference);
-                let mut seen = std::collections::HashSet::new();
-                sorted.retain(|m| seen.insert(m.exchange.clone()));
-                sorted
-                    .into_iter()
-                    .map(|m| (m.exchange.clone(), m.preference, false))
-                    .collect()
-            }
+            Lookup::Records { records, .. } => mx_in_preference_order(records)
+                .into_iter()
+                .map(|m| (m.exchange.clone(), m.preference, false))
+                .collect(),
             // No MX RRset: the domain itself, preference 0 (RFC 5321 §5.1). NXDOMAIN and
             // failures: nothing to probe (a temporary failure MUST NOT fall back to A).
             Lookup::NoData { .. } => vec![(domain.as_str().to_owned(), 0, true)],
@@ -889,6 +891,30 @@ impl Drop for Pass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mx_order_drops_the_root_sorts_stably_and_keeps_each_host_once() {
+        let mx = |preference, exchange: &str| Mx {
+            preference,
+            exchange: exchange.to_owned(),
+        };
+        let records = [
+            mx(20, "b.example"),
+            mx(0, "."),
+            mx(10, "c.example"),
+            mx(20, "a.example"),
+            mx(5, "b.example"),
+        ];
+        let got: Vec<(u16, &str)> = mx_in_preference_order(&records)
+            .into_iter()
+            .map(|m| (m.preference, m.exchange.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(5, "b.example"), (10, "c.example"), (20, "a.example")]
+        );
+        assert!(mx_in_preference_order(&[mx(0, ".")]).is_empty());
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_maximum() {

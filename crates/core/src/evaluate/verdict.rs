@@ -167,4 +167,96 @@ impl DomainVerdict {
     pub fn worst(&self) -> Option<Severity> {
         crate::finding::worst(&self.findings)
     }
+
+    /// Whether a finding fails at `fail_on` (`--fail-on`).
+    pub fn fails(&self, fail_on: Severity) -> bool {
+        self.status(fail_on) == Status::Fail
+    }
+
+    /// The domain's status at `fail_on`.
+    pub fn status(&self, fail_on: Severity) -> Status {
+        Status::of(&self.findings, self.inconclusive, fail_on)
+    }
+}
+
+/// A result at a `--fail-on` threshold. Ordered from best to worst, so that the status of a
+/// run is the greatest of its domains'.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing fails, and everything was tested.
+    #[default]
+    Pass,
+    /// Nothing fails, but something could not be tested.
+    Inconclusive,
+    /// A finding at or above the threshold that is not "could not test"
+    /// ([`Finding::fails`]).
+    Fail,
+}
+
+impl Status {
+    /// The status of `findings`, `inconclusive` when something could not be tested: a
+    /// failure outranks "could not test" (a domain broken somewhere is broken).
+    pub fn of(findings: &[Finding], inconclusive: bool, fail_on: Severity) -> Self {
+        if findings.iter().any(|f| f.fails(fail_on)) {
+            Self::Fail
+        } else if inconclusive {
+            Self::Inconclusive
+        } else {
+            Self::Pass
+        }
+    }
+
+    /// The lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(severity: Severity) -> Finding {
+        let d = DomainName::parse("example.com").unwrap();
+        Finding::new(
+            crate::finding::Code::MxNull,
+            severity,
+            crate::finding::Subject::domain(&d),
+            "m",
+        )
+    }
+
+    #[test]
+    fn status_fail_beats_inconclusive_beats_pass() {
+        let warn = finding(Severity::Warning);
+        let err = finding(Severity::Error);
+        let untested = finding(Severity::Error).could_not_test();
+        let cases: &[(&[&Finding], bool, Severity, Status)] = &[
+            (&[], false, Severity::Error, Status::Pass),
+            (&[&warn], false, Severity::Error, Status::Pass),
+            (&[&warn], false, Severity::Warning, Status::Fail),
+            (&[&warn], true, Severity::Error, Status::Inconclusive),
+            (&[&err], true, Severity::Error, Status::Fail),
+            // A could-not-test finding never fails, whatever its severity.
+            (&[&untested], false, Severity::Notice, Status::Pass),
+            (&[&untested], true, Severity::Notice, Status::Inconclusive),
+        ];
+        for (findings, inconclusive, fail_on, want) in cases {
+            let findings: Vec<Finding> = findings.iter().map(|f| (*f).clone()).collect();
+            let got = Status::of(&findings, *inconclusive, *fail_on);
+            assert_eq!(got, *want, "{findings:?} {inconclusive} {fail_on}");
+        }
+        assert!(Status::Pass < Status::Inconclusive && Status::Inconclusive < Status::Fail);
+        assert_eq!(
+            serde_json::to_string(&Status::Inconclusive).unwrap(),
+            "\"inconclusive\""
+        );
+    }
 }

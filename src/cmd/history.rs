@@ -1,0 +1,233 @@
+//! `mxprobe history`: a domain's timeline from the monitoring history; and the `--db` and
+//! `--since` flags the `reports` commands share with it.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use time::OffsetDateTime;
+
+use super::{App, Outcome};
+use crate::cli::{Format, HistoryArgs};
+use crate::history::{History, write_timeline};
+use mxprobe_core::domain::DomainName;
+
+/// Runs `mxprobe history`.
+pub fn run(args: HistoryArgs, app: &App) -> anyhow::Result<Outcome> {
+    let domain =
+        DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
+    let (history, since) = read_history(app, &args.db, args.since.as_deref())?;
+    let entries = history.timeline(&domain, since)?;
+    let mut out = app.out();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &entries)?;
+            writeln!(out)?;
+        }
+        Format::Text => write_timeline(&mut *out, &domain, &entries)?,
+    }
+    Ok(Outcome::Pass)
+}
+
+/// The history database opened for reading (`history`, `reports summary`, `reports
+/// compare`), and the `--since` time.
+pub(crate) fn read_history(
+    app: &App,
+    db: &Path,
+    since: Option<&str>,
+) -> anyhow::Result<(History, Option<OffsetDateTime>)> {
+    let since = since.map(|s| parse_since(s, app.now())).transpose()?;
+    let history = History::open_read_only(db).with_context(|| format!("--db {}", db.display()))?;
+    Ok((history, since))
+}
+
+/// `--since`: an RFC 3339 date-time, a date (midnight UTC), or an age (`7d`, `12h`, `30m`).
+/// A time outside the years 0000-9999 (in UTC) is an error, never an overflow.
+pub(crate) fn parse_since(s: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let since = if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        Some(t)
+    } else if let Ok(d) = time::Date::parse(
+        s,
+        &time::macros::format_description!("[year]-[month]-[day]"),
+    ) {
+        Some(d.midnight().assume_utc())
+    } else {
+        let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+        let n: i64 = digits.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "--since {s:?}: give a date (2026-11-01), a date-time (2026-11-01T06:00:00Z) \
+                 or an age (7d, 12h, 30m)"
+            )
+        })?;
+        let unit_seconds: i64 = match unit {
+            "d" => 86_400,
+            "h" => 3_600,
+            "m" => 60,
+            _ => anyhow::bail!("--since {s:?}: an age ends in d, h or m (7d, 12h, 30m)"),
+        };
+        n.checked_mul(unit_seconds)
+            .and_then(|seconds| now.checked_sub(time::Duration::seconds(seconds)))
+    };
+    since
+        .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--since {s:?}: that is outside the years 0000-9999 (UTC); give a later date or \
+                 a smaller age"
+            )
+        })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cli::Command;
+    use crate::cmd::testing::{TempDir, app, parse};
+    use mxprobe_core::result::DomainResult;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
+
+    #[test]
+    fn since_takes_dates_date_times_and_ages() {
+        let cases = [
+            ("2026-11-01T06:00:00Z", datetime!(2026-11-01 06:00 UTC)),
+            // Another offset is the same instant, in UTC.
+            ("2026-11-01T08:00:00+02:00", datetime!(2026-11-01 06:00 UTC)),
+            ("2026-11-01", datetime!(2026-11-01 00:00 UTC)),
+            ("7d", datetime!(2026-11-13 12:00 UTC)),
+            ("12h", datetime!(2026-11-20 00:00 UTC)),
+            ("30m", datetime!(2026-11-20 11:30 UTC)),
+            ("0d", NOW),
+        ];
+        for (given, want) in cases {
+            let got = parse_since(given, NOW).unwrap_or_else(|e| panic!("{given}: {e}"));
+            assert_eq!(got, want, "{given}");
+            assert_eq!(got.offset(), time::UtcOffset::UTC, "{given}");
+        }
+    }
+
+    #[test]
+    fn since_errors_say_what_to_give() {
+        let cases = [
+            ("yesterday", "give a date (2026-11-01)"),
+            ("", "give a date (2026-11-01)"),
+            ("7w", "an age ends in d, h or m"),
+            ("2026-13-01", "give a date"),
+            // Too far back to be a year 0000-9999, or too large to compute.
+            ("99999999d", "outside the years 0000-9999"),
+            ("9223372036854775807d", "outside the years 0000-9999"),
+            ("-99999999d", "outside the years 0000-9999"),
+        ];
+        for (given, want) in cases {
+            let err = parse_since(given, NOW).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("--since {given:?}: ")) && err.contains(want),
+                "{given}: {err}"
+            );
+        }
+    }
+
+    /// A snapshot of example.com observed at `at`, failing when `failing`.
+    fn snapshot(at: &str, failing: bool) -> DomainResult {
+        let findings = if failing {
+            vec![json!({"code": "sts.policy.bad-mode", "severity": "error",
+                        "subject": {"domain": "example.com"}, "message": "bad mode"})]
+        } else {
+            Vec::new()
+        };
+        serde_json::from_value(json!({
+            "facts": {
+                "domain": "example.com",
+                "observed_at": at,
+                "mx": {"status": "records", "records": [{"preference": 10,
+                       "exchange": "mx.example.com"}], "dnssec": "insecure", "cname-chain": []},
+                "sts_txt": {"status": "nodata", "dnssec": "insecure"},
+                "tlsrpt_txt": {"status": "nodata", "dnssec": "insecure"},
+                "hosts": [{"exchange": "mx.example.com", "preference": 10}]
+            },
+            "verdict": {
+                "domain": "example.com", "routing": "mx", "sts": {}, "sessions": [],
+                "inconclusive": false, "findings": findings
+            }
+        }))
+        .unwrap()
+    }
+
+    /// A history with two runs of example.com: failing on 2026-11-01, passing on 11-15.
+    pub(crate) fn history_db(dir: &TempDir) -> std::path::PathBuf {
+        let path = dir.path("h.sqlite");
+        let mut history = History::open(&path).unwrap();
+        for (at, failing) in [
+            ("2026-11-01T06:00:00Z", true),
+            ("2026-11-15T06:00:00Z", false),
+        ] {
+            let t =
+                OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
+            let run = history.begin_run(t).unwrap();
+            history
+                .record(run, &snapshot(at, failing), None, &[])
+                .unwrap();
+            history.finish_run(run, t).unwrap();
+        }
+        path
+    }
+
+    fn history_args(args: &[String]) -> HistoryArgs {
+        match parse(args) {
+            Command::History(args) => args,
+            other => panic!("not history: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn history_shows_the_runs_since_a_time() {
+        let dir = TempDir::new("history");
+        let db = history_db(&dir).display().to_string();
+        let argv = |extra: &[&str]| -> Vec<String> {
+            ["history", "--db", &db, "example.com"]
+                .iter()
+                .chain(extra)
+                .map(|s| (*s).to_owned())
+                .collect()
+        };
+        let t = app();
+        assert_eq!(
+            run(history_args(&argv(&[])), &t.app).unwrap(),
+            Outcome::Pass
+        );
+        let text = t.out.text();
+        assert!(text.starts_with("example.com: 2 runs\n"), "{text}");
+        assert_eq!(text.lines().count(), 3, "{text}");
+
+        let t = app();
+        run(
+            history_args(&argv(&["--since", "2026-11-10", "--format", "json"])),
+            &t.app,
+        )
+        .unwrap();
+        let entries: serde_json::Value = serde_json::from_str(&t.out.text()).unwrap();
+        let statuses: Vec<&str> = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["pass"]);
+
+        let err = run(history_args(&argv(&["--since", "soon"])), &app().app).unwrap_err();
+        assert!(err.to_string().starts_with("--since \"soon\""), "{err}");
+        let missing = dir.arg("missing.sqlite");
+        let argv: Vec<String> = ["history", "--db", &missing, "example.com"]
+            .map(str::to_owned)
+            .to_vec();
+        let err = run(history_args(&argv), &app().app).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!("--db {missing}")),
+            "{err}"
+        );
+    }
+}

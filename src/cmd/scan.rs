@@ -1,0 +1,232 @@
+//! `mxprobe scan`: the domains of the arguments or of `--input`, streamed through the bulk
+//! scanner into every output asked for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::targets::{open_targets, refuse_input_as_output};
+use super::{App, Outcome, runtime};
+use crate::cli::ScanArgs;
+use crate::config::scan_config;
+use crate::progress::ProgressMode;
+use crate::sinks::{self, ScanFiles, Sink};
+use mxprobe_probe::bulk::BulkOptions;
+use mxprobe_probe::scan::Scanner;
+
+/// More domains than this on the command line get a progress display.
+const FEW_DOMAINS: usize = 10;
+
+/// Runs `mxprobe scan`.
+pub fn run(args: ScanArgs, app: &App) -> anyhow::Result<Outcome> {
+    if let Some(input) = &args.input {
+        refuse_input_as_output(
+            input,
+            &[
+                ("--jsonl", args.jsonl.as_deref()),
+                ("--csv", args.csv.as_deref()),
+                ("--junit", args.output.junit.as_deref()),
+            ],
+        )?;
+    }
+    let config = scan_config(&args, &app.env)?;
+    let input = open_targets(
+        app,
+        &args.domains,
+        args.input.as_deref(),
+        args.column.as_deref(),
+    )?;
+    let bulk = BulkOptions {
+        concurrency: args.concurrency as usize,
+        domain_deadline: Duration::from_secs(args.deadline.max(1)),
+        ..BulkOptions::default()
+    };
+    // Results from the command line are printed in the order given; from a file, as each
+    // domain finishes (streaming).
+    let ordered = args.input.is_none();
+    let files = ScanFiles {
+        jsonl: args.jsonl.as_deref(),
+        csv: args.csv.as_deref(),
+        resume: args.resume,
+    };
+    let sink = Sink::scan(app, &args.output, files, ordered)?;
+    let many = args.input.is_some() || args.domains.len() > FEW_DOMAINS;
+    let progress = if args.quiet || !many {
+        ProgressMode::Quiet
+    } else if app.stderr_is_terminal {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Plain
+    };
+    runtime()?.block_on(async {
+        let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
+        sinks::run(scanner, input, &bulk, sink, progress).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Command;
+    use crate::cmd::testing::{LabFixture, TempDir, app, parse};
+    use serde_json::Value;
+
+    fn scan_args(args: &[String]) -> ScanArgs {
+        match parse(args) {
+            Command::Scan(args) => args,
+            other => panic!("not scan: {other:?}"),
+        }
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn scan_of_an_input_file_writes_every_output_and_exits_by_the_worst_domain() {
+        let lab = LabFixture::start("scan");
+        let dir = TempDir::new("scan-out");
+        let input = dir.path("in.csv");
+        std::fs::write(
+            &input,
+            "domain,owner\ngood.test,a\nnot a domain,b\nexpired.test,c\ngood.test,d\n",
+        )
+        .unwrap();
+        let mut argv: Vec<String> = ["scan", "--input", &dir.arg("in.csv"), "-q"]
+            .map(str::to_owned)
+            .to_vec();
+        argv.extend(["--jsonl".into(), dir.arg("out.jsonl")]);
+        argv.extend(["--csv".into(), dir.arg("out.csv")]);
+        argv.extend(lab.probe_flags());
+        let t = app();
+        let outcome = run(scan_args(&argv), &t.app).unwrap();
+        // expired.test presents an expired certificate.
+        assert_eq!(outcome, Outcome::Fail, "{}", t.err.text());
+        let text = t.out.text();
+        assert!(text.contains("good.test  OK"), "{text}");
+        assert!(text.contains("expired.test  FAIL"), "{text}");
+        assert!(
+            text.ends_with(
+                "2 domain(s): 1 with errors, 0 inconclusive, 1 invalid input row(s) skipped\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            t.err
+                .text()
+                .contains("mxprobe: input line 3: \"not a domain\" skipped: "),
+            "{}",
+            t.err.text()
+        );
+        let records = lines(&dir.path("out.jsonl"));
+        let types: Vec<&str> = records
+            .iter()
+            .map(|r| r["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types.len(), 4, "{types:?}");
+        assert_eq!(types.iter().filter(|t| **t == "domain").count(), 2);
+        assert_eq!(types.iter().filter(|t| **t == "invalid").count(), 1);
+        let summary = records.last().unwrap();
+        assert_eq!(summary["type"], "summary");
+        assert_eq!(
+            (summary["domains"].as_u64(), summary["failing"].as_u64()),
+            (Some(2), Some(1))
+        );
+        let csv = std::fs::read_to_string(dir.path("out.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 4, "{csv}");
+        assert!(
+            csv.lines().any(|l| l.starts_with("expired.test,fail,")),
+            "{csv}"
+        );
+
+        // --resume: both domains are done, nothing is scanned again, and the exit status
+        // still counts expired.test.
+        let mut again: Vec<String> = ["scan", "good.test", "expired.test", "--resume", "-q"]
+            .map(str::to_owned)
+            .to_vec();
+        again.extend(["--jsonl".into(), dir.arg("out.jsonl")]);
+        again.extend([
+            "--fail-on".into(),
+            "error".into(),
+            "--format".into(),
+            "json".into(),
+        ]);
+        again.extend(lab.probe_flags());
+        let t = app();
+        assert_eq!(run(scan_args(&again), &t.app).unwrap(), Outcome::Fail);
+        let doc: Value = serde_json::from_str(&t.out.text()).unwrap();
+        assert_eq!(doc["domains"].as_array().unwrap().len(), 0);
+    }
+
+    /// The rows named in the error are counted by the input rules (see
+    /// `targets::tests::standard_input_rows_follow_the_input_rules`): two, not five lines.
+    #[test]
+    fn an_input_of_invalid_rows_is_an_error_counting_them() {
+        let t = crate::cmd::testing::app_with_stdin(
+            b"\xEF\xBB\xBF# targets\ndomain,owner\n  # indented\nbad domain,\"two\nlines\"\nx y,z\n",
+        );
+        let argv: Vec<String> = ["scan", "--input", "-", "--resolver", "127.0.0.1", "-q"]
+            .map(str::to_owned)
+            .to_vec();
+        let err = run(scan_args(&argv), &t.app).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no domain to scan: none of the 2 row(s) of standard input is a domain (each is \
+             reported above with its line and why)"
+        );
+        let err_text = t.err.text();
+        assert!(
+            err_text.contains("input line 4: \"bad domain\" skipped"),
+            "{err_text}"
+        );
+        assert!(
+            err_text.contains("input line 6: \"x y\" skipped"),
+            "{err_text}"
+        );
+    }
+
+    #[test]
+    fn an_input_without_domains_is_an_error_naming_it() {
+        let dir = TempDir::new("scan-empty");
+        std::fs::write(dir.path("in.txt"), "# nothing\n\n").unwrap();
+        let argv: Vec<String> = [
+            "scan",
+            "--input",
+            &dir.arg("in.txt"),
+            "--resolver",
+            "127.0.0.1",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let t = app();
+        let err = run(scan_args(&argv), &t.app).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "no domain to scan: the input file {} has no rows",
+                dir.path("in.txt").display()
+            )),
+            "{err}"
+        );
+        // An output that is the input is refused before anything is read.
+        let argv: Vec<String> = [
+            "scan",
+            "--input",
+            &dir.arg("in.txt"),
+            "--csv",
+            &dir.arg("in.txt"),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let err = run(scan_args(&argv), &t.app).unwrap_err();
+        assert!(err.to_string().contains("this is the input file"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path("in.txt")).unwrap(),
+            "# nothing\n\n"
+        );
+    }
+}

@@ -1,0 +1,892 @@
+//! Where the results of `scan`, `demo`, `gate` and `monitor` go, and the one loop that
+//! feeds them.
+//!
+//! A [`Sink`] takes each domain as it finishes and writes it to every output the flags ask
+//! for: text for people, one JSON document, JSON Lines, CSV, synthetic report files, the CI
+//! outputs (JUnit, GitHub annotations and step summary) and the monitoring history. It also
+//! keeps the worst [`Status`] seen, which becomes the exit status. [`run`] streams the
+//! targets through the bulk scanner into a sink, for `scan` and `monitor` alike.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::{FutureExt as _, StreamExt as _};
+use time::OffsetDateTime;
+
+use crate::cli::{ColorChoice, Format, Inconclusive, OutputArgs};
+use crate::cmd::targets::{Input, RowCounts, target_stream};
+use crate::cmd::{App, Outcome, warn_once_about_the_resolver};
+use crate::history::HistoryError;
+use crate::input::Target;
+use crate::monitor::Monitor;
+use crate::progress::{Progress, ProgressMode, Tally};
+use mxprobe_core::ci::{self, CiDomain};
+use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::verdict::Status;
+use mxprobe_core::finding::Severity;
+use mxprobe_core::output::{
+    check_report_dir, write_domain, write_json, write_report_files, write_totals,
+};
+use mxprobe_core::result::DomainResult;
+use mxprobe_core::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
+use mxprobe_probe::bulk::{self, BulkOptions, BulkStats, DomainOutcome, Event};
+use mxprobe_probe::scan::Scanner;
+
+/// Text for people on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    /// Every domain, then the totals (`scan`); a failed write ends the run.
+    Report,
+    /// Every domain as it finishes (`monitor --verbose`); written as far as possible.
+    Verbose,
+}
+
+/// The synthetic report files of `--report-dir`.
+struct ReportDir {
+    dir: PathBuf,
+    gzip: bool,
+    written: usize,
+}
+
+/// The CI outputs: `--junit`, and the GitHub annotations and step summary.
+struct Ci {
+    junit: Option<PathBuf>,
+    /// The step summary's heading.
+    title: String,
+    /// Standard output carries one JSON document: the annotations go to standard error.
+    json: bool,
+    domains: Vec<CiDomain>,
+}
+
+/// The monitoring history: each domain compared with its previous runs, stored, and alerted
+/// on.
+struct Store {
+    monitor: Monitor,
+    /// The first failure to store; the run goes on and ends with it.
+    error: Option<HistoryError>,
+}
+
+/// The files `scan` writes as each domain finishes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanFiles<'p> {
+    /// `--jsonl`.
+    pub jsonl: Option<&'p Path>,
+    /// `--csv`.
+    pub csv: Option<&'p Path>,
+    /// `--resume`: skip the domains the JSON Lines file has, and append to it.
+    pub resume: bool,
+}
+
+/// Where the results of a run go (see the module documentation).
+pub struct Sink<'a> {
+    app: &'a App,
+    fail_on: Severity,
+    inconclusive: Inconclusive,
+    color: ColorChoice,
+    text: Option<Text>,
+    json: bool,
+    /// Reports held back to be printed in input order (text and JSON), by input line.
+    held: Option<Vec<(usize, DomainResult)>>,
+    jsonl: Option<JsonlWriter<File>>,
+    csv: Option<CsvWriter<BufWriter<File>>>,
+    reports: Option<ReportDir>,
+    ci: Option<Ci>,
+    store: Option<Store>,
+    /// Domains a resumed run does not scan again.
+    done: HashSet<DomainName>,
+    status: Status,
+    invalid: usize,
+    /// Writing an invalid row's record failed.
+    write_error: Option<anyhow::Error>,
+    started: OffsetDateTime,
+}
+
+impl<'a> Sink<'a> {
+    fn new(app: &'a App, fail_on: Severity, inconclusive: Inconclusive) -> Self {
+        Self {
+            app,
+            fail_on,
+            inconclusive,
+            color: ColorChoice::Auto,
+            text: None,
+            json: false,
+            held: None,
+            jsonl: None,
+            csv: None,
+            reports: None,
+            ci: None,
+            store: None,
+            done: HashSet::new(),
+            status: Status::Pass,
+            invalid: 0,
+            write_error: None,
+            started: app.now(),
+        }
+    }
+
+    /// The report directory and the CI outputs of `output`; the directory is checked now.
+    fn with_files_of(mut self, output: &OutputArgs, title: String) -> anyhow::Result<Self> {
+        if let Some(dir) = &output.report_dir {
+            check_report_dir(dir)?;
+            self.reports = Some(ReportDir {
+                dir: dir.clone(),
+                gzip: output.gzip,
+                written: 0,
+            });
+        }
+        self.ci = (output.junit.is_some() || self.app.github.is_some()).then(|| Ci {
+            junit: output.junit.clone(),
+            title,
+            json: output.format == Format::Json,
+            domains: Vec::new(),
+        });
+        Ok(self)
+    }
+
+    /// The outputs of `scan` (and `demo`): text or JSON on standard output, in input order
+    /// when `ordered` (JSON always), the report directory, the CI outputs and `files`.
+    pub fn scan(
+        app: &'a App,
+        output: &OutputArgs,
+        files: ScanFiles<'_>,
+        ordered: bool,
+    ) -> anyhow::Result<Self> {
+        let mut sink = Self::new(app, output.fail_on, output.inconclusive)
+            .with_files_of(output, "mxprobe scan".to_owned())?;
+        match files.jsonl {
+            Some(path) if files.resume => {
+                let (state, file) = resume_state(path, output.fail_on).context("--resume")?;
+                // Domains found failing (or inconclusive) before the interruption count in
+                // this run's exit status as if scanned now.
+                sink.status = state.status;
+                if state.truncated_bytes > 0 {
+                    app.note(format_args!(
+                        "mxprobe: {}: cut off an incomplete last line ({} bytes) left by an \
+                         interrupted run",
+                        path.display(),
+                        state.truncated_bytes
+                    ));
+                }
+                sink.done = state.done;
+                sink.jsonl = Some(JsonlWriter::new(file));
+            }
+            Some(path) => {
+                let file = File::create(path)
+                    .with_context(|| format!("creating --jsonl {}", path.display()))?;
+                sink.jsonl = Some(JsonlWriter::new(file));
+            }
+            None => {}
+        }
+        if let Some(path) = files.csv {
+            let file =
+                File::create(path).with_context(|| format!("creating --csv {}", path.display()))?;
+            sink.csv = Some(CsvWriter::new(BufWriter::new(file))?);
+        }
+        sink.color = output.color;
+        sink.text = (output.format == Format::Text).then_some(Text::Report);
+        sink.json = output.format == Format::Json;
+        // The JSON document needs every report; text waits only when ordered.
+        sink.held = (ordered || sink.json).then(Vec::new);
+        Ok(sink)
+    }
+
+    /// The outputs of `gate` besides its own document: the report directory and the CI
+    /// outputs, headed `title`.
+    pub fn gate(app: &'a App, output: &OutputArgs, title: String) -> anyhow::Result<Self> {
+        Self::new(app, output.fail_on, output.inconclusive).with_files_of(output, title)
+    }
+
+    /// The outputs of `monitor`: the history (through `monitor`), the
+    /// alerts on standard output, and every domain too when `verbose`.
+    pub fn monitor(
+        app: &'a App,
+        monitor: Monitor,
+        verbose: bool,
+        fail_on: Severity,
+        inconclusive: Inconclusive,
+    ) -> Self {
+        let mut sink = Self::new(app, fail_on, inconclusive);
+        sink.store = Some(Store {
+            monitor,
+            error: None,
+        });
+        sink.text = verbose.then_some(Text::Verbose);
+        sink
+    }
+
+    /// The exit status of what the sink has seen so far.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(self.status, self.inconclusive)
+    }
+
+    /// An input row that is not a domain: reported, and recorded in the JSON Lines and CSV.
+    pub fn invalid(&mut self, line: usize, text: &str, error: &str) -> io::Result<()> {
+        self.invalid += 1;
+        self.app.note(format_args!(
+            "mxprobe: input line {line}: {text:?} skipped: {error}"
+        ));
+        if let Some(w) = &mut self.jsonl {
+            w.write(&Record::Invalid {
+                schema_version: JSONL_SCHEMA_VERSION,
+                line,
+                input: text,
+                error,
+            })?;
+        }
+        if let Some(w) = &mut self.csv {
+            w.invalid(text, error)?;
+        }
+        Ok(())
+    }
+
+    /// A domain that ended without a report (its deadline passed, an internal error): it is
+    /// inconclusive; the history keeps nothing of it.
+    pub fn not_tested(&mut self, domain: &DomainName, outcome: &DomainOutcome) {
+        let recorded = self.store.is_some();
+        match (outcome, recorded) {
+            (DomainOutcome::TimedOut { deadline }, true) => self.app.note(format_args!(
+                "mxprobe: {domain}: not finished within {}s; not recorded",
+                deadline.as_secs()
+            )),
+            (DomainOutcome::TimedOut { deadline }, false) => self.app.note(format_args!(
+                "mxprobe: {domain}: not finished within --deadline {}s; inconclusive",
+                deadline.as_secs()
+            )),
+            (DomainOutcome::Crashed { message }, true) => self.app.note(format_args!(
+                "mxprobe: {domain}: internal error: {message}; not recorded"
+            )),
+            (DomainOutcome::Crashed { message }, false) => self
+                .app
+                .note(format_args!("mxprobe: {domain}: internal error: {message}")),
+            (DomainOutcome::Scanned(_), _) => return,
+        }
+        self.status = self.status.max(Status::Inconclusive);
+        if let Some(ci) = &mut self.ci {
+            ci.domains.push(CiDomain::not_tested(domain.clone()));
+        }
+    }
+
+    /// A scanned domain, from input line `line`.
+    pub fn domain(&mut self, line: usize, report: DomainResult) -> anyhow::Result<()> {
+        self.status = self.status.max(report.verdict.status(self.fail_on));
+        if let Some(ci) = &mut self.ci {
+            ci.domains.push(CiDomain::of(&report.verdict));
+        }
+        if self.held.is_none() {
+            match self.text {
+                Some(Text::Report) => {
+                    self.app.styled(self.color, |w| write_domain(w, &report))?;
+                }
+                Some(Text::Verbose) => {
+                    let _ = self.app.styled(self.color, |w| write_domain(w, &report));
+                }
+                None => {}
+            }
+        }
+        if let Some(w) = &mut self.jsonl {
+            w.write(&Record::Domain {
+                schema_version: JSONL_SCHEMA_VERSION,
+                line,
+                domain: &report.verdict.domain,
+                report: &report,
+            })?;
+        }
+        if let Some(w) = &mut self.csv {
+            w.domain(&report)?;
+        }
+        if let Some(r) = &mut self.reports {
+            let written = write_report_files(
+                &r.dir,
+                std::slice::from_ref(&report),
+                report.facts.observed_at,
+                self.app.now(),
+                r.gzip,
+            )?;
+            r.written += written.len();
+        }
+        match &mut self.held {
+            Some(held) => {
+                if let Some(store) = &mut self.store {
+                    store.observe(self.app, self.color, report.clone());
+                }
+                held.push((line, report));
+            }
+            None => {
+                if let Some(store) = &mut self.store {
+                    store.observe(self.app, self.color, report);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Says that the run stops (`scan`; the monitor only says what it recorded).
+    fn stopping(&self, in_flight: usize) {
+        if self.store.is_none() {
+            self.app.note(format_args!(
+                "mxprobe: interrupted: finishing {in_flight} domain(s) in flight, then stopping"
+            ));
+        }
+    }
+
+    /// Says that a domain was cancelled at shutdown.
+    fn abandoned(&self, domain: &DomainName) {
+        if self.store.is_none() {
+            self.app.note(format_args!(
+                "mxprobe: {domain}: abandoned (scan it again with --resume)"
+            ));
+        }
+    }
+
+    /// What an interrupted run leaves.
+    fn interrupted_note(&self) -> &'static str {
+        if self.store.is_some() {
+            "mxprobe: interrupted; the domains finished so far are recorded"
+        } else {
+            "mxprobe: interrupted; the output is complete up to here (--resume continues)"
+        }
+    }
+
+    /// Ends the outputs written to files and standard output: the JSON Lines summary, the
+    /// held reports, the totals, the report count and the CI outputs.
+    pub fn finish_outputs(&mut self, stats: &BulkStats) -> anyhow::Result<()> {
+        if let Some(w) = &mut self.jsonl {
+            w.write(&Record::Summary {
+                schema_version: JSONL_SCHEMA_VERSION,
+                domains: stats.done as usize,
+                invalid: self.invalid,
+                failing: stats.failing as usize,
+                inconclusive: stats.inconclusive as usize,
+                abandoned: stats.abandoned as usize,
+                interrupted: stats.interrupted,
+            })?;
+        }
+        if let Some(mut held) = self.held.take() {
+            held.sort_by_key(|(line, _)| *line);
+            let reports: Vec<DomainResult> = held.into_iter().map(|(_, r)| r).collect();
+            if self.json {
+                write_json(&mut **self.app.out(), self.started, &reports)?;
+            } else if self.text.is_some() {
+                self.app.styled(self.color, |w| {
+                    reports.iter().try_for_each(|r| write_domain(w, r))
+                })?;
+            }
+        }
+        if self.text == Some(Text::Report) {
+            self.app.styled(self.color, |w| {
+                write_totals(
+                    w,
+                    stats.done,
+                    stats.failing,
+                    stats.inconclusive,
+                    self.invalid,
+                )
+            })?;
+        }
+        if let Some(r) = &self.reports {
+            self.app.note(format_args!(
+                "mxprobe: wrote {} synthetic TLS-RPT report(s) to {}",
+                r.written,
+                r.dir.display()
+            ));
+        }
+        if let Some(c) = &self.ci {
+            let elapsed = (self.app.now() - self.started).unsigned_abs();
+            write_ci_outputs(self.app, c, self.fail_on, elapsed)?;
+        }
+        match self.write_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the monitoring run: what failed to be stored ends it with an error; else the
+    /// pending alerts are delivered and the run is closed (the Prometheus textfile with it).
+    async fn finish_store(&mut self) -> anyhow::Result<()> {
+        let Some(mut store) = self.store.take() else {
+            return Ok(());
+        };
+        if let Some(e) = store.error {
+            return Err(anyhow::Error::new(e).context("recording the run in the history database"));
+        }
+        let delivery = store.monitor.deliver().await?;
+        for failure in &delivery.failed {
+            self.app.note(format_args!(
+                "mxprobe: not delivered (kept for the next run): {failure}"
+            ));
+        }
+        for postponed in &delivery.postponed {
+            self.app.note(format_args!("mxprobe: {postponed}"));
+        }
+        store.monitor.finish(self.app.now())?;
+        Ok(())
+    }
+
+    /// Ends every output.
+    pub async fn finish(&mut self, stats: &BulkStats) -> anyhow::Result<()> {
+        self.finish_outputs(stats)?;
+        self.finish_store().await
+    }
+}
+
+impl Store {
+    /// Compares, stores and alerts on one domain; the alert is printed as far as possible.
+    fn observe(&mut self, app: &App, color: ColorChoice, result: DomainResult) {
+        match self.monitor.observe(result, app.now()) {
+            Ok(Some(alert)) => {
+                let _ = app.styled(color, |w| writeln!(w, "{}", alert.text()));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// The JUnit file (--junit) and, under GitHub Actions, the annotations and the step summary.
+fn write_ci_outputs(
+    app: &App,
+    ci: &Ci,
+    fail_on: Severity,
+    elapsed: std::time::Duration,
+) -> anyhow::Result<()> {
+    if let Some(path) = &ci.junit {
+        std::fs::write(
+            path,
+            ci::junit_xml("mxprobe", &ci.domains, fail_on, elapsed),
+        )
+        .with_context(|| format!("writing --junit {}", path.display()))?;
+    }
+    if let Some(github) = &app.github {
+        let annotations = ci::github_annotations(&ci.domains, fail_on);
+        // Workflow commands are read from standard output; JSON output keeps it clean.
+        if ci.json {
+            let _ = app.err().write_all(annotations.as_bytes());
+        } else {
+            app.out().write_all(annotations.as_bytes())?;
+        }
+        if let Some(path) = &github.step_summary {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening $GITHUB_STEP_SUMMARY {}", path.display()))?;
+            file.write_all(ci::step_summary(&ci.title, &ci.domains, fail_on).as_bytes())
+                .context("writing $GITHUB_STEP_SUMMARY")?;
+        }
+    }
+    Ok(())
+}
+
+/// Scans the targets of `input` with `scanner` into `sink`, showing `progress`: invalid
+/// rows, duplicates and the domains a resumed run has are never scanned. The outcome is the
+/// sink's, or 130 when the run was interrupted; an input that cannot be read, or holds no
+/// domain, is an error.
+pub async fn run(
+    scanner: Arc<Scanner>,
+    input: Input,
+    options: &BulkOptions,
+    sink: Sink<'_>,
+    progress: ProgressMode,
+) -> anyhow::Result<Outcome> {
+    let app = sink.app;
+    let sink = RefCell::new(sink);
+    let display = RefCell::new(Progress::new(progress, input.total));
+    let tally = Cell::new(Tally::default());
+    let skipped = Cell::new(0u64);
+    let rows = RowCounts::default();
+    let mut warned = false;
+    let stream = target_stream(input.targets)?.filter_map(|t| {
+        let item = match t {
+            Ok(Target::Domain { line, domain, .. }) => {
+                rows.valid.set(rows.valid.get() + 1);
+                if sink.borrow().done.contains(&domain) {
+                    skipped.set(skipped.get() + 1);
+                    None
+                } else {
+                    Some((line, domain))
+                }
+            }
+            Ok(Target::Invalid { line, text, error }) => {
+                rows.invalid.set(rows.invalid.get() + 1);
+                let mut s = sink.borrow_mut();
+                if let Err(e) = s.invalid(line, &text, &error.to_string()) {
+                    s.write_error.get_or_insert_with(|| e.into());
+                }
+                let mut t = tally.get();
+                t.done += 1;
+                tally.set(t);
+                None
+            }
+            Ok(Target::Duplicate { .. }) => None,
+            Err(e) => {
+                rows.error.replace(Some(anyhow::Error::new(e)));
+                None
+            }
+        };
+        rows.pause_after(item.is_none()).map(move |()| item)
+    });
+    let mut write_error: Option<anyhow::Error> = None;
+    let stats = bulk::run(
+        Arc::clone(&scanner),
+        stream,
+        options,
+        app.clock(),
+        app.shutdown(),
+        |event| match event {
+            Event::Finished {
+                id,
+                domain,
+                outcome,
+                progress: p,
+            } => {
+                let mut t = tally.get();
+                t.done = p.done + skipped.get();
+                t.failing = p.failing;
+                t.inconclusive = p.inconclusive;
+                tally.set(t);
+                display.borrow_mut().update(t);
+                let result = match outcome {
+                    DomainOutcome::Scanned(report) => sink.borrow_mut().domain(id, *report),
+                    other => {
+                        sink.borrow_mut().not_tested(&domain, &other);
+                        Ok(())
+                    }
+                };
+                if let Err(e) = result {
+                    write_error.get_or_insert(e);
+                }
+                warn_once_about_the_resolver(app, &scanner, &mut warned);
+            }
+            Event::Stopping { in_flight } => sink.borrow().stopping(in_flight),
+            Event::Abandoned { domain, .. } => sink.borrow().abandoned(&domain),
+            Event::Started { .. } => {}
+        },
+    )
+    .await;
+    display.into_inner().finish(tally.get());
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    let mut sink = sink.into_inner();
+    let interrupted_note = sink.interrupted_note();
+    sink.finish(&stats).await?;
+    rows.read_error(input.name.as_deref())?;
+    if stats.interrupted {
+        app.note(interrupted_note);
+        return Ok(Outcome::Interrupted);
+    }
+    rows.some_domain(input.name.as_deref())?;
+    Ok(sink.outcome())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Command;
+    use crate::cmd::testing::{LabFixture, TempDir, app, parse};
+    use serde_json::{Value, json};
+
+    fn output(flags: &[&str]) -> OutputArgs {
+        let argv: Vec<&str> = ["scan", "a.example"].iter().chain(flags).copied().collect();
+        match parse(&argv) {
+            Command::Scan(args) => args.output,
+            other => panic!("not scan: {other:?}"),
+        }
+    }
+
+    /// A report on `domain` with one finding per `(severity, could not test)`.
+    fn report(domain: &str, findings: &[(&str, bool)]) -> DomainResult {
+        let list: Vec<Value> = findings
+            .iter()
+            .enumerate()
+            .map(|(i, (severity, inconclusive))| {
+                json!({"code": format!("sts.policy.t{i}"), "severity": severity,
+                       "subject": {"domain": domain}, "message": format!("finding {i}"),
+                       "inconclusive": inconclusive})
+            })
+            .collect();
+        let inconclusive = findings.iter().any(|(_, i)| *i);
+        serde_json::from_value(json!({
+            "facts": {
+                "domain": domain,
+                "observed_at": "2026-11-20T12:00:00Z",
+                "mx": {"status": "records", "records": [{"preference": 10,
+                       "exchange": format!("mx.{domain}")}], "dnssec": "insecure",
+                       "cname-chain": []},
+                "sts_txt": {"status": "nodata", "dnssec": "insecure"},
+                "tlsrpt_txt": {"status": "nodata", "dnssec": "insecure"},
+                "hosts": []
+            },
+            "verdict": {
+                "domain": domain, "routing": "mx", "sts": {}, "sessions": [],
+                "inconclusive": inconclusive, "findings": list
+            }
+        }))
+        .unwrap()
+    }
+
+    fn stats(done: u64, failing: u64, inconclusive: u64) -> BulkStats {
+        BulkStats {
+            done,
+            failing,
+            inconclusive,
+            ..BulkStats::default()
+        }
+    }
+
+    fn name(d: &str) -> DomainName {
+        DomainName::parse(d).unwrap()
+    }
+
+    #[test]
+    fn text_in_input_order_then_the_totals_and_the_worst_status() {
+        let t = app();
+        let out = output(&[]);
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), true).unwrap();
+        sink.domain(2, report("b.example", &[("error", false)]))
+            .unwrap();
+        sink.domain(1, report("a.example", &[("warning", false)]))
+            .unwrap();
+        // Held for the order: nothing printed yet.
+        assert_eq!(t.out.text(), "");
+        sink.invalid(3, "not a domain", "bad").unwrap();
+        sink.finish_outputs(&stats(2, 1, 0)).unwrap();
+        let text = t.out.text();
+        let a = text.find("a.example  WARN").expect("a.example");
+        let b = text.find("b.example  FAIL").expect("b.example");
+        assert!(a < b, "{text}");
+        assert!(
+            text.ends_with(
+                "2 domain(s): 1 with errors, 0 inconclusive, 1 invalid input row(s) skipped\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            t.err.text(),
+            "mxprobe: input line 3: \"not a domain\" skipped: bad\n"
+        );
+        assert_eq!(sink.outcome(), Outcome::Fail);
+    }
+
+    #[test]
+    fn fail_on_and_inconclusive_flags_decide_the_outcome() {
+        // (flags, findings of a.example, outcome); b.example has no finding.
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, bool)], Outcome);
+        let cases: &[Case<'_>] = &[
+            (&[], &[("warning", false)], Outcome::Pass),
+            (
+                &["--fail-on", "warning"],
+                &[("warning", false)],
+                Outcome::Fail,
+            ),
+            // A could-not-test error never fails; it is inconclusive.
+            (&[], &[("error", true)], Outcome::Inconclusive),
+            (
+                &["--inconclusive", "pass"],
+                &[("error", true)],
+                Outcome::Pass,
+            ),
+            (
+                &["--inconclusive", "fail"],
+                &[("warning", true)],
+                Outcome::Fail,
+            ),
+            (
+                &["--inconclusive", "pass"],
+                &[("error", true), ("error", false)],
+                Outcome::Fail,
+            ),
+        ];
+        for (flags, findings, want) in cases {
+            let t = app();
+            let out = output(flags);
+            let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false).unwrap();
+            sink.domain(1, report("a.example", findings)).unwrap();
+            sink.domain(2, report("b.example", &[])).unwrap();
+            assert_eq!(sink.outcome(), *want, "{flags:?} {findings:?}");
+        }
+        // A domain that ended without a report is inconclusive, not passing.
+        let t = app();
+        let out = output(&[]);
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false).unwrap();
+        sink.domain(1, report("a.example", &[])).unwrap();
+        assert_eq!(sink.outcome(), Outcome::Pass);
+        sink.not_tested(
+            &name("b.example"),
+            &DomainOutcome::TimedOut {
+                deadline: std::time::Duration::from_secs(7),
+            },
+        );
+        assert_eq!(sink.outcome(), Outcome::Inconclusive);
+        assert_eq!(
+            t.err.text(),
+            "mxprobe: b.example: not finished within --deadline 7s; inconclusive\n"
+        );
+    }
+
+    #[test]
+    fn json_document_jsonl_and_csv_carry_every_domain() {
+        let dir = TempDir::new("sink-files");
+        let t = app();
+        let out = output(&["--format", "json"]);
+        let (jsonl, csv) = (dir.path("out.jsonl"), dir.path("out.csv"));
+        let files = ScanFiles {
+            jsonl: Some(&jsonl),
+            csv: Some(&csv),
+            resume: false,
+        };
+        // Not ordered, but JSON waits for every domain anyway.
+        let mut sink = Sink::scan(&t.app, &out, files, false).unwrap();
+        sink.domain(5, report("b.example", &[("error", false)]))
+            .unwrap();
+        sink.invalid(3, "x y", "not a domain").unwrap();
+        sink.domain(4, report("a.example", &[])).unwrap();
+        sink.finish_outputs(&stats(2, 1, 0)).unwrap();
+        let doc: Value = serde_json::from_str(&t.out.text()).unwrap();
+        let domains: Vec<&str> = doc["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["verdict"]["domain"].as_str().unwrap())
+            .collect();
+        assert_eq!(domains, ["a.example", "b.example"]);
+        assert_eq!(doc["counts"]["error"], 1);
+        let records: Vec<Value> = std::fs::read_to_string(&jsonl)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<(&str, u64)> = records
+            .iter()
+            .map(|r| (r["type"].as_str().unwrap(), r["line"].as_u64().unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("domain", 5), ("invalid", 3), ("domain", 4), ("summary", 0)]
+        );
+        assert_eq!(records[3]["invalid"], 1);
+        let csv = std::fs::read_to_string(&csv).unwrap();
+        let rows: Vec<&str> = csv.lines().map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(rows, ["domain", "b.example", "x y", "a.example"]);
+    }
+
+    #[test]
+    fn ci_outputs_and_report_files() {
+        let dir = TempDir::new("sink-ci");
+        let junit = dir.arg("junit.xml");
+        let reports = dir.arg("reports");
+        let t = app().under_github(dir.path("summary.md"));
+        let out = output(&["--junit", &junit, "--report-dir", &reports]);
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false).unwrap();
+        sink.domain(1, report("a.example", &[("error", false)]))
+            .unwrap();
+        sink.not_tested(
+            &name("b.example"),
+            &DomainOutcome::Crashed {
+                message: "boom".to_owned(),
+            },
+        );
+        sink.finish_outputs(&stats(2, 1, 1)).unwrap();
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+        assert!(xml.contains("<failure"), "{xml}");
+        // Text output: the annotations follow it on standard output.
+        let text = t.out.text();
+        assert!(
+            text.contains("::error title=mxprobe sts.policy.t0 (a.example)::"),
+            "{text}"
+        );
+        assert!(
+            text.contains("::warning title=mxprobe inconclusive (b.example)::"),
+            "{text}"
+        );
+        let summary = std::fs::read_to_string(dir.path("summary.md")).unwrap();
+        assert!(summary.starts_with("## mxprobe scan\n"), "{summary}");
+        assert!(summary.contains("| a.example | FAIL |"), "{summary}");
+        assert!(
+            summary.contains("| b.example | inconclusive |"),
+            "{summary}"
+        );
+        let err = t.err.text();
+        assert!(
+            err.contains("mxprobe: b.example: internal error: boom\n"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "mxprobe: wrote {} synthetic TLS-RPT report(s) to {reports}",
+                std::fs::read_dir(&reports).unwrap().count()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_report_dir_that_is_a_file_is_refused_up_front() {
+        let dir = TempDir::new("sink-dir");
+        std::fs::write(dir.path("file"), "").unwrap();
+        let t = app();
+        let out = output(&["--report-dir", &dir.arg("file")]);
+        let err = Sink::scan(&t.app, &out, ScanFiles::default(), true)
+            .err()
+            .expect("not a directory");
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn an_interrupted_scan_exits_130_with_valid_outputs() {
+        let lab = LabFixture::start("sink-stop");
+        let dir = TempDir::new("sink-stop");
+        let jsonl = dir.path("out.jsonl");
+        let t = app().interrupted();
+        let out = output(&["--format", "json"]);
+        let files = ScanFiles {
+            jsonl: Some(&jsonl),
+            ..ScanFiles::default()
+        };
+        let sink = Sink::scan(&t.app, &out, files, true).unwrap();
+        let input = Input::domains(vec!["good.test".to_owned(), "expired.test".to_owned()]);
+        let outcome = crate::cmd::runtime()
+            .unwrap()
+            .block_on(async {
+                let scanner = Arc::new(Scanner::new(lab.lab.scan_config()).unwrap());
+                run(
+                    scanner,
+                    input,
+                    &BulkOptions::default(),
+                    sink,
+                    ProgressMode::Quiet,
+                )
+                .await
+            })
+            .unwrap();
+        assert_eq!(outcome, Outcome::Interrupted);
+        assert!(
+            t.err.text().ends_with(
+                "mxprobe: interrupted; the output is complete up to here (--resume continues)\n"
+            ),
+            "{}",
+            t.err.text()
+        );
+        let last: Value = serde_json::from_str(
+            std::fs::read_to_string(&jsonl)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (last["type"].as_str(), last["interrupted"].as_bool()),
+            (Some("summary"), Some(true))
+        );
+        let _: Value = serde_json::from_str(&t.out.text()).expect("one JSON document");
+    }
+}
