@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use mxprobe_core::finding::Severity;
 
-/// The exit statuses, the same for every command, as `--help` prints them.
+/// The exit statuses, the same for every command but `demo`, as `--help` prints them.
 macro_rules! exit_status_help {
     () => {
-        "Exit status (the same for every command):
+        "Exit status (the same for every command but demo):
   0    nothing at or above the --fail-on severity, and everything was tested
   1    findings at or above the --fail-on severity (error by default)
   2    usage or configuration error (bad flag, unreadable file)
@@ -23,8 +23,15 @@ macro_rules! exit_status_help {
     };
 }
 
-/// The exit statuses, the same for every command.
+/// The exit statuses, the same for every command but `demo`.
 pub const EXIT_STATUS_HELP: &str = exit_status_help!();
+
+/// The exit statuses of `demo`: its self-check, not the lab domains' findings.
+const DEMO_EXIT_STATUS: &str = "Exit status:
+  0    every lab domain was judged as the lab scenario expects (failing ones included)
+  1    a lab domain was judged otherwise (named on standard error and in the last line)
+  2    usage error, or the lab could not start
+  130  interrupted by SIGINT or SIGTERM";
 
 /// mxprobe: find MTA-STS, DANE and STARTTLS problems in mail domains before senders do.
 #[derive(Debug, Parser)]
@@ -104,8 +111,9 @@ pub enum Command {
     ///
     /// The lab serves DNS (with DNSSEC-signed zones), SMTP servers that speak STARTTLS well or
     /// badly, and HTTPS policy servers, built from fixtures/lab/scenario.toml (embedded in the
-    /// binary). The output is the normal `scan` output.
-    #[command(after_help = exit_status_help!())]
+    /// binary). The output is the normal `scan` output; then each domain's verdict is held to
+    /// what the scenario expects of it, and the last line says how many matched.
+    #[command(after_help = DEMO_EXIT_STATUS)]
     Demo(DemoArgs),
 }
 

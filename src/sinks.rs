@@ -104,6 +104,8 @@ pub struct Sink<'a> {
     /// Writing an invalid row's record failed.
     write_error: Option<anyhow::Error>,
     started: OffsetDateTime,
+    /// Every domain seen, with its report (none: not tested), kept for the caller.
+    kept: Option<Vec<(DomainName, Option<DomainResult>)>>,
 }
 
 impl<'a> Sink<'a> {
@@ -126,6 +128,7 @@ impl<'a> Sink<'a> {
             invalid: 0,
             write_error: None,
             started: app.now(),
+            kept: None,
         }
     }
 
@@ -219,6 +222,19 @@ impl<'a> Sink<'a> {
         sink
     }
 
+    /// Keeps every domain seen, for [`Self::take_kept`].
+    #[must_use]
+    pub fn keeping_results(mut self) -> Self {
+        self.kept = Some(Vec::new());
+        self
+    }
+
+    /// The domains seen so far in the order they finished, each with its report (none: not
+    /// tested), when [`Self::keeping_results`].
+    pub fn take_kept(&mut self) -> Vec<(DomainName, Option<DomainResult>)> {
+        self.kept.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// The exit status of what the sink has seen so far.
     pub fn outcome(&self) -> Outcome {
         Outcome::of(self.status, self.inconclusive)
@@ -265,6 +281,9 @@ impl<'a> Sink<'a> {
                 .note(format_args!("mxprobe: {domain}: internal error: {message}")),
             (DomainOutcome::Scanned(_), _) => return,
         }
+        if let Some(kept) = &mut self.kept {
+            kept.push((domain.clone(), None));
+        }
         self.status = self.status.max(Status::Inconclusive);
         if let Some(ci) = &mut self.ci {
             ci.domains.push(CiDomain::not_tested(domain.clone()));
@@ -274,6 +293,9 @@ impl<'a> Sink<'a> {
     /// A scanned domain, from input line `line`.
     pub fn domain(&mut self, line: usize, report: DomainResult) -> anyhow::Result<()> {
         self.status = self.status.max(report.verdict.status(self.fail_on));
+        if let Some(kept) = &mut self.kept {
+            kept.push((report.verdict.domain.clone(), Some(report.clone())));
+        }
         if let Some(ci) = &mut self.ci {
             ci.domains.push(CiDomain::of(&report.verdict));
         }
@@ -495,6 +517,19 @@ pub async fn run(
     sink: Sink<'_>,
     progress: ProgressMode,
 ) -> anyhow::Result<Outcome> {
+    run_into(scanner, input, options, sink, progress)
+        .await
+        .map(|(outcome, _)| outcome)
+}
+
+/// [`run`], which also gives back the finished sink.
+pub async fn run_into<'a>(
+    scanner: Arc<Scanner>,
+    input: Input,
+    options: &BulkOptions,
+    sink: Sink<'a>,
+    progress: ProgressMode,
+) -> anyhow::Result<(Outcome, Sink<'a>)> {
     let app = sink.app;
     let sink = RefCell::new(sink);
     let display = RefCell::new(Progress::new(progress, input.total));
@@ -580,10 +615,10 @@ pub async fn run(
     rows.read_error(input.name.as_deref())?;
     if stats.interrupted {
         app.note(interrupted_note);
-        return Ok(Outcome::Interrupted);
+        return Ok((Outcome::Interrupted, sink));
     }
     rows.some_domain(input.name.as_deref())?;
-    Ok(sink.outcome())
+    Ok((sink.outcome(), sink))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use mxprobe_core::smtp::{Phase, SmtpOutcome};
 use mxprobe_core::synthetic_report::build_report;
 use mxprobe_core::tlsrpt::ResultType;
 use mxprobe_core::tlsrpt::report::DateRange;
-use mxprobe_lab::scenario::{DomainSpec, ExpectedResult, SmtpBehaviour};
+use mxprobe_lab::scenario::{DomainSpec, SmtpBehaviour};
 use mxprobe_lab::{Lab, LabCounters, Scenario};
 use mxprobe_probe::scan::Scanner;
 use time::OffsetDateTime;
@@ -67,121 +67,15 @@ async fn scan_lab() -> Scanned {
     }
 }
 
-fn sorted(types: &[ResultType]) -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = types.iter().map(|t| t.as_str()).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
 /// Every way `report` differs from what `spec` expects, in words.
 fn mismatches(
     spec: &DomainSpec,
     report: &DomainResult,
     addresses: &BTreeMap<DomainName, usize>,
 ) -> Vec<String> {
-    let v = &report.verdict;
-    let want = &spec.expect;
-    let mut out = Vec::new();
-    let mut differ = |what: &str, expected: String, got: String| {
-        if expected != got {
-            out.push(format!(
-                "{}: {what}: expected {expected}, got {got}",
-                spec.name
-            ));
-        }
-    };
-    differ(
-        "routing",
-        format!("{:?}", want.routing),
-        format!("{:?}", v.routing),
-    );
-    differ(
-        "sts failure",
-        format!("{:?}", want.sts_failure),
-        format!("{:?}", v.sts.failure.as_ref().map(|f| f.result_type)),
-    );
-    differ(
-        "inconclusive",
-        want.inconclusive.to_string(),
-        v.inconclusive.to_string(),
-    );
-    let codes: BTreeSet<&str> = v.findings.iter().map(|f| f.code.as_ref()).collect();
-    for code in &want.findings {
-        if !codes.contains(code.as_str()) {
-            out.push(format!(
-                "{}: finding {code} missing; found {codes:?}",
-                spec.name
-            ));
-        }
-    }
-    if let (Some(limit), Some(worst)) = (want.worst, v.worst())
-        && worst > limit
-    {
-        let bad: Vec<String> = v
-            .findings
-            .iter()
-            .filter(|f| f.severity > limit)
-            .map(|f| format!("{} ({})", f.code, f.message))
-            .collect();
-        out.push(format!(
-            "{}: findings worse than {limit:?}: {bad:?}",
-            spec.name
-        ));
-    }
-    let seen: BTreeSet<&DomainName> = v.sessions.iter().map(|s| &s.mx).collect();
-    let expected: BTreeSet<&DomainName> = want.sessions.iter().map(|s| &s.mx).collect();
-    if seen != expected {
-        out.push(format!(
-            "{}: sessions with {seen:?}, expected sessions with {expected:?}",
-            spec.name
-        ));
-    }
-    for e in &want.sessions {
-        let sessions: Vec<_> = v.sessions.iter().filter(|s| s.mx == e.mx).collect();
-        let count = addresses.get(&e.mx).copied().unwrap_or_default();
-        if sessions.len() != count {
-            out.push(format!(
-                "{}: {} sessions with {}, expected one per address ({count})",
-                spec.name,
-                sessions.len(),
-                e.mx
-            ));
-        }
-        for s in sessions {
-            let at = format!("{} at {}", e.mx, s.ip);
-            if s.policy_type != e.policy {
-                out.push(format!(
-                    "{}: {at}: policy {}, expected {}",
-                    spec.name, s.policy_type, e.policy
-                ));
-            }
-            let got = match &s.result {
-                SessionResult::Success => "success".to_owned(),
-                SessionResult::Inconclusive { reason } => format!("inconclusive ({reason})"),
-                SessionResult::Failure { failures } => {
-                    let types: Vec<ResultType> = failures.iter().map(|f| f.result_type).collect();
-                    format!("failure {:?}", sorted(&types))
-                }
-            };
-            let ok = match (&e.result, &s.result) {
-                (ExpectedResult::Success, SessionResult::Success)
-                | (ExpectedResult::Inconclusive, SessionResult::Inconclusive { .. }) => true,
-                (ExpectedResult::Failure(types), SessionResult::Failure { failures }) => {
-                    let got: Vec<ResultType> = failures.iter().map(|f| f.result_type).collect();
-                    sorted(types) == sorted(&got)
-                }
-                _ => false,
-            };
-            if !ok {
-                out.push(format!(
-                    "{}: {at}: expected {:?}, got {got}",
-                    spec.name, e.result
-                ));
-            }
-        }
-    }
-    out
+    spec.expect.mismatches(&spec.name, report, &|mx| {
+        addresses.get(mx).copied().unwrap_or_default()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

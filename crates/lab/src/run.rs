@@ -34,7 +34,7 @@ use crate::https::{
     HttpsLabError, PolicyBody, PolicyHost, PolicyResponse, PolicyServer, RunningHttps,
 };
 use crate::scenario::{
-    CertProfile, DomainDnssec, DomainSpec, FIRST_HOST_OCTET, HostDnssec, HostSpec,
+    CertProfile, DomainDnssec, DomainSpec, Expectation, FIRST_HOST_OCTET, HostDnssec, HostSpec,
     ResolverBehaviour, Scenario, SmtpBehaviour, TlsaProfile,
 };
 use crate::smtp::{
@@ -43,6 +43,7 @@ use crate::smtp::{
 use mxprobe_core::dns::{DANE_EE, DANE_TA, MATCH_SHA256, SELECTOR_SPKI, Tlsa};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_core::result::DomainResult;
 use mxprobe_core::smtp::EhloName;
 use mxprobe_core::tls::Anchors;
 use mxprobe_core::tls::anchors::AnchorError;
@@ -625,6 +626,17 @@ impl RunningLab {
         // An alias (a CNAME to the host) has the host's addresses.
         let name = self.scenario.host(host).map_or(host, |h| &h.name);
         self.addresses.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every way the scan of `name` in `report` differs from `expect` (empty: as expected);
+    /// one session is expected per address the lab gave an MX host.
+    pub fn judge(
+        &self,
+        expect: &Expectation,
+        name: &DomainName,
+        report: &DomainResult,
+    ) -> Vec<String> {
+        expect.mismatches(name, report, &|mx| self.addresses(mx).len())
     }
 
     /// The lab root CA certificate (PEM): the only trust anchor of a lab scan.

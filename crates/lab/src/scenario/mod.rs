@@ -12,6 +12,7 @@
 
 mod check;
 mod error;
+mod expect;
 mod raw;
 
 use std::path::Path;
