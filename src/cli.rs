@@ -361,7 +361,7 @@ pub struct MonitorArgs {
     pub probe: ProbeArgs,
 
     /// The lowest severity that makes the exit status 1.
-    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = parse_severity)]
+    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = severity_parser())]
     pub fail_on: Severity,
 
     /// What an inconclusive result exits with: report (3), pass (0) or fail (1).
@@ -533,7 +533,7 @@ pub struct OutputArgs {
     pub gzip: bool,
 
     /// The lowest severity that makes the exit status 1.
-    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = parse_severity)]
+    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = severity_parser())]
     pub fail_on: Severity,
 
     /// What an inconclusive result (something could not be tested) exits with: report
@@ -785,7 +785,7 @@ pub struct LintArgs {
     pub format: Format,
 
     /// The lowest severity that makes the exit status 1.
-    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = parse_severity)]
+    #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = severity_parser())]
     pub fail_on: Severity,
 
     /// When to colour the text output: auto colours only a terminal and honours NO_COLOR.
@@ -813,8 +813,15 @@ pub enum ColorChoice {
     Never,
 }
 
-fn parse_severity(s: &str) -> Result<Severity, String> {
-    s.parse()
+/// `--fail-on`: the severities by name, listed in `--help`.
+fn severity_parser() -> impl clap::builder::TypedValueParser<Value = Severity> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new([
+        Severity::Notice.as_str(),
+        Severity::Warning.as_str(),
+        Severity::Error.as_str(),
+    ])
+    .try_map(|s: String| s.parse::<Severity>())
 }
 
 #[cfg(test)]
@@ -895,6 +902,32 @@ mod tests {
     #[test]
     fn bad_severity_is_a_usage_error() {
         let err = Cli::try_parse_from(["mxprobe", "lint", "--fail-on", "fatal"]).unwrap_err();
-        assert!(err.to_string().contains("not a severity"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("[possible values: notice, warning, error]"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 2);
+        // The values are listed in every command's help.
+        for command in ["lint", "scan", "gate", "monitor", "demo"] {
+            let err = Cli::try_parse_from(["mxprobe", command, "--help"]).unwrap_err();
+            let help = err.to_string();
+            let flag = help
+                .split("--fail-on <SEVERITY>")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{command}: no --fail-on: {help}"));
+            // Up to the next flag.
+            let end = flag
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.trim_start().starts_with('-'))
+                .map(|l| l.len() + 1)
+                .sum::<usize>();
+            let entry = &flag[..end.min(flag.len())];
+            assert!(
+                entry.contains("[possible values: notice, warning, error]"),
+                "{command}: {entry}"
+            );
+        }
     }
 }

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         // The reader of standard output went away (`| head`): a quiet end.
         Err(err) if cmd::is_broken_pipe(&err) => Outcome::Pass,
         Err(err) => {
-            app.note(format_args!("mxprobe: {err:#}"));
+            app.note(format_args!("mxprobe: {}", cmd::error_text(&err)));
             Outcome::Error
         }
     };

@@ -30,7 +30,7 @@ use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::verdict::Status;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::output::{
-    check_report_dir, write_domain, write_json, write_report_files, write_totals,
+    check_report_dir, write_domain, write_json, write_not_tested, write_report_files, write_totals,
 };
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
@@ -44,6 +44,13 @@ enum Text {
     Report,
     /// Every domain as it finishes (`monitor --verbose`); written as far as possible.
     Verbose,
+}
+
+/// A domain held back for the ordered output.
+enum Held {
+    Report(Box<DomainResult>),
+    /// Ended without a report, for this reason.
+    NotTested(DomainName, String),
 }
 
 /// The synthetic report files of `--report-dir`.
@@ -90,8 +97,8 @@ pub struct Sink<'a> {
     color: ColorChoice,
     text: Option<Text>,
     json: bool,
-    /// Reports held back to be printed in input order (text and JSON), by input line.
-    held: Option<Vec<(usize, DomainResult)>>,
+    /// Domains held back to be printed in input order (text and JSON), by input line.
+    held: Option<Vec<(usize, Held)>>,
     jsonl: Option<JsonlWriter<File>>,
     csv: Option<CsvWriter<BufWriter<File>>>,
     reports: Option<ReportDir>,
@@ -262,7 +269,12 @@ impl<'a> Sink<'a> {
 
     /// A domain that ended without a report (its deadline passed, an internal error): it is
     /// inconclusive; the history keeps nothing of it.
-    pub fn not_tested(&mut self, domain: &DomainName, outcome: &DomainOutcome) {
+    pub fn not_tested(
+        &mut self,
+        line: usize,
+        domain: &DomainName,
+        outcome: &DomainOutcome,
+    ) -> anyhow::Result<()> {
         let recorded = self.store.is_some();
         match (outcome, recorded) {
             (DomainOutcome::TimedOut { deadline }, true) => self.app.note(format_args!(
@@ -279,7 +291,7 @@ impl<'a> Sink<'a> {
             (DomainOutcome::Crashed { message }, false) => self
                 .app
                 .note(format_args!("mxprobe: {domain}: internal error: {message}")),
-            (DomainOutcome::Scanned(_), _) => return,
+            (DomainOutcome::Scanned(_), _) => return Ok(()),
         }
         if let Some(kept) = &mut self.kept {
             kept.push((domain.clone(), None));
@@ -288,6 +300,28 @@ impl<'a> Sink<'a> {
         if let Some(ci) = &mut self.ci {
             ci.domains.push(CiDomain::not_tested(domain.clone()));
         }
+        let why = match outcome {
+            DomainOutcome::TimedOut { deadline } => format!(
+                "not finished within --deadline {}s: nothing could be judged",
+                deadline.as_secs()
+            ),
+            DomainOutcome::Crashed { message } => format!("internal error: {message}"),
+            DomainOutcome::Scanned(_) => return Ok(()),
+        };
+        match (&mut self.held, self.text) {
+            (Some(held), _) => held.push((line, Held::NotTested(domain.clone(), why))),
+            (None, Some(Text::Report)) => {
+                self.app
+                    .styled(self.color, |w| write_not_tested(w, domain, &why))?;
+            }
+            (None, Some(Text::Verbose)) => {
+                let _ = self
+                    .app
+                    .styled(self.color, |w| write_not_tested(w, domain, &why));
+            }
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     /// A scanned domain, from input line `line`.
@@ -336,7 +370,7 @@ impl<'a> Sink<'a> {
                 if let Some(store) = &mut self.store {
                     store.observe(self.app, self.color, report.clone());
                 }
-                held.push((line, report));
+                held.push((line, Held::Report(Box::new(report))));
             }
             None => {
                 if let Some(store) = &mut self.store {
@@ -390,12 +424,21 @@ impl<'a> Sink<'a> {
         }
         if let Some(mut held) = self.held.take() {
             held.sort_by_key(|(line, _)| *line);
-            let reports: Vec<DomainResult> = held.into_iter().map(|(_, r)| r).collect();
             if self.json {
+                let reports: Vec<DomainResult> = held
+                    .into_iter()
+                    .filter_map(|(_, h)| match h {
+                        Held::Report(r) => Some(*r),
+                        Held::NotTested(..) => None,
+                    })
+                    .collect();
                 write_json(&mut **self.app.out(), self.started, &reports)?;
             } else if self.text.is_some() {
                 self.app.styled(self.color, |w| {
-                    reports.iter().try_for_each(|r| write_domain(w, r))
+                    held.iter().try_for_each(|(_, h)| match h {
+                        Held::Report(r) => write_domain(w, r),
+                        Held::NotTested(domain, why) => write_not_tested(w, domain, why),
+                    })
                 })?;
             }
         }
@@ -589,10 +632,7 @@ pub async fn run_into<'a>(
                 display.borrow_mut().update(t);
                 let result = match outcome {
                     DomainOutcome::Scanned(report) => sink.borrow_mut().domain(id, *report),
-                    other => {
-                        sink.borrow_mut().not_tested(&domain, &other);
-                        Ok(())
-                    }
+                    other => sink.borrow_mut().not_tested(id, &domain, &other),
                 };
                 if let Err(e) = result {
                     write_error.get_or_insert(e);
@@ -754,16 +794,52 @@ mod tests {
         sink.domain(1, report("a.example", &[])).unwrap();
         assert_eq!(sink.outcome(), Outcome::Pass);
         sink.not_tested(
+            2,
             &name("b.example"),
             &DomainOutcome::TimedOut {
                 deadline: std::time::Duration::from_secs(7),
             },
-        );
+        )
+        .unwrap();
         assert_eq!(sink.outcome(), Outcome::Inconclusive);
         assert_eq!(
             t.err.text(),
             "mxprobe: b.example: not finished within --deadline 7s; inconclusive\n"
         );
+        // Its block is in the text output too.
+        assert!(
+            t.out.text().ends_with(
+                "b.example  INCONCLUSIVE\n  not finished within --deadline 7s: nothing could \
+                 be judged\n\n"
+            ),
+            "{}",
+            t.out.text()
+        );
+    }
+
+    #[test]
+    fn a_domain_without_a_report_keeps_its_place_in_ordered_text_and_stays_out_of_json() {
+        let timed_out = DomainOutcome::TimedOut {
+            deadline: std::time::Duration::from_secs(3),
+        };
+        let t = app();
+        let mut sink = Sink::scan(&t.app, &output(&[]), ScanFiles::default(), true).unwrap();
+        sink.domain(2, report("b.example", &[])).unwrap();
+        sink.not_tested(1, &name("a.example"), &timed_out).unwrap();
+        sink.finish_outputs(&stats(2, 0, 1)).unwrap();
+        let text = t.out.text();
+        let a = text.find("a.example  INCONCLUSIVE\n  not finished within --deadline 3s");
+        let b = text.find("b.example  OK");
+        assert!(a.is_some() && b.is_some() && a < b, "{text}");
+
+        let t = app();
+        let out = output(&["--format", "json"]);
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), true).unwrap();
+        sink.domain(2, report("b.example", &[])).unwrap();
+        sink.not_tested(1, &name("a.example"), &timed_out).unwrap();
+        sink.finish_outputs(&stats(2, 0, 1)).unwrap();
+        let doc: Value = serde_json::from_str(&t.out.text()).unwrap();
+        assert_eq!(doc["domains"].as_array().unwrap().len(), 1, "{doc}");
     }
 
     #[test]
@@ -823,11 +899,13 @@ mod tests {
         sink.domain(1, report("a.example", &[("error", false)]))
             .unwrap();
         sink.not_tested(
+            2,
             &name("b.example"),
             &DomainOutcome::Crashed {
                 message: "boom".to_owned(),
             },
-        );
+        )
+        .unwrap();
         sink.finish_outputs(&stats(2, 1, 1)).unwrap();
         let xml = std::fs::read_to_string(&junit).unwrap();
         assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");

@@ -250,6 +250,23 @@ pub(crate) fn warn_once_about_the_resolver(app: &App, scanner: &Scanner, warned:
     }
 }
 
+/// The error and its causes as one line, each cause once: the chain stops at the first cause
+/// whose text the message above it already holds (errors that print their source).
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    let mut above = text.clone();
+    for cause in err.chain().skip(1) {
+        let line = cause.to_string();
+        if above.contains(&line) {
+            break;
+        }
+        text.push_str(": ");
+        text.push_str(&line);
+        above = line;
+    }
+    text
+}
+
 /// Whether a broken pipe (the reader of standard output went away, as `head` does) is
 /// anywhere in the error chain, also inside the JSON and CSV writers' errors: such a run
 /// ends quietly with status 0, whatever the command.
@@ -477,6 +494,25 @@ mod tests {
         assert_eq!(Outcome::Error.code(), 2);
         assert_eq!(Outcome::Interrupted.code(), 130);
         assert_eq!(ExitCode::from(Outcome::Interrupted), ExitCode::from(130));
+    }
+
+    #[test]
+    fn error_text_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the database: {source}; check the path")]
+        struct Open {
+            source: io::Error,
+        }
+        let inner = io::Error::other("unable to open database file");
+        let err = anyhow::Error::new(Open { source: inner }).context("--db h.sqlite");
+        assert_eq!(
+            error_text(&err),
+            "--db h.sqlite: cannot open the database: unable to open database file; check the path"
+        );
+        // Causes that do not repeat themselves are all named, as `{:#}` does.
+        let err = anyhow::Error::new(io::Error::other("disk full")).context("writing x");
+        assert_eq!(error_text(&err), format!("{err:#}"));
+        assert_eq!(error_text(&err), "writing x: disk full");
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub fn run(command: ReportsCommand, app: &App) -> anyhow::Result<Outcome> {
 /// `reports ingest`: each report is stored (one transaction) as soon as it is read, then
 /// dropped.
 fn run_ingest(args: ReportsIngestArgs, app: &App) -> anyhow::Result<Outcome> {
+    // A path the user named must exist (inside a walk, an unreadable entry is only skipped);
+    // checked before the database is created.
+    for path in &args.paths {
+        if let Err(e) = std::fs::metadata(path) {
+            anyhow::bail!("{}: {}", path.display(), io_reason(&e));
+        }
+    }
     let mut history =
         History::open(&args.db).with_context(|| format!("--db {}", args.db.display()))?;
     let (mut stored, mut duplicates, mut skipped) = (0usize, 0usize, 0usize);
@@ -56,6 +63,15 @@ fn run_ingest(args: ReportsIngestArgs, app: &App) -> anyhow::Result<Outcome> {
         "{stored} report(s) stored, {duplicates} already stored, {skipped} skipped"
     )?;
     Ok(Outcome::Pass)
+}
+
+/// An I/O error in words, without the "(os error N)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
 }
 
 fn run_summary(args: ReportsSummaryArgs, app: &App) -> anyhow::Result<Outcome> {
@@ -157,6 +173,50 @@ mod tests {
             err.to_string().starts_with("--domain \"bad domain\""),
             "{err}"
         );
+    }
+
+    /// A named path that does not exist is an error (exit 2), before the database is made;
+    /// the database is left alone, with no lock, WAL or shared-memory file beside it, after
+    /// writing and after reading.
+    #[test]
+    fn a_missing_named_path_is_an_error_and_no_side_files_stay() {
+        let dir = TempDir::new("reports-edges");
+        let db = dir.arg("h.sqlite");
+        let missing = dir.arg("no-such-dir");
+        let t = app();
+        let err = run(
+            reports(&["reports", "ingest", "--db", &db, &missing]),
+            &t.app,
+        )
+        .unwrap_err();
+        assert_eq!(
+            crate::cmd::error_text(&err),
+            format!("{missing}: no such file or directory")
+        );
+        assert!(!dir.path("h.sqlite").exists());
+
+        let fixtures = fixtures();
+        let side_files = || {
+            let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        run(
+            reports(&["reports", "ingest", "--db", &db, &fixtures]),
+            &app().app,
+        )
+        .unwrap();
+        assert_eq!(side_files(), ["h.sqlite"]);
+        for command in [
+            &["reports", "summary", "--db", &db][..],
+            &["reports", "compare", "--db", &db, "test.xmox.nl"][..],
+        ] {
+            run(reports(command), &app().app).unwrap();
+            assert_eq!(side_files(), ["h.sqlite"], "{command:?}");
+        }
     }
 
     #[test]

@@ -163,6 +163,30 @@ mod tests {
         assert_eq!(doc["domains"].as_array().unwrap().len(), 0);
     }
 
+    /// A domain past its deadline in an `--input` run gets its block in the text output.
+    #[test]
+    fn a_domain_past_its_deadline_is_shown_inconclusive() {
+        let lab = LabFixture::start("scan-deadline");
+        let dir = TempDir::new("scan-deadline-in");
+        std::fs::write(dir.path("in.txt"), "silent.test\n").unwrap();
+        let mut argv: Vec<String> = ["scan", "--input", &dir.arg("in.txt"), "-q"]
+            .map(str::to_owned)
+            .to_vec();
+        argv.extend(["--deadline".into(), "1".into()]);
+        argv.extend(lab.probe_flags());
+        let t = app();
+        let outcome = run(scan_args(&argv), &t.app).unwrap();
+        assert_eq!(outcome, Outcome::Inconclusive, "{}", t.err.text());
+        let text = t.out.text();
+        assert!(
+            text.starts_with(
+                "silent.test  INCONCLUSIVE\n  not finished within --deadline 1s: nothing could \
+                 be judged\n\n"
+            ),
+            "{text}"
+        );
+    }
+
     /// The rows named in the error are counted by the input rules (see
     /// `targets::tests::standard_input_rows_follow_the_input_rules`): two, not five lines.
     #[test]

@@ -15,10 +15,12 @@
 //! the timeline for people ([`write_timeline`]).
 //!
 //! I/O: reads and writes the database file given to [`History::open`] (and SQLite's `-wal` and
-//! `-shm` files beside it), and holds an exclusive advisory lock on `<path>.lock` for as long as
-//! the [`History`] lives, so that two runs started by cron or a timer never interleave. The
-//! lock file is left in place: removing it could let a third process lock a file the second
-//! is about to replace. No clock is read here: every time is a parameter.
+//! `-shm` files beside it while it is open), and holds an exclusive advisory lock on
+//! `<path>.lock` for as long as the [`History`] lives, so that two runs started by cron or a
+//! timer never interleave. On close the database leaves WAL mode (so that readers create no
+//! `-wal` or `-shm` file) and the lock file is removed while still locked; a process that
+//! locked the removed file sees that the path no longer names it and tries again. No clock
+//! is read here: every time is a parameter.
 //!
 //! # Storage
 //! The schema version is SQLite's `PRAGMA user_version`. [`MIGRATIONS`] lists the SQL that
@@ -85,8 +87,79 @@ pub struct AlertId(pub i64);
 pub struct History {
     /// Declared first so that it closes before the lock below is released.
     conn: Connection,
-    /// The locked `<path>.lock`; closing it releases the lock. `None` when opened read-only.
-    _lock: Option<File>,
+    /// The locked `<path>.lock`; dropping it removes the file and releases the lock. `None`
+    /// when opened read-only.
+    _lock: Option<RunLock>,
+}
+
+/// The run lock: `<path>.lock`, locked.
+#[derive(Debug)]
+struct RunLock {
+    path: PathBuf,
+    /// Closing it releases the lock (after the file is removed).
+    _file: File,
+}
+
+impl RunLock {
+    /// Locks `path`, creating it. A file removed by the process that held it before is
+    /// locked in vain: then the path is opened again.
+    fn take(path: &Path, db: &Path) -> Result<Self, HistoryError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let lock_error = |source| HistoryError::Lock {
+            lock: path.to_owned(),
+            source,
+        };
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(lock_error)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(HistoryError::Locked {
+                        path: db.to_owned(),
+                        lock: path.to_owned(),
+                    });
+                }
+                Err(TryLockError::Error(source)) => return Err(lock_error(source)),
+            }
+            let held = file.metadata().map_err(lock_error)?;
+            match std::fs::metadata(path) {
+                Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
+                    return Ok(Self {
+                        path: path.to_owned(),
+                        _file: file,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(lock_error(e)),
+            }
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Still locked here: whoever opens the path next creates a new file.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        // Only the run's connection may switch; with a reader still open this fails and the
+        // database stays in WAL mode until the next run.
+        if self._lock.is_some() {
+            let _ = self
+                .conn
+                .pragma_update_and_check(None, "journal_mode", "delete", |_| Ok(()));
+        }
+    }
 }
 
 impl History {
@@ -96,32 +169,7 @@ impl History {
     /// this build → [`HistoryError::TooNew`], with nothing written to it.
     pub fn open(path: &Path) -> Result<Self, HistoryError> {
         refuse_non_file(path)?;
-        let lock_path = lock_path(path);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|source| HistoryError::Lock {
-                lock: lock_path.clone(),
-                source,
-            })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(HistoryError::Locked {
-                    path: path.to_owned(),
-                    lock: lock_path,
-                });
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(HistoryError::Lock {
-                    lock: lock_path,
-                    source,
-                });
-            }
-        }
+        let lock = RunLock::take(&lock_path(path), path)?;
 
         let open_error = |source| HistoryError::Open {
             path: path.to_owned(),

@@ -167,17 +167,53 @@ fn every_printing_command_ends_quietly_when_its_reader_goes_away() {
     }
 }
 
+/// A database that cannot be opened is one message naming its cause once.
+#[test]
+fn a_db_in_a_missing_directory_is_one_clear_message() {
+    for args in [
+        &["history", "example.com", "--db", "/nonexistent/h.sqlite"][..],
+        &["reports", "summary", "--db", "/nonexistent/h.sqlite"][..],
+    ] {
+        let out = mxprobe(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.matches("unable to open database file").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.starts_with("mxprobe: --db /nonexistent/h.sqlite: cannot open"));
+    }
+    // A named report path that does not exist is an error too.
+    let out = mxprobe(&[
+        "reports",
+        "ingest",
+        "--db",
+        "/nonexistent/h.sqlite",
+        "/nonexistent",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mxprobe: /nonexistent: no such file or directory\n"
+    );
+}
+
 #[test]
 fn a_db_that_is_not_a_regular_file_is_refused_and_nothing_is_created_beside_it() {
     let scratch = Scratch::new("not-a-file");
     let directory = scratch.0.join("a-directory");
     std::fs::create_dir(&directory).unwrap();
+    let reports = scratch.0.to_str().unwrap().to_owned();
     for db in [PathBuf::from("/dev/null"), directory] {
         let db_text = db.to_str().unwrap();
         for args in [
             vec!["history", "example.com", "--db", db_text],
             vec!["reports", "summary", "--db", db_text],
-            vec!["reports", "ingest", "--db", db_text, "/nonexistent"],
+            vec!["reports", "ingest", "--db", db_text, &reports],
             // Refused before anything is scanned.
             vec!["monitor", "example.com", "--db", db_text],
         ] {

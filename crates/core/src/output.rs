@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::dns::Lookup;
+use crate::domain::DomainName;
 use crate::evaluate::records::RecordOutcome;
 use crate::evaluate::verdict::Status;
 use crate::evaluate::verdict::{Routing, SessionResult};
@@ -144,6 +145,16 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainResult) -> io::Result<()> 
         };
         write_findings(&mut indented, &v.findings)?;
     }
+    writeln!(w)
+}
+
+/// Writes a domain that ended without a report (its deadline passed, an internal error): it
+/// is inconclusive, for the reason `why`.
+pub fn write_not_tested(w: &mut dyn Write, domain: &DomainName, why: &str) -> io::Result<()> {
+    let bold = Style::new().bold();
+    let tag = style(AnsiColor::Yellow);
+    writeln!(w, "{bold}{domain}{bold:#}  {tag}INCONCLUSIVE{tag:#}")?;
+    writeln!(w, "  {why}")?;
     writeln!(w)
 }
 
