@@ -102,8 +102,11 @@ impl Progress {
                     if let Total::InputBytes { read, .. } = &self.total {
                         bar.set_position(read.load(Ordering::Relaxed));
                         bar.set_message(format!(
-                            "{} domains, failing {}, inconclusive {}",
-                            tally.done, tally.failing, tally.inconclusive
+                            "{} {}, failing {}, inconclusive {}",
+                            tally.done,
+                            domains(tally.done),
+                            tally.failing,
+                            tally.inconclusive
                         ));
                     } else {
                         bar.set_position(tally.done);
@@ -138,8 +141,12 @@ impl Progress {
 
     fn line(&self, tally: Tally) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let mut noun = domains(tally.done);
         let of = match &self.total {
-            Total::Domains(t) => format!("/{t}"),
+            Total::Domains(t) => {
+                noun = domains(*t);
+                format!("/{t}")
+            }
             Total::InputBytes { len, read } => format!(
                 " (input {}% read)",
                 read.load(Ordering::Relaxed)
@@ -151,11 +158,42 @@ impl Progress {
             Total::Unknown => String::new(),
         };
         format!(
-            "{}{of} domains, {:.0}/s, {} failing, {} inconclusive",
+            "{}{of} {noun}, {:.0}/s, {} failing, {} inconclusive",
             tally.done,
             tally.done as f64 / secs,
             tally.failing,
             tally.inconclusive
         )
+    }
+}
+
+/// "domain" or "domains", after `n`.
+fn domains(n: u64) -> &'static str {
+    if n == 1 { "domain" } else { "domains" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_domain_is_singular() {
+        let progress = Progress::new(ProgressMode::Quiet, Total::Unknown);
+        let tally = Tally {
+            done: 1,
+            ..Tally::default()
+        };
+        assert!(
+            progress.line(tally).starts_with("1 domain, "),
+            "{}",
+            progress.line(tally)
+        );
+        let tally = Tally {
+            done: 2,
+            ..Tally::default()
+        };
+        assert!(progress.line(tally).starts_with("2 domains, "));
+        let progress = Progress::new(ProgressMode::Quiet, Total::Domains(1));
+        assert!(progress.line(Tally::default()).starts_with("0/1 domain, "));
     }
 }

@@ -30,7 +30,8 @@ use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::verdict::Status;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::output::{
-    check_report_dir, write_domain, write_json, write_not_tested, write_report_files, write_totals,
+    Totals, check_report_dir, write_domain, write_json, write_not_tested, write_report_files,
+    write_totals,
 };
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
@@ -111,6 +112,8 @@ pub struct Sink<'a> {
     /// Writing an invalid row's record failed.
     write_error: Option<anyhow::Error>,
     started: OffsetDateTime,
+    /// The domains shown and their findings, for the closing line.
+    totals: Totals,
     /// Every domain seen, with its report (none: not tested), kept for the caller.
     kept: Option<Vec<(DomainName, Option<DomainResult>)>>,
 }
@@ -136,6 +139,7 @@ impl<'a> Sink<'a> {
             write_error: None,
             started: app.now(),
             kept: None,
+            totals: Totals::default(),
         }
     }
 
@@ -297,6 +301,7 @@ impl<'a> Sink<'a> {
             kept.push((domain.clone(), None));
         }
         self.status = self.status.max(Status::Inconclusive);
+        self.totals.add_not_tested();
         if let Some(ci) = &mut self.ci {
             ci.domains.push(CiDomain::not_tested(domain.clone()));
         }
@@ -327,6 +332,7 @@ impl<'a> Sink<'a> {
     /// A scanned domain, from input line `line`.
     pub fn domain(&mut self, line: usize, report: DomainResult) -> anyhow::Result<()> {
         self.status = self.status.max(report.verdict.status(self.fail_on));
+        self.totals.add(&report);
         if let Some(kept) = &mut self.kept {
             kept.push((report.verdict.domain.clone(), Some(report.clone())));
         }
@@ -336,10 +342,14 @@ impl<'a> Sink<'a> {
         if self.held.is_none() {
             match self.text {
                 Some(Text::Report) => {
-                    self.app.styled(self.color, |w| write_domain(w, &report))?;
+                    self.app.styled(self.color, |w| {
+                        write_domain(w, &report, self.app.text_width)
+                    })?;
                 }
                 Some(Text::Verbose) => {
-                    let _ = self.app.styled(self.color, |w| write_domain(w, &report));
+                    let _ = self.app.styled(self.color, |w| {
+                        write_domain(w, &report, self.app.text_width)
+                    });
                 }
                 None => {}
             }
@@ -436,7 +446,7 @@ impl<'a> Sink<'a> {
             } else if self.text.is_some() {
                 self.app.styled(self.color, |w| {
                     held.iter().try_for_each(|(_, h)| match h {
-                        Held::Report(r) => write_domain(w, r),
+                        Held::Report(r) => write_domain(w, r, self.app.text_width),
                         Held::NotTested(domain, why) => write_not_tested(w, domain, why),
                     })
                 })?;
@@ -446,10 +456,10 @@ impl<'a> Sink<'a> {
             self.app.styled(self.color, |w| {
                 write_totals(
                     w,
-                    stats.done,
-                    stats.failing,
-                    stats.inconclusive,
-                    self.invalid,
+                    &Totals {
+                        invalid: self.invalid,
+                        ..self.totals
+                    },
                 )
             })?;
         }
@@ -739,7 +749,8 @@ mod tests {
         assert!(a < b, "{text}");
         assert!(
             text.ends_with(
-                "2 domain(s): 1 with errors, 0 inconclusive, 1 invalid input row(s) skipped\n"
+                "2 domains: 1 WARN, 1 FAIL; findings: 1 error, 1 warning; 1 invalid input row \
+                 skipped\n"
             ),
             "{text}"
         );

@@ -96,7 +96,7 @@ pub fn run(args: GateArgs, app: &App) -> anyhow::Result<Outcome> {
         }
         Format::Text => app.styled(output.color, |w| {
             writeln!(w, "{}\n", heading(&domain, &args))?;
-            write_domain(w, &report)
+            write_domain(w, &report, app.text_width)
         })?,
     }
     sink.domain(0, report)?;

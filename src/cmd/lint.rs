@@ -27,7 +27,7 @@ pub fn run(args: LintArgs, app: &App) -> anyhow::Result<Outcome> {
             writeln!(out)?;
         }
         Format::Text => app.styled(args.color, |w| {
-            mxprobe_core::render::write_lint_report(w, &report)
+            mxprobe_core::render::write_lint_report(w, &report, app.text_width)
         })?,
     }
     // Lint tests nothing on the network, so it is never inconclusive.

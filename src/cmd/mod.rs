@@ -95,6 +95,8 @@ pub struct App {
     auto_color: anstream::ColorChoice,
     /// Standard error is a terminal: progress is a bar rather than lines.
     pub stderr_is_terminal: bool,
+    /// The columns text output is wrapped to: the terminal's, or [`TEXT_WIDTH`].
+    pub text_width: usize,
     /// Set when running as a GitHub Actions step.
     pub github: Option<GitHub>,
     /// The environment variables the configuration reads.
@@ -112,12 +114,14 @@ impl App {
         } else {
             anstream::ColorChoice::Never
         };
+        let text_width = terminal_width(&stdout).unwrap_or(TEXT_WIDTH);
         Self {
             out: RefCell::new(Box::new(stdout)),
             err: RefCell::new(Box::new(io::stderr())),
             stdin: Box::new(|| Box::new(io::stdin())),
             auto_color,
             stderr_is_terminal: io::stderr().is_terminal(),
+            text_width,
             github: (std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")).then(|| {
                 GitHub {
                     step_summary: std::env::var_os("GITHUB_STEP_SUMMARY").map(Into::into),
@@ -181,6 +185,18 @@ impl App {
     pub fn stdin(&self) -> Box<dyn Read + Send> {
         (self.stdin)()
     }
+}
+
+/// The width of text output when standard output is not a terminal.
+pub const TEXT_WIDTH: usize = 80;
+
+/// The columns of the terminal `out` is, if it is one.
+fn terminal_width(out: &io::Stdout) -> Option<usize> {
+    if !out.is_terminal() {
+        return None;
+    }
+    let size = rustix::termios::tcgetwinsize(out).ok()?;
+    (size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -353,6 +369,7 @@ pub(crate) mod testing {
             stdin: Box::new(move || Box::new(io::Cursor::new(input.clone()))),
             auto_color: anstream::ColorChoice::Never,
             stderr_is_terminal: false,
+            text_width: super::TEXT_WIDTH,
             github: None,
             env: Environment {
                 hostname: Some("probe.mxprobe.test".to_owned()),

@@ -93,7 +93,37 @@ fn demo_scans_every_lab_domain_and_writes_valid_reports() {
     }
     assert!(text.contains("good.test  OK\n"), "{text}");
     assert!(text.contains("silent.test  INCONCLUSIVE\n"), "{text}");
-    assert!(text.contains(&format!("{} domain(s):", scenario.domains.len())));
+    // The closing line counts each domain once, by the tag of its block, and every finding.
+    let blocks = |tag: &str| {
+        text.lines()
+            .filter(|l| l.ends_with(&format!("  {tag}")))
+            .count()
+    };
+    let tags: Vec<String> = ["OK", "WARN", "FAIL", "INCONCLUSIVE"]
+        .into_iter()
+        .filter(|t| blocks(t) > 0)
+        .map(|t| format!("{} {t}", blocks(t)))
+        .collect();
+    assert_eq!(
+        tags.iter()
+            .map(|t| t.split(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum::<usize>(),
+        scenario.domains.len()
+    );
+    let severities = ["error", "warning", "notice"].map(|s| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("  {s} ")))
+            .count()
+    });
+    let totals = format!(
+        "\n{} domains: {}; findings: {} errors, {} warnings, {} notices\n",
+        scenario.domains.len(),
+        tags.join(", "),
+        severities[0],
+        severities[1],
+        severities[2]
+    );
+    assert!(text.contains(&totals), "{totals} not in {text}");
 
     let reports = read_reports(&dir, true);
     assert_eq!(reports.len(), scenario.domains.len());

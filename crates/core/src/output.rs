@@ -61,18 +61,87 @@ fn style(c: AnsiColor) -> Style {
     Style::new().fg_color(Some(c.into())).bold()
 }
 
-/// Writes one domain for people: the policies, every MX address with its verdict, findings.
-pub fn write_domain(w: &mut dyn Write, report: &DomainResult) -> io::Result<()> {
+/// The word a domain's block is headed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    Ok,
+    /// Passing, with warnings.
+    Warn,
+    Fail,
+    Inconclusive,
+}
+
+impl Tag {
+    /// The tag of a scanned domain: its status at `--fail-on error`.
+    pub fn of(report: &DomainResult) -> Self {
+        let v = &report.verdict;
+        match (v.status(Severity::Error), v.worst()) {
+            (Status::Fail, _) => Self::Fail,
+            (Status::Inconclusive, _) => Self::Inconclusive,
+            (Status::Pass, Some(Severity::Warning | Severity::Error)) => Self::Warn,
+            (Status::Pass, _) => Self::Ok,
+        }
+    }
+
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+            Self::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+
+    fn style(self) -> Style {
+        match self {
+            Self::Ok => style(AnsiColor::Green),
+            Self::Warn | Self::Inconclusive => style(AnsiColor::Yellow),
+            Self::Fail => style(AnsiColor::Red),
+        }
+    }
+}
+
+/// What the closing line of the text output counts: each domain once, by its tag, and the
+/// findings by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub ok: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub inconclusive: usize,
+    pub findings: Counts,
+    /// Input rows that are not domains.
+    pub invalid: usize,
+}
+
+impl Totals {
+    /// Counts a scanned domain.
+    pub fn add(&mut self, report: &DomainResult) {
+        match Tag::of(report) {
+            Tag::Ok => self.ok += 1,
+            Tag::Warn => self.warn += 1,
+            Tag::Fail => self.fail += 1,
+            Tag::Inconclusive => self.inconclusive += 1,
+        }
+        let c = Counts::of(&report.verdict.findings);
+        self.findings.error += c.error;
+        self.findings.warning += c.warning;
+        self.findings.notice += c.notice;
+    }
+
+    /// Counts a domain that ended without a report (inconclusive).
+    pub fn add_not_tested(&mut self) {
+        self.inconclusive += 1;
+    }
+}
+
+/// Writes one domain for people: the policies, every MX address with its verdict, findings
+/// (wrapped to `width` columns).
+pub fn write_domain(w: &mut dyn Write, report: &DomainResult, width: usize) -> io::Result<()> {
     let v = &report.verdict;
     let bold = Style::new().bold();
-    let (tag, tag_style) = match (v.status(Severity::Error), v.worst()) {
-        (Status::Fail, _) => ("FAIL", style(AnsiColor::Red)),
-        (Status::Inconclusive, _) => ("INCONCLUSIVE", style(AnsiColor::Yellow)),
-        (Status::Pass, Some(Severity::Warning | Severity::Error)) => {
-            ("WARN", style(AnsiColor::Yellow))
-        }
-        (Status::Pass, _) => ("OK", style(AnsiColor::Green)),
-    };
+    let tag = Tag::of(report);
+    let (tag, tag_style) = (tag.word(), tag.style());
     writeln!(
         w,
         "{bold}{}{bold:#}  {tag_style}{tag}{tag_style:#}",
@@ -143,7 +212,7 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainResult) -> io::Result<()> 
             inner: w,
             at_line_start: true,
         };
-        write_findings(&mut indented, &v.findings)?;
+        write_findings(&mut indented, &v.findings, width.saturating_sub(2))?;
     }
     writeln!(w)
 }
@@ -240,22 +309,46 @@ impl Write for Indented<'_> {
 }
 
 /// The closing summary line of a run.
-pub fn write_totals(
-    w: &mut dyn Write,
-    domains: u64,
-    failing: u64,
-    inconclusive: u64,
-    invalid: usize,
-) -> io::Result<()> {
-    let invalid = if invalid > 0 {
-        format!(", {invalid} invalid input row(s) skipped")
-    } else {
-        String::new()
+pub fn write_totals(w: &mut dyn Write, t: &Totals) -> io::Result<()> {
+    let domains = t.ok + t.warn + t.fail + t.inconclusive;
+    let noun = if domains == 1 { "domain" } else { "domains" };
+    let invalid = match t.invalid {
+        0 => String::new(),
+        1 => "; 1 invalid input row skipped".to_owned(),
+        n => format!("; {n} invalid input rows skipped"),
     };
-    writeln!(
-        w,
-        "{domains} domain(s): {failing} with errors, {inconclusive} inconclusive{invalid}"
-    )
+    // Tags and severities that occur, in the order of the blocks' words.
+    let tags: Vec<String> = [
+        (t.ok, Tag::Ok),
+        (t.warn, Tag::Warn),
+        (t.fail, Tag::Fail),
+        (t.inconclusive, Tag::Inconclusive),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, tag)| format!("{n} {}", tag.word()))
+    .collect();
+    let f = &t.findings;
+    let findings: Vec<String> = [
+        (f.error, "error", "errors"),
+        (f.warning, "warning", "warnings"),
+        (f.notice, "notice", "notices"),
+    ]
+    .iter()
+    .filter(|(n, ..)| *n > 0)
+    .map(|(n, one, many)| format!("{n} {}", if *n == 1 { one } else { many }))
+    .collect();
+    let findings = if findings.is_empty() {
+        "no findings".to_owned()
+    } else {
+        format!("findings: {}", findings.join(", "))
+    };
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tags.join(", "))
+    };
+    writeln!(w, "{domains} {noun}{tags}; {findings}{invalid}")
 }
 
 /// Why a report file could not be written.
@@ -417,7 +510,7 @@ mod tests {
             },
         );
         let mut out = Vec::new();
-        write_domain(&mut out, &DomainResult { facts, verdict }).unwrap();
+        write_domain(&mut out, &DomainResult { facts, verdict }, 80).unwrap();
         let text = String::from_utf8(out).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("  TLS-RPT   "))

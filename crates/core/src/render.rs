@@ -33,7 +33,9 @@ fn severity_style(s: Severity) -> Style {
 ///        fix: add "mx: mx2.example.com" to the policy …
 ///        senders report: validation-failure (sts), mx-not-covered
 /// ```
-pub fn write_finding(w: &mut dyn Write, f: &Finding) -> io::Result<()> {
+///
+/// The text lines are wrapped to `width` columns, continued under their first word.
+pub fn write_finding(w: &mut dyn Write, f: &Finding, width: usize) -> io::Result<()> {
     let sev = severity_style(f.severity);
     write!(
         w,
@@ -46,38 +48,55 @@ pub fn write_finding(w: &mut dyn Write, f: &Finding) -> io::Result<()> {
         write!(w, "  {subject}")?;
     }
     writeln!(w)?;
-    writeln!(w, "        {}", f.message)?;
+    write_wrapped(w, &f.message, width)?;
     if let Some(fix) = &f.fix {
-        writeln!(w, "        {DIM}fix:{DIM:#} {fix}")?;
+        write_wrapped(w, &format!("{DIM}fix:{DIM:#} {fix}"), width)?;
     }
     if let Some(rt) = f.result_type {
-        write!(w, "        {DIM}senders report:{DIM:#} {rt}")?;
+        let mut line = format!("{DIM}senders report:{DIM:#} {rt}");
         if let Some(pt) = f.policy_type {
-            write!(w, " ({pt})")?;
+            line.push_str(&format!(" ({pt})"));
         }
         if let Some(code) = &f.failure_reason_code {
-            write!(w, ", {code}")?;
+            line.push_str(&format!(", {code}"));
         }
-        writeln!(w)?;
+        write_wrapped(w, &line, width)?;
+    }
+    Ok(())
+}
+
+/// The indent of a finding's text lines.
+const TEXT_INDENT: &str = "        ";
+
+/// Writes `text` indented, wrapped to `width` columns (styles take no width; a word longer
+/// than the line stays whole).
+fn write_wrapped(w: &mut dyn Write, text: &str, width: usize) -> io::Result<()> {
+    let options = textwrap::Options::new(width.max(TEXT_INDENT.len() + 20))
+        .initial_indent(TEXT_INDENT)
+        .subsequent_indent(TEXT_INDENT)
+        .break_words(false)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    for line in textwrap::wrap(text, options) {
+        writeln!(w, "{}", line.trim_end())?;
     }
     Ok(())
 }
 
 /// Writes findings, most severe first (stable within a severity), separated by blank lines.
-pub fn write_findings(w: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
+pub fn write_findings(w: &mut dyn Write, findings: &[Finding], width: usize) -> io::Result<()> {
     let mut sorted: Vec<&Finding> = findings.iter().collect();
     sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for (i, f) in sorted.into_iter().enumerate() {
         if i > 0 {
             writeln!(w)?;
         }
-        write_finding(w, f)?;
+        write_finding(w, f, width)?;
     }
     Ok(())
 }
 
 /// Writes a `lint` report for people.
-pub fn write_lint_report(w: &mut dyn Write, report: &LintReport) -> io::Result<()> {
+pub fn write_lint_report(w: &mut dyn Write, report: &LintReport, width: usize) -> io::Result<()> {
     let bold = Style::new().bold();
     match &report.domain {
         Some(d) => writeln!(w, "{bold}mxprobe lint{bold:#}: {d}")?,
@@ -130,7 +149,7 @@ pub fn write_lint_report(w: &mut dyn Write, report: &LintReport) -> io::Result<(
     }
     writeln!(w)?;
     if !report.findings.is_empty() {
-        write_findings(w, &report.findings)?;
+        write_findings(w, &report.findings, width)?;
         writeln!(w)?;
     }
     writeln!(w, "{}", report.counts.summary())
@@ -164,11 +183,42 @@ mod tests {
         .with_reason_code("mx-not-covered");
         let n = Finding::new(Code::MxNull, Severity::Notice, Subject::default(), "fyi");
         let mut out = anstream::StripStream::new(Vec::new());
-        write_findings(&mut out, &[n, f]).unwrap();
+        write_findings(&mut out, &[n, f], 80).unwrap();
         let text = String::from_utf8(out.into_inner()).unwrap();
         assert_eq!(
             text,
             "error   sts.policy.mx-not-covered  --mx mx2.example.com\n        not covered\n        fix: add it\n        senders report: validation-failure (sts), mx-not-covered\n\nnotice  mx.null\n        fyi\n"
         );
+    }
+
+    #[test]
+    fn long_text_wraps_with_a_hanging_indent_and_styles_take_no_width() {
+        let message = "the certificate of mx.example.com expired at 2026-11-22T09:35:59Z; in \
+                       enforce mode senders will not deliver to mx.example.com";
+        let f = Finding::new(Code::MxNull, Severity::Error, Subject::default(), message)
+            .with_fix("renew the certificate of mx.example.com (and automate renewal)");
+        for (width, styled) in [(40, false), (60, false), (60, true)] {
+            let mut out = Vec::new();
+            write_finding(&mut out, &f, width).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let plain = anstream::adapter::strip_str(&text).to_string();
+            if styled {
+                assert_ne!(text, plain, "styles are kept in the raw output");
+            }
+            let lines: Vec<&str> = plain.lines().skip(1).collect();
+            assert!(lines.len() > 3, "{plain}");
+            for line in &lines {
+                assert!(line.chars().count() <= width, "{width}: {line:?}");
+                assert!(line.starts_with("        ") && !line.starts_with("         "));
+            }
+            // Nothing lost: the words are those of the message and the fix, in order.
+            let words: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+            let want: Vec<&str> = message
+                .split_whitespace()
+                .chain(["fix:"])
+                .chain(f.fix.as_deref().unwrap().split_whitespace())
+                .collect();
+            assert_eq!(words, want);
+        }
     }
 }
