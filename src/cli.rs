@@ -115,7 +115,25 @@ pub enum Command {
     /// what the scenario expects of it, and the last line says how many matched.
     #[command(after_help = DEMO_EXIT_STATUS)]
     Demo(DemoArgs),
+
+    /// Start the built-in mail lab on loopback and keep it running, to try every command
+    /// against it.
+    ///
+    /// Prints the shell `export` lines that point mxprobe at the lab (MXPROBE_RESOLVER,
+    /// MXPROBE_TRUST_ANCHOR, MXPROBE_CA_FILE, MXPROBE_SMTP_PORT, MXPROBE_HTTPS_PORT; the files
+    /// they name are in a temporary directory), MXPROBE_LAB_PID (its process id), then a
+    /// comment listing the lab domains, and closes its standard output: `eval "$(mxprobe lab
+    /// &)"` sets them in the current shell. The lab runs until SIGINT or SIGTERM (`kill
+    /// "$MXPROBE_LAB_PID"`), then removes the temporary directory.
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab(LabArgs),
 }
+
+const LAB_EXAMPLES: &str = "Examples:
+  eval \"$(mxprobe lab &)\"
+  mxprobe scan good.test
+  kill \"$MXPROBE_LAB_PID\"
+  mxprobe lab --list";
 
 const SCAN_EXAMPLES: &str = concat!(
     "Examples:
@@ -713,6 +731,14 @@ pub struct DemoArgs {
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `mxprobe lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// List the lab domains, each with what it shows, and exit.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// The `--dnssec` choices.

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd::lint::run(args, &app),
         Command::Scan(args) => cmd::scan::run(args, &app),
         Command::Demo(args) => cmd::demo::run(args, &app),
+        Command::Lab(args) => cmd::lab::run(args, &app),
         Command::Gate(args) => cmd::gate::run(args, &app),
         Command::Generate(args) => cmd::generate::run(args, &app),
         Command::Monitor(args) => cmd::monitor::run(args, &app),

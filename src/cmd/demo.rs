@@ -35,7 +35,7 @@ fn run_scenario(args: DemoArgs, app: &App, scenario: &Scenario) -> anyhow::Resul
             let d = DomainName::parse(d).with_context(|| format!("domain {d:?}"))?;
             anyhow::ensure!(
                 all.contains(&d),
-                "{d} is not a lab domain (see fixtures/lab/scenario.toml)"
+                "{d} is not a lab domain (`mxprobe lab --list` lists them)"
             );
         }
         let names: Vec<String> = if args.domains.is_empty() {
@@ -308,7 +308,7 @@ mod tests {
         let err = run(demo_args(&["demo", "example.com"]), &t.app).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "example.com is not a lab domain (see fixtures/lab/scenario.toml)"
+            "example.com is not a lab domain (`mxprobe lab --list` lists them)"
         );
     }
 }

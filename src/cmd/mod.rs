@@ -24,6 +24,7 @@ pub mod demo;
 pub mod gate;
 pub mod generate;
 pub mod history;
+pub mod lab;
 pub mod lint;
 pub mod monitor;
 pub mod reports;
@@ -103,6 +104,7 @@ pub struct App {
     pub env: Environment,
     clock: fn() -> OffsetDateTime,
     shutdown: fn() -> Shutdown,
+    close_stdout: fn(),
 }
 
 impl App {
@@ -130,6 +132,12 @@ impl App {
             env: Environment::of_process(),
             clock: OffsetDateTime::now_utc,
             shutdown: || Box::pin(shutdown_signal()),
+            close_stdout: || {
+                // /dev/null in place of standard output: whoever reads it sees its end.
+                if let Ok(null) = std::fs::File::open("/dev/null") {
+                    let _ = rustix::stdio::dup2_stdout(&null);
+                }
+            },
         }
     }
 
@@ -179,6 +187,11 @@ impl App {
     /// Standard error, for text written in pieces (GitHub annotations under JSON output).
     pub fn err(&self) -> RefMut<'_, Box<dyn Write>> {
         self.err.borrow_mut()
+    }
+
+    /// Ends standard output (a reader such as `$(…)` stops waiting); later writes are lost.
+    pub fn close_stdout(&self) {
+        (self.close_stdout)();
     }
 
     /// Standard input.
@@ -377,6 +390,7 @@ pub(crate) mod testing {
             },
             clock: OffsetDateTime::now_utc,
             shutdown: || Box::pin(futures::future::pending()),
+            close_stdout: || {},
         };
         TestApp { app, out, err }
     }

@@ -60,3 +60,6 @@ mod delivery_faults;
 mod reports_faults;
 // The binary's edges: --since outside the calendar, a reader that goes away, --db not a file.
 mod cli_faults;
+// `mxprobe lab` kept running: its exports evaluated in a shell, the README's "try it" as
+// written, SIGTERM, no temporary files left.
+mod lab_cli;
