@@ -97,3 +97,53 @@ fn every_lint_code_is_documented() {
     );
     assert_documented(codes.iter().map(String::as_str));
 }
+
+/// docs/architecture.md draws the folder tree: each source folder's section lists every file
+/// and folder in it (entries are the lines indented by two spaces, up to a gap of two spaces),
+/// and lists nothing that is not there.
+#[test]
+fn the_architecture_tree_matches_the_folders() {
+    let doc = fixture("docs/architecture.md");
+    let start = doc.find("```\nCargo.toml").expect("the tree block");
+    let block = &doc[start + 4..];
+    let block = &block[..block.find("```").expect("the end of the tree block")];
+    let roots = [
+        "src/",
+        "crates/core/src/",
+        "crates/probe/src/",
+        "crates/lab/src/",
+        "crates/testpki/src/",
+    ];
+    for root in roots {
+        let mut lines = block.lines().skip_while(|l| !l.starts_with(root));
+        assert!(
+            lines.next().is_some(),
+            "docs/architecture.md: no section for {root}"
+        );
+        let listed: BTreeSet<&str> = lines
+            .take_while(|l| l.starts_with(' '))
+            .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+            .flat_map(|l| l[2..].split("  ").next().unwrap_or("").split(' '))
+            .filter(|t| !t.is_empty())
+            .collect();
+        let dir = format!("{}/{root}", env!("CARGO_MANIFEST_DIR"));
+        let mut on_disk = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name == "lib.rs" {
+                continue;
+            }
+            on_disk.insert(if entry.path().is_dir() {
+                format!("{name}/")
+            } else {
+                name
+            });
+        }
+        let listed: BTreeSet<String> = listed.into_iter().map(str::to_owned).collect();
+        assert_eq!(
+            listed, on_disk,
+            "docs/architecture.md: the section {root} lists the left set, the folder holds the right"
+        );
+    }
+}

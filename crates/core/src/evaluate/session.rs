@@ -13,8 +13,7 @@ use crate::domain::DomainName;
 use crate::finding::{Code, Finding, Severity, Subject};
 use crate::mtasts::{Mode, Policy};
 use crate::smtp::{SmtpFacts, SmtpOutcome};
-use crate::tls::cert::verified_path;
-use crate::tls::{describe, judge_for_host};
+use crate::tls::{CertVerdict, describe, judge_for_host};
 use crate::tlsrpt::{PolicyType, ResultType};
 
 /// What a session is judged with besides its own facts.
@@ -47,6 +46,8 @@ pub(super) fn judge_session(
         .as_ref()
         .map(|t| t.chain.clone())
         .unwrap_or_default();
+    // One certificate judgement per session: the policy checks and the verified path share it.
+    let cert = judge_for_host(&chain, ctx.mx, ctx.opts.now, ctx.opts.anchors);
     // RFC 7672 §2.2 / RFC 8461 §2: DANE, where it applies, takes precedence over MTA-STS.
     let dane = judge_dane(ctx, &chain);
     let dane_applies = dane
@@ -67,7 +68,7 @@ pub(super) fn judge_session(
         tls_version: session.tls.as_ref().map(|t| t.version.clone()),
         result: SessionResult::Success,
         sts_result: None,
-        verified_path: verified_path(&chain, ctx.opts.now, ctx.opts.anchors),
+        verified_path: cert.verified_path.clone(),
     };
     if let Some(result) = untested(ctx, session, &subject, findings) {
         verdict.result = result;
@@ -96,17 +97,17 @@ pub(super) fn judge_session(
         if let Some(policy) = ctx.sts.active() {
             let sts = sts_only_consequence(policy.mode, ctx.mx);
             let mut sts_failed = Vec::new();
-            for f in sts_failures(policy, ctx.mx, &chain, ctx.opts) {
+            for f in sts_failures(policy, ctx.mx, &cert) {
                 report(&mut sts_failed, &sts, f);
             }
             verdict.sts_result = Some(result_of(sts_failed));
         }
     } else if let Some(policy) = ctx.sts.active() {
-        for f in sts_failures(policy, ctx.mx, &chain, ctx.opts) {
+        for f in sts_failures(policy, ctx.mx, &cert) {
             report(&mut failures, &primary, f);
         }
     } else if session.tls.is_some() {
-        would_fail_policy(ctx, &chain, &subject, findings);
+        would_fail_policy(ctx, &cert, &subject, findings);
     }
     if failures.is_empty() {
         expiry_warning(&chain, ctx.mx, ctx.opts, &subject, findings);
@@ -462,12 +463,7 @@ fn dane_code(f: &DaneFailure) -> Code {
 /// The MTA-STS check of one TLS session (RFC 8461 §4.1): the MX host must match a pattern,
 /// and its certificate must be PKIX-valid for the MX name. (§3.4's TLS 1.2 or later is all
 /// rustls speaks.)
-fn sts_failures(
-    policy: &Policy,
-    mx: &DomainName,
-    chain: &[CertificateDer<'_>],
-    opts: &EvalOptions<'_>,
-) -> Vec<Failure> {
+fn sts_failures(policy: &Policy, mx: &DomainName, cert: &CertVerdict) -> Vec<Failure> {
     let mut out = Vec::new();
     if policy.matching_pattern(mx).is_none() {
         let listed: Vec<String> = policy.mx.iter().map(ToString::to_string).collect();
@@ -484,7 +480,6 @@ fn sts_failures(
             ),
         });
     }
-    let cert = judge_for_host(chain, mx, opts.now, opts.anchors);
     for p in &cert.problems {
         out.push(Failure {
             code: Code::certificate(p),
@@ -501,12 +496,11 @@ fn sts_failures(
 /// a policy, since that blocks adopting MTA-STS.
 fn would_fail_policy(
     ctx: &SessionContext<'_>,
-    chain: &[CertificateDer<'_>],
+    cert: &CertVerdict,
     subject: &Subject,
     findings: &mut Vec<Finding>,
 ) {
     let mx = ctx.mx;
-    let cert = judge_for_host(chain, mx, ctx.opts.now, ctx.opts.anchors);
     if let Some(p) = cert.problems.first() {
         findings.push(
             Finding::new(

@@ -42,38 +42,6 @@ pub fn judge_pkix(
     judge(chain, None, at, anchors)
 }
 
-/// The path rustls-webpki verifies at `at` from the leaf to one of `anchors` (server
-/// authentication; no name check), as indices into `chain`: 0 for the leaf, then every
-/// intermediate the path uses, nearest the leaf first. Certificates the server sent that the
-/// path does not use (a cross-signed copy of a root, the root itself, strays) are not in it,
-/// and neither is the anchor. `None` when no path verifies at `at` ([`judge_pkix`] says why).
-pub fn verified_path(
-    chain: &[CertificateDer<'_>],
-    at: OffsetDateTime,
-    anchors: &Anchors,
-) -> Option<Vec<usize>> {
-    let leaf = EndEntityCert::try_from(chain.first()?).ok()?;
-    let intermediates = &chain[1..];
-    let path = leaf
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            anchors.as_slice(),
-            intermediates,
-            unix(at),
-            KeyUsage::server_auth(),
-            None,
-            None,
-        )
-        .ok()?;
-    let mut used = vec![0];
-    for cert in path.intermediate_certificates() {
-        let der = cert.der();
-        // webpki hands out the certificates it was given, so each is found in the chain.
-        used.extend((1..chain.len()).find(|&j| chain[j].as_ref() == der.as_ref()));
-    }
-    Some(used)
-}
-
 fn unix(t: OffsetDateTime) -> UnixTime {
     // Certificates before 1970 do not exist in practice; clamp rather than fail.
     let secs = u64::try_from(t.unix_timestamp()).unwrap_or(0);
@@ -214,6 +182,7 @@ fn judge(
     let Some(leaf_der) = chain.first() else {
         return CertVerdict {
             problems: vec![CertProblem::EmptyChain],
+            verified_path: None,
         };
     };
     let leaf = match EndEntityCert::try_from(leaf_der) {
@@ -224,6 +193,7 @@ fn judge(
                     index: Some(0),
                     detail: format!("{e:?}"),
                 }],
+                verified_path: None,
             };
         }
     };
@@ -252,7 +222,9 @@ fn judge(
     };
 
     let mut problems = Vec::new();
-    if let Err(now_err) = verify(unix(at)) {
+    let now = verify(unix(at));
+    let verified_path = now.as_ref().ok().cloned();
+    if let Err(now_err) = now {
         let path = apparent_path(&infos);
         let mut settled = false;
         for t in probe_times(&infos, &path) {
@@ -289,7 +261,10 @@ fn judge(
     {
         problems.push(p);
     }
-    CertVerdict { problems }
+    CertVerdict {
+        problems,
+        verified_path,
+    }
 }
 
 fn trust_problem(
@@ -460,13 +435,16 @@ mod tests {
         let mut chain = vec![leaf.der().clone(), stray.cert().der().clone()];
         chain.extend(int.full_chain_for(&leaf).into_iter().skip(1));
         assert_eq!(chain.len(), 4);
-        assert_eq!(verified_path(&chain, t, &anchors), Some(vec![0, 2]));
-        assert_eq!(verified_path(&chain, t, &Anchors::empty()), None);
         assert_eq!(
-            verified_path(&chain, datetime!(2027-01-01 0:00 UTC), &anchors),
+            judge_pkix(&chain, t, &anchors).verified_path,
+            Some(vec![0, 2])
+        );
+        assert_eq!(judge_pkix(&chain, t, &Anchors::empty()).verified_path, None);
+        assert_eq!(
+            judge_pkix(&chain, datetime!(2027-01-01 0:00 UTC), &anchors).verified_path,
             None
         );
-        assert_eq!(verified_path(&[], t, &anchors), None);
+        assert_eq!(judge_pkix(&[], t, &anchors).verified_path, None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod summary;
 mod verdict;
 mod x509;
 
-pub use judge::{judge_for_host, judge_for_names, judge_pkix, verified_path};
+pub use judge::{judge_for_host, judge_for_names, judge_pkix};
 pub(crate) use summary::hex_upper;
 pub use summary::{CertSummary, DescribeError, describe};
 pub use verdict::{CertProblem, CertVerdict, ChainPosition};

@@ -320,6 +320,12 @@ impl fmt::Display for CertProblem {
 pub struct CertVerdict {
     /// Time problems first, then trust problems, then the name problem.
     pub problems: Vec<CertProblem>,
+    /// The path rustls-webpki verifies at the time of judgement (server authentication, no
+    /// name check), as indices into the chain: 0 for the leaf, then every intermediate the
+    /// path uses, nearest the leaf first; certificates the path does not use and the anchor
+    /// are not in it. `None` when no path verifies then. Not part of the serialized form.
+    #[serde(skip)]
+    pub verified_path: Option<Vec<usize>>,
 }
 
 impl CertVerdict {
