@@ -632,20 +632,7 @@ mod tests {
 
     // ------------------------------------------------------------------ check mapping
 
-    /// Every code in the first column of the tables of `docs/findings.md`.
-    fn documented_codes() -> Vec<String> {
-        let doc = include_str!("../../../docs/findings.md");
-        let mut codes = Vec::new();
-        for line in doc.lines() {
-            let Some(row) = line.strip_prefix('|') else {
-                continue;
-            };
-            let first_cell = row.split('|').next().unwrap_or_default();
-            // Header (`code`) and separator rows carry no backticked code.
-            codes.extend(first_cell.split('`').skip(1).step_by(2).map(str::to_owned));
-        }
-        codes
-    }
+    use crate::finding::code::tests::documented_codes;
 
     #[test]
     fn every_documented_code_maps_to_a_named_check() {

@@ -245,7 +245,7 @@ impl From<Code> for Cow<'static, str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
 
     use time::OffsetDateTime;
@@ -335,7 +335,7 @@ mod tests {
     }
 
     /// Every code in the first column of the tables of `docs/findings.md`.
-    fn documented_codes() -> BTreeSet<String> {
+    pub(crate) fn documented_codes() -> BTreeSet<String> {
         let doc = include_str!("../../../../docs/findings.md");
         let mut codes = BTreeSet::new();
         for line in doc.lines() {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomainName;
 use crate::tlsrpt::{PolicyType, ResultType};
 
-mod code;
+pub(crate) mod code;
 
 pub use code::{Code, InvalidPolicy, TLSRPT_PREFIX, TxtProblem};
 
