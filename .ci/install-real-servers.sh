@@ -3,7 +3,12 @@
 # - tests/integration/real_mta.rs: Debian's postfix (the MTA) and nginx (the MTA-STS policy
 #   host);
 # - tests/integration/real_dns.rs: Debian's unbound (a validating recursive resolver) and
-#   ldnsutils (ldns-keygen and ldns-signzone, which sign the zones unbound serves).
+#   ldnsutils (ldns-keygen and ldns-signzone, which sign the zones unbound serves);
+# - the `mxprobe serve` tests: Debian's prometheus (the server, which scrapes the exporter,
+#   and promtool, which checks the exposition and the alerting rules);
+# - the distributed-scan tests: Debian's redis-server (and redis-tools for redis-cli);
+# - the HTML report tests: Debian's chromium (headless, to render the report and take a
+#   screenshot).
 #
 # - Idempotent: installs only the packages whose binaries are missing; does nothing when all
 #   are there.
@@ -13,7 +18,7 @@
 #   zones and private trust anchor) and never uses the package's configuration or service.
 # - Nothing is left running or listening: service starts during the install are refused (a
 #   temporary /usr/sbin/policy-rc.d when the machine has none), and after an install the
-#   script fails if a postfix, nginx or unbound process listens on any address outside
+#   script fails if one of these servers listens on any address outside
 #   loopback.
 # - Needs root (apt-get). Without root it says so and exits 0: the tests then skip (or fail
 #   under CI=true, where the binaries must be present).
@@ -25,10 +30,14 @@ declare -A needs=(
   [nginx]="/usr/sbin/nginx"
   [unbound]="/usr/sbin/unbound"
   [ldnsutils]="/usr/bin/ldns-keygen /usr/bin/ldns-signzone"
+  [prometheus]="/usr/bin/prometheus /usr/bin/promtool"
+  [redis-server]="/usr/bin/redis-server"
+  [redis-tools]="/usr/bin/redis-cli"
+  [chromium]="/usr/bin/chromium"
 )
 
 missing=()
-for package in postfix nginx unbound ldnsutils; do
+for package in postfix nginx unbound ldnsutils prometheus redis-server redis-tools chromium; do
   for binary in ${needs[$package]}; do
     if [ ! -x "$binary" ]; then
       missing+=("$package")
@@ -38,7 +47,7 @@ for package in postfix nginx unbound ldnsutils; do
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "real servers: postfix, nginx, unbound and ldnsutils already installed"
+  echo "real servers: postfix, nginx, unbound, ldnsutils, prometheus, redis-server and chromium already installed"
   exit 0
 fi
 
@@ -52,7 +61,8 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 own_policy=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   # Exit code 101 = "action forbidden": invoke-rc.d starts no service during the install,
-  # so nginx never listens on 0.0.0.0:80, unbound never on port 53, and postfix never starts.
+  # so nginx never listens on 0.0.0.0:80, unbound never on port 53, postfix, prometheus and
+  # redis-server never start.
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d
   own_policy=1
@@ -75,14 +85,15 @@ for package in "${missing[@]}"; do
 done
 echo "real servers: installed $(dpkg-query -W -f='${Package} ${Version}\n' "${missing[@]}" | paste -sd, -)"
 
-# The install must have started nothing: no postfix, nginx or unbound process may listen
+# The install must have started nothing: no postfix, nginx, unbound, prometheus or redis
+# process may listen
 # outside loopback (the tests start and stop their own instances on 127.0.0.x).
 if command -v ss >/dev/null 2>&1; then
   listening=$(ss -Hltunp 2>/dev/null \
-    | grep -E 'users:\(\("(master|nginx|smtpd|unbound)"' \
+    | grep -E 'users:\(\("(master|nginx|smtpd|unbound|prometheus|redis-server)"' \
     | awk '$5 !~ /^(127\.|\[::1\]:)/' || true)
   if [ -n "$listening" ]; then
-    echo "real servers: the install left postfix, nginx or unbound listening beyond loopback:" >&2
+    echo "real servers: the install left a server listening beyond loopback:" >&2
     echo "$listening" >&2
     exit 1
   fi
