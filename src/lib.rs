@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod exposition;
 pub mod history;
 pub mod input;
 pub mod metrics;
