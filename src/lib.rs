@@ -25,4 +25,5 @@ pub mod monitor;
 pub mod notify;
 pub mod progress;
 pub mod received;
+pub mod serve;
 pub mod sinks;
