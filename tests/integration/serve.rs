@@ -595,6 +595,12 @@ fn bad_requests_are_refused_with_one_line_and_never_scanned() {
         ),
     );
     assert_eq!(reply.status, 413, "{reply:?}");
+    // Headers over 16 KiB.
+    let big = serve.get_with(
+        "/probe?target=good.test",
+        &format!("X-Padding: {}\r\n", "z".repeat(20_000)),
+    );
+    assert_eq!(big.status, 431, "{big:?}");
     let post = request(serve.addr, "POST /probe?target=good.test HTTP/1.1\r\n", "");
     assert_eq!(post.status, 405);
     assert!(
@@ -711,6 +717,37 @@ fn a_module_from_the_config_file_changes_the_probe() {
         "{}",
         String::from_utf8_lossy(&remote.stderr)
     );
+}
+
+#[test]
+fn help_explains_every_flag_and_the_exit_status() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--allow-remote",
+        "--config",
+        "--min-interval",
+        "--deadline",
+        "--concurrency",
+        "--per-ip ",
+        "--per-ip-rate",
+        "--max-targets",
+        "--drain-timeout",
+        "--resolver",
+        "--no-smtp",
+        "--smtp-port",
+        "X-Prometheus-Scrape-Timeout-Seconds",
+        "0    stopped by SIGINT or SIGTERM",
+        "2    usage or configuration error",
+        "curl 'http://127.0.0.1:9469/probe?target=example.com'",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag:?}:\n{help}");
+    }
 }
 
 // ---- Prometheus -------------------------------------------------------------------------
