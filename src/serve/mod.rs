@@ -10,8 +10,9 @@
 //! - [`modules`]: the `--config` file; [`series`]: the `/probe` answer.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -119,6 +120,8 @@ pub struct Exporter {
     /// The counters.
     pub stats: Stats,
     registry: Registry,
+    /// The unusable resolver has been named on standard error.
+    resolver_named: AtomicBool,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -201,6 +204,7 @@ impl Exporter {
             clock,
             stats,
             registry,
+            resolver_named: AtomicBool::new(false),
         }
     }
 
@@ -314,6 +318,7 @@ impl Exporter {
                     Probed::PastDeadline(deadline)
                 }
             };
+            exporter.name_the_resolver(&scanner);
             let done = Finished {
                 probed,
                 duration: started.elapsed(),
@@ -321,6 +326,25 @@ impl Exporter {
             };
             exporter.cache.finish(&key, &tx, done);
         });
+    }
+}
+
+impl Exporter {
+    /// Says once, on standard error, that the resolver cannot be used (every domain is then
+    /// inconclusive because of it, not of itself), and what to do.
+    fn name_the_resolver(&self, scanner: &Scanner) {
+        let Some(problem) = scanner.resolver_problem() else {
+            return;
+        };
+        if self.resolver_named.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "mxprobe serve: {problem}. No domain is judged with it: each is inconclusive \
+             because of the resolver, not the domain. What to do: {}.",
+            problem.advice()
+        );
     }
 }
 

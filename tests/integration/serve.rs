@@ -720,6 +720,37 @@ fn a_module_from_the_config_file_changes_the_probe() {
 }
 
 #[test]
+fn an_unusable_resolver_is_named_once_and_blamed_on_no_domain() {
+    let lab = LabEnv::start("serve-resolver");
+    let broken = lab.lab.broken_resolver("nxdomain-to-all").unwrap().addr;
+    let serve = Serve::start(&lab, &["--resolver", &broken.to_string()]);
+    for domain in ["good.test", "dane-ee.test"] {
+        let body = serve.get(&format!("/probe?target={domain}")).body;
+        assert_eq!(sample(&body, "probe_success"), Some(0.0));
+        assert_eq!(
+            sample(
+                &body,
+                &format!("mxprobe_domain_status{{domain=\"{domain}\",status=\"inconclusive\"}}")
+            ),
+            Some(1.0),
+            "{body}"
+        );
+    }
+    let start = Instant::now();
+    let mut notes = Vec::new();
+    while notes.is_empty() && start.elapsed() < Duration::from_secs(10) {
+        notes.extend(serve.stderr.try_iter());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    notes.extend(serve.stderr.try_iter());
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with("mxprobe serve: ") && notes[0].contains("What to do: "),
+        "{notes:?}"
+    );
+}
+
+#[test]
 fn help_explains_every_flag_and_the_exit_status() {
     let out = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
         .args(["serve", "--help"])
