@@ -127,6 +127,86 @@ pub enum Command {
     /// "$MXPROBE_LAB_PID"`), then removes the temporary directory.
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+
+    /// Serve Prometheus: scan the domain of each `/probe?target=DOMAIN` request and answer in
+    /// the text exposition format (the blackbox_exporter pattern).
+    ///
+    /// Prometheus holds the target list and scrapes `/probe?target=…` for each domain
+    /// (relabelling `__param_target`); `probe_success` is 1 when nothing is at error
+    /// severity and everything was tested. Results are kept per target for --min-interval,
+    /// so several Prometheus servers or a short scrape interval do not probe a mail server
+    /// again; domains sharing MX hosts share probes and obey --per-ip; a probe answers before
+    /// the X-Prometheus-Scrape-Timeout-Seconds Prometheus sends. `/metrics` has the
+    /// exporter's own metrics, `/healthz` says it is up, `/` has a probe form. SIGINT or
+    /// SIGTERM stops accepting connections, lets the probes in flight answer (at most
+    /// --drain-timeout), and exits 0. See docs/monitoring.md.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+}
+
+const SERVE_EXAMPLES: &str = "Examples:
+  mxprobe serve
+  curl 'http://127.0.0.1:9469/probe?target=example.com'
+  mxprobe serve --config mxprobe-serve.toml --min-interval 300
+  curl 'http://127.0.0.1:9469/probe?target=example.com&module=no_smtp'
+  mxprobe serve --listen 192.0.2.10:9469 --allow-remote
+
+Exit status:
+  0    stopped by SIGINT or SIGTERM after the probes in flight answered
+  2    usage or configuration error (bad flag, unreadable --config, address in use)";
+
+/// Flags of `mxprobe serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address and port to listen on (loopback unless --allow-remote).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9469")]
+    pub listen: std::net::SocketAddr,
+
+    /// Allow a --listen address other than loopback: anyone who reaches it can make mxprobe
+    /// connect to mail servers (put it behind a firewall or a reverse proxy).
+    #[arg(long = "allow-remote")]
+    pub allow_remote: bool,
+
+    /// Modules (named sets of probe options, chosen with `module=NAME`), in a TOML file:
+    /// `[modules.no_smtp]` then `no_smtp = true`; keys: no_smtp, smtp_port, https_port, ip
+    /// ("4", "6" or "both"), strict_content_type, timeout (seconds).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Seconds a target's result is kept: scrapes within it get the same result, and the
+    /// mail servers are not probed again.
+    #[arg(long = "min-interval", value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub min_interval: u64,
+
+    /// Seconds one domain's probe may take in all; the longest a scrape without an
+    /// X-Prometheus-Scrape-Timeout-Seconds header waits.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub deadline: u64,
+
+    /// Domains probed at once; more wait for a free slot (within their scrape timeout).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+
+    /// At most N simultaneous SMTP connections to one address, over all scrapes.
+    #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_ip: u32,
+
+    /// At most N new SMTP connections per second to one address (default: no rate limit
+    /// beyond --per-ip).
+    #[arg(long = "per-ip-rate", value_name = "N")]
+    pub per_ip_rate: Option<f64>,
+
+    /// The most targets whose results are kept at once; the oldest results are dropped first.
+    #[arg(long = "max-targets", value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_targets: u32,
+
+    /// Seconds the probes in flight may take to answer after SIGINT or SIGTERM.
+    #[arg(long = "drain-timeout", value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_timeout: u64,
+
+    /// How to reach DNS, SMTP and HTTPS (the default module; --config modules change it).
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 }
 
 const LAB_EXAMPLES: &str = "Examples:

@@ -7,6 +7,8 @@
 //! - Monitoring (`mxprobe monitor`, `mxprobe history`): [`history`] (SQLite), [`notify`]
 //!   (webhook, e-mail and command delivery), [`metrics`] (the Prometheus textfile),
 //!   [`monitor`] (one run: compare, store, alert, deliver).
+//! - [`serve`]: the Prometheus exporter (`mxprobe serve`); [`exposition`]: the metric families
+//!   of a domain it shares with the textfile.
 //! - [`received`]: TLS-RPT reports received from senders (`mxprobe reports`: ingest, summary,
 //!   compare).
 //! - [`cmd`]: the commands of the binary, each from its flags to an exit status;
@@ -17,6 +19,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod exposition;
 pub mod history;
 pub mod input;
 pub mod metrics;
@@ -24,4 +27,5 @@ pub mod monitor;
 pub mod notify;
 pub mod progress;
 pub mod received;
+pub mod serve;
 pub mod sinks;

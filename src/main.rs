@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Monitor(args) => cmd::monitor::run(args, &app),
         Command::History(args) => cmd::history::run(args, &app),
         Command::Reports(command) => cmd::reports::run(command, &app),
+        Command::Serve(args) => cmd::serve::run(args, &app),
     };
     let outcome = match result {
         Ok(outcome) => outcome,

@@ -1,13 +1,14 @@
 //! The Prometheus textfile that `mxprobe monitor --prometheus FILE` writes after each run, for
 //! node_exporter's textfile collector.
 //!
-//! [`render`] turns the snapshots of one run into the text exposition format: one family per
-//! metric (`# HELP` and `# TYPE` once, then its samples), families in a fixed order, samples
-//! sorted by their label values, so that the same run always gives the same bytes. Every
-//! metric is a gauge named `mxprobe_…` with its unit in the name. Labels stay bounded: the
-//! domain, the MX host, a status, severity, session result or policy mode from a fixed set,
-//! and the address only when [`MetricsOptions::per_ip`] asks for it; never policy ids,
-//! messages or finding codes. [`render`] is pure.
+//! [`render`] turns the snapshots of one run into the text exposition format, written by the
+//! `prometheus-client` crate through [`crate::exposition`] (whose domain series `mxprobe
+//! serve` shares): one family per metric (`# HELP` and `# TYPE` once, then its samples),
+//! families in a fixed order, samples sorted by their label values, so that the same run
+//! always gives the same bytes. Every metric is a gauge named `mxprobe_…` with its unit in
+//! the name. Labels stay bounded: the domain, the MX host, a status, severity, session result
+//! or policy mode from a fixed set, and the address only when [`MetricsOptions::per_ip`] asks
+//! for it; never policy ids, messages or finding codes. [`render`] is pure.
 //!
 //! [`write_atomically`] replaces the file so that the collector never reads half of it: the
 //! text goes to a hidden temporary file in the same directory (whose name does not end in
@@ -21,12 +22,8 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use mxprobe_core::alert::DomainStatus;
-use mxprobe_core::evaluate::verdict::SessionResult;
-use mxprobe_core::finding::Severity;
-use mxprobe_core::mtasts::Mode;
+use crate::exposition::{DomainFamilies, DomainOptions, Exposition, Family};
 use mxprobe_core::result::DomainResult;
-use mxprobe_core::tls::describe;
 
 /// What the metrics say about the run itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,250 +102,42 @@ pub enum WriteError {
     },
 }
 
-/// The three domain statuses.
-const STATUSES: [DomainStatus; 3] = [
-    DomainStatus::Fail,
-    DomainStatus::Inconclusive,
-    DomainStatus::Pass,
-];
-
-/// The three severities.
-const SEVERITIES: [Severity; 3] = [Severity::Error, Severity::Notice, Severity::Warning];
-
-/// The three MTA-STS modes.
-const MODES: [Mode; 3] = [Mode::Enforce, Mode::None, Mode::Testing];
-
-/// The session results, as label values.
-const SUCCESS: &str = "success";
-const FAILURE: &str = "failure";
-const INCONCLUSIVE: &str = "inconclusive";
-
-/// One metric family: its name, help, label names and samples keyed by label values (in the
-/// order of `labels`), which keeps the samples sorted and each series unique.
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-    samples: BTreeMap<Vec<String>, f64>,
-}
-
-impl Family {
-    fn new(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            labels,
-            samples: BTreeMap::new(),
-        }
-    }
-
-    fn set(&mut self, values: &[&str], value: f64) {
-        self.samples.insert(self.key(values), value);
-    }
-
-    /// Keeps the smaller of `value` and the value already there.
-    fn set_min(&mut self, values: &[&str], value: f64) {
-        self.samples
-            .entry(self.key(values))
-            .and_modify(|v| *v = v.min(value))
-            .or_insert(value);
-    }
-
-    /// Adds `by` to the series (created at 0).
-    fn add(&mut self, values: &[&str], by: f64) {
-        *self.samples.entry(self.key(values)).or_insert(0.0) += by;
-    }
-
-    fn key(&self, values: &[&str]) -> Vec<String> {
-        debug_assert_eq!(
-            values.len(),
-            self.labels.len(),
-            "{}: label count",
-            self.name
-        );
-        values.iter().map(|v| (*v).to_owned()).collect()
-    }
-
-    fn write(&self, out: &mut String) {
-        out.push_str(&format!("# HELP {} {}\n", self.name, self.help));
-        out.push_str(&format!("# TYPE {} gauge\n", self.name));
-        for (values, value) in &self.samples {
-            out.push_str(self.name);
-            if !values.is_empty() {
-                let pairs: Vec<String> = self
-                    .labels
-                    .iter()
-                    .zip(values)
-                    .map(|(name, value)| format!("{name}=\"{}\"", escape_label_value(value)))
-                    .collect();
-                out.push('{');
-                out.push_str(&pairs.join(","));
-                out.push('}');
-            }
-            out.push(' ');
-            out.push_str(&format_value(*value));
-            out.push('\n');
-        }
-    }
-}
-
 /// Renders one run as a Prometheus textfile.
 ///
 /// A domain given more than once is rendered once, from its most recent snapshot (the later
 /// one in `snapshots` when both were observed at the same time), since a series may appear
 /// only once in the file.
 pub fn render(snapshots: &[&DomainResult], run: &RunInfo, opts: &MetricsOptions) -> String {
-    let mut last_run = Family::new(
+    let mut last_run = Family::gauge(
         "mxprobe_last_run_timestamp_seconds",
         &[],
         "When the last mxprobe monitor run finished, in seconds since the Unix epoch.",
     );
-    let mut run_duration = Family::new(
+    let mut run_duration = Family::gauge(
         "mxprobe_run_duration_seconds",
         &[],
         "How long the last mxprobe monitor run took.",
     );
-    let mut run_domains = Family::new(
+    let mut run_domains = Family::gauge(
         "mxprobe_run_domains",
         &[],
         "How many domains the last mxprobe monitor run observed.",
     );
-    let mut status = Family::new(
-        "mxprobe_domain_status",
-        &["domain", "status"],
-        "The domain's status in the last run: 1 for the current status (pass, fail or \
-         inconclusive), 0 for the two others.",
-    );
-    let mut findings = Family::new(
-        "mxprobe_domain_findings",
-        &["domain", "severity"],
-        "How many findings the last run had for the domain, by severity (those that could \
-         not be tested included).",
-    );
-    let mut failing = Family::new(
-        "mxprobe_domain_failing_findings",
-        &["domain"],
-        "How many findings at error severity say that something is wrong (not that it could \
-         not be tested); more than 0 makes the domain fail.",
-    );
-    let mut sts_mode = Family::new(
-        "mxprobe_sts_mode",
-        &["domain", "mode"],
-        "The mode of the domain's valid MTA-STS policy: 1 for the current mode (enforce, \
-         testing or none), 0 for the others; all 0 when no valid policy was fetched.",
-    );
-    let mut sessions = Family::new(
-        "mxprobe_mx_sessions",
-        &["domain", "mx", "result"],
-        "How many SMTP sessions (one per address) to the MX host ended in each result under \
-         the policy that applies to it.",
-    );
-    let mut expiry = if opts.per_ip {
-        Family::new(
-            "mxprobe_mx_certificate_expiry_timestamp_seconds",
-            &["domain", "mx", "ip"],
-            "When the leaf certificate the MX address presented expires, in seconds since the \
-             Unix epoch.",
-        )
-    } else {
-        Family::new(
-            "mxprobe_mx_certificate_expiry_timestamp_seconds",
-            &["domain", "mx"],
-            "The earliest expiry of the leaf certificates the MX host's addresses presented, in \
-             seconds since the Unix epoch.",
-        )
-    };
-
     last_run.set(&[], seconds_since_epoch(run.finished_at));
     run_duration.set(&[], run.duration.as_secs_f64());
     run_domains.set(&[], run.domains as f64);
 
+    let mut domains = DomainFamilies::new(&DomainOptions {
+        per_ip: opts.per_ip,
+    });
     for snapshot in latest_per_domain(snapshots) {
-        let domain = snapshot.facts.domain.to_string();
-        let verdict = &snapshot.verdict;
-
-        let current = verdict.status(Severity::Error);
-        for s in STATUSES {
-            status.set(&[&domain, s.as_str()], indicator(s == current));
-        }
-
-        for severity in SEVERITIES {
-            let count = verdict
-                .findings
-                .iter()
-                .filter(|f| f.severity == severity)
-                .count();
-            findings.set(&[&domain, severity.as_str()], count as f64);
-        }
-        let failing_count = verdict
-            .findings
-            .iter()
-            .filter(|f| f.fails(Severity::Error))
-            .count();
-        failing.set(&[&domain], failing_count as f64);
-
-        let mode = verdict.sts.policy.as_ref().map(|p| p.mode);
-        for m in MODES {
-            sts_mode.set(&[&domain, m.as_str()], indicator(mode == Some(m)));
-        }
-
-        // Every named MX host gets its three session counts, so that a host whose addresses
-        // are gone reads 0 rather than disappearing.
-        let hosts = snapshot
-            .facts
-            .hosts
-            .iter()
-            .filter_map(|h| h.name.as_ref())
-            .map(ToString::to_string)
-            .chain(verdict.sessions.iter().map(|s| s.mx.to_string()));
-        for mx in hosts {
-            for result in [FAILURE, INCONCLUSIVE, SUCCESS] {
-                sessions.add(&[&domain, &mx, result], 0.0);
-            }
-        }
-        for session in &verdict.sessions {
-            let result = match session.result {
-                SessionResult::Success => SUCCESS,
-                SessionResult::Failure { .. } => FAILURE,
-                SessionResult::Inconclusive { .. } => INCONCLUSIVE,
-            };
-            sessions.add(&[&domain, session.mx.as_str(), result], 1.0);
-        }
-
-        for smtp in snapshot.facts.hosts.iter().flat_map(|h| &h.sessions) {
-            let Some(leaf) = smtp.tls.as_ref().and_then(|t| t.chain.first()) else {
-                continue;
-            };
-            // A leaf that does not parse has no expiry to show; evaluation reports it.
-            let Ok(summary) = describe(leaf) else {
-                continue;
-            };
-            let not_after = summary.not_after.unix_timestamp() as f64;
-            let mx = smtp.mx.to_string();
-            if opts.per_ip {
-                let ip = smtp.address.ip().to_string();
-                expiry.set_min(&[&domain, &mx, &ip], not_after);
-            } else {
-                expiry.set_min(&[&domain, &mx], not_after);
-            }
-        }
+        domains.add(snapshot);
     }
 
-    let mut out = String::new();
-    for family in [
-        &last_run,
-        &run_duration,
-        &run_domains,
-        &status,
-        &findings,
-        &failing,
-        &sts_mode,
-        &sessions,
-        &expiry,
-    ] {
-        family.write(&mut out);
-    }
-    out
+    let mut exposition = Exposition::default();
+    exposition.extend([last_run, run_duration, run_domains]);
+    exposition.extend(domains.into_families());
+    exposition.encode()
 }
 
 /// One snapshot per domain, the most recently observed (the later one on a tie).
@@ -365,39 +154,8 @@ fn latest_per_domain<'a>(snapshots: &[&'a DomainResult]) -> Vec<&'a DomainResult
     by_domain.into_values().collect()
 }
 
-fn indicator(on: bool) -> f64 {
-    if on { 1.0 } else { 0.0 }
-}
-
 fn seconds_since_epoch(t: OffsetDateTime) -> f64 {
     (t - OffsetDateTime::UNIX_EPOCH).as_seconds_f64()
-}
-
-/// A sample value as the exposition format writes it: the shortest decimal that reads back
-/// as the same float (integers without a fraction), `NaN`, `+Inf` or `-Inf`.
-fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else {
-        format!("{v}")
-    }
-}
-
-/// A label value escaped for the exposition format: backslash, double quote and line feed
-/// become `\\`, `\"` and `\n`.
-fn escape_label_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Replaces the file at `path` with `text` so that a reader sees the old file or the new one,
@@ -1043,32 +801,27 @@ mxprobe_mx_certificate_expiry_timestamp_seconds{domain=\"example.com\",mx=\"mx1.
     }
 
     #[test]
-    fn odd_label_values_are_escaped() {
+    fn odd_label_values_are_escaped_and_values_read_back() {
         let odd = "a\\b\"c\nd";
-        assert_eq!(escape_label_value(odd), "a\\\\b\\\"c\\nd");
-        let mut family = Family::new("mxprobe_test", &["domain"], "A test.");
+        let mut family = Family::gauge("mxprobe_test", &["domain"], "A test.");
         family.set(&[odd], 1.0);
         family.set(&["plain"], 2.0);
-        let mut text = String::new();
-        family.write(&mut text);
+        family.set(&["x-half"], 12.5);
+        family.set(&["y-inf"], f64::INFINITY);
+        family.set(&["z-nan"], f64::NAN);
+        let mut exposition = Exposition::default();
+        exposition.push(family);
+        let text = exposition.encode();
         assert_eq!(
             text,
             "# HELP mxprobe_test A test.\n# TYPE mxprobe_test gauge\n\
-             mxprobe_test{domain=\"a\\\\b\\\"c\\nd\"} 1\nmxprobe_test{domain=\"plain\"} 2\n"
+             mxprobe_test{domain=\"a\\\\b\\\"c\\nd\"} 1\nmxprobe_test{domain=\"plain\"} 2\n\
+             mxprobe_test{domain=\"x-half\"} 12.5\nmxprobe_test{domain=\"y-inf\"} +Inf\n\
+             mxprobe_test{domain=\"z-nan\"} NaN\n"
         );
         check(&text);
         let (_, labels, _) = parse_sample(text.lines().nth(2).unwrap()).unwrap();
         assert_eq!(labels, vec![("domain".to_owned(), odd.to_owned())]);
-    }
-
-    #[test]
-    fn values_are_written_as_the_format_reads_them() {
-        assert_eq!(format_value(3.0), "3");
-        assert_eq!(format_value(12.5), "12.5");
-        assert_eq!(format_value(1_799_971_200.0), "1799971200");
-        assert_eq!(format_value(f64::NAN), "NaN");
-        assert_eq!(format_value(f64::INFINITY), "+Inf");
-        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
     }
 
     // ---- writing ------------------------------------------------------------------------

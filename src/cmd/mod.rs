@@ -29,6 +29,7 @@ pub mod lint;
 pub mod monitor;
 pub mod reports;
 pub mod scan;
+pub mod serve;
 pub mod targets;
 
 /// How a command ended, as its exit status (the same for every command:

@@ -63,3 +63,5 @@ mod cli_faults;
 // `mxprobe lab` kept running: its exports evaluated in a shell, the README's "try it" as
 // written, SIGTERM, no temporary files left.
 mod lab_cli;
+// `mxprobe serve`: the Prometheus exporter scraped over HTTP, and by a real Prometheus.
+mod serve;

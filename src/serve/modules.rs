@@ -1,0 +1,295 @@
+//! The modules of `mxprobe serve --config FILE`: named sets of probe options a scrape picks
+//! with `module=NAME`, as blackbox_exporter's modules are. The file is TOML:
+//!
+//! ```toml
+//! [modules.no_smtp]
+//! no_smtp = true
+//!
+//! [modules.staging]
+//! smtp_port = 2525
+//! timeout = 20
+//! ```
+//!
+//! Each module starts from the command line's probe flags and changes only what it names.
+//! Unknown keys are errors (a typo must not silently probe port 25).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_probe::resolver::IpFamilies;
+use mxprobe_probe::scan::ScanConfig;
+
+/// The largest --config file read.
+pub const CONFIG_BYTES: usize = 64 * 1024;
+
+/// The most modules one file may define (each keeps a scanner with its own caches).
+pub const MAX_MODULES: usize = 64;
+
+/// The name of the module the command-line flags make (also used without `module=`).
+pub const DEFAULT_MODULE: &str = "default";
+
+/// Why the --config file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModulesError {
+    /// Unreadable or over [`CONFIG_BYTES`].
+    #[error("{0}")]
+    File(#[from] mxprobe_core::limits::FileError),
+    /// Not UTF-8.
+    #[error("--config {path}: not UTF-8 text; write the modules in TOML")]
+    NotText {
+        /// The file.
+        path: String,
+    },
+    /// Not TOML of the expected shape (the message names the line and the key).
+    #[error("--config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What the TOML reader said, with its line and column.
+        message: String,
+    },
+    /// A module name that would not survive a URL or a label.
+    #[error("--config {path}: module name {name:?}: use 1 to 64 letters, digits, '_' or '-'")]
+    BadName {
+        /// The file.
+        path: String,
+        /// The name.
+        name: String,
+    },
+    /// The reserved name.
+    #[error(
+        "--config {path}: module name \"default\" is the command line's flags; give the module \
+         another name"
+    )]
+    Reserved {
+        /// The file.
+        path: String,
+    },
+    /// Too many modules.
+    #[error("--config {path}: {count} modules, at most {MAX_MODULES}")]
+    TooMany {
+        /// The file.
+        path: String,
+        /// How many it defines.
+        count: usize,
+    },
+    /// A value out of range.
+    #[error("--config {path}: module {name}: {problem}")]
+    BadValue {
+        /// The file.
+        path: String,
+        /// The module.
+        name: String,
+        /// What is wrong and what to write.
+        problem: String,
+    },
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    modules: BTreeMap<String, ModuleSpec>,
+}
+
+/// Which address families of MX hosts a module probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum IpChoice {
+    /// IPv4 only.
+    #[serde(rename = "4")]
+    V4,
+    /// IPv6 only.
+    #[serde(rename = "6")]
+    V6,
+    /// Both.
+    #[serde(rename = "both")]
+    Both,
+}
+
+/// One module: what it changes of the command line's probe options.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSpec {
+    /// Do not probe SMTP (networks that block port 25).
+    pub no_smtp: Option<bool>,
+    /// The SMTP port.
+    pub smtp_port: Option<u16>,
+    /// The HTTPS port of the policy fetch.
+    pub https_port: Option<u16>,
+    /// The address families of MX hosts.
+    pub ip: Option<IpChoice>,
+    /// A policy not served as text/plain is invalid.
+    pub strict_content_type: Option<bool>,
+    /// Seconds one domain's probe may take in all (at most the --deadline).
+    pub timeout: Option<f64>,
+}
+
+impl ModuleSpec {
+    /// `base` changed as this module says; `deadline` is the module's probe deadline.
+    pub fn apply(&self, mut base: ScanConfig, deadline: &mut Duration) -> ScanConfig {
+        if let Some(no_smtp) = self.no_smtp {
+            base.no_smtp = no_smtp;
+        }
+        if let Some(port) = self.smtp_port {
+            base.default_smtp_port = port;
+        }
+        if let Some(port) = self.https_port {
+            base.fetch = base.fetch.with_default_port(port);
+        }
+        if let Some(ip) = self.ip {
+            base.dns.families = match ip {
+                IpChoice::V4 => IpFamilies::V4,
+                IpChoice::V6 => IpFamilies::V6,
+                IpChoice::Both => IpFamilies::Both,
+            };
+        }
+        if let Some(strict) = self.strict_content_type {
+            base.content_type = if strict {
+                ContentTypeRule::Reject
+            } else {
+                ContentTypeRule::Warn
+            };
+        }
+        if let Some(timeout) = self.timeout {
+            *deadline = (*deadline).min(Duration::from_secs_f64(timeout));
+        }
+        base
+    }
+}
+
+/// Reads and checks the modules of `path`.
+pub fn read(path: &Path) -> Result<BTreeMap<String, ModuleSpec>, ModulesError> {
+    let bytes = mxprobe_core::limits::read_capped("--config", path, CONFIG_BYTES)?;
+    let shown = path.display().to_string();
+    let text = String::from_utf8(bytes).map_err(|_| ModulesError::NotText {
+        path: shown.clone(),
+    })?;
+    parse(&text, &shown)
+}
+
+/// Parses and checks the modules of a file's text (`path` names it in errors).
+pub fn parse(text: &str, path: &str) -> Result<BTreeMap<String, ModuleSpec>, ModulesError> {
+    let file: File = toml::from_str(text).map_err(|e| ModulesError::Invalid {
+        path: path.to_owned(),
+        message: one_line(text, &e),
+    })?;
+    if file.modules.len() > MAX_MODULES {
+        return Err(ModulesError::TooMany {
+            path: path.to_owned(),
+            count: file.modules.len(),
+        });
+    }
+    for (name, spec) in &file.modules {
+        if name == DEFAULT_MODULE {
+            return Err(ModulesError::Reserved {
+                path: path.to_owned(),
+            });
+        }
+        if !valid_name(name) {
+            return Err(ModulesError::BadName {
+                path: path.to_owned(),
+                name: name.clone(),
+            });
+        }
+        if let Some(t) = spec.timeout
+            && !(1.0..=3600.0).contains(&t)
+        {
+            return Err(ModulesError::BadValue {
+                path: path.to_owned(),
+                name: name.clone(),
+                problem: format!("timeout = {t}: give seconds from 1 to 3600"),
+            });
+        }
+        for (key, port) in [
+            ("smtp_port", spec.smtp_port),
+            ("https_port", spec.https_port),
+        ] {
+            if port == Some(0) {
+                return Err(ModulesError::BadValue {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                    problem: format!("{key} = 0: give a port from 1 to 65535"),
+                });
+            }
+        }
+    }
+    Ok(file.modules)
+}
+
+/// Whether `name` can be a module name: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The TOML reader's message on one line, with the line and column it points at.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().trim_end_matches('.').replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_are_read_and_checked() {
+        let modules = parse(
+            "[modules.no_smtp]\nno_smtp = true\n\n[modules.staging-2]\nsmtp_port = 2525\nip = \"4\"\ntimeout = 20\n",
+            "m.toml",
+        )
+        .unwrap();
+        assert_eq!(modules.len(), 2);
+        assert_eq!(modules["no_smtp"].no_smtp, Some(true));
+        assert_eq!(modules["staging-2"].smtp_port, Some(2525));
+        assert_eq!(modules["staging-2"].ip, Some(IpChoice::V4));
+        assert!(parse("", "m.toml").unwrap().is_empty());
+
+        for (text, want) in [
+            (
+                "[modules.a]\nno_smpt = true\n",
+                "--config m.toml: line 2, column 1: unknown field `no_smpt`",
+            ),
+            (
+                "[modules.default]\n",
+                "--config m.toml: module name \"default\" is the command line's flags",
+            ),
+            (
+                "[modules.\"a b\"]\n",
+                "--config m.toml: module name \"a b\": use 1 to 64 letters",
+            ),
+            (
+                "[modules.a]\ntimeout = 0\n",
+                "--config m.toml: module a: timeout = 0: give seconds from 1 to 3600",
+            ),
+            (
+                "[modules.a]\nsmtp_port = 0\n",
+                "--config m.toml: module a: smtp_port = 0: give a port",
+            ),
+            (
+                "[module.a]\n",
+                "--config m.toml: line 1, column 2: unknown field `module`",
+            ),
+        ] {
+            let err = parse(text, "m.toml").unwrap_err().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+        }
+    }
+}
