@@ -1115,6 +1115,7 @@ mod tests {
                 policy_fetch,
                 hosts,
                 resolver_problem: None,
+                rua: Vec::new(),
             }
         }
 

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::dns::Lookup;
 use crate::domain::DomainName;
 use crate::evaluate::records::RecordOutcome;
+use crate::evaluate::rua::Delivery;
 use crate::evaluate::verdict::Status;
 use crate::evaluate::verdict::{Routing, SessionResult};
 use crate::finding::{Counts, Severity};
@@ -269,7 +270,23 @@ fn sts_line(report: &DomainResult) -> String {
 fn tlsrpt_line(report: &DomainResult) -> String {
     let v = &report.verdict;
     if !v.tlsrpt_rua.is_empty() {
-        return v.tlsrpt_rua.join(", ");
+        // Each destination with whether reports can reach it, when it was checked.
+        return v
+            .tlsrpt_rua
+            .iter()
+            .map(|uri| {
+                match v
+                    .tlsrpt_destinations
+                    .iter()
+                    .find(|d| d.uri == *uri)
+                    .filter(|d| d.delivery != Delivery::NotChecked)
+                {
+                    Some(d) => format!("{uri} ({})", d.delivery),
+                    None => uri.clone(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
     }
     let lookup = &report.facts.tlsrpt_txt;
     if let Lookup::Bogus { .. } = lookup {
@@ -498,6 +515,7 @@ mod tests {
             policy_fetch: None,
             hosts: Vec::new(),
             resolver_problem: None,
+            rua: Vec::new(),
         };
         let anchors = Anchors::empty();
         let verdict = evaluate_domain(
