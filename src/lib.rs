@@ -8,7 +8,8 @@
 //!   (webhook, e-mail and command delivery), [`metrics`] (the Prometheus textfile),
 //!   [`monitor`] (one run: compare, store, alert, deliver).
 //! - [`received`]: TLS-RPT reports received from senders (`mxprobe reports`: ingest, summary,
-//!   compare).
+//!   compare); [`deliver`]: synthetic reports sent to a domain's own destinations
+//!   (`scan --deliver-reports`).
 //! - [`cmd`]: the commands of the binary, each from its flags to an exit status;
 //!   [`sinks`]: where the results of a run go, and the one loop that feeds them.
 
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod deliver;
 pub mod history;
 pub mod input;
 pub mod metrics;

@@ -70,10 +70,7 @@ pub fn run(args: GateArgs, app: &App) -> anyhow::Result<Outcome> {
         );
         anyhow::Ok((gated, now))
     })?;
-    let report = DomainResult {
-        facts: gated.facts.clone(),
-        verdict: gated.verdict.clone(),
-    };
+    let report = DomainResult::new(gated.facts.clone(), gated.verdict.clone());
     match output.format {
         Format::Json => {
             let mut out = app.out();

@@ -1199,7 +1199,7 @@ mod tests {
                     expiry_warn_days: 14,
                 },
             );
-            DomainResult { facts, verdict }
+            DomainResult::new(facts, verdict)
         }
     }
 

@@ -207,6 +207,24 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainResult, width: usize) -> i
             )?;
         }
     }
+    for d in &report.deliveries {
+        // `scan --deliver-reports`: what each destination answered.
+        let (word, st) = if d.accepted {
+            ("accepted", style(AnsiColor::Green))
+        } else {
+            ("REFUSED", style(AnsiColor::Red))
+        };
+        let tls = match d.tls {
+            Some(true) => " over TLS",
+            Some(false) => " without TLS",
+            None => "",
+        };
+        writeln!(
+            w,
+            "  REPORT    {} {st}{word}{st:#} via {}{tls}: {}",
+            d.uri, d.via, d.answer
+        )?;
+    }
     if !v.findings.is_empty() {
         writeln!(w)?;
         let mut indented = Indented {
@@ -528,7 +546,7 @@ mod tests {
             },
         );
         let mut out = Vec::new();
-        write_domain(&mut out, &DomainResult { facts, verdict }, 80).unwrap();
+        write_domain(&mut out, &DomainResult::new(facts, verdict), 80).unwrap();
         let text = String::from_utf8(out).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("  TLS-RPT   "))

@@ -683,7 +683,14 @@ mod tests {
     fn mailto_destinations_by_what_their_domain_receives() {
         let uri = "mailto:r@reports.example";
         let record = format!("v=TLSRPTv1; rua={uri}");
-        let cases: Vec<(Option<Lookup<Mx>>, Vec<MxHostFacts>, Delivery, &[&str])> = vec![
+        /// The MX lookup, the hosts, the delivery and the finding codes expected.
+        type Case = (
+            Option<Lookup<Mx>>,
+            Vec<MxHostFacts>,
+            Delivery,
+            &'static [&'static str],
+        );
+        let cases: Vec<Case> = vec![
             (
                 Some(Lookup::NxDomain {
                     dnssec: DnssecStatus::Insecure,

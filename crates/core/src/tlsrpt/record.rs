@@ -367,7 +367,7 @@ impl fmt::Display for SizeLimit {
             (1 << 10, "KiB"),
         ];
         for (size, unit) in UNITS {
-            if self.bytes >= size && self.bytes % size == 0 {
+            if self.bytes >= size && self.bytes.is_multiple_of(size) {
                 return write!(f, "{} {unit}", self.bytes / size);
             }
         }
@@ -689,7 +689,9 @@ mod tests {
 
     #[test]
     fn mailboxes_and_size_limits() {
-        let cases: &[(&str, Option<(&str, &str, Option<u64>)>)] = &[
+        /// The address, its domain and the size limit in bytes.
+        type Mailbox<'a> = Option<(&'a str, &'a str, Option<u64>)>;
+        let cases: &[(&str, Mailbox<'_>)] = &[
             (
                 "mailto:tlsrpt@example.com",
                 Some(("tlsrpt@example.com", "example.com", None)),

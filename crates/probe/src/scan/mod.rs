@@ -283,7 +283,7 @@ impl<R: Resolve> Scanner<R> {
     pub async fn scan(&self, domain: &DomainName, now: OffsetDateTime) -> DomainResult {
         let facts = self.observe(domain, now).await;
         let verdict = self.evaluate(&facts, now);
-        DomainResult { facts, verdict }
+        DomainResult::new(facts, verdict)
     }
 
     /// Judges facts (observed now or earlier) at time `now`.
