@@ -234,13 +234,14 @@ fn judge_mailto(
         m.address
     );
     let Some(mx) = mx else {
+        // An address literal (`a@[192.0.2.1]`) or a name mxprobe cannot look up: not
+        // checked, and not condemned either.
         set(
-            Delivery::Undeliverable,
-            Some(undeliverable(
+            Delivery::Unknown,
+            Some(unchecked(
                 subject,
                 uri,
-                format!("{domain} is not a valid domain name"),
-                "write the rua as mailto:<local>@<domain> with a valid domain".to_owned(),
+                format!("{domain} is not a domain name whose MX records can be looked up"),
             )),
         );
         return verdict;

@@ -424,6 +424,14 @@ impl<R: Resolve> Scanner<R> {
 
     /// Resolves the host of an `https:` destination and sends one `HEAD`.
     async fn check_endpoint(&self, host: &str, url: &str) -> PolicyFetchFacts {
+        // An address literal (`https://192.0.2.1/`, `https://[2001:db8::1]/`) needs no DNS.
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return check_report_endpoint(&self.config.fetch, host, url, &[ip]).await;
+        }
         let Ok(name) = DomainName::parse(host) else {
             return check_report_endpoint(&self.config.fetch, host, url, &[]).await;
         };
