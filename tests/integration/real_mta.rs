@@ -1338,6 +1338,45 @@ fn a_delivered_report_arrives_in_postfix_and_reads_back() {
         both.iter().any(|b| b.to_string().contains(MX)),
         "the reported failure at {MX} lines up with the scan's finding: {compare:#}"
     );
+
+    // The same report mail through a relay instead of the MX hosts (postfix again, as a
+    // loopback relay: plaintext is accepted only there).
+    let relay = postfix.addr.to_string();
+    let mut args = vec![
+        "scan",
+        POLICY_DOMAIN,
+        "--deliver-reports",
+        "--report-from",
+        "tlsrpt-test@real-mta.test",
+        "--smtp-relay",
+        relay.as_str(),
+        "--smtp-relay-security",
+        "none",
+        "--format",
+        "json",
+    ];
+    args.extend(probe_flags);
+    let out = run_mxprobe(&args);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mail = &doc["domains"][0]["deliveries"][0];
+    assert_eq!(
+        mail["accepted"],
+        true,
+        "{mail:#}
+{}",
+        postfix.log()
+    );
+    assert_eq!(mail["tls"], false, "{mail:#}");
+    assert!(mail["via"].as_str().unwrap().contains(&relay), "{mail:#}");
+    wait_for_log(
+        "the relayed report mail in the Maildir",
+        || {
+            fs::read_dir(&new)
+                .map(|d| d.count().to_string())
+                .unwrap_or_default()
+        },
+        |count| count == "2",
+    );
     drop(https);
     drop(dns);
 }
