@@ -839,6 +839,16 @@ pub struct LintArgs {
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
 
+    /// Also check the report destinations of the --tlsrpt-txt records on the network, as a
+    /// scan does: the MX of each mailto: domain (its hosts probed), one HEAD of each https:
+    /// URL. Without it lint asks nothing of the network.
+    #[arg(long, requires = "tlsrpt_txt")]
+    pub live: bool,
+
+    /// With --live: how to reach DNS, SMTP and HTTPS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -64,7 +64,7 @@ pub fn run(args: GateArgs, app: &App) -> anyhow::Result<Outcome> {
                 dnssec: live.tlsrpt_txt.dnssec(),
                 cname_chain: Vec::new(),
             };
-            for rua in scanner.observe_rua(&domain, &candidate_txt).await {
+            for rua in scanner.observe_rua(Some(&domain), &candidate_txt).await {
                 if !live.rua.iter().any(|r| r.uri() == rua.uri()) {
                     live.rua.push(rua);
                 }

@@ -103,13 +103,36 @@ pub fn judge_destinations(
     subject: &Subject,
     findings: &mut Vec<Finding>,
 ) -> Vec<RuaVerdict> {
+    judge_observed(
+        Some((&facts.mx, &facts.hosts)),
+        &facts.rua,
+        usable,
+        opts,
+        subject,
+        findings,
+    )
+}
+
+/// The MX RRset and hosts of the policy domain itself, for destinations in it.
+pub type OwnMail<'a> = (&'a Lookup<Mx>, &'a [MxHostFacts]);
+
+/// [`judge_destinations`] from the destination facts alone (`lint --live`): `own` is the
+/// policy domain's mail routing, when a destination in it was observed as such.
+pub fn judge_observed(
+    own: Option<OwnMail<'_>>,
+    observed: &[RuaFacts],
+    usable: &[Rua],
+    opts: &EvalOptions<'_>,
+    subject: &Subject,
+    findings: &mut Vec<Finding>,
+) -> Vec<RuaVerdict> {
     usable
         .iter()
         .map(|rua| {
-            let observed = facts.rua.iter().find(|r| r.uri() == rua.uri());
+            let observed = observed.iter().find(|r| r.uri() == rua.uri());
             let subject = subject.clone().at(format!("rua {}", rua.uri()));
             match (observed, rua.kind()) {
-                (Some(RuaFacts::Mailto(m)), _) => judge_mailto(facts, m, &subject, findings),
+                (Some(RuaFacts::Mailto(m)), _) => judge_mailto(own, m, &subject, findings),
                 (Some(RuaFacts::Https(h)), _) => judge_https(h, opts, &subject, findings),
                 (None, RuaKind::Mailto { .. }) => RuaVerdict {
                     uri: rua.uri().to_owned(),
@@ -188,17 +211,16 @@ fn reach(outcome: &SmtpOutcome) -> Reach {
 }
 
 fn judge_mailto(
-    facts: &DomainFacts,
+    own: Option<OwnMail<'_>>,
     m: &MailtoRuaFacts,
     subject: &Subject,
     findings: &mut Vec<Finding>,
 ) -> RuaVerdict {
     let uri = m.uri.as_str();
     let domain = m.domain.as_str();
-    let (mx, hosts): (Option<&Lookup<Mx>>, &[MxHostFacts]) = if m.same_as_domain {
-        (Some(&facts.mx), &facts.hosts)
-    } else {
-        (m.mx.as_ref(), &m.hosts)
+    let (mx, hosts): (Option<&Lookup<Mx>>, &[MxHostFacts]) = match own {
+        Some((mx, hosts)) if m.same_as_domain => (Some(mx), hosts),
+        _ => (m.mx.as_ref(), &m.hosts),
     };
     let mut verdict = RuaVerdict {
         uri: uri.to_owned(),

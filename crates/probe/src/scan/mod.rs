@@ -323,7 +323,7 @@ impl<R: Resolve> Scanner<R> {
             futures::join!(
                 self.fetch_if_published(domain, &sts_txt),
                 self.hosts(domain, &mx),
-                self.observe_rua(domain, &tlsrpt_txt),
+                self.observe_rua(Some(domain), &tlsrpt_txt),
             )
         };
         DomainFacts {
@@ -343,11 +343,12 @@ impl<R: Resolve> Scanner<R> {
     /// (at most [`MAX_RUA_CHECKED`]), as a reporter would reach it: a `mailto:` domain's MX
     /// RRset and hosts (probed like any MX host, the probes shared), an `https:` URL by one
     /// `HEAD`. A destination in the policy domain itself is not observed again: its facts
-    /// point at the domain's own MX. Each check is kept for the run and shared by every
-    /// domain naming the same destination.
+    /// point at the domain's own MX (`own_domain`; `None` observes every destination in full,
+    /// for `lint --live`). Each check is kept for the run and shared by every domain naming
+    /// the same destination.
     pub async fn observe_rua(
         &self,
-        domain: &DomainName,
+        own_domain: Option<&DomainName>,
         tlsrpt_txt: &Lookup<Txt>,
     ) -> Vec<RuaFacts> {
         let Some(records) = tlsrpt_txt.records() else {
@@ -359,10 +360,15 @@ impl<R: Resolve> Scanner<R> {
             return Vec::new();
         };
         let usable: Vec<Rua> = record.usable_rua().take(MAX_RUA_CHECKED).cloned().collect();
-        join_all(usable.iter().map(|rua| self.observe_one_rua(domain, rua))).await
+        join_all(
+            usable
+                .iter()
+                .map(|rua| self.observe_one_rua(own_domain, rua)),
+        )
+        .await
     }
 
-    async fn observe_one_rua(&self, domain: &DomainName, rua: &Rua) -> RuaFacts {
+    async fn observe_one_rua(&self, own_domain: Option<&DomainName>, rua: &Rua) -> RuaFacts {
         match rua.kind() {
             RuaKind::Https { host } => {
                 let url = rua.uri().to_owned();
@@ -398,7 +404,7 @@ impl<R: Resolve> Scanner<R> {
                 let Ok(name) = DomainName::parse(&rua_domain) else {
                     return RuaFacts::Mailto(facts);
                 };
-                if name == *domain {
+                if own_domain == Some(&name) {
                     facts.same_as_domain = true;
                     return RuaFacts::Mailto(facts);
                 }
