@@ -389,6 +389,12 @@ pub fn deliver_config(
                 .unwrap_or_else(|| "localhost".to_owned())
         ),
     };
+    from.parse::<lettre::message::Mailbox>().map_err(|e| {
+        anyhow::anyhow!(
+            "--report-from {from:?} is not a mail address ({e}); give one such as \
+             tlsrpt-test@example.com"
+        )
+    })?;
     let relay = match &args.smtp_relay {
         None => None,
         Some(relay) => {

@@ -570,4 +570,20 @@ fn deliver_reports_is_refused_with_input_and_over_the_limit() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A From address that is none: refused before anything is asked.
+    let out = mxprobe(&[
+        "scan",
+        "--deliver-reports",
+        "a.example",
+        "--report-from",
+        "not an address",
+        "--resolver",
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--report-from \"not an address\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
