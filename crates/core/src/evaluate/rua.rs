@@ -126,14 +126,15 @@ pub fn judge_observed(
     subject: &Subject,
     findings: &mut Vec<Finding>,
 ) -> Vec<RuaVerdict> {
-    usable
+    let mut mine = Vec::new();
+    let verdicts: Vec<RuaVerdict> = usable
         .iter()
         .map(|rua| {
             let observed = observed.iter().find(|r| r.uri() == rua.uri());
             let subject = subject.clone().at(format!("rua {}", rua.uri()));
             match (observed, rua.kind()) {
-                (Some(RuaFacts::Mailto(m)), _) => judge_mailto(own, m, &subject, findings),
-                (Some(RuaFacts::Https(h)), _) => judge_https(h, opts, &subject, findings),
+                (Some(RuaFacts::Mailto(m)), _) => judge_mailto(own, m, &subject, &mut mine),
+                (Some(RuaFacts::Https(h)), _) => judge_https(h, opts, &subject, &mut mine),
                 (None, RuaKind::Mailto { .. }) => RuaVerdict {
                     uri: rua.uri().to_owned(),
                     delivery: Delivery::NotChecked,
@@ -148,7 +149,30 @@ pub fn judge_observed(
                 },
             }
         })
-        .collect()
+        .collect();
+    // RFC 8460 §3: a reporter may send to each destination, and a report counts as
+    // delivered once one accepts it. With another destination that works, a dead one loses
+    // nothing yet: a warning, naming the one that works.
+    let working = verdicts.iter().find(|v| {
+        matches!(
+            v.delivery,
+            Delivery::DeliverableTls | Delivery::DeliverableNoTls | Delivery::Reachable
+        )
+    });
+    if let Some(working) = working {
+        for f in &mut mine {
+            if f.is(Code::TlsRptRuaUndeliverable) {
+                f.severity = Severity::Warning;
+                f.message = format!(
+                    "{}; reports still reach {}, but reporters that pick this destination \
+                     lose theirs",
+                    f.message, working.uri
+                );
+            }
+        }
+    }
+    findings.extend(mine);
+    verdicts
 }
 
 fn undeliverable(subject: &Subject, uri: &str, why: String, fix: String) -> Finding {
@@ -812,6 +836,56 @@ mod tests {
                 "{lookup:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_dead_destination_beside_a_working_one_is_a_warning() {
+        let record = "v=TLSRPTv1; rua=mailto:a@dead.example,mailto:tlsrpt@example.com";
+        let own = vec![host(
+            "mx.example.com",
+            &["192.0.2.9"],
+            vec![SmtpOutcome::Completed],
+        )];
+        let f = facts(
+            record,
+            vec![
+                mailto(
+                    "mailto:a@dead.example",
+                    "dead.example",
+                    Some(Lookup::NxDomain {
+                        dnssec: DnssecStatus::Insecure,
+                    }),
+                    vec![],
+                ),
+                mailto("mailto:tlsrpt@example.com", "example.com", None, vec![]),
+            ],
+            own,
+        );
+        let anchors = Anchors::empty();
+        let opts = EvalOptions {
+            anchors: &anchors,
+            now: OffsetDateTime::UNIX_EPOCH,
+            content_type: ContentTypeRule::Warn,
+            expiry_warn_days: 21,
+        };
+        let usable: Vec<Rua> = crate::tlsrpt::record::TlsRptRecord::parse(record)
+            .unwrap()
+            .rua;
+        let mut findings = Vec::new();
+        let verdicts = judge_destinations(&f, &usable, &opts, &Subject::default(), &mut findings);
+        assert_eq!(
+            verdicts.iter().map(|v| v.delivery).collect::<Vec<_>>(),
+            [Delivery::Undeliverable, Delivery::DeliverableTls]
+        );
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::Warning);
+        assert!(
+            findings[0]
+                .message
+                .ends_with("reports still reach mailto:tlsrpt@example.com, but reporters that pick this destination lose theirs"),
+            "{}",
+            findings[0].message
+        );
     }
 
     #[test]
