@@ -214,3 +214,74 @@ fn sent(
         Err(e) => refused(uri, via, e.to_string(), report),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mail_parser::{MessageParser, MimeHeaders};
+
+    use super::*;
+
+    /// The message of RFC 8460 §5.3, read back by a mail parser: headers, the report type,
+    /// the text part, the gzip'd report under its file name.
+    #[test]
+    fn the_report_mail_follows_rfc_8460() {
+        let report = ReportToSend {
+            domain: "example.com".to_owned(),
+            report_id: "mxprobe1.example.com@mxprobe.invalid".to_owned(),
+            file_name: "mxprobe.invalid!example.com!1!2!mxprobe1.json.gz".to_owned(),
+            gzip: vec![0x1f, 0x8b, 8, 0, 1, 2, 3],
+        };
+        let mail = message(&report, "tester@example.org", "tlsrpt@example.com").unwrap();
+        let raw = mail.formatted();
+        let parsed = MessageParser::default().parse(&raw).unwrap();
+        let header = |name: &str| parsed.header_raw(name).map(|v| v.trim().to_owned());
+        assert_eq!(header("TLS-Report-Domain").as_deref(), Some("example.com"));
+        assert_eq!(
+            header("TLS-Report-Submitter").as_deref(),
+            Some(SENDER_DOMAIN)
+        );
+        assert_eq!(header("Auto-Submitted").as_deref(), Some("auto-generated"));
+        assert_eq!(
+            parsed.subject(),
+            Some(
+                "Report Domain: example.com Submitter: mxprobe.invalid Report-ID: \
+                 <mxprobe1.example.com@mxprobe.invalid>"
+            )
+        );
+        let top = parsed.content_type().unwrap();
+        assert_eq!(
+            (top.ctype(), top.subtype(), top.attribute("report-type")),
+            ("multipart", Some("report"), Some("tlsrpt"))
+        );
+        assert!(
+            parsed
+                .body_text(0)
+                .is_some_and(|t| t.contains("synthetic aggregate TLS report")),
+            "{:?}",
+            parsed.body_text(0)
+        );
+        let parts: Vec<_> = parsed.attachments().collect();
+        assert_eq!(parts.len(), 1);
+        let ct = parts[0].content_type().unwrap();
+        assert_eq!(
+            (ct.ctype(), ct.subtype()),
+            ("application", Some("tlsrpt+gzip"))
+        );
+        assert_eq!(parts[0].attachment_name(), Some(report.file_name.as_str()));
+        assert_eq!(parts[0].contents(), report.gzip.as_slice());
+        // Two messages never share a boundary.
+        let again = message(&report, "tester@example.org", "tlsrpt@example.com").unwrap();
+        assert_ne!(
+            MessageParser::default()
+                .parse(&again.formatted())
+                .unwrap()
+                .content_type()
+                .unwrap()
+                .attribute("boundary"),
+            top.attribute("boundary")
+        );
+        // A From that is no address is refused, naming it.
+        let err = super::message(&report, "nobody", "tlsrpt@example.com").unwrap_err();
+        assert!(err.contains("\"nobody\""), "{err}");
+    }
+}

@@ -157,7 +157,9 @@ pub async fn deliver(
             accepted: false,
             via: "-".to_owned(),
             tls: None,
-            answer: "the domain publishes no usable rua destination: nothing was sent".to_owned(),
+            answer: "not sent: the scan found no usable rua destination (see the TLS-RPT line \
+                     and its findings)"
+                .to_owned(),
             file_name: report.file_name.clone(),
         });
     }
