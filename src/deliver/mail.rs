@@ -281,7 +281,7 @@ mod tests {
             top.attribute("boundary")
         );
         // A From that is no address is refused, naming it.
-        let err = super::message(&report, "nobody", "tlsrpt@example.com").unwrap_err();
+        let err = message(&report, "nobody", "tlsrpt@example.com").unwrap_err();
         assert!(err.contains("\"nobody\""), "{err}");
     }
 }
