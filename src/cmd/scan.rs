@@ -10,7 +10,7 @@ use super::targets::{open_targets, refuse_input_as_output};
 use super::{App, Outcome, runtime};
 use crate::cli::ScanArgs;
 use crate::config::{deliver_config, scan_config};
-use crate::progress::ProgressMode;
+use crate::progress::{Progress, ProgressMode, Tally, Total};
 use crate::sinks::{self, ScanFiles, Sink};
 use mxprobe_core::domain::DomainName;
 use mxprobe_probe::bulk::{BulkOptions, BulkStats, DomainOutcome};
@@ -109,6 +109,15 @@ fn run_delivering(
         resume: false,
     };
     let mut sink = Sink::scan(app, &args.output, files, true)?;
+    let mode = if args.quiet || domains.len() <= FEW_DOMAINS {
+        ProgressMode::Quiet
+    } else if app.stderr_is_terminal {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Plain
+    };
+    let mut progress = Progress::new(mode, Total::Domains(domains.len() as u64));
+    let mut tally = Tally::default();
     runtime()?.block_on(async {
         let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
         let started = app.now();
@@ -133,7 +142,11 @@ fn run_delivering(
                     sink.not_tested(i + 1, domain, &DomainOutcome::TimedOut { deadline })?;
                 }
             }
+            // Progress counts the domains whose reports went out.
+            tally.done += 1;
+            progress.update(tally);
         }
+        progress.finish(tally);
         if let Some(problem) = scanner.resolver_problem() {
             app.note(format_args!("mxprobe: {problem}"));
         }
