@@ -221,6 +221,7 @@ const SCAN_EXAMPLES: &str = concat!(
   mxprobe scan example.com example.org --format json
   mxprobe scan example.com --report-dir reports --gzip
   mxprobe scan example.com --resolver 127.0.0.1:5353 --dnssec resolver --smtp-port 2525
+  mxprobe scan example.com --deliver-reports --report-from tlsrpt-test@example.com
 
 ",
     exit_status_help!()
@@ -706,6 +707,38 @@ pub struct ScanArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
+    /// Send each domain's synthetic report to the domain's own rua destinations, as a
+    /// reporting sender does (RFC 8460 §5): mail through the rua domain's MX (STARTTLS when
+    /// offered) or --smtp-relay, HTTPS by POST. Domains named on the command line only (not
+    /// with --input), at most --deliver-limit of them.
+    #[arg(long = "deliver-reports", conflicts_with = "input")]
+    pub deliver_reports: bool,
+
+    /// With --deliver-reports: the most domains whose reports are sent; more is an error.
+    #[arg(long = "deliver-limit", value_name = "N", default_value_t = crate::deliver::DEFAULT_DELIVER_LIMIT, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub deliver_limit: u32,
+
+    /// With --deliver-reports: the From and envelope sender of report mail (default:
+    /// mxprobe@<this host>).
+    #[arg(
+        long = "report-from",
+        value_name = "ADDRESS",
+        help = "With --deliver-reports: the From and envelope sender of report mail (default: \
+                mxprobe@<this host>)"
+    )]
+    pub report_from: Option<String>,
+
+    /// With --deliver-reports: send report mail through this relay (HOST or HOST:PORT, port
+    /// 587 by default) instead of the rua domain's MX. Credentials come from
+    /// MXPROBE_SMTP_USER and MXPROBE_SMTP_PASSWORD, as for alert mail.
+    #[arg(long = "smtp-relay", value_name = "HOST[:PORT]")]
+    pub smtp_relay: Option<String>,
+
+    /// How to secure the relay connection: STARTTLS (required, the default), TLS from the
+    /// first byte (port 465), or none (a relay on loopback only).
+    #[arg(long = "smtp-relay-security", value_enum, default_value_t = RelaySecurityArg::Starttls)]
+    pub smtp_relay_security: RelaySecurityArg,
+
     /// How to reach DNS, SMTP and HTTPS.
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -885,6 +918,16 @@ pub struct LintArgs {
     /// The policy domain the records are for; named in the findings.
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
+
+    /// Also check the report destinations of the --tlsrpt-txt records on the network, as a
+    /// scan does: the MX of each mailto: domain (its hosts probed), one HEAD of each https:
+    /// URL. Without it lint asks nothing of the network.
+    #[arg(long, requires = "tlsrpt_txt")]
+    pub live: bool,
+
+    /// With --live: how to reach DNS, SMTP and HTTPS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -371,6 +371,58 @@ pub fn monitor_channels(
     Ok(channels)
 }
 
+/// The delivery of `scan --deliver-reports`: the From address, the relay when one is
+/// given (with the credentials and extra roots of alert mail), the scan's anchors and ports.
+pub fn deliver_config(
+    args: &ScanArgs,
+    scan: &ScanConfig,
+    env: &Environment,
+) -> anyhow::Result<crate::deliver::DeliverConfig> {
+    use crate::notify::RelaySecurity;
+    let from = match &args.report_from {
+        Some(f) => f.clone(),
+        None => format!(
+            "mxprobe@{}",
+            env.hostname
+                .clone()
+                .filter(|h| h.contains('.'))
+                .unwrap_or_else(|| "localhost".to_owned())
+        ),
+    };
+    from.parse::<lettre::message::Mailbox>().map_err(|e| {
+        anyhow::anyhow!(
+            "--report-from {from:?} is not a mail address ({e}); give one such as \
+             tlsrpt-test@example.com"
+        )
+    })?;
+    let relay = match &args.smtp_relay {
+        None => None,
+        Some(relay) => {
+            let (host, port) = relay_address(relay, args.smtp_relay_security)?;
+            let mut extra_roots_pem = Vec::new();
+            for path in &args.probe.ca_file {
+                extra_roots_pem.push(mxprobe_core::limits::read_capped(
+                    "--ca-file",
+                    path,
+                    mxprobe_core::limits::CA_FILE_BYTES,
+                )?);
+            }
+            Some(crate::deliver::Relay {
+                host,
+                port,
+                security: match args.smtp_relay_security {
+                    RelaySecurityArg::Starttls => RelaySecurity::StartTls,
+                    RelaySecurityArg::Tls => RelaySecurity::Tls,
+                    RelaySecurityArg::None => RelaySecurity::None,
+                },
+                credentials: crate::notify::credentials_from_env(env.vars.iter().cloned())?,
+                extra_roots_pem,
+            })
+        }
+    };
+    crate::deliver::DeliverConfig::new(scan, from, relay)
+}
+
 /// `--smtp-relay HOST[:PORT]`: without a port (or for a bare IPv6 address), 465 for TLS
 /// from the first byte, else 587.
 fn relay_address(relay: &str, security: RelaySecurityArg) -> anyhow::Result<(String, u16)> {

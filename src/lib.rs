@@ -10,7 +10,8 @@
 //! - [`serve`]: the Prometheus exporter (`mxprobe serve`); [`exposition`]: the metric families
 //!   of a domain it shares with the textfile.
 //! - [`received`]: TLS-RPT reports received from senders (`mxprobe reports`: ingest, summary,
-//!   compare).
+//!   compare); [`deliver`]: synthetic reports sent to a domain's own destinations
+//!   (`scan --deliver-reports`).
 //! - [`cmd`]: the commands of the binary, each from its flags to an exit status;
 //!   [`sinks`]: where the results of a run go, and the one loop that feeds them.
 
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod deliver;
 pub mod exposition;
 pub mod history;
 pub mod input;

@@ -8,6 +8,7 @@ use super::{App, Outcome, read_policy_file, runtime, warn_once_about_the_resolve
 use crate::cli::{Format, GateArgs};
 use crate::config::probe_config;
 use crate::sinks::Sink;
+use mxprobe_core::dns::{Lookup, Txt};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::gate::{
     self, Candidate, CandidatePolicy, CandidateSummary, GATE_SCHEMA_VERSION, GateDocument,
@@ -47,8 +48,28 @@ pub fn run(args: GateArgs, app: &App) -> anyhow::Result<Outcome> {
                 .zip((10u16..).step_by(10))
                 .map(|(host, preference)| scanner.observe_host(host, preference)),
         );
-        let (live, hosts) = futures::join!(scanner.observe(&domain, now), candidate_hosts);
+        let (mut live, hosts) = futures::join!(scanner.observe(&domain, now), candidate_hosts);
         warn_once_about_the_resolver(app, &scanner, &mut false);
+        if !args.tlsrpt_txt.is_empty() {
+            // The candidate's report destinations, checked as the live ones are: the gate
+            // judges whether its reports will arrive before it is published.
+            let candidate_txt = Lookup::Records {
+                records: args
+                    .tlsrpt_txt
+                    .iter()
+                    .map(|t| Txt {
+                        strings: vec![t.clone()],
+                    })
+                    .collect(),
+                dnssec: live.tlsrpt_txt.dnssec(),
+                cname_chain: Vec::new(),
+            };
+            for rua in scanner.observe_rua(Some(&domain), &candidate_txt).await {
+                if !live.rua.iter().any(|r| r.uri() == rua.uri()) {
+                    live.rua.push(rua);
+                }
+            }
+        }
         let wants_policy = policy.is_some() || !args.sts_txt.is_empty();
         let policy_host = if wants_policy && live.policy_fetch.is_none() {
             Some(scanner.fetch(&domain).await)
@@ -70,10 +91,7 @@ pub fn run(args: GateArgs, app: &App) -> anyhow::Result<Outcome> {
         );
         anyhow::Ok((gated, now))
     })?;
-    let report = DomainResult {
-        facts: gated.facts.clone(),
-        verdict: gated.verdict.clone(),
-    };
+    let report = DomainResult::new(gated.facts.clone(), gated.verdict.clone());
     match output.format {
         Format::Json => {
             let mut out = app.out();

@@ -9,10 +9,11 @@ use anyhow::Context as _;
 use super::targets::{open_targets, refuse_input_as_output};
 use super::{App, Outcome, runtime};
 use crate::cli::ScanArgs;
-use crate::config::scan_config;
-use crate::progress::ProgressMode;
+use crate::config::{deliver_config, scan_config};
+use crate::progress::{Progress, ProgressMode, Tally, Total};
 use crate::sinks::{self, ScanFiles, Sink};
-use mxprobe_probe::bulk::BulkOptions;
+use mxprobe_core::domain::DomainName;
+use mxprobe_probe::bulk::{BulkOptions, BulkStats, DomainOutcome};
 use mxprobe_probe::scan::Scanner;
 
 /// More domains than this on the command line get a progress display.
@@ -31,6 +32,9 @@ pub fn run(args: ScanArgs, app: &App) -> anyhow::Result<Outcome> {
         )?;
     }
     let config = scan_config(&args, &app.env)?;
+    if args.deliver_reports {
+        return run_delivering(&args, config, app);
+    }
     let input = open_targets(
         app,
         &args.domains,
@@ -62,6 +66,92 @@ pub fn run(args: ScanArgs, app: &App) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
         sinks::run(scanner, input, &bulk, sink, progress).await
+    })
+}
+
+/// `scan --deliver-reports`: the domains of the command line (at most `--deliver-limit`),
+/// each scanned, then its synthetic report sent to its own `rua` destinations, then written
+/// to every output with the deliveries' results.
+fn run_delivering(
+    args: &ScanArgs,
+    config: mxprobe_probe::scan::ScanConfig,
+    app: &App,
+) -> anyhow::Result<Outcome> {
+    if args.input.is_some() {
+        anyhow::bail!(
+            "--deliver-reports sends reports only for domains named on the command line, \
+             never for an --input list: name the domains (at most --deliver-limit {})",
+            args.deliver_limit
+        );
+    }
+    let mut domains: Vec<DomainName> = Vec::new();
+    for text in &args.domains {
+        let domain = DomainName::parse(text).map_err(|e| {
+            anyhow::anyhow!("--deliver-reports: {text:?} is not a domain name: {e}")
+        })?;
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    let limit = args.deliver_limit as usize;
+    if domains.len() > limit {
+        anyhow::bail!(
+            "--deliver-reports: {} domains named, more than --deliver-limit {limit}; name at \
+             most {limit} domains, or raise --deliver-limit if every one of them is yours",
+            domains.len()
+        );
+    }
+    let deliver = deliver_config(args, &config, &app.env)?;
+    let deadline = Duration::from_secs(args.deadline.max(1));
+    let files = ScanFiles {
+        jsonl: args.jsonl.as_deref(),
+        csv: args.csv.as_deref(),
+        resume: false,
+    };
+    let mut sink = Sink::scan(app, &args.output, files, true)?;
+    let mode = if args.quiet || domains.len() <= FEW_DOMAINS {
+        ProgressMode::Quiet
+    } else if app.stderr_is_terminal {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Plain
+    };
+    let mut progress = Progress::new(mode, Total::Domains(domains.len() as u64));
+    let mut tally = Tally::default();
+    runtime()?.block_on(async {
+        let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
+        let started = app.now();
+        let scans = futures::future::join_all(
+            domains
+                .iter()
+                .map(|d| tokio::time::timeout(deadline, scanner.scan(d, started))),
+        )
+        .await;
+        let finished = app.now();
+        let mut stats = BulkStats::default();
+        for (i, (domain, scanned)) in domains.iter().zip(scans).enumerate() {
+            stats.started += 1;
+            stats.done += 1;
+            match scanned {
+                Ok(mut result) => {
+                    crate::deliver::deliver(&deliver, &mut result, started, finished).await?;
+                    sink.domain(i + 1, result)?;
+                }
+                Err(_elapsed) => {
+                    stats.timed_out += 1;
+                    sink.not_tested(i + 1, domain, &DomainOutcome::TimedOut { deadline })?;
+                }
+            }
+            // Progress counts the domains whose reports went out.
+            tally.done += 1;
+            progress.update(tally);
+        }
+        progress.finish(tally);
+        if let Some(problem) = scanner.resolver_problem() {
+            app.note(format_args!("mxprobe: {problem}"));
+        }
+        sink.finish(&stats).await?;
+        Ok(sink.outcome())
     })
 }
 

@@ -72,6 +72,10 @@ pub enum RelaySecurity {
     Tls,
     /// No encryption: accepted for loopback relays only (a local MTA).
     None,
+    /// STARTTLS when the server offers it, with any certificate; plain SMTP when it does
+    /// not. How a reporting sender delivers a TLS report to a domain's MX (RFC 8460 §5.3:
+    /// reports are delivered despite TLS failures); never used for a relay.
+    Opportunistic,
 }
 
 impl RelaySecurity {
@@ -81,6 +85,7 @@ impl RelaySecurity {
             Self::StartTls => "starttls",
             Self::Tls => "tls",
             Self::None => "none",
+            Self::Opportunistic => "opportunistic STARTTLS",
         }
     }
 }
@@ -104,6 +109,17 @@ pub struct Email {
     plain_credentials: Option<(String, String)>,
     hello_name: Option<String>,
     timeout: Duration,
+    /// Connect here instead of resolving `relay` (an MX address, with its port).
+    connect_to: Option<SocketAddr>,
+}
+
+/// A message the server accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The server's reply to the end of the data, e.g. `250 2.0.0 Ok: queued as 4Q…`.
+    pub reply: String,
+    /// Whether the session was encrypted (STARTTLS or implicit TLS).
+    pub encrypted: bool,
 }
 
 impl fmt::Debug for Email {
@@ -164,6 +180,16 @@ impl Email {
                 implicit_tls(&relay, &extra_roots(&extra_roots_pem)?)?,
                 server_name(&relay)?,
             ),
+            RelaySecurity::Opportunistic => RelayTls::Opportunistic(
+                TlsParametersBuilder::new(relay.clone())
+                    .dangerous_accept_invalid_certs(true)
+                    .dangerous_accept_invalid_hostnames(true)
+                    .build_rustls()
+                    .map_err(|e| NotifyConfigError::RelayTls {
+                        relay: relay.clone(),
+                        reason: e.to_string(),
+                    })?,
+            ),
         };
         Ok(Self {
             relay,
@@ -178,7 +204,15 @@ impl Email {
             plain_credentials: credentials,
             hello_name: None,
             timeout: DEFAULT_EMAIL_TIMEOUT,
+            connect_to: None,
         })
+    }
+
+    /// The same channel connecting to `address` (an MX host's address and port) instead of
+    /// resolving the relay name, which stays the name in EHLO replies and TLS.
+    pub fn with_connect_address(mut self, address: SocketAddr) -> Self {
+        self.connect_to = Some(address);
+        self
     }
 
     /// The same channel with another bound on one SMTP session (connection to QUIT).
@@ -196,6 +230,9 @@ impl Email {
 
     /// `relay:port (security)`, for messages and logs.
     pub fn target(&self) -> String {
+        if let Some(address) = self.connect_to {
+            return format!("{} [{address}] ({})", self.relay, self.security);
+        }
         if self.relay.contains(':') {
             format!("[{}]:{} ({})", self.relay, self.port, self.security)
         } else {
@@ -206,8 +243,14 @@ impl Email {
     /// One SMTP session delivering `alert` to every recipient.
     pub async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let message = self.message(alert)?;
+        self.send(&message).await.map(|_| ())
+    }
+
+    /// One SMTP session sending `message` to the recipients of its envelope, bounded in time
+    /// and in what the server may send; the server's final reply when it accepted it.
+    pub async fn send(&self, message: &Message) -> Result<Accepted, DeliveryError> {
         let over_limit = Arc::new(AtomicBool::new(false));
-        let session = self.session(&message, Arc::clone(&over_limit));
+        let session = self.session(message, Arc::clone(&over_limit));
         match tokio::time::timeout(self.timeout, session).await {
             Err(_elapsed) => Err(DeliveryError::EmailTimeout {
                 target: self.target(),
@@ -234,7 +277,7 @@ impl Email {
                 reason: scrub(&explain(&e), &self.secrets()),
                 permanent: e.is_permanent() || e.is_client(),
             }),
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(accepted)) => Ok(accepted),
         }
     }
 
@@ -245,10 +288,12 @@ impl Email {
         &self,
         message: &Message,
         over_limit: Arc<AtomicBool>,
-    ) -> Result<(), SessionError> {
-        let tcp = TcpStream::connect((self.relay.as_str(), self.port))
-            .await
-            .map_err(SessionError::Connect)?;
+    ) -> Result<Accepted, SessionError> {
+        let tcp = match self.connect_to {
+            Some(address) => TcpStream::connect(address).await,
+            None => TcpStream::connect((self.relay.as_str(), self.port)).await,
+        }
+        .map_err(SessionError::Connect)?;
         let relay = Capped {
             inner: tcp,
             read: 0,
@@ -266,24 +311,38 @@ impl Email {
                     .map_err(SessionError::Tls)?;
                 AsyncSmtpConnection::connect_with_transport(Box::new(Implicit(tls)), &hello).await?
             }
-            RelayTls::StartTls(_) | RelayTls::None => {
+            RelayTls::StartTls(_) | RelayTls::Opportunistic(_) | RelayTls::None => {
                 AsyncSmtpConnection::connect_with_transport(Box::new(relay), &hello).await?
             }
         };
-        if let RelayTls::StartTls(parameters) = &self.tls {
-            connection.starttls(parameters.clone(), &hello).await?;
+        match &self.tls {
+            RelayTls::StartTls(parameters) => {
+                connection.starttls(parameters.clone(), &hello).await?;
+            }
+            RelayTls::Opportunistic(parameters) if connection.can_starttls() => {
+                connection.starttls(parameters.clone(), &hello).await?;
+            }
+            _ => {}
         }
         if let Some(credentials) = &self.credentials {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await?;
         }
-        connection
+        let response = connection
             .send(message.envelope(), &message.formatted())
             .await?;
+        let encrypted = connection.is_encrypted();
         // QUIT, and close: the message is accepted whatever the relay answers now.
         connection.abort().await;
-        Ok(())
+        let text: Vec<&str> = response.message().collect();
+        Ok(Accepted {
+            reply: scrub(
+                &format!("{} {}", response.code(), text.join(" ")),
+                &self.secrets(),
+            ),
+            encrypted,
+        })
     }
 
     /// The relay credentials in every form a relay could repeat them in a reply: as given,
@@ -493,6 +552,8 @@ enum RelayTls {
     None,
     /// STARTTLS with these parameters (lettre upgrades the session).
     StartTls(TlsParameters),
+    /// STARTTLS with these parameters when offered, else plaintext.
+    Opportunistic(TlsParameters),
     /// TLS from the first byte, with this configuration and name.
     Implicit(Arc<rustls::ClientConfig>, ServerName<'static>),
 }

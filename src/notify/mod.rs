@@ -38,7 +38,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use email::{
-    DEFAULT_EMAIL_TIMEOUT, Email, RELAY_READ_LIMIT, RelaySecurity, SMTP_PASSWORD_VAR,
+    Accepted, DEFAULT_EMAIL_TIMEOUT, Email, RELAY_READ_LIMIT, RelaySecurity, SMTP_PASSWORD_VAR,
     SMTP_USER_VAR, credentials_from_env,
 };
 pub use exec::{ALERT_DOMAIN_VAR, ALERT_SEVERITY_VAR, Exec, STDERR_LIMIT, is_secret_variable};

@@ -496,10 +496,10 @@ mod tests {
             "mx": {"status": "servfail"}, "sts_txt": {"status": "servfail"},
             "tlsrpt_txt": {"status": "servfail"}, "hosts": [],
         });
-        DomainResult {
-            facts: serde_json::from_value(facts).unwrap(),
-            verdict: serde_json::from_value(verdict).unwrap(),
-        }
+        DomainResult::new(
+            serde_json::from_value(facts).unwrap(),
+            serde_json::from_value(verdict).unwrap(),
+        )
     }
 
     #[test]

@@ -18,6 +18,7 @@ use futures::stream;
 use mxprobe_core::dns::{AddressLookups, DnssecStatus, Lookup, Mx, Resolve, Tlsa, Txt};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
+use mxprobe_core::facts::RuaFacts;
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::smtp::{EhloName, Phase, SmtpOutcome};
 use mxprobe_core::tls::Anchors;
@@ -259,9 +260,27 @@ async fn lab_run_probes_each_mx_address_once() {
     let reports = recorded.reports();
     assert_eq!(reports.len(), n);
 
+    // Every use of a probe: the domains' own MX hosts, and those of the mailboxes their
+    // TLS reports go to (a `mailto:` rua in another domain), each rua domain once: its check
+    // is kept for the run, so a second domain reporting there uses no probe at all.
+    let mut rua_domains = BTreeSet::new();
+    let rua_hosts: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.facts.rua.iter())
+        .filter_map(|rua| match rua {
+            RuaFacts::Mailto(m) if !m.same_as_domain && rua_domains.insert(m.domain.clone()) => {
+                Some(&m.hosts)
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(!rua_hosts.is_empty(), "lab domains report to other domains");
     let sessions: Vec<_> = reports
         .iter()
-        .flat_map(|r| r.facts.hosts.iter().flat_map(|h| h.sessions.iter()))
+        .flat_map(|r| r.facts.hosts.iter())
+        .chain(rua_hosts)
+        .flat_map(|h| h.sessions.iter())
         .collect();
     let pairs: BTreeSet<(String, SocketAddr)> = sessions
         .iter()

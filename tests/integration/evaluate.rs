@@ -146,6 +146,7 @@ fn facts(domain: &str, mx: Vec<(u16, &str)>, hosts: Vec<MxHostFacts>) -> DomainF
         policy_fetch: None,
         hosts,
         resolver_problem: None,
+        rua: Vec::new(),
     }
 }
 

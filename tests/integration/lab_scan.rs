@@ -466,3 +466,161 @@ async fn broken_resolvers_are_blamed_not_the_domains() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// TLS-RPT destinations cost nothing for a domain that reports to itself (its own MX hosts
+/// are the destination's), and are checked once per run however many domains name them:
+/// the MX hosts of a `mailto:` domain through the shared probe cache, an `https:` URL by one
+/// HEAD, never a POST.
+#[tokio::test]
+async fn rua_destinations_are_checked_once_and_free_for_a_domain_reporting_to_itself() {
+    use mxprobe_core::evaluate::rua::Delivery;
+    use mxprobe_core::facts::RuaFacts;
+
+    let scenario = Scenario::embedded().expect("the shipped scenario is valid");
+    let lab = Lab::start(&scenario, OffsetDateTime::now_utc())
+        .await
+        .expect("the lab starts");
+    let scanner = Scanner::new(lab.scan_config()).expect("the lab resolver");
+    let name = |s: &str| DomainName::parse(s).unwrap();
+    let scan = |d: DomainName| {
+        let scanner = &scanner;
+        let now = lab.now();
+        async move {
+            tokio::time::timeout(HANG_GUARD, scanner.scan(&d, now))
+                .await
+                .expect("a lab scan hung")
+        }
+    };
+
+    // good.test reports to tlsrpt@good.test: its own two MX hosts, probed once each.
+    let good = scan(name("good.test")).await;
+    let stats = scanner.stats();
+    assert_eq!((stats.smtp_probes, stats.rua_checks), (2, 0), "{stats:?}");
+    assert!(
+        matches!(&good.facts.rua[..], [RuaFacts::Mailto(m)] if m.same_as_domain && m.hosts.is_empty()),
+        "{:?}",
+        good.facts.rua
+    );
+    let deliveries: Vec<Delivery> = good
+        .verdict
+        .tlsrpt_destinations
+        .iter()
+        .map(|d| d.delivery)
+        .collect();
+    assert_eq!(deliveries, [Delivery::DeliverableTls]);
+
+    // rua-healthy.test reports to good.test (MX hosts already probed) and to an https: URL.
+    let before = scanner.stats();
+    let healthy = scan(name("rua-healthy.test")).await;
+    let first = scanner.stats().since(&before);
+    assert_eq!(
+        (first.rua_checks, first.rua_checks_shared, first.smtp_probes),
+        (2, 0, 0),
+        "{first:?}"
+    );
+    assert_eq!(
+        healthy
+            .verdict
+            .tlsrpt_destinations
+            .iter()
+            .map(|d| d.delivery)
+            .collect::<Vec<_>>(),
+        [Delivery::DeliverableTls, Delivery::Reachable]
+    );
+    // The same destinations again (a bulk run's thousandth customer of one service).
+    let before = scanner.stats();
+    let again = scan(name("rua-healthy.test")).await;
+    let second = scanner.stats().since(&before);
+    assert_eq!(
+        (
+            second.rua_checks,
+            second.rua_checks_shared,
+            second.smtp_probes
+        ),
+        (0, 2, 0),
+        "{second:?}"
+    );
+    assert_eq!(
+        again.verdict.tlsrpt_destinations,
+        healthy.verdict.tlsrpt_destinations
+    );
+    let requests: Vec<String> = lab
+        .https()
+        .requests()
+        .into_iter()
+        .filter(|r| r.sni == "reports.rua-healthy.test")
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert_eq!(requests, ["HEAD /tlsrpt"], "one HEAD, never a POST");
+}
+
+/// The four lab domains of the TLS-RPT destination checks, each with its finding: a rua
+/// mailbox at a domain without MX (it does not exist), at a null MX, an HTTPS endpoint with
+/// an expired certificate, and a healthy mailbox (no destination finding at all).
+#[tokio::test]
+async fn rua_destinations_get_the_right_findings() {
+    use mxprobe_core::evaluate::rua::Delivery;
+
+    let scanned = scan_lab().await;
+    let find = |domain: &str| {
+        scanned
+            .reports
+            .iter()
+            .find(|r| r.verdict.domain.as_str() == domain)
+            .unwrap_or_else(|| panic!("{domain} scanned"))
+    };
+    let rua_findings = |r: &DomainResult| -> Vec<(String, Severity, String)> {
+        r.verdict
+            .findings
+            .iter()
+            .filter(|f| f.code.starts_with("tlsrpt.rua."))
+            .map(|f| (f.code.to_string(), f.severity, f.message.clone()))
+            .collect()
+    };
+    let cases = [
+        (
+            "rua-no-mx.test",
+            Delivery::Undeliverable,
+            Some((
+                "tlsrpt.rua.undeliverable",
+                Severity::Error,
+                "does not exist (NXDOMAIN)",
+            )),
+        ),
+        (
+            "rua-null-mx.test",
+            Delivery::Undeliverable,
+            Some((
+                "tlsrpt.rua.undeliverable",
+                Severity::Error,
+                "null MX (RFC 7505)",
+            )),
+        ),
+        (
+            "rua-https-expired.test",
+            Delivery::CertificateInvalid,
+            Some(("tlsrpt.rua.https-cert", Severity::Warning, "expired at")),
+        ),
+        ("rua-healthy.test", Delivery::DeliverableTls, None),
+    ];
+    for (domain, delivery, finding) in cases {
+        let report = find(domain);
+        assert_eq!(
+            report.verdict.tlsrpt_destinations[0].delivery, delivery,
+            "{domain}"
+        );
+        let found = rua_findings(report);
+        match finding {
+            Some((code, severity, words)) => {
+                assert_eq!(found.len(), 1, "{domain}: {found:?}");
+                assert_eq!(
+                    (found[0].0.as_str(), found[0].1),
+                    (code, severity),
+                    "{domain}"
+                );
+                assert!(found[0].2.contains(words), "{domain}: {}", found[0].2);
+            }
+            None => assert!(found.is_empty(), "{domain}: {found:?}"),
+        }
+    }
+}

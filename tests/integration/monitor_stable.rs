@@ -79,10 +79,7 @@ async fn ten_unchanged_monitor_runs_raise_no_alert_after_the_first() {
                 .collect();
             found.sort();
             seen.insert(report.verdict.domain.to_string(), found);
-            let snapshot = DomainResult {
-                facts: report.facts,
-                verdict: report.verdict,
-            };
+            let snapshot = DomainResult::new(report.facts, report.verdict);
             if let Some(alert) = monitor
                 .observe(snapshot, OffsetDateTime::now_utc())
                 .expect("the snapshot is stored")

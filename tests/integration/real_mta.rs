@@ -10,7 +10,10 @@
 //! `inet_interfaces` is `127.0.0.1`, it relays nothing (`default_transport` and
 //! `relay_transport` are `error`, no `relayhost`), looks up no client name
 //! (`smtpd_peername_lookup = no`) and no MX (`smtp_dns_support_level = disabled`); nginx
-//! listens on one loopback address and proxies nothing.
+//! listens on one loopback address and proxies nothing. One postfix instance also accepts
+//! mail for one test domain and delivers it with its `virtual` agent into a Maildir in its
+//! temporary directory: `scan --deliver-reports` sends a synthetic TLS report there (and to
+//! an HTTPS report endpoint of the lab), and `reports ingest` reads it back.
 //!
 //! Needs root (postfix's `master` starts as root and drops privileges) and the binaries that
 //! `.ci/install-real-servers.sh` installs (`.ci/run` calls it). When either is missing a test
@@ -358,6 +361,8 @@ fn runtime() -> tokio::runtime::Runtime {
 /// intermediate, valid from yesterday for thirty days.
 struct Pki {
     anchors: Anchors,
+    /// The root, as PEM (`--ca-file`).
+    root_pem: String,
     ca: CertAuthority,
     window: Validity,
 }
@@ -371,11 +376,13 @@ impl Pki {
         );
         let root = CertAuthority::root("Real MTA Test Root", window, KeyKind::EcdsaP256).unwrap();
         let anchors = Anchors::from_pem(root.cert().pem().as_bytes()).unwrap();
+        let root_pem = root.cert().pem().to_string();
         let ca = root
             .intermediate("Real MTA Test Intermediate", window, KeyKind::EcdsaP256)
             .unwrap();
         Self {
             anchors,
+            root_pem,
             ca,
             window,
         }
@@ -411,6 +418,19 @@ impl Postfix {
     /// Starts postfix on `ip` (a free port) with `tls`: `Some((cert chain PEM, key PEM))`
     /// for `smtpd_tls_security_level = may`, `None` for `none`.
     fn start(install: &PostfixInstall, ip: Ipv4Addr, tls: Option<(&str, &str)>) -> Self {
+        Self::start_with(install, ip, tls, None)
+    }
+
+    /// [`Postfix::start`], and with `mailbox_domain` it accepts mail from loopback clients
+    /// for that domain (every local part) and delivers it with its `virtual` agent into one
+    /// Maildir, `mail/reports/` under its directory (see [`Postfix::maildir`]). Still nothing
+    /// is relayed or sent anywhere.
+    fn start_with(
+        install: &PostfixInstall,
+        ip: Ipv4Addr,
+        tls: Option<(&str, &str)>,
+        mailbox_domain: Option<&str>,
+    ) -> Self {
         let dir = TempDir::new("postfix");
         let root = dir.path().display().to_string();
         let port = free_port(ip);
@@ -444,8 +464,63 @@ impl Postfix {
             }
             None => "smtpd_tls_security_level = none\n".to_owned(),
         };
+        let (restrictions, delivery_lines, delivery_services) = match mailbox_domain {
+            None => (
+                "smtpd_relay_restrictions = reject\n\
+                 smtpd_recipient_restrictions = reject\n"
+                    .to_owned(),
+                String::new(),
+                "",
+            ),
+            Some(domain) => {
+                // The queue directories master and its daemons expect (postfix-files); the
+                // Maildir parent is the virtual user's (the postfix account).
+                for queue in [
+                    "incoming", "active", "deferred", "bounce", "defer", "trace", "corrupt",
+                    "hold", "flush", "saved",
+                ] {
+                    dir.dir(&format!("queue/{queue}"), 0o700, postfix);
+                }
+                dir.dir(
+                    "queue/maildrop",
+                    0o730,
+                    Some((install.postfix_uid, install.postdrop_gid)),
+                );
+                dir.dir("mail", 0o755, postfix);
+                (
+                    "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+                     smtpd_recipient_restrictions = permit_mynetworks, reject\n"
+                        .to_owned(),
+                    format!(
+                        "virtual_mailbox_domains = {domain}\n\
+                         virtual_mailbox_base = {root}/mail\n\
+                         virtual_mailbox_maps = static:reports/\n\
+                         virtual_uid_maps = static:{uid}\n\
+                         virtual_gid_maps = static:{gid}\n\
+                         virtual_minimum_uid = 1\n\
+                         virtual_transport = virtual\n",
+                        uid = install.postfix_uid,
+                        gid = install.postdrop_gid
+                    ),
+                    // The daemons one accepted message passes through on its way to the
+                    // Maildir, chroot off as above.
+                    "cleanup unix n - n - 0 cleanup\n\
+                     qmgr unix n - n 300 1 qmgr\n\
+                     rewrite unix - - n - - trivial-rewrite\n\
+                     bounce unix - - n - 0 bounce\n\
+                     defer unix - - n - 0 bounce\n\
+                     trace unix - - n - 0 bounce\n\
+                     verify unix - - n - 1 verify\n\
+                     flush unix n - n 1000? 0 flush\n\
+                     scache unix - - n - 1 scache\n\
+                     error unix - - n - - error\n\
+                     retry unix - - n - - error\n\
+                     virtual unix - n n - - virtual\n",
+                )
+            }
+        };
         let main_cf = format!(
-            "# mxprobe's real-MTA test: one smtpd on {addr}; delivers and relays nothing.\n\
+            "# mxprobe's real-MTA test: one smtpd on {addr}; relays nothing.\n\
              compatibility_level = 3.6\n\
              myhostname = {MX}\n\
              mydomain = real-mta.test\n\
@@ -455,8 +530,7 @@ impl Postfix {
              relayhost =\n\
              default_transport = error:mxprobe test instance delivers nothing\n\
              relay_transport = error:mxprobe test instance delivers nothing\n\
-             smtpd_relay_restrictions = reject\n\
-             smtpd_recipient_restrictions = reject\n\
+             {restrictions}\
              inet_interfaces = 127.0.0.1\n\
              inet_protocols = ipv4\n\
              smtpd_peername_lookup = no\n\
@@ -468,6 +542,7 @@ impl Postfix {
              data_directory = {root}/data\n\
              maillog_file = {root}/maillog\n\
              maillog_file_prefixes = {root}\n\
+             {delivery_lines}\
              {tls_lines}"
         );
         dir.write("main.cf", &main_cf, 0o644);
@@ -476,7 +551,8 @@ impl Postfix {
             "{addr} inet n - n - - smtpd\n\
              anvil unix - - n - 1 anvil\n\
              tlsmgr unix - - n 1000? 1 tlsmgr\n\
-             postlog unix-dgram n - n - 1 postlogd\n"
+             postlog unix-dgram n - n - 1 postlogd\n\
+             {delivery_services}"
         );
         dir.write("master.cf", &master_cf, 0o644);
 
@@ -505,6 +581,11 @@ impl Postfix {
 
     fn log(&self) -> String {
         self.dir.read("maillog")
+    }
+
+    /// The Maildir of [`Postfix::start_with`]'s mailbox domain.
+    fn maildir(&self) -> PathBuf {
+        self.dir.path().join("mail/reports")
     }
 
     /// postfix's `disconnect from` line for the session that sent EHLO (the readiness check
@@ -912,4 +993,390 @@ fn nginx_serves_a_policy_and_a_redirect() {
         2,
         "one request per fetch:\n{access}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Report delivery: `scan --deliver-reports` into postfix and an HTTPS receiver, read back.
+
+/// The Maildir postfix delivers report mail into serves this domain.
+const REPORT_MAIL_DOMAIN: &str = "reports.real-mta.test";
+/// The host of the `https:` destination (the lab's report endpoint, hyper + tokio-rustls).
+const REPORT_HTTPS_HOST: &str = "reports-http.real-mta.test";
+const POSTFIX_DELIVERING_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 64);
+const REPORT_HTTPS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 65);
+
+fn run_mxprobe(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(args)
+        .env_remove("MXPROBE_DB")
+        .output()
+        .expect("mxprobe runs")
+}
+
+/// The whole loop of RFC 8460 §5 against real software: a scan finds a DANE failure at the
+/// domain's MX, `--deliver-reports` sends the synthetic report to both `rua` destinations
+/// (postfix, through STARTTLS, into a Maildir; an HTTPS endpoint by POST), the mail is held
+/// to RFC 8460 §5.3, `reports ingest` reads exactly that report from the Maildir, and
+/// `reports compare` lines its failure up with the scan's finding.
+#[test]
+fn a_delivered_report_arrives_in_postfix_and_reads_back() {
+    use mail_parser::{MessageParser, MimeHeaders};
+    use mxprobe_core::synthetic_report::{CONTACT, ORGANIZATION, SENDER_DOMAIN};
+    use mxprobe_core::tlsrpt::filename::ReportFileName;
+    use mxprobe_lab::dns::{LabDns, LabRecord, Signing};
+    use mxprobe_lab::https::{HostBehaviour, PolicyHost, PolicyResponse, PolicyServer};
+    use serde_json::Value;
+
+    const TEST: &str = "real_mta::a_delivered_report_arrives_in_postfix_and_reads_back";
+    let Some(install) = postfix_install(TEST) else {
+        return;
+    };
+    let pki = Pki::new();
+    // A certificate for another name: the MTA-STS failure (certificate-host-mismatch) the
+    // report carries. Reporters deliver the report itself despite it (RFC 8460 §5.3).
+    let (leaf, _, chain_pem) = pki.leaf("other.real-mta.test");
+    let postfix = Postfix::start_with(
+        &install,
+        POSTFIX_DELIVERING_IP,
+        Some((&chain_pem, leaf.key_pem())),
+        Some(REPORT_MAIL_DOMAIN),
+    );
+
+    // DNS (the lab's signed `test` zone) and the HTTPS receiver, served from a runtime of
+    // their own while the mxprobe processes run.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = format!(
+        "v=TLSRPTv1; rua=mailto:tlsrpt@{REPORT_MAIL_DOMAIN},https://{REPORT_HTTPS_HOST}/v1/tlsrpt"
+    );
+    let dns = rt.block_on(async {
+        LabDns::builder()
+            .zone("test", Signing::Signed)
+            .record(
+                POLICY_DOMAIN,
+                LabRecord::Mx {
+                    preference: 10,
+                    exchange: MX.to_owned(),
+                },
+            )
+            .record(
+                REPORT_MAIL_DOMAIN,
+                LabRecord::Mx {
+                    preference: 10,
+                    exchange: MX.to_owned(),
+                },
+            )
+            .record(MX, LabRecord::A(POSTFIX_DELIVERING_IP))
+            .record(
+                &format!("_mta-sts.{POLICY_DOMAIN}"),
+                LabRecord::Txt(vec!["v=STSv1; id=20261202T000000".to_owned()]),
+            )
+            .record(
+                &format!("mta-sts.{POLICY_DOMAIN}"),
+                LabRecord::A(REPORT_HTTPS_IP),
+            )
+            .record(
+                &format!("_smtp._tls.{POLICY_DOMAIN}"),
+                LabRecord::Txt(vec![record.clone()]),
+            )
+            .record(REPORT_HTTPS_HOST, LabRecord::A(REPORT_HTTPS_IP))
+            .build()
+            .unwrap()
+            .start()
+            .await
+            .unwrap()
+    });
+    let (https_leaf, https_chain, _) = pki.leaf(REPORT_HTTPS_HOST);
+    let policy_host = format!("mta-sts.{POLICY_DOMAIN}");
+    let (policy_leaf, policy_chain, _) = pki.leaf(&policy_host);
+    let https = rt
+        .block_on(PolicyServer::start(
+            IpAddr::V4(REPORT_HTTPS_IP),
+            vec![
+                PolicyHost {
+                    name: REPORT_HTTPS_HOST.to_owned(),
+                    chain: https_chain,
+                    key: https_leaf.private_key(),
+                    behaviour: HostBehaviour::ReportEndpoint,
+                },
+                PolicyHost::new(
+                    &policy_host,
+                    policy_chain,
+                    policy_leaf.private_key(),
+                    PolicyResponse::policy(&format!(
+                        "version: STSv1\nmode: enforce\nmx: {MX}\nmax_age: 86400\n"
+                    )),
+                ),
+            ],
+        ))
+        .unwrap();
+    let files = TempDir::new("deliver");
+    let anchor = files.write("trust-anchor.txt", &dns.trust_anchor, 0o644);
+    let ca = files.write("root.pem", &pki.root_pem, 0o644);
+    let db = files.path().join("history.sqlite");
+    let (dns_addr, smtp_port, https_port) = (
+        dns.addr.to_string(),
+        postfix.addr.port().to_string(),
+        https.addr.port().to_string(),
+    );
+    let probe_flags = [
+        "--resolver",
+        dns_addr.as_str(),
+        "--trust-anchor",
+        anchor.to_str().unwrap(),
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--smtp-port",
+        smtp_port.as_str(),
+        "--https-port",
+        https_port.as_str(),
+        "--ehlo-name",
+        EHLO_NAME,
+    ];
+
+    // The scan, and the deliveries it reports.
+    let mut args = vec![
+        "scan",
+        POLICY_DOMAIN,
+        "--deliver-reports",
+        "--report-from",
+        "tlsrpt-test@real-mta.test",
+        "--format",
+        "json",
+    ];
+    args.extend(probe_flags);
+    let out = run_mxprobe(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the certificate fails: {stderr}"
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let domain = &doc["domains"][0];
+    let codes: Vec<&str> = domain["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"smtp.cert.name-mismatch"), "{codes:?}");
+    let destinations: Vec<&str> = domain["verdict"]["tlsrpt_destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["delivery"].as_str().unwrap())
+        .collect();
+    assert_eq!(destinations, ["deliverable-tls", "reachable"]);
+    let deliveries = domain["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2, "{deliveries:#?}");
+    let mail = &deliveries[0];
+    assert_eq!(mail["uri"], format!("mailto:tlsrpt@{REPORT_MAIL_DOMAIN}"));
+    assert_eq!(mail["accepted"], true, "{mail:#}\n{}", postfix.log());
+    assert_eq!(mail["tls"], true, "delivered through STARTTLS: {mail:#}");
+    assert!(
+        mail["answer"].as_str().unwrap().starts_with("250 "),
+        "{mail:#}"
+    );
+    let web = &deliveries[1];
+    assert_eq!(web["accepted"], true, "{web:#}");
+    assert_eq!(web["answer"], "HTTP 200 OK");
+    let file_name = mail["file_name"].as_str().unwrap().to_owned();
+    assert_eq!(web["file_name"], file_name.as_str());
+
+    // The mail, as postfix delivered it into the Maildir.
+    let maildir = postfix.maildir();
+    let new = maildir.join("new");
+    wait_for_log(
+        "the report mail in the Maildir",
+        || {
+            fs::read_dir(&new)
+                .map(|d| d.count().to_string())
+                .unwrap_or_default()
+        },
+        |count| count == "1",
+    );
+    let path = fs::read_dir(&new).unwrap().next().unwrap().unwrap().path();
+    let raw = fs::read(&path).unwrap();
+    let message = MessageParser::default().parse(&raw).expect("a mail");
+    let header = |name: &str| message.header_raw(name).map(str::trim).map(str::to_owned);
+    assert_eq!(header("TLS-Report-Domain").as_deref(), Some(POLICY_DOMAIN));
+    assert_eq!(
+        header("TLS-Report-Submitter").as_deref(),
+        Some(SENDER_DOMAIN)
+    );
+    let subject = message.subject().unwrap();
+    assert!(
+        subject.starts_with(&format!(
+            "Report Domain: {POLICY_DOMAIN} Submitter: {SENDER_DOMAIN} Report-ID: <"
+        )),
+        "{subject}"
+    );
+    let top = message.content_type().unwrap();
+    assert_eq!(
+        (top.ctype(), top.subtype(), top.attribute("report-type")),
+        ("multipart", Some("report"), Some("tlsrpt"))
+    );
+    // postfix received it over TLS (its Received header says so).
+    assert!(
+        header("Received").is_some_and(|r| r.contains("with ESMTPS")),
+        "{:?}",
+        header("Received")
+    );
+    let parts: Vec<_> = message.attachments().collect();
+    assert_eq!(parts.len(), 1, "one report attachment");
+    let part = parts[0];
+    let ct = part.content_type().unwrap();
+    assert_eq!(
+        (ct.ctype(), ct.subtype()),
+        ("application", Some("tlsrpt+gzip"))
+    );
+    assert_eq!(part.attachment_name(), Some(file_name.as_str()));
+    let parsed: ReportFileName = file_name.parse().expect("an RFC 8460 file name");
+    assert_eq!(parsed.to_string(), file_name);
+    assert!(file_name.starts_with(&format!("{SENDER_DOMAIN}!{POLICY_DOMAIN}!")));
+    assert!(file_name.ends_with(".json.gz"), "{file_name}");
+    let gzip = part.contents().to_vec();
+    let mut json = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(gzip.as_slice()),
+        &mut json,
+    )
+    .unwrap();
+    let report: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["organization-name"], ORGANIZATION);
+    assert_eq!(report["contact-info"], CONTACT);
+    let report_id = report["report-id"].as_str().unwrap().to_owned();
+    assert!(subject.ends_with(&format!("<{report_id}>")), "{subject}");
+
+    // The same report, POSTed to the HTTPS receiver.
+    let posts: Vec<_> = https
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0].target, "/v1/tlsrpt");
+    assert_eq!(
+        posts[0].content_type.as_deref(),
+        Some("application/tlsrpt+gzip")
+    );
+    assert_eq!(posts[0].body, gzip, "the POSTed body is the mailed report");
+
+    // The loop: a monitor run of the domain, the Maildir read back, and the comparison.
+    let mut args = vec!["monitor", "--db", db.to_str().unwrap(), POLICY_DOMAIN];
+    args.extend(probe_flags);
+    let out = run_mxprobe(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_mxprobe(&[
+        "reports",
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        maildir.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_mxprobe(&[
+        "reports",
+        "summary",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        text.starts_with("1 report(s) stored, 0 already stored, 0 skipped"),
+        "{text}"
+    );
+    // Exactly that report: its reporter, report-id and JSON, as sent.
+    let stored: Vec<(String, String, String)> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT reporter, report_id, json FROM reports")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].0, ORGANIZATION);
+    assert_eq!(stored[0].1, report_id);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored[0].2).unwrap(),
+        report,
+        "the stored report is the one mailed"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["domains"][0]["policy_domain"], POLICY_DOMAIN);
+    assert_eq!(summary["domains"][0]["reporters"][0]["reports"], 1);
+    let out = run_mxprobe(&[
+        "reports",
+        "compare",
+        POLICY_DOMAIN,
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let compare: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(compare["reports"], 1, "{compare:#}");
+    let both = compare["both"].as_array().unwrap();
+    assert!(
+        both.iter().any(|b| b.to_string().contains(MX)),
+        "the reported failure at {MX} lines up with the scan's finding: {compare:#}"
+    );
+
+    // The same report mail through a relay instead of the MX hosts (postfix again, as a
+    // loopback relay: plaintext is accepted only there).
+    let relay = postfix.addr.to_string();
+    let mut args = vec![
+        "scan",
+        POLICY_DOMAIN,
+        "--deliver-reports",
+        "--report-from",
+        "tlsrpt-test@real-mta.test",
+        "--smtp-relay",
+        relay.as_str(),
+        "--smtp-relay-security",
+        "none",
+        "--format",
+        "json",
+    ];
+    args.extend(probe_flags);
+    let out = run_mxprobe(&args);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mail = &doc["domains"][0]["deliveries"][0];
+    assert_eq!(
+        mail["accepted"],
+        true,
+        "{mail:#}
+{}",
+        postfix.log()
+    );
+    assert_eq!(mail["tls"], false, "{mail:#}");
+    assert!(mail["via"].as_str().unwrap().contains(&relay), "{mail:#}");
+    wait_for_log(
+        "the relayed report mail in the Maildir",
+        || {
+            fs::read_dir(&new)
+                .map(|d| d.count().to_string())
+                .unwrap_or_default()
+        },
+        |count| count == "2",
+    );
+    drop(https);
+    drop(dns);
 }

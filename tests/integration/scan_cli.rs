@@ -519,3 +519,71 @@ fn scan_usage_errors_name_the_problem() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.pem"));
 }
+
+/// `--deliver-reports` sends mail and HTTPS requests to the domains' own destinations: never
+/// for an `--input` list, never for more domains than `--deliver-limit`. Both are usage
+/// errors (exit 2) found before anything is asked or sent.
+#[test]
+fn deliver_reports_is_refused_with_input_and_over_the_limit() {
+    let dir = temp_dir("deliver-usage");
+    let list = dir.join("domains.txt");
+    std::fs::write(&list, "a.example\nb.example\n").unwrap();
+    let out = mxprobe(&[
+        "scan",
+        "--input",
+        list.to_str().unwrap(),
+        "--deliver-reports",
+        "--resolver",
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--deliver-reports") && err.contains("--input"),
+        "{err}"
+    );
+
+    let eleven: Vec<String> = (0..11).map(|i| format!("d{i}.example")).collect();
+    let mut args: Vec<&str> = vec!["scan", "--deliver-reports", "--resolver", "127.0.0.1"];
+    args.extend(eleven.iter().map(String::as_str));
+    let out = mxprobe(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("11 domains named, more than --deliver-limit 10"),
+        "{err}"
+    );
+    // A lower limit counts the same way.
+    let out = mxprobe(&[
+        "scan",
+        "--deliver-reports",
+        "--deliver-limit",
+        "1",
+        "a.example",
+        "b.example",
+        "--resolver",
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("more than --deliver-limit 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A From address that is none: refused before anything is asked.
+    let out = mxprobe(&[
+        "scan",
+        "--deliver-reports",
+        "a.example",
+        "--report-from",
+        "not an address",
+        "--resolver",
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--report-from \"not an address\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

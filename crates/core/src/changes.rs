@@ -1115,6 +1115,7 @@ mod tests {
                 policy_fetch,
                 hosts,
                 resolver_problem: None,
+                rua: Vec::new(),
             }
         }
 
@@ -1198,7 +1199,7 @@ mod tests {
                     expiry_warn_days: 14,
                 },
             );
-            DomainResult { facts, verdict }
+            DomainResult::new(facts, verdict)
         }
     }
 

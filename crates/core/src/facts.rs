@@ -38,6 +38,74 @@ pub struct DomainFacts {
     /// were made (no MX host, no policy fetch), and nothing about the domain can be judged.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub resolver_problem: Option<ResolverProblem>,
+    /// The report destinations of the `_smtp._tls` record, each reached as a reporter would
+    /// reach it (RFC 8460 §5): in `rua` order, at most [`MAX_RUA_CHECKED`]. Empty without a
+    /// valid record (and in facts stored before destinations were checked).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub rua: Vec<RuaFacts>,
+}
+
+/// How many `rua` destinations of one record are checked (a record may list any number; a
+/// reporter delivering to each would not go further either).
+pub const MAX_RUA_CHECKED: usize = 8;
+
+/// One `rua` destination as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum RuaFacts {
+    /// `mailto:`: the mail routing of the address's domain, as for any mail domain.
+    Mailto(MailtoRuaFacts),
+    /// `https:`: an `HEAD` of the URL (never a `POST`), redirects recorded, not followed.
+    Https(HttpsRuaFacts),
+}
+
+impl RuaFacts {
+    /// The URI as written in the record.
+    pub fn uri(&self) -> &str {
+        match self {
+            Self::Mailto(m) => &m.uri,
+            Self::Https(h) => &h.uri,
+        }
+    }
+}
+
+/// A `mailto:` destination: where mail to its domain goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailtoRuaFacts {
+    /// The URI as written.
+    pub uri: String,
+    /// The address (without a size limit).
+    pub address: String,
+    /// The domain of the address.
+    pub domain: String,
+    /// The size limit written after the address, if any (see
+    /// [`crate::tlsrpt::record::SizeLimit`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub size_limit: Option<crate::tlsrpt::record::SizeLimit>,
+    /// The address's domain is the policy domain itself: its MX RRset and hosts are the
+    /// domain's own ([`DomainFacts::mx`], [`DomainFacts::hosts`]), observed once.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub same_as_domain: bool,
+    /// The MX RRset of the address's domain (absent when `same_as_domain`, or when the
+    /// domain is not a valid host name).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mx: Option<Lookup<Mx>>,
+    /// Its MX hosts in preference order (the domain itself for an implicit MX), each probed
+    /// like any MX host (the probes are shared with every domain that uses the host).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub hosts: Vec<MxHostFacts>,
+}
+
+/// An `https:` destination: the host's addresses and one `HEAD` of the URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpsRuaFacts {
+    /// The URI as written.
+    pub uri: String,
+    /// The host of the URL.
+    pub host: String,
+    /// The request, one attempt per address (as for the policy fetch): the status, the
+    /// Location of a redirect, the presented chain. The body of a `HEAD` is empty.
+    pub check: PolicyFetchFacts,
 }
 
 /// What was seen of one MX host.

@@ -139,6 +139,9 @@ pub struct LintReport {
     /// Which pattern covers each MX host, when MX hosts were given.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mx_coverage: Vec<Coverage>,
+    /// Whether reports reach each usable `rua` destination (`--live` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tlsrpt_destinations: Vec<crate::evaluate::rua::RuaVerdict>,
     /// Every finding, in the order the checks ran.
     pub findings: Vec<Finding>,
 }
@@ -267,6 +270,7 @@ pub fn lint(input: &LintInput) -> Result<LintReport, LintError> {
         policy,
         tlsrpt_record,
         mx_coverage,
+        tlsrpt_destinations: Vec::new(),
         findings,
     })
 }

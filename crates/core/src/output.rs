@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::dns::Lookup;
 use crate::domain::DomainName;
 use crate::evaluate::records::RecordOutcome;
+use crate::evaluate::rua::Delivery;
 use crate::evaluate::verdict::Status;
 use crate::evaluate::verdict::{Routing, SessionResult};
 use crate::finding::{Counts, Severity};
@@ -206,6 +207,24 @@ pub fn write_domain(w: &mut dyn Write, report: &DomainResult, width: usize) -> i
             )?;
         }
     }
+    for d in &report.deliveries {
+        // `scan --deliver-reports`: what each destination answered.
+        let (word, st) = if d.accepted {
+            ("accepted", style(AnsiColor::Green))
+        } else {
+            ("REFUSED", style(AnsiColor::Red))
+        };
+        let tls = match d.tls {
+            Some(true) => " over TLS",
+            Some(false) => " without TLS",
+            None => "",
+        };
+        writeln!(
+            w,
+            "  REPORT    {} {st}{word}{st:#} via {}{tls}: {}",
+            d.uri, d.via, d.answer
+        )?;
+    }
     if !v.findings.is_empty() {
         writeln!(w)?;
         let mut indented = Indented {
@@ -269,7 +288,23 @@ fn sts_line(report: &DomainResult) -> String {
 fn tlsrpt_line(report: &DomainResult) -> String {
     let v = &report.verdict;
     if !v.tlsrpt_rua.is_empty() {
-        return v.tlsrpt_rua.join(", ");
+        // Each destination with whether reports can reach it, when it was checked.
+        return v
+            .tlsrpt_rua
+            .iter()
+            .map(|uri| {
+                match v
+                    .tlsrpt_destinations
+                    .iter()
+                    .find(|d| d.uri == *uri)
+                    .filter(|d| d.delivery != Delivery::NotChecked)
+                {
+                    Some(d) => format!("{uri} ({})", d.delivery),
+                    None => uri.clone(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
     }
     let lookup = &report.facts.tlsrpt_txt;
     if let Lookup::Bogus { .. } = lookup {
@@ -498,6 +533,7 @@ mod tests {
             policy_fetch: None,
             hosts: Vec::new(),
             resolver_problem: None,
+            rua: Vec::new(),
         };
         let anchors = Anchors::empty();
         let verdict = evaluate_domain(
@@ -510,7 +546,7 @@ mod tests {
             },
         );
         let mut out = Vec::new();
-        write_domain(&mut out, &DomainResult { facts, verdict }, 80).unwrap();
+        write_domain(&mut out, &DomainResult::new(facts, verdict), 80).unwrap();
         let text = String::from_utf8(out).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("  TLS-RPT   "))

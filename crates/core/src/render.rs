@@ -131,6 +131,9 @@ pub fn write_lint_report(w: &mut dyn Write, report: &LintReport, width: usize) -
             o => outcome_text(o).to_owned(),
         };
         writeln!(w, "  _smtp._tls TXT  {detail}")?;
+        for d in &report.tlsrpt_destinations {
+            writeln!(w, "    {}  {}", d.uri, d.delivery)?;
+        }
     }
     if !report.mx_coverage.is_empty() {
         writeln!(w, "  MX coverage")?;

@@ -217,6 +217,7 @@ fn synthetic_domain(i: usize, domains: usize, mx_hosts: usize, rng: &mut SplitMi
         sts_txt,
         tlsrpt_txt,
         policy,
+        report_endpoint: None,
         dnssec: DomainDnssec::Signed,
         expect: Expectation {
             routing: Routing::Mx,
@@ -225,6 +226,7 @@ fn synthetic_domain(i: usize, domains: usize, mx_hosts: usize, rng: &mut SplitMi
             findings: Vec::new(),
             worst: None,
             sessions: Vec::new(),
+            rua: Vec::new(),
         },
     }
 }

@@ -226,7 +226,14 @@ pub enum HostBehaviour {
     Respond(PolicyResponse),
     /// Reads the ClientHello and never answers it: the TLS handshake hangs.
     StallHandshake,
+    /// A TLS-RPT report endpoint (RFC 8460 §5.4) on every path: `HEAD` and `OPTIONS` get
+    /// 200 (with `Allow: POST, OPTIONS, HEAD`), a `POST` gets 200 once its body (at most
+    /// [`REPORT_BODY_LIMIT`]) is read and logged; other methods 405, a larger body 413.
+    ReportEndpoint,
 }
+
+/// The largest report body a lab report endpoint accepts.
+pub const REPORT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// One policy host of a server.
 #[derive(Debug)]
@@ -272,6 +279,10 @@ pub struct SeenRequest {
     pub target: String,
     /// The User-Agent header, if any.
     pub user_agent: Option<String>,
+    /// The Content-Type header, if any.
+    pub content_type: Option<String>,
+    /// The body of a `POST` to a report endpoint (empty otherwise).
+    pub body: Vec<u8>,
 }
 
 /// The lab's HTTPS policy server.
@@ -543,7 +554,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver
             let _ = stop.changed().await;
             return;
         }
-        HostBehaviour::Respond(response) => response,
+        HostBehaviour::Respond(response) => Some(response),
+        HostBehaviour::ReportEndpoint => None,
     };
     let tls = tokio::select! {
         tls = start.into_stream(host.tls.clone()) => tls,
@@ -556,7 +568,12 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver
         let response = response.clone();
         let counters = counters.clone();
         let sni = sni.clone();
-        async move { Ok::<_, Infallible>(answer(request, &sni, response, &counters).await) }
+        async move {
+            Ok::<_, Infallible>(match response {
+                Some(response) => answer(request, &sni, response, &counters).await,
+                None => receive_report(request, &sni, &counters).await,
+            })
+        }
     });
     let connection = http1::Builder::new().serve_connection(TokioIo::new(tls), service);
     tokio::select! {
@@ -581,6 +598,8 @@ async fn answer(
             .path_and_query()
             .map_or_else(|| request.uri().to_string(), ToString::to_string),
         user_agent: request.headers().get(USER_AGENT).map(text),
+        content_type: request.headers().get(CONTENT_TYPE).map(text),
+        body: Vec::new(),
     });
     if request.uri().path() != POLICY_PATH {
         return plain(StatusCode::NOT_FOUND, "not found\n");
@@ -606,6 +625,50 @@ async fn answer(
         }
     }
     built
+}
+
+/// A report endpoint's answer; a `POST` body is read (up to [`REPORT_BODY_LIMIT`]) and
+/// logged with the request.
+async fn receive_report(
+    request: Request<Incoming>,
+    sni: &str,
+    counters: &Counters,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let mut seen = SeenRequest {
+        sni: sni.to_owned(),
+        host: request.headers().get(HOST).map(text),
+        method: request.method().to_string(),
+        target: request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.uri().to_string(), ToString::to_string),
+        user_agent: request.headers().get(USER_AGENT).map(text),
+        content_type: request.headers().get(CONTENT_TYPE).map(text),
+        body: Vec::new(),
+    };
+    let method = request.method().clone();
+    let answer = if method == Method::POST {
+        let limited = http_body_util::Limited::new(request.into_body(), REPORT_BODY_LIMIT);
+        match limited.collect().await {
+            Ok(body) => {
+                seen.body = body.to_bytes().to_vec();
+                plain(StatusCode::OK, "report accepted\n")
+            }
+            Err(_) => plain(StatusCode::PAYLOAD_TOO_LARGE, "report too large\n"),
+        }
+    } else if method == Method::HEAD || method == Method::OPTIONS {
+        let mut ok = plain(StatusCode::OK, "");
+        ok.headers_mut().insert(
+            hyper::header::ALLOW,
+            HeaderValue::from_static("POST, OPTIONS, HEAD"),
+        );
+        ok
+    } else {
+        plain(StatusCode::METHOD_NOT_ALLOWED, "only POST\n")
+    };
+    counters.record(seen);
+    answer
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<BoxBody<Bytes, Infallible>> {

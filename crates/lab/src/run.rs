@@ -31,7 +31,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::dns::{BrokenResolver, LabDns, LabDnsError, LabRecord, RunningDns, Signing};
 use crate::https::{
-    HttpsLabError, PolicyBody, PolicyHost, PolicyResponse, PolicyServer, RunningHttps,
+    HostBehaviour, HttpsLabError, PolicyBody, PolicyHost, PolicyResponse, PolicyServer,
+    RunningHttps,
 };
 use crate::scenario::{
     CertProfile, DomainDnssec, DomainSpec, Expectation, FIRST_HOST_OCTET, HostDnssec, HostSpec,
@@ -496,6 +497,16 @@ impl Lab {
                     presented.leaf.private_key(),
                     response,
                 ));
+            }
+            if let Some(endpoint) = &domain.report_endpoint {
+                dns = dns.record(endpoint.host.as_str(), LabRecord::address(POLICY_IP));
+                let presented = pki.present(&endpoint.host, endpoint.certificate)?;
+                policy_hosts.push(PolicyHost {
+                    name: endpoint.host.to_string(),
+                    chain: presented.chain,
+                    key: presented.leaf.private_key(),
+                    behaviour: HostBehaviour::ReportEndpoint,
+                });
             }
         }
 

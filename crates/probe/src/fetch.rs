@@ -246,6 +246,49 @@ pub async fn fetch_policy(
     if addresses.is_empty() {
         return not_found(domain, format!("{host} has no A or AAAA record"));
     }
+    each_address(config, reqwest::Method::GET, &host, url, addresses).await
+}
+
+/// Checks a TLS-RPT report endpoint (an `https:` rua, RFC 8460 §5.4) as the policy fetch
+/// reaches a policy host: one `HEAD` of `url` per address of `host` until one answers, the
+/// presented chain recorded, redirects recorded and not followed, no body read. Never a
+/// `POST`: nothing is delivered. With no address the result is a DNS error naming `host`.
+pub async fn check_report_endpoint(
+    config: &FetchConfig,
+    host: &str,
+    url: &str,
+    addresses: &[IpAddr],
+) -> PolicyFetchFacts {
+    if addresses.is_empty() {
+        return PolicyFetchFacts {
+            url: url.to_owned(),
+            attempts: vec![FetchAttempt {
+                address: None,
+                outcome: FetchOutcome::DnsError {
+                    error: format!("{host} has no A or AAAA record"),
+                    not_found: true,
+                },
+            }],
+        };
+    }
+    each_address(
+        config,
+        reqwest::Method::HEAD,
+        host,
+        url.to_owned(),
+        addresses,
+    )
+    .await
+}
+
+/// One request per address in turn until one gets an HTTP response (see [`fetch_policy`]).
+async fn each_address(
+    config: &FetchConfig,
+    method: reqwest::Method,
+    host: &str,
+    url: String,
+    addresses: &[IpAddr],
+) -> PolicyFetchFacts {
     let overall = Instant::now() + config.timeouts.overall;
     let mut attempts: Vec<FetchAttempt> = Vec::with_capacity(addresses.len());
     for &ip in addresses {
@@ -257,7 +300,7 @@ pub async fn fetch_policy(
             break;
         }
         let deadline = (now + config.timeouts.request).min(overall);
-        let outcome = attempt(config, &host, &url, ip, deadline).await;
+        let outcome = attempt(config, method.clone(), host, &url, ip, deadline).await;
         // RFC 8461 §3.3 gives no rule for several addresses; any HTTP response, whatever
         // its status, is the policy host's answer, so only a failure to get one moves on.
         let answered = matches!(outcome, FetchOutcome::Response(_));
@@ -272,9 +315,10 @@ pub async fn fetch_policy(
     PolicyFetchFacts { url, attempts }
 }
 
-/// One GET to one address, bounded by `deadline`.
+/// One request to one address, bounded by `deadline`.
 async fn attempt(
     config: &FetchConfig,
+    method: reqwest::Method,
     host: &str,
     url: &str,
     ip: IpAddr,
@@ -294,7 +338,7 @@ async fn attempt(
             };
         }
     };
-    let response = match timeout_at(deadline, client.get(url).send()).await {
+    let response = match timeout_at(deadline, client.request(method, url).send()).await {
         Err(_elapsed) => {
             return FetchOutcome::Timeout {
                 phase: watch.phase(),

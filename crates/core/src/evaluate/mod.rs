@@ -12,6 +12,7 @@
 //! - [`records`]: the `_mta-sts` and `_smtp._tls` TXT record sets.
 //! - [`policy`]: the policy body and which MX hosts its patterns cover.
 //! - [`policy_fetch`]: the policy fetch (RFC 8461 §3.3) and its three failure types.
+//! - [`rua`]: whether TLS reports can reach each `rua` destination (RFC 8460 §5).
 
 use std::net::IpAddr;
 
@@ -24,7 +25,7 @@ use crate::finding::{Code, Finding, Severity, Subject};
 use crate::mtasts::{Mode, select_sts};
 use crate::tls::Anchors;
 use crate::tlsrpt::PolicyType;
-use crate::tlsrpt::record::select_tlsrpt;
+use crate::tlsrpt::record::{Rua, select_tlsrpt};
 use policy::{coverage, coverage_findings};
 use policy_fetch::{ContentTypeRule, FetchVerdict, is_could_not_tell, judge_fetch};
 use records::{RecordKind, RecordOutcome, WhenAbsent, selection_findings, tlsrpt_set_findings};
@@ -36,6 +37,7 @@ pub mod policy;
 pub mod policy_fetch;
 pub mod records;
 pub mod routing;
+pub mod rua;
 pub mod session;
 pub mod verdict;
 
@@ -74,7 +76,10 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         &mut dnssec_failures,
     );
     let sts = sts_state(facts, opts, &subject, &mut findings, &mut inconclusive);
-    let tlsrpt_rua = tlsrpt(facts, &subject, &mut findings, &mut inconclusive);
+    let usable_rua = tlsrpt(facts, &subject, &mut findings, &mut inconclusive);
+    let tlsrpt_rua: Vec<String> = usable_rua.iter().map(|r| r.uri().to_owned()).collect();
+    let tlsrpt_destinations =
+        rua::judge_destinations(facts, &usable_rua, opts, &subject, &mut findings);
     // A domain that receives no mail needs neither policy: advice to publish one is noise.
     if matches!(routing, Routing::NullMx | Routing::NoSuchDomain) {
         findings.retain(|f| !f.is(Code::StsNone) && !f.is(Code::TlsRptNone));
@@ -143,6 +148,7 @@ pub fn evaluate_domain(facts: &DomainFacts, opts: &EvalOptions<'_>) -> DomainVer
         routing,
         sts,
         tlsrpt_rua,
+        tlsrpt_destinations,
         sessions,
         inconclusive,
         findings,
@@ -208,6 +214,7 @@ fn unjudged(facts: &DomainFacts, problem: &ResolverProblem, subject: Subject) ->
             policy_string: Vec::new(),
         },
         tlsrpt_rua: Vec::new(),
+        tlsrpt_destinations: Vec::new(),
         sessions: Vec::new(),
         inconclusive: true,
         findings: vec![
@@ -383,7 +390,7 @@ fn tlsrpt(
     subject: &Subject,
     findings: &mut Vec<Finding>,
     inconclusive: &mut bool,
-) -> Vec<String> {
+) -> Vec<Rua> {
     if lookup_failed(
         "_smtp._tls TXT records",
         (Code::DnsTlsRptTxtFailed, Code::DnsTlsRptTxtBogus),
@@ -399,7 +406,7 @@ fn tlsrpt(
     let selection = select_tlsrpt(&txt_records(&facts.tlsrpt_txt));
     findings.extend(tlsrpt_set_findings(&selection, subject, WhenAbsent::Silent));
     match selection.record() {
-        Some(r) => r.usable_rua().map(|u| u.uri().to_owned()).collect(),
+        Some(r) => r.usable_rua().cloned().collect(),
         None => {
             if RecordOutcome::of(&selection.conclusion) == RecordOutcome::None {
                 findings.push(

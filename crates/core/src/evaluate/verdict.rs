@@ -134,6 +134,9 @@ pub struct DomainVerdict {
     /// The usable TLS-RPT destinations, when the domain publishes a valid record.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub tlsrpt_rua: Vec<String>,
+    /// Whether reports can reach each usable destination, in `rua` order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub tlsrpt_destinations: Vec<super::rua::RuaVerdict>,
     /// One verdict per probed (MX host, address), in MX preference order.
     pub sessions: Vec<SessionVerdict>,
     /// Whether something could not be tested (DNS failures, timeouts, 421 …).

@@ -135,6 +135,13 @@ catalogue! {
         TlsRptTxtWrongName = "tlsrpt.txt.wrong-name",
         TlsRptRuaUnusableScheme = "tlsrpt.rua.unusable-scheme",
         TlsRptRuaNoneUsable = "tlsrpt.rua.none-usable",
+        TlsRptRuaUndeliverable = "tlsrpt.rua.undeliverable",
+        TlsRptRuaNoTls = "tlsrpt.rua.no-tls",
+        TlsRptRuaHttpsCert = "tlsrpt.rua.https-cert",
+        TlsRptRuaHttpsRedirect = "tlsrpt.rua.https-redirect",
+        TlsRptRuaHttpsStatus = "tlsrpt.rua.https-status",
+        TlsRptRuaUnchecked = "tlsrpt.rua.unchecked",
+        TlsRptRuaSizeLimit = "tlsrpt.rua.size-limit",
 
         StsPolicyDuplicateKey = "sts.policy.duplicate-key",
         StsPolicyUnknownKey = "sts.policy.unknown-key",

@@ -325,6 +325,76 @@ impl Rua {
     }
 }
 
+/// A size limit written after a `mailto:` address, in the style of DMARC (RFC 7489 §6.2):
+/// `!10m` (here necessarily `%2110m`: RFC 8460 §3 requires the `!` to be percent-encoded).
+/// RFC 8460 itself defines no size limit; mxprobe reads and shows it because owners copy the
+/// habit from DMARC records, and a reporter that honours it drops larger reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SizeLimit {
+    /// The limit in bytes.
+    pub bytes: u64,
+}
+
+impl SizeLimit {
+    /// Reads `<digits>[k|m|g|t]` (case-insensitive; no unit: bytes), as written after `!`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let digits_end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(digits_end);
+        if digits.is_empty() || digits.len() > 12 {
+            return None;
+        }
+        let number: u64 = digits.parse().ok()?;
+        let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" => 1,
+            "k" => 1 << 10,
+            "m" => 1 << 20,
+            "g" => 1 << 30,
+            "t" => 1 << 40,
+            _ => return None,
+        };
+        number.checked_mul(factor).map(|bytes| Self { bytes })
+    }
+}
+
+impl fmt::Display for SizeLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u64, &str); 4] = [
+            (1 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ];
+        for (size, unit) in UNITS {
+            if self.bytes >= size && self.bytes.is_multiple_of(size) {
+                return write!(f, "{} {unit}", self.bytes / size);
+            }
+        }
+        write!(f, "{} bytes", self.bytes)
+    }
+}
+
+impl Rua {
+    /// For a `mailto:` destination: the address without a size limit, the domain part of it,
+    /// and the size limit when one is written (see [`SizeLimit`]). `None` for other kinds
+    /// and for an address without `@`.
+    pub fn mailbox(&self) -> Option<(&str, &str, Option<SizeLimit>)> {
+        let RuaKind::Mailto { address } = &self.kind else {
+            return None;
+        };
+        let (address, limit) = match address.rsplit_once('!') {
+            Some((before, after)) if before.contains('@') => match SizeLimit::parse(after) {
+                Some(limit) => (before, Some(limit)),
+                None => (address.as_str(), None),
+            },
+            _ => (address.as_str(), None),
+        };
+        let (local, domain) = address.rsplit_once('@')?;
+        (!local.is_empty() && !domain.is_empty()).then_some((address, domain, limit))
+    }
+}
+
 impl fmt::Display for Rua {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.uri)
@@ -615,6 +685,47 @@ mod tests {
             assert_eq!(r.usable(), usable, "{uri}");
             assert_eq!(r.uri(), uri);
         }
+    }
+
+    #[test]
+    fn mailboxes_and_size_limits() {
+        /// The address, its domain and the size limit in bytes.
+        type Mailbox<'a> = Option<(&'a str, &'a str, Option<u64>)>;
+        let cases: &[(&str, Mailbox<'_>)] = &[
+            (
+                "mailto:tlsrpt@example.com",
+                Some(("tlsrpt@example.com", "example.com", None)),
+            ),
+            (
+                "mailto:tlsrpt@example.com%2110m",
+                Some(("tlsrpt@example.com", "example.com", Some(10 << 20))),
+            ),
+            (
+                "mailto:tlsrpt@example.com%21500K",
+                Some(("tlsrpt@example.com", "example.com", Some(500 << 10))),
+            ),
+            (
+                "mailto:tlsrpt@example.com%21123",
+                Some(("tlsrpt@example.com", "example.com", Some(123))),
+            ),
+            // Not a size: the whole text is the address.
+            (
+                "mailto:tlsrpt@example.com%21x",
+                Some(("tlsrpt@example.com!x", "example.com!x", None)),
+            ),
+            ("mailto:nobody", None),
+            ("https://r.example/v1", None),
+        ];
+        for (uri, want) in cases {
+            let rua = Rua::parse(uri).unwrap();
+            let got = rua.mailbox().map(|(a, d, l)| (a, d, l.map(|l| l.bytes)));
+            assert_eq!(got, *want, "{uri}");
+        }
+        assert_eq!(SizeLimit::parse("10m").unwrap().to_string(), "10 MiB");
+        assert_eq!(SizeLimit::parse("1500").unwrap().to_string(), "1500 bytes");
+        assert_eq!(SizeLimit::parse("99999999999999999999"), None);
+        assert_eq!(SizeLimit::parse("999999999999t"), None);
+        assert_eq!(SizeLimit::parse(""), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use mxprobe_core::domain::DomainName;
 use super::raw::{RawDomain, RawPolicy, RawResolver, RawResult, RawScenario};
 use super::{
     DomainSpec, Expectation, ExpectedResult, HostSpec, MAX_IPV4_HOSTS, MAX_TXT_STRING, MxRecord,
-    PolicyHostSpec, ResolverSpec, Scenario, ScenarioError, SessionExpectation,
+    PolicyHostSpec, ReportEndpointSpec, ResolverSpec, Scenario, ScenarioError, SessionExpectation,
 };
 
 /// Checks the raw data and names the file in every error.
@@ -131,6 +131,7 @@ impl Checker<'_> {
                 findings: raw.expect.findings,
                 worst: raw.expect.worst,
                 sessions: Vec::new(),
+                rua: raw.expect.rua,
             },
         })
     }
@@ -164,6 +165,15 @@ impl Checker<'_> {
             }
         }
         let policy = raw.policy.map(|p| self.policy(&entry, p)).transpose()?;
+        let report_endpoint = raw
+            .report_endpoint
+            .map(|r| {
+                Ok::<_, ScenarioError>(ReportEndpointSpec {
+                    host: self.name(&entry, "report_endpoint.host", &r.host)?,
+                    certificate: r.certificate,
+                })
+            })
+            .transpose()?;
         let mut spec = DomainSpec {
             name,
             about: raw.about,
@@ -171,6 +181,7 @@ impl Checker<'_> {
             sts_txt: raw.sts_txt,
             tlsrpt_txt: raw.tlsrpt_txt,
             policy,
+            report_endpoint,
             dnssec: raw.dnssec,
             expect: Expectation {
                 routing: raw.expect.routing,
@@ -179,6 +190,7 @@ impl Checker<'_> {
                 findings: raw.expect.findings,
                 worst: raw.expect.worst,
                 sessions: Vec::new(),
+                rua: raw.expect.rua,
             },
         };
         let mail_hosts = spec.mail_hosts();

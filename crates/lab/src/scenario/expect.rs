@@ -65,6 +65,15 @@ impl Expectation {
                 .collect();
             out.push(format!("{name}: findings worse than {limit:?}: {bad:?}"));
         }
+        if !self.rua.is_empty() {
+            let got: Vec<_> = v.tlsrpt_destinations.iter().map(|d| d.delivery).collect();
+            if got != self.rua {
+                out.push(format!(
+                    "{name}: rua destinations: expected {:?}, got {got:?}",
+                    self.rua
+                ));
+            }
+        }
         let seen: BTreeSet<&DomainName> = v.sessions.iter().map(|s| &s.mx).collect();
         let expected: BTreeSet<&DomainName> = self.sessions.iter().map(|s| &s.mx).collect();
         if seen != expected {

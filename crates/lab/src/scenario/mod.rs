@@ -20,6 +20,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use mxprobe_core::domain::DomainName;
+use mxprobe_core::evaluate::rua::Delivery;
 use mxprobe_core::evaluate::verdict::Routing;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::tlsrpt::{PolicyType, ResultType};
@@ -268,6 +269,19 @@ pub struct Expectation {
     pub worst: Option<Severity>,
     /// One entry per MX host with sessions; hosts without sessions are not listed.
     pub sessions: Vec<SessionExpectation>,
+    /// Whether reports reach each usable `rua` destination, in record order (empty: not
+    /// checked).
+    pub rua: Vec<Delivery>,
+}
+
+/// A TLS-RPT report endpoint (an `https:` rua) on the lab HTTPS server: `HEAD`, `OPTIONS`
+/// and `POST` on any path; a `POST` is answered 200 and logged with its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportEndpointSpec {
+    /// The host name (the URL's host).
+    pub host: DomainName,
+    /// The certificate it presents.
+    pub certificate: CertProfile,
 }
 
 /// One lab domain.
@@ -285,6 +299,8 @@ pub struct DomainSpec {
     pub tlsrpt_txt: Vec<String>,
     /// The policy host; `None`: `mta-sts.<domain>` does not exist.
     pub policy: Option<PolicyHostSpec>,
+    /// A TLS-RPT report endpoint served for the domain.
+    pub report_endpoint: Option<ReportEndpointSpec>,
     /// The DNSSEC state of the domain's own names.
     pub dnssec: DomainDnssec,
     /// What a scan must conclude.

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use mxprobe_core::evaluate::rua::Delivery;
 use mxprobe_core::evaluate::verdict::Routing;
 use mxprobe_core::finding::Severity;
 use mxprobe_core::tlsrpt::{PolicyType, ResultType};
@@ -86,6 +87,7 @@ pub(super) struct RawDomain {
     #[serde(default)]
     pub(super) tlsrpt_txt: Vec<String>,
     pub(super) policy: Option<RawPolicy>,
+    pub(super) report_endpoint: Option<RawReportEndpoint>,
     #[serde(default)]
     pub(super) dnssec: DomainDnssec,
     pub(super) expect: RawExpect,
@@ -110,6 +112,14 @@ pub(super) struct RawPolicy {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawReportEndpoint {
+    pub(super) host: String,
+    #[serde(default = "valid")]
+    pub(super) certificate: CertProfile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawExpect {
     #[serde(default = "mx_routing")]
     pub(super) routing: Routing,
@@ -121,6 +131,8 @@ pub(super) struct RawExpect {
     pub(super) worst: Option<Severity>,
     #[serde(default)]
     pub(super) sessions: Vec<RawSession>,
+    #[serde(default)]
+    pub(super) rua: Vec<Delivery>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -36,7 +36,10 @@ use time::OffsetDateTime;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::fetch::{FetchConfig, dns_error, dns_timeout, fetch_policy, not_found, policy_host};
+use crate::fetch::{
+    FetchConfig, check_report_endpoint, dns_error, dns_timeout, fetch_policy, not_found,
+    policy_host,
+};
 use crate::resolver::{DnsConfig, DnsSetupError, Resolver};
 use crate::starttls::{SmtpConfig, probe_with_sni};
 use mxprobe_core::dns::{AddressLookups, Lookup, Mx, Resolve, ResolverProblem, Tlsa, Txt};
@@ -44,11 +47,15 @@ use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
 use mxprobe_core::evaluate::verdict::DomainVerdict;
 use mxprobe_core::evaluate::{EvalOptions, evaluate_domain};
-use mxprobe_core::facts::{DomainFacts, MxHostFacts, PolicyFetchFacts};
+use mxprobe_core::facts::{
+    DomainFacts, FetchAttempt, FetchOutcome, HttpsRuaFacts, MAX_RUA_CHECKED, MailtoRuaFacts,
+    MxHostFacts, PolicyFetchFacts, RuaFacts,
+};
 use mxprobe_core::mtasts::select_sts;
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::smtp::{Phase, SmtpFacts, SmtpOutcome};
 use mxprobe_core::tls::Anchors;
+use mxprobe_core::tlsrpt::record::{Rua, RuaKind, select_tlsrpt};
 
 mod flights;
 mod politeness;
@@ -136,6 +143,11 @@ pub struct ScanStats {
     pub policy_fetches: u64,
     /// Times a domain used a policy fetch already in flight for the same domain.
     pub policy_fetches_shared: u64,
+    /// TLS-RPT destinations checked (a `mailto:` domain's MX, an `https:` URL), not counting
+    /// those of a domain that reports to itself (its own MX is observed anyway).
+    pub rua_checks: u64,
+    /// Times a domain used a destination check another domain had made or was making.
+    pub rua_checks_shared: u64,
 }
 
 impl ScanStats {
@@ -147,6 +159,8 @@ impl ScanStats {
             smtp_attempts: self.smtp_attempts - earlier.smtp_attempts,
             policy_fetches: self.policy_fetches - earlier.policy_fetches,
             policy_fetches_shared: self.policy_fetches_shared - earlier.policy_fetches_shared,
+            rua_checks: self.rua_checks - earlier.rua_checks,
+            rua_checks_shared: self.rua_checks_shared - earlier.rua_checks_shared,
         }
     }
 }
@@ -158,6 +172,8 @@ struct Counters {
     smtp_attempts: AtomicU64,
     policy_fetches: AtomicU64,
     policy_fetches_shared: AtomicU64,
+    rua_checks: AtomicU64,
+    rua_checks_shared: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -174,6 +190,10 @@ pub struct Scanner<R = Resolver> {
     policies: Flights<DomainName, PolicyFetchFacts>,
     addresses: Flights<DomainName, AddressLookups>,
     tlsa: Flights<DomainName, Lookup<Tlsa>>,
+    /// TLS-RPT `mailto:` destinations by domain: the MX RRset and the observed hosts.
+    rua_mail: Flights<DomainName, (Lookup<Mx>, Vec<MxHostFacts>)>,
+    /// TLS-RPT `https:` destinations by URL.
+    rua_https: Flights<String, PolicyFetchFacts>,
     gates: IpGates,
     counters: Counters,
     resolver_problem: std::sync::OnceLock<ResolverProblem>,
@@ -224,6 +244,8 @@ impl<R> Scanner<R> {
             smtp_attempts: c.smtp_attempts.load(Ordering::Relaxed),
             policy_fetches: c.policy_fetches.load(Ordering::Relaxed),
             policy_fetches_shared: c.policy_fetches_shared.load(Ordering::Relaxed),
+            rua_checks: c.rua_checks.load(Ordering::Relaxed),
+            rua_checks_shared: c.rua_checks_shared.load(Ordering::Relaxed),
         }
     }
 }
@@ -242,6 +264,14 @@ impl<R: Resolve> Scanner<R> {
             policies: Flights::new(Keep::InFlight),
             addresses: Flights::new(Keep::InFlight),
             tlsa: Flights::new(Keep::InFlight),
+            rua_mail: Flights::new(Keep::Cache {
+                capacity: cache.capacity.max(1),
+                ttl: cache.ttl,
+            }),
+            rua_https: Flights::new(Keep::Cache {
+                capacity: cache.capacity.max(1),
+                ttl: cache.ttl,
+            }),
             gates,
             counters: Counters::default(),
             resolver_problem: std::sync::OnceLock::new(),
@@ -253,7 +283,7 @@ impl<R: Resolve> Scanner<R> {
     pub async fn scan(&self, domain: &DomainName, now: OffsetDateTime) -> DomainResult {
         let facts = self.observe(domain, now).await;
         let verdict = self.evaluate(&facts, now);
-        DomainResult { facts, verdict }
+        DomainResult::new(facts, verdict)
     }
 
     /// Judges facts (observed now or earlier) at time `now`.
@@ -287,12 +317,13 @@ impl<R: Resolve> Scanner<R> {
         if let Some(problem) = &resolver_problem {
             let _ = self.resolver_problem.set(problem.clone());
         }
-        let (policy_fetch, hosts) = if resolver_problem.is_some() {
-            (None, Vec::new())
+        let (policy_fetch, hosts, rua) = if resolver_problem.is_some() {
+            (None, Vec::new(), Vec::new())
         } else {
             futures::join!(
                 self.fetch_if_published(domain, &sts_txt),
                 self.hosts(domain, &mx),
+                self.observe_rua(Some(domain), &tlsrpt_txt),
             )
         };
         DomainFacts {
@@ -304,7 +335,133 @@ impl<R: Resolve> Scanner<R> {
             policy_fetch,
             hosts,
             resolver_problem,
+            rua,
         }
+    }
+
+    /// Observes every usable destination of the `_smtp._tls` record found in `tlsrpt_txt`
+    /// (at most [`MAX_RUA_CHECKED`]), as a reporter would reach it: a `mailto:` domain's MX
+    /// RRset and hosts (probed like any MX host, the probes shared), an `https:` URL by one
+    /// `HEAD`. A destination in the policy domain itself is not observed again: its facts
+    /// point at the domain's own MX (`own_domain`; `None` observes every destination in full,
+    /// for `lint --live`). Each check is kept for the run and shared by every domain naming
+    /// the same destination.
+    pub async fn observe_rua(
+        &self,
+        own_domain: Option<&DomainName>,
+        tlsrpt_txt: &Lookup<Txt>,
+    ) -> Vec<RuaFacts> {
+        let Some(records) = tlsrpt_txt.records() else {
+            return Vec::new();
+        };
+        let records: Vec<String> = records.iter().map(Txt::joined).collect();
+        let selection = select_tlsrpt(&records);
+        let Some(record) = selection.record() else {
+            return Vec::new();
+        };
+        let usable: Vec<Rua> = record.usable_rua().take(MAX_RUA_CHECKED).cloned().collect();
+        join_all(
+            usable
+                .iter()
+                .map(|rua| self.observe_one_rua(own_domain, rua)),
+        )
+        .await
+    }
+
+    async fn observe_one_rua(&self, own_domain: Option<&DomainName>, rua: &Rua) -> RuaFacts {
+        match rua.kind() {
+            RuaKind::Https { host } => {
+                let url = rua.uri().to_owned();
+                let (check, ran) = self
+                    .rua_https
+                    .get(url.clone(), || self.check_endpoint(host, &url))
+                    .await;
+                bump(if ran {
+                    &self.counters.rua_checks
+                } else {
+                    &self.counters.rua_checks_shared
+                });
+                RuaFacts::Https(HttpsRuaFacts {
+                    uri: url,
+                    host: host.clone(),
+                    check,
+                })
+            }
+            _ => {
+                let (address, rua_domain, size_limit) = rua
+                    .mailbox()
+                    .map(|(a, d, l)| (a.to_owned(), d.to_owned(), l))
+                    .unwrap_or_default();
+                let mut facts = MailtoRuaFacts {
+                    uri: rua.uri().to_owned(),
+                    address,
+                    domain: rua_domain.clone(),
+                    size_limit,
+                    same_as_domain: false,
+                    mx: None,
+                    hosts: Vec::new(),
+                };
+                let Ok(name) = DomainName::parse(&rua_domain) else {
+                    return RuaFacts::Mailto(facts);
+                };
+                if own_domain == Some(&name) {
+                    facts.same_as_domain = true;
+                    return RuaFacts::Mailto(facts);
+                }
+                let ((mx, hosts), ran) = self
+                    .rua_mail
+                    .get(name.clone(), || async {
+                        let mx = self.resolver.mx(&name).await;
+                        let hosts = self.hosts(&name, &mx).await;
+                        (mx, hosts)
+                    })
+                    .await;
+                bump(if ran {
+                    &self.counters.rua_checks
+                } else {
+                    &self.counters.rua_checks_shared
+                });
+                facts.mx = Some(mx);
+                facts.hosts = hosts;
+                RuaFacts::Mailto(facts)
+            }
+        }
+    }
+
+    /// Resolves the host of an `https:` destination and sends one `HEAD`.
+    async fn check_endpoint(&self, host: &str, url: &str) -> PolicyFetchFacts {
+        // An address literal (`https://192.0.2.1/`, `https://[2001:db8::1]/`) needs no DNS.
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return check_report_endpoint(&self.config.fetch, host, url, &[ip]).await;
+        }
+        let Ok(name) = DomainName::parse(host) else {
+            return check_report_endpoint(&self.config.fetch, host, url, &[]).await;
+        };
+        let lookups = self
+            .addresses
+            .get(name.clone(), || self.resolver.addresses(&name))
+            .await
+            .0;
+        let addresses = lookups.addresses();
+        let all: Vec<&Lookup<IpAddr>> = [&lookups.a, &lookups.aaaa].into_iter().flatten().collect();
+        if addresses.is_empty() && !all.iter().all(|l| l.is_definite()) {
+            let why: Vec<String> = all.iter().filter_map(|l| l.failure()).collect();
+            return PolicyFetchFacts {
+                url: url.to_owned(),
+                attempts: vec![FetchAttempt {
+                    address: None,
+                    outcome: FetchOutcome::DnsError {
+                        error: format!("the address lookup of {host} failed: {}", why.join("; ")),
+                        not_found: false,
+                    },
+                }],
+            };
+        }
+        check_report_endpoint(&self.config.fetch, host, url, &addresses).await
     }
 
     /// The first resolver problem this scanner met (see [`Resolve::resolver_problem`]): what
