@@ -14,6 +14,7 @@ use crate::history::History;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::progress::ProgressMode;
 use crate::sinks::{self, Sink};
+use mxprobe_core::html::Kind;
 use mxprobe_probe::bulk::BulkOptions;
 use mxprobe_probe::scan::Scanner;
 
@@ -25,6 +26,7 @@ pub fn run(args: MonitorArgs, app: &App) -> anyhow::Result<Outcome> {
             &[
                 ("--db", Some(args.db.as_path())),
                 ("--prometheus", args.prometheus.as_deref()),
+                ("--html", args.html.as_deref()),
             ],
         )?;
     }
@@ -36,6 +38,7 @@ pub fn run(args: MonitorArgs, app: &App) -> anyhow::Result<Outcome> {
         args.column.as_deref(),
     )?;
     config.politeness.per_ip = usize::try_from(args.per_ip).unwrap_or(usize::MAX);
+    let meta = sinks::html_meta(app, "mxprobe monitor", &config);
     let channels = monitor_channels(&args, &app.env, &config.anchors)?;
     let history = History::open(&args.db).with_context(|| format!("--db {}", args.db.display()))?;
     let monitor_config = MonitorConfig {
@@ -63,7 +66,8 @@ pub fn run(args: MonitorArgs, app: &App) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
         let monitor = Monitor::start(history, monitor_config, app.now())?;
-        let sink = Sink::monitor(app, monitor, args.verbose, args.fail_on, args.inconclusive);
+        let sink = Sink::monitor(app, monitor, args.verbose, args.fail_on, args.inconclusive)
+            .with_html(args.html.as_deref(), meta, Kind::Monitor)?;
         sinks::run(scanner, input, &bulk, sink, ProgressMode::Quiet).await
     })
 }

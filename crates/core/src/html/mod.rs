@@ -168,6 +168,11 @@ pub struct HtmlReport<S> {
 fn environment() -> Result<Environment<'static>, HtmlError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()?,
+    );
     for (name, source) in TEMPLATES {
         env.add_template(name, source)?;
     }
