@@ -1092,6 +1092,92 @@ mod tests {
         );
     }
 
+    /// `scan --input` writes as domains finish (nothing held); the HTML report still has
+    /// every domain, failing first, the one not tested among them.
+    #[test]
+    fn html_of_a_streamed_scan_has_every_domain() {
+        use scraper::{Html, Selector};
+        let dir = TempDir::new("sink-html");
+        let path = dir.arg("out.html");
+        let t = app();
+        let out = output(&["--html", &path]);
+        let meta = Meta {
+            title: "mxprobe scan".to_owned(),
+            started_at: t.app.now(),
+            ehlo_name: None,
+            resolver: "127.0.0.1:53".to_owned(),
+            dnssec: "off".to_owned(),
+            version: "0".to_owned(),
+        };
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false)
+            .unwrap()
+            .with_html(out.html.as_deref(), meta, Kind::Scan)
+            .unwrap();
+        sink.domain(1, report("a.example", &[])).unwrap();
+        sink.domain(2, report("b.example", &[("error", false)]))
+            .unwrap();
+        sink.not_tested(
+            3,
+            &name("c.example"),
+            &DomainOutcome::TimedOut {
+                deadline: std::time::Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        sink.finish_outputs(&stats(3, 1, 1)).unwrap();
+        let doc = Html::parse_document(&std::fs::read_to_string(&path).unwrap());
+        assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+        let rows: Vec<(&str, &str)> = doc
+            .select(&Selector::parse("#grid tbody tr").unwrap())
+            .map(|tr| {
+                (
+                    tr.value().attr("data-domain").unwrap(),
+                    tr.value().attr("data-status").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("b.example", "fail"),
+                ("c.example", "inconclusive"),
+                ("a.example", "ok")
+            ]
+        );
+        assert!(
+            t.err
+                .text()
+                .contains(&format!("mxprobe: wrote the HTML report to {path}")),
+            "{}",
+            t.err.text()
+        );
+    }
+
+    #[test]
+    fn an_html_file_that_cannot_be_created_is_refused_up_front() {
+        let dir = TempDir::new("sink-html-dir");
+        let t = app();
+        let missing = dir.arg("no/such/dir/out.html");
+        let out = output(&["--html", &missing]);
+        let meta = Meta {
+            title: String::new(),
+            started_at: t.app.now(),
+            ehlo_name: None,
+            resolver: String::new(),
+            dnssec: String::new(),
+            version: String::new(),
+        };
+        let err = Sink::scan(&t.app, &out, ScanFiles::default(), true)
+            .unwrap()
+            .with_html(out.html.as_deref(), meta, Kind::Scan)
+            .err()
+            .expect("no such directory");
+        assert!(
+            format!("{err:#}").starts_with(&format!("creating --html {missing}: ")),
+            "{err:#}"
+        );
+    }
+
     #[test]
     fn a_report_dir_that_is_a_file_is_refused_up_front() {
         let dir = TempDir::new("sink-dir");

@@ -295,6 +295,32 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(statuses, ["pass"]);
 
+        // --html: the runs, newest first, and the latest run in the grid with its strip.
+        let html = dir.arg("history.html");
+        let t = app();
+        run(history_args(&argv(&["--html", &html])), &t.app).unwrap();
+        let page = std::fs::read_to_string(&html).unwrap();
+        let doc = scraper::Html::parse_document(&page);
+        assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+        let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+        let runs: Vec<String> = doc
+            .select(&sel("#runs-table tbody tr td:nth-child(2)"))
+            .map(|td| td.text().collect::<String>().trim().to_owned())
+            .collect();
+        assert_eq!(runs, ["\u{2713} pass", "\u{2717} fail"]);
+        let rows: Vec<&str> = doc
+            .select(&sel("#grid tbody tr"))
+            .map(|tr| tr.value().attr("data-status").unwrap())
+            .collect();
+        assert_eq!(rows, ["ok"]);
+        let strip: Vec<&str> = doc
+            .select(&sel(".strip span"))
+            .map(|s| s.value().attr("class").unwrap())
+            .collect();
+        assert_eq!(strip, ["s-fail", "s-ok"]);
+        // The text output is unchanged by it.
+        assert!(t.out.text().starts_with("example.com: 2 runs\n"));
+
         let err = run(history_args(&argv(&["--since", "soon"])), &app().app).unwrap_err();
         assert!(err.to_string().starts_with("--since \"soon\""), "{err}");
         let missing = dir.arg("missing.sqlite");

@@ -122,6 +122,57 @@ mod tests {
         assert_eq!(history.timeline(&good, None).unwrap().len(), 3);
     }
 
+    /// `monitor --html`: each domain's status in its runs so far, and the run's changes.
+    #[test]
+    fn monitor_html_shows_the_runs_and_the_changes() {
+        use scraper::{Html, Selector};
+        let lab = LabFixture::start("monitor-html");
+        let dir = TempDir::new("monitor-html");
+        let mut argv: Vec<String> = ["monitor", "good.test", "expired.test", "--db"]
+            .map(str::to_owned)
+            .to_vec();
+        argv.push(dir.arg("h.sqlite"));
+        argv.extend(["--html".into(), dir.arg("run.html")]);
+        argv.extend(lab.probe_flags());
+        let sel = |s: &str| Selector::parse(s).unwrap();
+        for run_number in 1..=2 {
+            let t = app();
+            assert_eq!(run(monitor_args(&argv), &t.app).unwrap(), Outcome::Fail);
+            let page = std::fs::read_to_string(dir.path("run.html")).unwrap();
+            let doc = Html::parse_document(&page);
+            assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+            let rows: Vec<(String, String, usize)> = doc
+                .select(&sel("#grid tbody tr"))
+                .map(|tr| {
+                    (
+                        tr.value().attr("data-domain").unwrap().to_owned(),
+                        tr.value().attr("data-status").unwrap().to_owned(),
+                        tr.select(&sel(".strip span")).count(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                rows,
+                [
+                    ("expired.test".to_owned(), "fail".to_owned(), run_number),
+                    ("good.test".to_owned(), "ok".to_owned(), run_number),
+                ]
+            );
+            // The first run alerts on expired.test; the second changes nothing.
+            let changes: Vec<String> = doc
+                .select(&sel("#changes-table tbody tr td:first-child"))
+                .map(|td| td.text().collect())
+                .collect();
+            if run_number == 1 {
+                assert!(!changes.is_empty(), "{page}");
+                assert!(changes.iter().all(|d| d == "expired.test"), "{changes:?}");
+            } else {
+                assert!(changes.is_empty(), "{changes:?}");
+                assert!(page.contains("Nothing changed since the previous run."));
+            }
+        }
+    }
+
     #[test]
     fn an_interrupted_run_exits_130_and_keeps_what_it_recorded() {
         let lab = LabFixture::start("monitor-stop");
