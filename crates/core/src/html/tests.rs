@@ -305,3 +305,28 @@ fn the_timeline_keeps_the_certificates_that_expire_first() {
     let twentieth = serde_json::to_value(&view.rows[19]).unwrap();
     assert_eq!(twentieth["state"], "warn");
 }
+
+#[test]
+fn a_huge_policy_body_is_shown_cut() {
+    let mut r = result("big.example", &[]);
+    let body = format!("version: STSv1\n{}", "x".repeat(70_000));
+    let fetch = r.facts.policy_fetch.as_mut().unwrap();
+    match &mut fetch.attempts[0].outcome {
+        crate::facts::FetchOutcome::Response(resp) => resp.body = body.clone(),
+        other => panic!("{other:?}"),
+    }
+    let html = render(Kind::Scan, |rep| rep.add(&r, &[], &[], NOW).unwrap());
+    let doc = Html::parse_document(&html);
+    let shown = text(doc.select(&sel("pre.policy")).next().unwrap());
+    assert_eq!(shown.len(), view::POLICY_SHOWN);
+    assert!(body.starts_with(&shown));
+    assert!(
+        html.contains(&format!(
+            "The first {} characters of {} bytes are shown.",
+            view::POLICY_SHOWN,
+            body.len()
+        )),
+        "the cut is said"
+    );
+    assert!(html.len() < 40_000, "{} bytes", html.len());
+}

@@ -426,6 +426,8 @@ pub(crate) struct Detail {
     pub policy: Option<PolicyView>,
     pub changes: Vec<ChangeView>,
     pub report: Option<String>,
+    /// The report's size when only its start is shown ([`REPORT_SHOWN`]).
+    pub report_cut_from: Option<usize>,
     pub not_tested: Option<String>,
 }
 
@@ -479,6 +481,28 @@ pub(crate) struct PolicyView {
     pub content_type: String,
     pub body: String,
     pub truncated: bool,
+    /// The body's size when only its start is shown ([`POLICY_SHOWN`]).
+    pub cut_from: Option<usize>,
+}
+
+/// The most of a policy body a page shows: a real policy is a few hundred bytes; a body up
+/// to the fetch limit (64 KiB) on thousands of domains would make the page unusable.
+pub(crate) const POLICY_SHOWN: usize = 4096;
+
+/// The most of a synthetic report a page shows (its policy-string carries the policy).
+pub(crate) const REPORT_SHOWN: usize = 16_384;
+
+/// The start of `text`, at most `max` bytes (on a character boundary), and the full size
+/// when it was cut.
+pub(crate) fn at_most(text: &str, max: usize) -> (String, Option<usize>) {
+    if text.len() <= max {
+        return (text.to_owned(), None);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text[..end].to_owned(), Some(text.len()))
 }
 
 #[derive(Debug, Serialize)]
@@ -522,12 +546,7 @@ pub(crate) fn change_view(
 }
 
 fn finding_view(f: &Finding) -> FindingView {
-    let state = match (f.inconclusive, f.severity) {
-        (true, _) => State::Unknown,
-        (false, Severity::Error) => State::Fail,
-        (false, Severity::Warning) => State::Warn,
-        (false, Severity::Notice) => State::None,
-    };
+    let state = State::of_finding(f);
     let reports = f.result_type.map(|rt| {
         let mut line = rt.to_string();
         if let Some(pt) = f.policy_type {
@@ -582,6 +601,13 @@ pub(crate) fn detail(
     now: OffsetDateTime,
 ) -> Detail {
     let v = &r.verdict;
+    let (report, report_cut_from) = match report {
+        Some(text) => {
+            let (shown, cut) = at_most(&text, REPORT_SHOWN);
+            (Some(shown), cut)
+        }
+        None => (None, None),
+    };
     let routing = match v.routing {
         Routing::NullMx => Some("null MX: the domain accepts no mail".to_owned()),
         Routing::NoSuchDomain => Some("the domain does not exist".to_owned()),
@@ -623,19 +649,24 @@ pub(crate) fn detail(
         .policy_fetch
         .as_ref()
         .map(|fetch| match fetch.response() {
-            Some(resp) => PolicyView {
-                url: fetch.url.clone(),
-                status: format!("HTTP {}", resp.status),
-                content_type: resp.content_type.clone().unwrap_or_default(),
-                body: resp.body.clone(),
-                truncated: resp.body_truncated,
-            },
+            Some(resp) => {
+                let (body, cut_from) = at_most(&resp.body, POLICY_SHOWN);
+                PolicyView {
+                    url: fetch.url.clone(),
+                    status: format!("HTTP {}", resp.status),
+                    content_type: resp.content_type.clone().unwrap_or_default(),
+                    body,
+                    truncated: resp.body_truncated,
+                    cut_from,
+                }
+            }
             None => PolicyView {
                 url: fetch.url.clone(),
                 status: "no HTTP response".to_owned(),
                 content_type: String::new(),
                 body: String::new(),
                 truncated: false,
+                cut_from: None,
             },
         });
     let (sts, tlsrpt) = if r.facts.resolver_problem.is_some() {
@@ -656,6 +687,7 @@ pub(crate) fn detail(
         findings: findings.into_iter().map(finding_view).collect(),
         policy,
         changes,
+        report_cut_from,
         report,
         not_tested: None,
     }
@@ -676,6 +708,7 @@ pub(crate) fn detail_not_tested(anchor: String, domain: &str, why: &str) -> Deta
         policy: None,
         changes: Vec::new(),
         report: None,
+        report_cut_from: None,
         not_tested: Some(why.to_owned()),
     }
 }
