@@ -351,7 +351,7 @@ fn cell(r: &DomainResult, column: Column, now: OffsetDateTime) -> Cell {
                 let text = if not_after <= now {
                     format!("expired {}", day(not_after))
                 } else {
-                    format!("expires {} ({days} d)", day(not_after))
+                    format!("{} ({days} d)", day(not_after))
                 };
                 (state, text)
             }
