@@ -54,5 +54,6 @@
   }
   filter.addEventListener("input", apply);
   status.addEventListener("change", apply);
-  apply();
+  // Every row is shown at first: counted, not touched (10,000 rows load faster).
+  shown.textContent = body.rows.length + " of " + body.rows.length + " domains shown";
 })();

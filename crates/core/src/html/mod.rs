@@ -248,7 +248,8 @@ impl<S: Read + Write + Seek> HtmlReport<S> {
         self.findings.error += c.error;
         self.findings.warning += c.warning;
         self.findings.notice += c.notice;
-        self.timeline.add(r);
+        let leaves = view::Leaves::of(r);
+        self.timeline.add(&leaves);
         let domain = r.verdict.domain.to_string();
         let change_views: Vec<ChangeView> = changes
             .iter()
@@ -261,7 +262,7 @@ impl<S: Read + Write + Seek> HtmlReport<S> {
                 &mut self.changes,
             )?;
         }
-        let row = view::row(anchor.clone(), r, strip, now);
+        let row = view::row(anchor.clone(), r, &leaves, strip, now);
         let report = DateRange::utc_day(r.facts.observed_at.date())
             .ok()
             .map(|range| {
@@ -276,7 +277,7 @@ impl<S: Read + Write + Seek> HtmlReport<S> {
                 )
                 .to_json_pretty()
             });
-        let detail = view::detail(anchor, r, change_views, report, now);
+        let detail = view::detail(anchor, r, &leaves, change_views, report, now);
         self.write_domain(rank, &row, &detail)
     }
 

@@ -292,9 +292,10 @@ fn the_timeline_keeps_the_certificates_that_expire_first() {
         let name = format!("mx{i}.example");
         let validity = Validity::new(base, NOW + time::Duration::days(i as i64 + 1));
         let leaf = ca.leaf(&LeafSpec::new(&[&name], validity)).unwrap();
-        t.add_der(leaf.der().as_ref(), format!("{name} (MX)"));
+        let c = crate::tls::cert::describe(leaf.der().as_ref()).unwrap();
+        t.add_cert(&c, format!("{name} (MX)"));
         // The same certificate again: one entry, the host named once.
-        t.add_der(leaf.der().as_ref(), format!("{name} (MX)"));
+        t.add_cert(&c, format!("{name} (MX)"));
     }
     let view = t.view(NOW);
     assert_eq!(view.rows.len(), MAX_CERTIFICATES);

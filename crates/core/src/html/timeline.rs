@@ -9,10 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::result::DomainResult;
-use crate::tls::cert::describe;
+use crate::tls::cert::CertSummary;
 
-use super::view::State;
+use super::view::{Leaves, State};
 use super::{day, minute};
 
 /// The most certificates the timeline shows.
@@ -50,28 +49,16 @@ pub(crate) struct Timeline {
 
 impl Timeline {
     /// Adds the leaf certificates of a domain's MX sessions and of its policy host.
-    pub(crate) fn add(&mut self, r: &DomainResult) {
-        for host in &r.facts.hosts {
-            for s in &host.sessions {
-                if let Some(leaf) = s.tls.as_ref().and_then(|t| t.chain.first()) {
-                    self.add_der(leaf.as_ref(), format!("{} (MX)", host.exchange));
-                }
-            }
+    pub(crate) fn add(&mut self, leaves: &Leaves) {
+        for (exchange, _, c) in &leaves.mx {
+            self.add_cert(c, format!("{exchange} (MX)"));
         }
-        if let Some(fetch) = &r.facts.policy_fetch
-            && let Some(leaf) = fetch.response().and_then(|resp| resp.chain.first())
-        {
-            let host = fetch
-                .url
-                .strip_prefix("https://")
-                .and_then(|u| u.split('/').next())
-                .unwrap_or(&fetch.url);
-            self.add_der(leaf, format!("{host} (policy host)"));
+        if let Some((host, c)) = &leaves.policy {
+            self.add_cert(c, format!("{host} (policy host)"));
         }
     }
 
-    pub(super) fn add_der(&mut self, der: &[u8], host: String) {
-        let Ok(c) = describe(der) else { return };
+    pub(super) fn add_cert(&mut self, c: &CertSummary, host: String) {
         if let Some(not_after) = self.kept.get(&c.sha256) {
             let entry = self
                 .by_expiry
@@ -104,9 +91,9 @@ impl Timeline {
         self.by_expiry.insert(
             (c.not_after, c.sha256.clone()),
             Entry {
-                sha256: c.sha256,
-                subject: c.subject,
-                issuer: c.issuer,
+                sha256: c.sha256.clone(),
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
                 not_before: c.not_before,
                 not_after: c.not_after,
                 hosts: vec![host],

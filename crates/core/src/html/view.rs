@@ -2,6 +2,8 @@
 //! state, a symbol and a word) and the detail section. Read from the verdict and the facts;
 //! nothing is judged here that evaluation has not judged.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -219,7 +221,13 @@ fn status_cell(tag: Tag) -> Cell {
 }
 
 /// The grid row of a scanned domain.
-pub(crate) fn row(anchor: String, r: &DomainResult, runs: &[StripRun], now: OffsetDateTime) -> Row {
+pub(crate) fn row(
+    anchor: String,
+    r: &DomainResult,
+    leaves: &Leaves,
+    runs: &[StripRun],
+    now: OffsetDateTime,
+) -> Row {
     let tag = Tag::of(r);
     let cells = if r.facts.resolver_problem.is_some() {
         COLUMNS
@@ -237,7 +245,7 @@ pub(crate) fn row(anchor: String, r: &DomainResult, runs: &[StripRun], now: Offs
             Column::Tlsrpt,
         ]
         .into_iter()
-        .map(|c| cell(r, c, now))
+        .map(|c| cell(r, leaves, c, now))
         .collect()
     };
     Row {
@@ -268,7 +276,7 @@ pub(crate) fn row_not_tested(anchor: String, domain: &str, why: &str) -> Row {
 
 /// One cell: its base state and text from the verdict, made worse by the findings of its
 /// column (a failure, a could-not-tell, a warning).
-fn cell(r: &DomainResult, column: Column, now: OffsetDateTime) -> Cell {
+fn cell(r: &DomainResult, leaves: &Leaves, column: Column, now: OffsetDateTime) -> Cell {
     let v = &r.verdict;
     let (base, text) = match column {
         Column::Mx => match v.routing {
@@ -337,7 +345,7 @@ fn cell(r: &DomainResult, column: Column, now: OffsetDateTime) -> Cell {
                 )
             }
         }
-        Column::Certs => match soonest_leaf_expiry(&r.facts.hosts) {
+        Column::Certs => match leaves.soonest_mx_expiry() {
             None => (State::None, "none seen".to_owned()),
             Some(not_after) => {
                 let days = (not_after - now).whole_days();
@@ -397,18 +405,52 @@ fn cell(r: &DomainResult, column: Column, now: OffsetDateTime) -> Cell {
     Cell::new(state, text)
 }
 
-/// The leaf certificates the MX hosts presented, described.
-fn leaves(hosts: &[MxHostFacts]) -> impl Iterator<Item = (&MxHostFacts, CertSummary)> {
-    hosts.iter().flat_map(|h| {
-        h.sessions.iter().filter_map(move |s| {
-            let leaf = s.tls.as_ref()?.chain.first()?;
-            describe(leaf.as_ref()).ok().map(|c| (h, c))
-        })
-    })
+/// The leaf certificates of a domain, each described once: every MX address's and the
+/// policy host's.
+pub(crate) struct Leaves {
+    /// (MX exchange, address, certificate).
+    pub mx: Vec<(String, IpAddr, CertSummary)>,
+    /// (policy host, certificate).
+    pub policy: Option<(String, CertSummary)>,
 }
 
-fn soonest_leaf_expiry(hosts: &[MxHostFacts]) -> Option<OffsetDateTime> {
-    leaves(hosts).map(|(_, c)| c.not_after).min()
+impl Leaves {
+    pub(crate) fn of(r: &DomainResult) -> Self {
+        let mx = r
+            .facts
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                h.sessions.iter().filter_map(move |s| {
+                    let leaf = s.tls.as_ref()?.chain.first()?;
+                    let c = describe(leaf.as_ref()).ok()?;
+                    Some((h.exchange.clone(), s.address.ip(), c))
+                })
+            })
+            .collect();
+        let policy = r.facts.policy_fetch.as_ref().and_then(|fetch| {
+            let leaf = fetch.response()?.chain.first()?;
+            let c = describe(leaf).ok()?;
+            let host = fetch
+                .url
+                .strip_prefix("https://")
+                .and_then(|u| u.split('/').next())
+                .unwrap_or(&fetch.url);
+            Some((host.to_owned(), c))
+        });
+        Self { mx, policy }
+    }
+
+    fn soonest_mx_expiry(&self) -> Option<OffsetDateTime> {
+        self.mx.iter().map(|(_, _, c)| c.not_after).min()
+    }
+
+    fn mx_leaf(&self, exchange: &str, ip: IpAddr) -> Option<&CertSummary> {
+        self.mx
+            .iter()
+            .find(|(x, a, _)| x == exchange && *a == ip)
+            .map(|(_, _, c)| c)
+    }
 }
 
 /// The detail section of a domain.
@@ -596,6 +638,7 @@ fn cert_view(c: &CertSummary, now: OffsetDateTime) -> CertView {
 pub(crate) fn detail(
     anchor: String,
     r: &DomainResult,
+    leaves: &Leaves,
     changes: Vec<ChangeView>,
     report: Option<String>,
     now: OffsetDateTime,
@@ -626,7 +669,7 @@ pub(crate) fn detail(
                 .sessions
                 .iter()
                 .filter(|s| Some(&s.mx) == h.name.as_ref())
-                .map(|s| address_view(h, s, now))
+                .map(|s| address_view(h, s, leaves, now))
                 .collect();
             HostView {
                 exchange: h.exchange.clone(),
@@ -713,7 +756,12 @@ pub(crate) fn detail_not_tested(anchor: String, domain: &str, why: &str) -> Deta
     }
 }
 
-fn address_view(host: &MxHostFacts, s: &SessionVerdict, now: OffsetDateTime) -> AddressView {
+fn address_view(
+    host: &MxHostFacts,
+    s: &SessionVerdict,
+    leaves: &Leaves,
+    now: OffsetDateTime,
+) -> AddressView {
     let policy = match s.policy_type {
         PolicyType::Tlsa => "DANE",
         PolicyType::Sts => "MTA-STS",
@@ -731,12 +779,9 @@ fn address_view(host: &MxHostFacts, s: &SessionVerdict, now: OffsetDateTime) -> 
         ),
         SessionResult::Inconclusive { reason } => Cell::new(State::Unknown, reason.clone()),
     };
-    let smtp = host.sessions.iter().find(|f| f.address.ip() == s.ip);
-    let cert = smtp
-        .and_then(|f| f.tls.as_ref())
-        .and_then(|t| t.chain.first())
-        .and_then(|leaf| describe(leaf.as_ref()).ok())
-        .map(|c| cert_view(&c, now));
+    let cert = leaves
+        .mx_leaf(&host.exchange, s.ip)
+        .map(|c| cert_view(c, now));
     AddressView {
         ip: s.ip.to_string(),
         policy,
