@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 use mxprobe_core::finding::Severity;
+use mxprobe_core::html::{HtmlReport, Kind, Meta};
 use mxprobe_core::tls::Anchors;
 use mxprobe_lab::bulk_scenario;
 use mxprobe_lab::{Lab, RunningLab, Scenario};
@@ -79,6 +80,10 @@ struct Args {
     /// Internal: be the lab of a `--separate-lab` run (JSON lines on stdout, commands on stdin).
     #[arg(long, hide = true)]
     serve_lab: bool,
+    /// Also render the HTML report of the scan (as `--html` does) into FILE, and print its
+    /// size and the time spent on it.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -532,6 +537,22 @@ fn bench(
         grace: Duration::from_secs(5),
     };
     let targets = futures::stream::iter(bulk_scenario::domain_names(args.domains).enumerate());
+    let mut html = args
+        .html
+        .as_ref()
+        .map(|_| {
+            let meta = Meta {
+                title: "mxprobe bulk benchmark".to_owned(),
+                started_at: LAB_NOW,
+                ehlo_name: None,
+                resolver: info.dns.to_string(),
+                dnssec: "validated by mxprobe from the lab's trust anchor".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            HtmlReport::new(meta, Kind::Scan, tempfile::tempfile)
+        })
+        .transpose()?;
+    let mut html_render = Duration::ZERO;
     let mut timed_out = 0u64;
     let mut crashed = 0u64;
     let mut problems: BTreeMap<String, u64> = BTreeMap::new();
@@ -546,6 +567,12 @@ fn bench(
             if let Event::Finished { outcome, .. } = event {
                 match outcome {
                     DomainOutcome::Scanned(report) => {
+                        if let Some(html) = &mut html {
+                            let started = Instant::now();
+                            html.add(&report, &[], &[], LAB_NOW)
+                                .expect("rendering into the spool");
+                            html_render += started.elapsed();
+                        }
                         // Which findings the failing and inconclusive domains have (counts only).
                         if report.verdict.inconclusive
                             || report.verdict.worst() == Some(Severity::Error)
@@ -697,6 +724,32 @@ fn bench(
         mib(peak_end),
     );
     row("RSS of this process at the end", mib(rss_end));
+    if let (Some(report), Some(path)) = (html, &args.html) {
+        let started = Instant::now();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        report.finish(&mut out, LAB_NOW, None)?;
+        out.flush()?;
+        drop(out);
+        let written = started.elapsed();
+        let size = std::fs::metadata(path)?.len();
+        row(
+            "HTML report (--html): size",
+            format!(
+                "{:.1} MB ({} bytes per domain)",
+                size as f64 / 1e6,
+                size / stats.done.max(1)
+            ),
+        );
+        row(
+            "  rendered during the scan / written at the end",
+            format!(
+                "{:.2} s / {:.2} s",
+                html_render.as_secs_f64(),
+                written.as_secs_f64()
+            ),
+        );
+        row("  peak RSS with it (VmHWM)", mib(proc_status_kib("VmHWM")));
+    }
     {
         let _in_runtime = scan_runtime.enter();
         drop(scanner);

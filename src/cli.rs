@@ -361,6 +361,12 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "FILE", env = "MXPROBE_DB")]
     pub db: PathBuf,
 
+    /// Write this run as one self-contained HTML page to FILE: the status grid with each
+    /// domain's status in its last 30 runs, the changes of the run, the certificate expiry
+    /// timeline and per-domain details. The page loads nothing from any host.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// POST each alert to URL as JSON (docs/monitoring.md). Prefer MXPROBE_WEBHOOK_URL for
     /// URLs that carry a secret (Slack, Teams); extra headers come from
     /// `MXPROBE_WEBHOOK_HEADER_<NAME>` variables.
@@ -607,6 +613,12 @@ pub struct HistoryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Also write the domain's history as one self-contained HTML page to FILE: its status
+    /// in every run, the changes alerted on, and the latest run in detail (grid row,
+    /// certificate expiry timeline, findings, synthetic TLS-RPT report).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Output flags shared by `scan`, `gate` and `demo`.
@@ -630,6 +642,13 @@ pub struct OutputArgs {
     /// Gzip the report files (.json.gz), as senders do.
     #[arg(long, requires = "report_dir")]
     pub gzip: bool,
+
+    /// Write the results as one self-contained HTML page to FILE: counts by status, a status
+    /// grid (one row per domain, failing first, sortable and filterable), the certificate
+    /// expiry timeline, and per domain its MX hosts, findings with their fixes and synthetic
+    /// TLS-RPT report. The page loads nothing from any host.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// The lowest severity that makes the exit status 1.
     #[arg(long = "fail-on", value_name = "SEVERITY", default_value = "error", value_parser = severity_parser())]

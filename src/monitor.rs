@@ -167,6 +167,16 @@ impl Monitor {
         Ok(alert)
     }
 
+    /// The domain's status in its latest `limit` runs (this one once observed), oldest
+    /// first.
+    pub fn statuses(
+        &self,
+        domain: &mxprobe_core::domain::DomainName,
+        limit: usize,
+    ) -> Result<Vec<(OffsetDateTime, mxprobe_core::alert::DomainStatus)>, HistoryError> {
+        self.history.statuses(domain, limit)
+    }
+
     /// Delivers the pending alerts (of this run and earlier ones), oldest first, every
     /// channel side by side, until [`MonitorConfig::delivery_deadline`]. Each outcome is
     /// recorded as it comes; a channel that times out is left for the next run, and so is

@@ -3,7 +3,8 @@
 //!
 //! A [`Sink`] takes each domain as it finishes and writes it to every output the flags ask
 //! for: text for people, one JSON document, JSON Lines, CSV, synthetic report files, the CI
-//! outputs (JUnit, GitHub annotations and step summary) and the monitoring history. It also
+//! outputs (JUnit, GitHub annotations and step summary), the HTML report and the monitoring
+//! history. It also
 //! keeps the worst [`Status`] seen, which becomes the exit status. [`run`] streams the
 //! targets through the bulk scanner into a sink, for `scan` and `monitor` alike.
 
@@ -29,6 +30,7 @@ use mxprobe_core::ci::{self, CiDomain};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::verdict::Status;
 use mxprobe_core::finding::Severity;
+use mxprobe_core::html::{HtmlReport, Kind, Meta, StripRun};
 use mxprobe_core::output::{
     Totals, check_report_dir, write_domain, write_json, write_not_tested, write_report_files,
     write_totals,
@@ -36,7 +38,8 @@ use mxprobe_core::output::{
 use mxprobe_core::result::DomainResult;
 use mxprobe_core::stream::{CsvWriter, JSONL_SCHEMA_VERSION, JsonlWriter, Record, resume_state};
 use mxprobe_probe::bulk::{self, BulkOptions, BulkStats, DomainOutcome, Event};
-use mxprobe_probe::scan::Scanner;
+use mxprobe_probe::resolver::{DnssecMode, TrustAnchor};
+use mxprobe_probe::scan::{ScanConfig, Scanner};
 
 /// Text for people on standard output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,53 @@ struct Store {
     error: Option<HistoryError>,
 }
 
+/// How many runs the status strip of `monitor --html` shows per domain.
+const STRIP_RUNS: usize = 30;
+
+/// The HTML report (`--html`): each domain rendered as it arrives into spool files, the
+/// page written to `path` at the end.
+struct Html {
+    path: PathBuf,
+    file: File,
+    report: HtmlReport<File>,
+}
+
+/// The header of the HTML report of a run with `config`.
+pub fn html_meta(app: &App, title: impl Into<String>, config: &ScanConfig) -> Meta {
+    let resolver = match config.dns.servers.as_deref() {
+        Some(servers) if !servers.is_empty() => servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "the system's resolver (/etc/resolv.conf)".to_owned(),
+    };
+    let dnssec = match &config.dns.dnssec {
+        DnssecMode::Validate(TrustAnchor::IanaRoot) => {
+            "validated by mxprobe from the IANA root keys".to_owned()
+        }
+        DnssecMode::Validate(TrustAnchor::File(path)) => {
+            format!(
+                "validated by mxprobe from --trust-anchor {}",
+                path.display()
+            )
+        }
+        DnssecMode::Validate(TrustAnchor::Dnskeys(_)) => {
+            "validated by mxprobe from the given trust anchor".to_owned()
+        }
+        DnssecMode::TrustResolverAd => "the AD bit of the resolver (--dnssec resolver)".to_owned(),
+        DnssecMode::Off => "off (--dnssec off: DANE not checked)".to_owned(),
+    };
+    Meta {
+        title: title.into(),
+        started_at: app.now(),
+        ehlo_name: Some(config.smtp.ehlo_name.as_str().to_owned()),
+        resolver,
+        dnssec,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
 /// The files `scan` writes as each domain finishes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScanFiles<'p> {
@@ -105,6 +155,7 @@ pub struct Sink<'a> {
     reports: Option<ReportDir>,
     ci: Option<Ci>,
     store: Option<Store>,
+    html: Option<Html>,
     /// Domains a resumed run does not scan again.
     done: HashSet<DomainName>,
     status: Status,
@@ -133,6 +184,7 @@ impl<'a> Sink<'a> {
             reports: None,
             ci: None,
             store: None,
+            html: None,
             done: HashSet::new(),
             status: Status::Pass,
             invalid: 0,
@@ -233,6 +285,30 @@ impl<'a> Sink<'a> {
         sink
     }
 
+    /// Writes the HTML report of `kind` to `path` (`--html`), headed by `meta`; the file is
+    /// created now, so that a path that cannot be written is refused before the first
+    /// domain.
+    pub fn with_html(
+        mut self,
+        path: Option<&Path>,
+        meta: Meta,
+        kind: Kind,
+    ) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(self);
+        };
+        let file =
+            File::create(path).with_context(|| format!("creating --html {}", path.display()))?;
+        let report = HtmlReport::new(meta, kind, tempfile::tempfile)
+            .context("creating the temporary files of --html (check TMPDIR)")?;
+        self.html = Some(Html {
+            path: path.to_owned(),
+            file,
+            report,
+        });
+        Ok(self)
+    }
+
     /// Keeps every domain seen, for [`Self::take_kept`].
     #[must_use]
     pub fn keeping_results(mut self) -> Self {
@@ -313,6 +389,11 @@ impl<'a> Sink<'a> {
             DomainOutcome::Crashed { message } => format!("internal error: {message}"),
             DomainOutcome::Scanned(_) => return Ok(()),
         };
+        if let (Some(html), None) = (&mut self.html, &self.held) {
+            html.report
+                .add_not_tested(domain.as_str(), &why)
+                .context("--html")?;
+        }
         match (&mut self.held, self.text) {
             (Some(held), _) => held.push((line, Held::NotTested(domain.clone(), why))),
             (None, Some(Text::Report)) => {
@@ -375,18 +456,28 @@ impl<'a> Sink<'a> {
             )?;
             r.written += written.len();
         }
-        match &mut self.held {
-            Some(held) => {
-                if let Some(store) = &mut self.store {
-                    store.observe(self.app, self.color, report.clone());
-                }
-                held.push((line, Held::Report(Box::new(report))));
+        let alert = match &mut self.store {
+            Some(store) if self.held.is_some() || self.html.is_some() => {
+                store.observe(self.app, self.color, report.clone())
             }
-            None => {
-                if let Some(store) = &mut self.store {
-                    store.observe(self.app, self.color, report);
-                }
+            Some(store) => {
+                store.observe(self.app, self.color, report);
+                return Ok(());
             }
+            None => None,
+        };
+        if let (Some(html), None) = (&mut self.html, &self.held) {
+            let strip = match &mut self.store {
+                Some(store) => store.strip(&report.verdict.domain),
+                None => Vec::new(),
+            };
+            let changes = alert.map(|a| a.changes).unwrap_or_default();
+            html.report
+                .add(&report, &changes, &strip, self.app.now())
+                .context("--html")?;
+        }
+        if let Some(held) = &mut self.held {
+            held.push((line, Held::Report(Box::new(report))));
         }
         Ok(())
     }
@@ -434,6 +525,18 @@ impl<'a> Sink<'a> {
         }
         if let Some(mut held) = self.held.take() {
             held.sort_by_key(|(line, _)| *line);
+            if let Some(html) = &mut self.html {
+                let now = self.app.now();
+                for (_, h) in &held {
+                    match h {
+                        Held::Report(r) => html.report.add(r, &[], &[], now),
+                        Held::NotTested(domain, why) => {
+                            html.report.add_not_tested(domain.as_str(), why)
+                        }
+                    }
+                    .context("--html")?;
+                }
+            }
             if self.json {
                 let reports: Vec<DomainResult> = held
                     .into_iter()
@@ -474,6 +577,17 @@ impl<'a> Sink<'a> {
             let elapsed = (self.app.now() - self.started).unsigned_abs();
             write_ci_outputs(self.app, c, self.fail_on, elapsed)?;
         }
+        if let Some(html) = self.html.take() {
+            let mut out = BufWriter::new(&html.file);
+            html.report
+                .finish(&mut out, self.app.now(), None)
+                .and_then(|()| out.flush().map_err(Into::into))
+                .with_context(|| format!("writing --html {}", html.path.display()))?;
+            self.app.note(format_args!(
+                "mxprobe: wrote the HTML report to {}",
+                html.path.display()
+            ));
+        }
         match self.write_error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -510,15 +624,41 @@ impl<'a> Sink<'a> {
 }
 
 impl Store {
-    /// Compares, stores and alerts on one domain; the alert is printed as far as possible.
-    fn observe(&mut self, app: &App, color: ColorChoice, result: DomainResult) {
+    /// Compares, stores and alerts on one domain; the alert is printed as far as possible,
+    /// and returned.
+    fn observe(
+        &mut self,
+        app: &App,
+        color: ColorChoice,
+        result: DomainResult,
+    ) -> Option<mxprobe_core::alert::Alert> {
         match self.monitor.observe(result, app.now()) {
             Ok(Some(alert)) => {
                 let _ = app.styled(color, |w| writeln!(w, "{}", alert.text()));
+                Some(alert)
             }
-            Ok(None) => {}
+            Ok(None) => None,
             Err(e) => {
                 self.error.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// The domain's status in its latest runs, this one included, oldest first; a failure
+    /// to read them is the run's error (kept like a failure to store).
+    fn strip(&mut self, domain: &DomainName) -> Vec<StripRun> {
+        match self.monitor.statuses(domain, STRIP_RUNS) {
+            Ok(runs) => runs
+                .into_iter()
+                .map(|(observed_at, status)| StripRun {
+                    observed_at,
+                    status,
+                })
+                .collect(),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                Vec::new()
             }
         }
     }
@@ -949,6 +1089,92 @@ mod tests {
                 std::fs::read_dir(&reports).unwrap().count()
             )),
             "{err}"
+        );
+    }
+
+    /// `scan --input` writes as domains finish (nothing held); the HTML report still has
+    /// every domain, failing first, the one not tested among them.
+    #[test]
+    fn html_of_a_streamed_scan_has_every_domain() {
+        use scraper::{Html, Selector};
+        let dir = TempDir::new("sink-html");
+        let path = dir.arg("out.html");
+        let t = app();
+        let out = output(&["--html", &path]);
+        let meta = Meta {
+            title: "mxprobe scan".to_owned(),
+            started_at: t.app.now(),
+            ehlo_name: None,
+            resolver: "127.0.0.1:53".to_owned(),
+            dnssec: "off".to_owned(),
+            version: "0".to_owned(),
+        };
+        let mut sink = Sink::scan(&t.app, &out, ScanFiles::default(), false)
+            .unwrap()
+            .with_html(out.html.as_deref(), meta, Kind::Scan)
+            .unwrap();
+        sink.domain(1, report("a.example", &[])).unwrap();
+        sink.domain(2, report("b.example", &[("error", false)]))
+            .unwrap();
+        sink.not_tested(
+            3,
+            &name("c.example"),
+            &DomainOutcome::TimedOut {
+                deadline: std::time::Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        sink.finish_outputs(&stats(3, 1, 1)).unwrap();
+        let doc = Html::parse_document(&std::fs::read_to_string(&path).unwrap());
+        assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+        let rows: Vec<(&str, &str)> = doc
+            .select(&Selector::parse("#grid tbody tr").unwrap())
+            .map(|tr| {
+                (
+                    tr.value().attr("data-domain").unwrap(),
+                    tr.value().attr("data-status").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("b.example", "fail"),
+                ("c.example", "inconclusive"),
+                ("a.example", "ok")
+            ]
+        );
+        assert!(
+            t.err
+                .text()
+                .contains(&format!("mxprobe: wrote the HTML report to {path}")),
+            "{}",
+            t.err.text()
+        );
+    }
+
+    #[test]
+    fn an_html_file_that_cannot_be_created_is_refused_up_front() {
+        let dir = TempDir::new("sink-html-dir");
+        let t = app();
+        let missing = dir.arg("no/such/dir/out.html");
+        let out = output(&["--html", &missing]);
+        let meta = Meta {
+            title: String::new(),
+            started_at: t.app.now(),
+            ehlo_name: None,
+            resolver: String::new(),
+            dnssec: String::new(),
+            version: String::new(),
+        };
+        let err = Sink::scan(&t.app, &out, ScanFiles::default(), true)
+            .unwrap()
+            .with_html(out.html.as_deref(), meta, Kind::Scan)
+            .err()
+            .expect("no such directory");
+        assert!(
+            format!("{err:#}").starts_with(&format!("creating --html {missing}: ")),
+            "{err:#}"
         );
     }
 

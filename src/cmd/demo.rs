@@ -11,6 +11,7 @@ use crate::cli::{DemoArgs, Format};
 use crate::progress::ProgressMode;
 use crate::sinks::{self, ScanFiles, Sink};
 use mxprobe_core::domain::DomainName;
+use mxprobe_core::html::Kind;
 use mxprobe_core::result::DomainResult;
 use mxprobe_lab::scenario::Expectation;
 use mxprobe_lab::{Lab, RunningLab, Scenario};
@@ -52,7 +53,8 @@ fn run_scenario(args: DemoArgs, app: &App, scenario: &Scenario) -> anyhow::Resul
             ));
         }
         let mut check = SelfCheck::default();
-        let Some(results) = scan(app, &args, lab.scan_config(), names).await? else {
+        let html = args.output.html.as_deref();
+        let Some(results) = scan(app, &args, lab.scan_config(), names, html).await? else {
             return Ok(Outcome::Interrupted);
         };
         for (domain, report) in results {
@@ -88,7 +90,7 @@ fn run_scenario(args: DemoArgs, app: &App, scenario: &Scenario) -> anyhow::Resul
                     spec.domains.len()
                 ));
                 let names = spec.domains.iter().map(ToString::to_string).collect();
-                let Some(results) = scan(app, &args, config, names).await? else {
+                let Some(results) = scan(app, &args, config, names, None).await? else {
                     return Ok(Outcome::Interrupted);
                 };
                 for (domain, report) in results {
@@ -178,15 +180,20 @@ impl SelfCheck {
     }
 }
 
-/// Scans `names` with `config` as `scan` would, printing in the order given; every domain
-/// seen with its report, or none when the run was interrupted.
+/// Scans `names` with `config` as `scan` would, printing in the order given, with the HTML
+/// report written to `html`; every domain seen with its report, or none when the run was
+/// interrupted.
 async fn scan(
     app: &App,
     args: &DemoArgs,
     config: ScanConfig,
     names: Vec<String>,
+    html: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<Vec<(DomainName, Option<DomainResult>)>>> {
-    let sink = Sink::scan(app, &args.output, ScanFiles::default(), true)?.keeping_results();
+    let meta = sinks::html_meta(app, "mxprobe demo: the mail lab", &config);
+    let sink = Sink::scan(app, &args.output, ScanFiles::default(), true)?
+        .with_html(html, meta, Kind::Scan)?
+        .keeping_results();
     let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
     let (outcome, mut sink) = sinks::run_into(
         scanner,

@@ -38,7 +38,13 @@ pub fn run(args: GateArgs, app: &App) -> anyhow::Result<Outcome> {
         });
     let config = probe_config(&args.probe, &app.env)?;
     let output = &args.output;
-    let mut sink = Sink::gate(app, output, format!("mxprobe gate {domain}"))?;
+    let title = format!("mxprobe gate {domain}");
+    let meta = crate::sinks::html_meta(app, title.clone(), &config);
+    let mut sink = Sink::gate(app, output, title)?.with_html(
+        output.html.as_deref(),
+        meta,
+        mxprobe_core::html::Kind::Scan,
+    )?;
     let (gated, checked_at) = runtime()?.block_on(async {
         let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
         let now = app.now();

@@ -9,8 +9,11 @@ use time::OffsetDateTime;
 
 use super::{App, Outcome};
 use crate::cli::{Format, HistoryArgs};
-use crate::history::{History, write_timeline};
+use crate::history::{History, TimelineEntry, write_timeline};
 use mxprobe_core::domain::DomainName;
+use mxprobe_core::finding::Counts;
+use mxprobe_core::html::{HistoryRun, HtmlReport, Kind, Meta, StripRun};
+use mxprobe_core::result::DomainResult;
 
 /// Runs `mxprobe history`.
 pub fn run(args: HistoryArgs, app: &App) -> anyhow::Result<Outcome> {
@@ -18,6 +21,11 @@ pub fn run(args: HistoryArgs, app: &App) -> anyhow::Result<Outcome> {
         DomainName::parse(&args.domain).with_context(|| format!("domain {:?}", args.domain))?;
     let (history, since) = read_history(app, &args.db, args.since.as_deref())?;
     let entries = history.timeline(&domain, since)?;
+    if let Some(path) = &args.html {
+        let latest = history.previous(&domain)?.map(|(_, snapshot)| snapshot);
+        write_html(app, path, &domain, &entries, latest.as_ref())
+            .with_context(|| format!("writing --html {}", path.display()))?;
+    }
     let mut out = app.out();
     match args.format {
         Format::Json => {
@@ -27,6 +35,75 @@ pub fn run(args: HistoryArgs, app: &App) -> anyhow::Result<Outcome> {
         Format::Text => write_timeline(&mut *out, &domain, &entries)?,
     }
     Ok(Outcome::Pass)
+}
+
+/// How many runs the status strip of `history --html` shows (the runs table has them all).
+const STRIP_RUNS: usize = 100;
+
+/// `history --html`: the domain's runs and the latest one in detail.
+fn write_html(
+    app: &App,
+    path: &Path,
+    domain: &DomainName,
+    entries: &[TimelineEntry],
+    latest: Option<&DomainResult>,
+) -> anyhow::Result<()> {
+    let meta = Meta {
+        title: format!("mxprobe history {domain}"),
+        started_at: latest.map_or_else(|| app.now(), |l| l.facts.observed_at),
+        ehlo_name: None,
+        resolver: "not kept in the history database".to_owned(),
+        dnssec: "not kept in the history database".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let file = std::fs::File::create(path)?;
+    let mut report = HtmlReport::new(meta, Kind::History, tempfile::tempfile)?;
+    let runs: Vec<HistoryRun> = entries
+        .iter()
+        .map(|e| HistoryRun {
+            observed_at: e.observed_at,
+            status: e.status,
+            counts: Counts {
+                error: e.errors as usize,
+                warning: e.warnings as usize,
+                notice: e.notices as usize,
+            },
+            policy: match (&e.policy_mode, &e.policy_id) {
+                (Some(mode), Some(id)) => format!("{mode} (id {id})"),
+                (Some(mode), None) => mode.clone(),
+                (None, Some(id)) => format!("id {id}, no valid policy"),
+                (None, None) => "none".to_owned(),
+            },
+            mx: e.mx.clone(),
+            changes: e
+                .alert
+                .as_ref()
+                .map(|a| a.changes.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    if let Some(latest) = latest {
+        let strip: Vec<StripRun> = entries
+            .iter()
+            .rev()
+            .take(STRIP_RUNS)
+            .rev()
+            .map(|e| StripRun {
+                observed_at: e.observed_at,
+                status: e.status,
+            })
+            .collect();
+        let changes = entries
+            .last()
+            .and_then(|e| e.alert.as_ref())
+            .map(|a| a.changes.clone())
+            .unwrap_or_default();
+        report.add(latest, &changes, &strip, app.now())?;
+    }
+    let mut out = std::io::BufWriter::new(file);
+    report.finish(&mut out, app.now(), Some(&runs))?;
+    out.flush()?;
+    Ok(())
 }
 
 /// The history database opened for reading (`history`, `reports summary`, `reports
@@ -217,6 +294,32 @@ pub(crate) mod tests {
             .map(|e| e["status"].as_str().unwrap())
             .collect();
         assert_eq!(statuses, ["pass"]);
+
+        // --html: the runs, newest first, and the latest run in the grid with its strip.
+        let html = dir.arg("history.html");
+        let t = app();
+        run(history_args(&argv(&["--html", &html])), &t.app).unwrap();
+        let page = std::fs::read_to_string(&html).unwrap();
+        let doc = scraper::Html::parse_document(&page);
+        assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+        let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+        let runs: Vec<String> = doc
+            .select(&sel("#runs-table tbody tr td:nth-child(2)"))
+            .map(|td| td.text().collect::<String>().trim().to_owned())
+            .collect();
+        assert_eq!(runs, ["\u{2713} pass", "\u{2717} fail"]);
+        let rows: Vec<&str> = doc
+            .select(&sel("#grid tbody tr"))
+            .map(|tr| tr.value().attr("data-status").unwrap())
+            .collect();
+        assert_eq!(rows, ["ok"]);
+        let strip: Vec<&str> = doc
+            .select(&sel(".strip span"))
+            .map(|s| s.value().attr("class").unwrap())
+            .collect();
+        assert_eq!(strip, ["s-fail", "s-ok"]);
+        // The text output is unchanged by it.
+        assert!(t.out.text().starts_with("example.com: 2 runs\n"));
 
         let err = run(history_args(&argv(&["--since", "soon"])), &app().app).unwrap_err();
         assert!(err.to_string().starts_with("--since \"soon\""), "{err}");

@@ -14,6 +14,7 @@ use crate::history::History;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::progress::ProgressMode;
 use crate::sinks::{self, Sink};
+use mxprobe_core::html::Kind;
 use mxprobe_probe::bulk::BulkOptions;
 use mxprobe_probe::scan::Scanner;
 
@@ -25,6 +26,7 @@ pub fn run(args: MonitorArgs, app: &App) -> anyhow::Result<Outcome> {
             &[
                 ("--db", Some(args.db.as_path())),
                 ("--prometheus", args.prometheus.as_deref()),
+                ("--html", args.html.as_deref()),
             ],
         )?;
     }
@@ -36,6 +38,7 @@ pub fn run(args: MonitorArgs, app: &App) -> anyhow::Result<Outcome> {
         args.column.as_deref(),
     )?;
     config.politeness.per_ip = usize::try_from(args.per_ip).unwrap_or(usize::MAX);
+    let meta = sinks::html_meta(app, "mxprobe monitor", &config);
     let channels = monitor_channels(&args, &app.env, &config.anchors)?;
     let history = History::open(&args.db).with_context(|| format!("--db {}", args.db.display()))?;
     let monitor_config = MonitorConfig {
@@ -63,7 +66,8 @@ pub fn run(args: MonitorArgs, app: &App) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let scanner = Arc::new(Scanner::new(config).context("setting up the DNS resolver")?);
         let monitor = Monitor::start(history, monitor_config, app.now())?;
-        let sink = Sink::monitor(app, monitor, args.verbose, args.fail_on, args.inconclusive);
+        let sink = Sink::monitor(app, monitor, args.verbose, args.fail_on, args.inconclusive)
+            .with_html(args.html.as_deref(), meta, Kind::Monitor)?;
         sinks::run(scanner, input, &bulk, sink, ProgressMode::Quiet).await
     })
 }
@@ -116,6 +120,57 @@ mod tests {
         let history = History::open_read_only(&dir.path("h.sqlite")).unwrap();
         let good = mxprobe_core::domain::DomainName::parse("good.test").unwrap();
         assert_eq!(history.timeline(&good, None).unwrap().len(), 3);
+    }
+
+    /// `monitor --html`: each domain's status in its runs so far, and the run's changes.
+    #[test]
+    fn monitor_html_shows_the_runs_and_the_changes() {
+        use scraper::{Html, Selector};
+        let lab = LabFixture::start("monitor-html");
+        let dir = TempDir::new("monitor-html");
+        let mut argv: Vec<String> = ["monitor", "good.test", "expired.test", "--db"]
+            .map(str::to_owned)
+            .to_vec();
+        argv.push(dir.arg("h.sqlite"));
+        argv.extend(["--html".into(), dir.arg("run.html")]);
+        argv.extend(lab.probe_flags());
+        let sel = |s: &str| Selector::parse(s).unwrap();
+        for run_number in 1..=2 {
+            let t = app();
+            assert_eq!(run(monitor_args(&argv), &t.app).unwrap(), Outcome::Fail);
+            let page = std::fs::read_to_string(dir.path("run.html")).unwrap();
+            let doc = Html::parse_document(&page);
+            assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+            let rows: Vec<(String, String, usize)> = doc
+                .select(&sel("#grid tbody tr"))
+                .map(|tr| {
+                    (
+                        tr.value().attr("data-domain").unwrap().to_owned(),
+                        tr.value().attr("data-status").unwrap().to_owned(),
+                        tr.select(&sel(".strip span")).count(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                rows,
+                [
+                    ("expired.test".to_owned(), "fail".to_owned(), run_number),
+                    ("good.test".to_owned(), "ok".to_owned(), run_number),
+                ]
+            );
+            // The first run alerts on expired.test; the second changes nothing.
+            let changes: Vec<String> = doc
+                .select(&sel("#changes-table tbody tr td:first-child"))
+                .map(|td| td.text().collect())
+                .collect();
+            if run_number == 1 {
+                assert!(!changes.is_empty(), "{page}");
+                assert!(changes.iter().all(|d| d == "expired.test"), "{changes:?}");
+            } else {
+                assert!(changes.is_empty(), "{changes:?}");
+                assert!(page.contains("Nothing changed since the previous run."));
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::config::{deliver_config, scan_config};
 use crate::progress::{Progress, ProgressMode, Tally, Total};
 use crate::sinks::{self, ScanFiles, Sink};
 use mxprobe_core::domain::DomainName;
+use mxprobe_core::html::Kind;
 use mxprobe_probe::bulk::{BulkOptions, BulkStats, DomainOutcome};
 use mxprobe_probe::scan::Scanner;
 
@@ -28,6 +29,7 @@ pub fn run(args: ScanArgs, app: &App) -> anyhow::Result<Outcome> {
                 ("--jsonl", args.jsonl.as_deref()),
                 ("--csv", args.csv.as_deref()),
                 ("--junit", args.output.junit.as_deref()),
+                ("--html", args.output.html.as_deref()),
             ],
         )?;
     }
@@ -54,7 +56,12 @@ pub fn run(args: ScanArgs, app: &App) -> anyhow::Result<Outcome> {
         csv: args.csv.as_deref(),
         resume: args.resume,
     };
-    let sink = Sink::scan(app, &args.output, files, ordered)?;
+    let meta = sinks::html_meta(app, "mxprobe scan", &config);
+    let sink = Sink::scan(app, &args.output, files, ordered)?.with_html(
+        args.output.html.as_deref(),
+        meta,
+        Kind::Scan,
+    )?;
     let many = args.input.is_some() || args.domains.len() > FEW_DOMAINS;
     let progress = if args.quiet || !many {
         ProgressMode::Quiet

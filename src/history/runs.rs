@@ -88,6 +88,56 @@ impl History {
         Ok(out)
     }
 
+    /// The domain's status in its latest `limit` runs, oldest first (the HTML report's
+    /// status strip): one small row per run, no snapshot read.
+    pub fn statuses(
+        &self,
+        domain: &DomainName,
+        limit: usize,
+    ) -> Result<Vec<(OffsetDateTime, DomainStatus)>, HistoryError> {
+        let what = || format!("reading the recent statuses of {domain}");
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT run_id, observed_at, status FROM snapshots WHERE domain = ?1
+                 ORDER BY run_id DESC LIMIT ?2",
+            )
+            .during(what)?;
+        let rows = statement
+            .query_map(
+                params![domain.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .during(what)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (run, observed_at, status) = row.during(what)?;
+            let observed_at = read_time(&observed_at, || {
+                format!("snapshots.observed_at of {domain} in run {run}")
+            })?;
+            let status = [
+                DomainStatus::Pass,
+                DomainStatus::Fail,
+                DomainStatus::Inconclusive,
+            ]
+            .into_iter()
+            .find(|s| s.as_str() == status)
+            .ok_or_else(|| HistoryError::Corrupt {
+                what: format!("snapshots.status of {domain} in run {run}"),
+                value: status.clone(),
+            })?;
+            out.push((observed_at, status));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// How many of the domain's latest stored snapshots, in a row, are
     /// [`DomainStatus::Inconclusive`] (0 when the latest is not, or there is none).
     pub fn inconclusive_streak(&self, domain: &DomainName) -> Result<u32, HistoryError> {

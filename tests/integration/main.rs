@@ -35,6 +35,8 @@ mod lab_scan;
 mod resolver;
 // `mxprobe scan` and `demo` as a user runs them; the synthetic report files read back.
 mod scan_cli;
+// The demo's HTML report opened in headless Chromium: rows, statuses, no request, no error.
+mod html_report;
 // Reading scan targets from CSV files and lists.
 mod input;
 // Hostile input to the binary: pipes and FIFOs, no domain, output = input, signals, caps.

@@ -56,6 +56,7 @@ pub mod facts;
 pub mod finding;
 pub mod gate;
 pub mod generate;
+pub mod html;
 pub mod limits;
 pub mod lint;
 pub mod mtasts;

@@ -246,7 +246,7 @@ pub fn write_not_tested(w: &mut dyn Write, domain: &DomainName, why: &str) -> io
     writeln!(w)
 }
 
-fn sts_line(report: &DomainResult) -> String {
+pub(crate) fn sts_line(report: &DomainResult) -> String {
     let v = &report.verdict;
     let id = v
         .sts
@@ -285,7 +285,7 @@ fn sts_line(report: &DomainResult) -> String {
 
 /// Where reports go: the usable `rua`, "none" only when the `_smtp._tls` lookup said so, and
 /// "could not tell" when it failed (as for MTA-STS: a failed lookup is not "no record").
-fn tlsrpt_line(report: &DomainResult) -> String {
+pub(crate) fn tlsrpt_line(report: &DomainResult) -> String {
     let v = &report.verdict;
     if !v.tlsrpt_rua.is_empty() {
         // Each destination with whether reports can reach it, when it was checked.

@@ -24,7 +24,14 @@ const STAGES: &[(&str, &[&str])] = &[
     ),
     (
         "report",
-        &["render", "output", "stream", "ci", "synthetic_report"],
+        &[
+            "render",
+            "output",
+            "stream",
+            "ci",
+            "synthetic_report",
+            "html",
+        ],
     ),
 ];
 
