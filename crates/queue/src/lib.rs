@@ -85,6 +85,17 @@ pub enum QueueError {
         /// The last error, scrubbed.
         message: String,
     },
+    /// The run has no queue in this Redis.
+    #[error(
+        "there is no run {run} at {url}: start it with `mxprobe queue push --run {run}` (or check \
+         --run and the database number in the URL)"
+    )]
+    NoRun {
+        /// The run name.
+        run: String,
+        /// The URL, its password replaced by `***`.
+        url: String,
+    },
     /// Redis answered in a way this version does not understand.
     #[error("Redis at {url} answered {what} unexpectedly: {message}")]
     Protocol {
@@ -200,6 +211,7 @@ pub fn check_run_name(name: &str) -> Result<(), QueueError> {
 /// The keys of one run.
 #[derive(Debug, Clone)]
 pub struct Keys {
+    name: String,
     prefix: String,
 }
 
@@ -208,6 +220,7 @@ impl Keys {
     pub fn new(name: &str) -> Result<Self, QueueError> {
         check_run_name(name)?;
         Ok(Self {
+            name: name.to_owned(),
             prefix: format!("mxprobe:{{{name}}}:"),
         })
     }
@@ -236,6 +249,11 @@ impl Keys {
     pub fn workers(&self) -> String {
         self.key("workers")
     }
+    /// The run's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Every key whose name starts with this belongs to the run.
     pub fn prefix(&self) -> &str {
         &self.prefix

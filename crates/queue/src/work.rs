@@ -704,6 +704,18 @@ pub struct RunStatus {
 /// The status of the run of `store`.
 pub async fn status(store: &Store) -> Result<RunStatus, QueueError> {
     let keys = store.keys().clone();
+    let exists: i64 = store
+        .retrying("looking for the run", |mut con| {
+            let queue = keys.queue();
+            async move { redis::cmd("EXISTS").arg(queue).query_async(&mut con).await }
+        })
+        .await?;
+    if exists == 0 {
+        return Err(QueueError::NoRun {
+            run: keys.name().to_owned(),
+            url: store.url().redacted(),
+        });
+    }
     let (meta, done, pending, unread, workers, now): (
         HashMap<String, String>,
         u64,
