@@ -296,7 +296,7 @@ mod tests {
             in_flight: 3,
             done: 5,
             taken_over: 4,
-            workers: vec![mxprobe_queue::work::LiveWorker {
+            workers: vec![work::LiveWorker {
                 name: "w1".to_owned(),
                 holding: 3,
             }],

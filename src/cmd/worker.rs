@@ -123,7 +123,6 @@ pub fn run(args: WorkerArgs, app: &App) -> anyhow::Result<Outcome> {
         .boxed();
         let display = std::cell::RefCell::new(Progress::new(progress, Total::Unknown));
         let tally = Cell::new(Tally::default());
-        let mut abandoned: Vec<Entry> = Vec::new();
         let stats = bulk::run(
             Arc::clone(&scanner),
             targets,
@@ -166,7 +165,8 @@ pub fn run(args: WorkerArgs, app: &App) -> anyhow::Result<Outcome> {
                     "mxprobe worker: stopping: finishing {in_flight} domain(s) in flight, then \
                      giving back the rest"
                 )),
-                Event::Abandoned { id, .. } => abandoned.push(id),
+                // Still held: given back below.
+                Event::Abandoned { .. } => {}
                 Event::Started { .. } => {}
             },
         )
@@ -174,9 +174,8 @@ pub fn run(args: WorkerArgs, app: &App) -> anyhow::Result<Outcome> {
         display.into_inner().finish(tally.get());
         drop(results);
         let stored = storer.await.context("the task storing results stopped")?;
-        // What was read ahead and not started, and what was abandoned, goes back.
-        let mut give_back = abandoned;
-        give_back.extend(worker.unstarted().await);
+        // What is still held (abandoned at shutdown, read ahead and not started) goes back.
+        let give_back = worker.held();
         let given = if give_back.is_empty() {
             0
         } else {

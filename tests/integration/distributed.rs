@@ -672,3 +672,75 @@ fn the_redis_password_is_never_printed() {
         "{out}"
     );
 }
+
+/// SIGTERM: the worker stores what finished, gives the rest back to the queue (nothing is
+/// left pending for a take-over) and exits 130; another worker finishes the run.
+#[test]
+fn a_worker_stopped_by_sigterm_gives_back_what_it_holds() {
+    let Some(binary) = redis_server() else { return };
+    let lab = SynLab::start("term", 600, 10, 1);
+    let redis = Redis::start(binary, &lab.scratch.0, false, None);
+    let url = redis.url();
+    let (code, _, err) = lab.run(&[
+        "queue",
+        "push",
+        "--redis",
+        &url,
+        "--run",
+        "t",
+        "--input",
+        "domains.txt",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut first = lab.worker(&url, "t", 0, &["--concurrency", "16"]);
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < HANG_GUARD, "the run never got going");
+        let done = lab.status(&url, "t")["done"].as_u64().unwrap_or(0);
+        if done >= 50 {
+            assert!(done < 600, "the run ended before the signal");
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    signal(first.id(), "TERM");
+    assert_eq!(
+        wait_exit(&mut first, "the first worker"),
+        130,
+        "{}",
+        lab.log(0)
+    );
+    let log = lab.log(0);
+    assert!(log.contains("given back"), "{log}");
+    let status = lab.status(&url, "t");
+    assert_eq!(status["in_flight"], 0, "nothing left pending: {status}");
+    assert!(status["queued"].as_u64() > Some(0), "{status}");
+    let mut second = lab.worker(&url, "t", 1, &["--concurrency", "16"]);
+    assert_eq!(
+        wait_exit(&mut second, "the second worker"),
+        0,
+        "{}",
+        lab.log(1)
+    );
+    let status = lab.status(&url, "t");
+    assert_eq!(
+        (status["done"].as_u64(), status["taken_over"].as_u64()),
+        (Some(600), Some(0)),
+        "{status}"
+    );
+    let (code, _, err) = lab.run(&[
+        "queue",
+        "collect",
+        "--redis",
+        &url,
+        "--run",
+        "t",
+        "--jsonl",
+        "out.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert!([0, 1, 3].contains(&code), "{code}: {err}");
+    let (records, collected) = verdicts(&lab.scratch.path("out.jsonl"));
+    assert_eq!((records, collected.len()), (600, 600));
+}

@@ -3,7 +3,8 @@
 //! `collect` reads them, and the run's status.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::future::Future;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::Script;
@@ -381,22 +382,42 @@ impl Worker {
     /// The next target: read ahead, new, or taken over from a dead worker. `None` when the
     /// run is drained: the push is complete, nothing is left to read, and nothing is pending
     /// anywhere (every entry is stored and acknowledged). With `follow`, never `None`.
-    pub async fn next(&self) -> Result<Option<Entry>, QueueError> {
+    ///
+    /// Every entry delivered to this worker is in [`Self::held`] from the moment Redis
+    /// delivers it (the read runs in a task of its own, so a caller that stops waiting loses
+    /// nothing) until it is stored or given back.
+    pub async fn next(self: &Arc<Self>) -> Result<Option<Entry>, QueueError> {
         let mut read = self.read.lock().await;
         loop {
             if let Some(entry) = read.buffer.pop_front() {
-                self.lock_held().insert(entry.id.clone(), entry.clone());
                 return Ok(Some(entry));
             }
             if read.last_claim.is_none_or(|t| t.elapsed() >= CLAIM_EVERY) {
                 read.last_claim = Some(Instant::now());
-                let claimed = self.take_over(&mut read.cursor).await?;
+                let me = Arc::clone(self);
+                let cursor = read.cursor.clone();
+                let (claimed, next_cursor) = self
+                    .detached(async move {
+                        let mut cursor = cursor;
+                        let claimed = me.take_over(&mut cursor).await?;
+                        me.hold(&claimed);
+                        Ok((claimed, cursor))
+                    })
+                    .await?;
+                read.cursor = next_cursor;
                 if !claimed.is_empty() {
                     read.buffer.extend(claimed);
                     continue;
                 }
             }
-            let fresh = self.read_new().await?;
+            let me = Arc::clone(self);
+            let fresh = self
+                .detached(async move {
+                    let fresh = me.read_new().await?;
+                    me.hold(&fresh);
+                    Ok(fresh)
+                })
+                .await?;
             if !fresh.is_empty() {
                 read.buffer.extend(fresh);
                 continue;
@@ -407,18 +428,24 @@ impl Worker {
         }
     }
 
-    /// The entries read ahead and not handed out (to give back at shutdown).
-    pub async fn unstarted(&self) -> Vec<Entry> {
-        let mut read = self.read.lock().await;
-        let entries: Vec<Entry> = read.buffer.drain(..).collect();
-        let mut held = self.lock_held();
-        for e in &entries {
-            held.insert(e.id.clone(), e.clone());
-        }
-        entries
+    /// Runs `work` in a task of its own (it finishes even if the caller stops waiting).
+    async fn detached<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, QueueError>> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        tokio::spawn(work)
+            .await
+            .map_err(|e| self.store.unexpected("reading the queue", e))?
     }
 
-    /// The entries this worker holds now.
+    fn hold(&self, entries: &[Entry]) {
+        let mut held = self.lock_held();
+        for e in entries {
+            held.insert(e.id.clone(), e.clone());
+        }
+    }
+
+    /// The entries this worker holds now: delivered to it, not yet stored or given back.
     pub fn held(&self) -> Vec<Entry> {
         self.lock_held().values().cloned().collect()
     }
@@ -701,6 +728,16 @@ pub struct RunStatus {
     pub workers: Vec<LiveWorker>,
 }
 
+/// The replies of the status pipeline: meta, done, pending, unread, workers, time.
+type StatusReplies = (
+    HashMap<String, String>,
+    u64,
+    StreamPendingReply,
+    u64,
+    Vec<(String, f64)>,
+    (u64, u64),
+);
+
 /// The status of the run of `store`.
 pub async fn status(store: &Store) -> Result<RunStatus, QueueError> {
     let keys = store.keys().clone();
@@ -716,14 +753,7 @@ pub async fn status(store: &Store) -> Result<RunStatus, QueueError> {
             url: store.url().redacted(),
         });
     }
-    let (meta, done, pending, unread, workers, now): (
-        HashMap<String, String>,
-        u64,
-        StreamPendingReply,
-        u64,
-        Vec<(String, f64)>,
-        (u64, u64),
-    ) = store
+    let (meta, done, pending, unread, workers, now): StatusReplies = store
         .retrying("reading the run's status", |mut con| {
             let mut pipe = redis::pipe();
             pipe.cmd("HGETALL").arg(keys.meta());
