@@ -351,23 +351,27 @@ impl Worker {
         Ok(())
     }
 
-    /// Leaves the run's list of live workers.
+    /// Leaves the run's list of live workers, and the consumer group when it holds nothing
+    /// (a consumer that holds entries stays, for them to be taken over).
     pub async fn leave(&self) -> Result<(), QueueError> {
-        let workers = self.store.keys().workers();
+        let keys = self.store.keys().clone();
         let consumer = self.consumer.clone();
+        let holds_nothing = self.lock_held().is_empty();
         self.store
             .retrying("leaving the run", |mut con| {
-                let (workers, consumer) = (workers.clone(), consumer.clone());
-                async move {
-                    redis::cmd("ZREM")
-                        .arg(workers)
-                        .arg(consumer)
-                        .query_async::<i64>(&mut con)
-                        .await
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZREM").arg(keys.workers()).arg(&consumer).ignore();
+                if holds_nothing {
+                    pipe.cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(keys.queue())
+                        .arg(GROUP)
+                        .arg(&consumer)
+                        .ignore();
                 }
+                async move { pipe.query_async::<()>(&mut con).await }
             })
             .await
-            .map(|_| ())
     }
 
     fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
