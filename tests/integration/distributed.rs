@@ -744,3 +744,129 @@ fn a_worker_stopped_by_sigterm_gives_back_what_it_holds() {
     let (records, collected) = verdicts(&lab.scratch.path("out.jsonl"));
     assert_eq!((records, collected.len()), (600, 600));
 }
+
+/// `rediss://`: TLS through rustls to a redis-server with a certificate from a test CA,
+/// trusted through SSL_CERT_FILE (read as the system's CA certificates); without it, the
+/// certificate is refused and the error names the URL.
+#[test]
+fn rediss_connects_over_tls_with_the_system_trust() {
+    let Some(binary) = redis_server() else { return };
+    use mxprobe_testpki::{CertAuthority, KeyKind, LeafSpec, Validity};
+    let lab = SynLab::start("tls", 10, 2, 0);
+    let now = time::OffsetDateTime::now_utc();
+    let window = Validity::new(
+        now - time::Duration::days(1),
+        now + time::Duration::days(30),
+    );
+    let ca = CertAuthority::root("mxprobe test Redis CA", window, KeyKind::EcdsaP256).expect("CA");
+    let leaf = ca
+        .leaf(&LeafSpec::new(&["localhost"], window))
+        .expect("leaf");
+    let dir = &lab.scratch.0;
+    std::fs::write(dir.join("ca.pem"), ca.cert().pem()).expect("write");
+    std::fs::write(dir.join("redis.pem"), leaf.pem()).expect("write");
+    std::fs::write(dir.join("redis.key"), leaf.key_pem()).expect("write");
+    let port = free_port();
+    let mut child = Command::new(binary)
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--save",
+            "",
+            "--tls-auth-clients",
+            "no",
+            "--logfile",
+            "redis.log",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--tls-cert-file")
+        .arg(dir.join("redis.pem"))
+        .arg("--tls-key-file")
+        .arg(dir.join("redis.key"))
+        .arg("--tls-ca-cert-file")
+        .arg(dir.join("ca.pem"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no TLS listener"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    let url = format!("rediss://127.0.0.1:{port}");
+    let url = url.replace("127.0.0.1", "localhost");
+    let trusted = lab
+        .command()
+        .args(["queue", "push", "--redis", &url, "--input", "domains.txt"])
+        .env("SSL_CERT_FILE", dir.join("ca.pem"))
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&trusted.stderr);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(trusted.status.code(), Some(0), "{err}");
+    assert!(err.contains("pushed 10 domain(s)"), "{err}");
+    assert!(err.contains("rediss://localhost:"), "{err}");
+    // The same server without the test CA among the trusted ones: refused.
+    let mut child = Command::new("/usr/bin/redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--save",
+            "",
+            "--tls-auth-clients",
+            "no",
+            "--logfile",
+            "redis.log",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--tls-cert-file")
+        .arg(dir.join("redis.pem"))
+        .arg("--tls-key-file")
+        .arg(dir.join("redis.key"))
+        .arg("--tls-ca-cert-file")
+        .arg(dir.join("ca.pem"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no TLS listener"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    let refused = lab
+        .command()
+        .args(["queue", "status", "--redis", &url, "--redis-patience", "1"])
+        .output()
+        .expect("runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains(&url), "{err}");
+    assert!(
+        err.contains("invalid peer certificate: UnknownIssuer"),
+        "{err}"
+    );
+    assert!(err.contains("SSL_CERT_FILE"), "{err}");
+}

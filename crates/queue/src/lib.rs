@@ -73,7 +73,8 @@ pub enum QueueError {
     /// Redis could not be reached or kept failing for longer than the patience.
     #[error(
         "Redis at {url} failed {what} for {waited_secs} s ({message}); check that it runs, that \
-         the URL, user and password are right, and that this host may connect"
+         the URL, user and password are right, that this host may connect, and for rediss:// \
+         that the system's CA certificates (or SSL_CERT_FILE) trust the server's certificate"
     )]
     Unavailable {
         /// The URL, its password replaced by `***`.
