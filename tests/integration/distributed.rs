@@ -870,3 +870,56 @@ fn rediss_connects_over_tls_with_the_system_trust() {
     );
     assert!(err.contains("SSL_CERT_FILE"), "{err}");
 }
+
+/// `--follow`: a drained run does not end the worker; a later push is scanned; SIGTERM ends
+/// it (130).
+#[test]
+fn a_following_worker_waits_for_the_next_push() {
+    let Some(binary) = redis_server() else { return };
+    let lab = SynLab::start("follow", 40, 4, 0);
+    let redis = Redis::start(binary, &lab.scratch.0, false, None);
+    let url = redis.url();
+    let names: Vec<String> = lab.domains.iter().map(ToString::to_string).collect();
+    std::fs::write(lab.scratch.path("first.txt"), names[..20].join("\n")).expect("write");
+    std::fs::write(lab.scratch.path("second.txt"), names[20..].join("\n")).expect("write");
+    let push = |file: &str| {
+        let (code, _, err) = lab.run(&[
+            "queue", "push", "--redis", &url, "--run", "f", "--input", file,
+        ]);
+        assert_eq!(code, 0, "{err}");
+    };
+    let wait_done = |n: u64| {
+        let started = Instant::now();
+        while lab.status(&url, "f")["done"].as_u64() != Some(n) {
+            assert!(started.elapsed() < HANG_GUARD, "never reached {n} done");
+            sleep(Duration::from_millis(50));
+        }
+    };
+    push("first.txt");
+    let mut worker = lab.worker(&url, "f", 0, &["--follow"]);
+    wait_done(20);
+    sleep(Duration::from_millis(1500));
+    assert!(
+        worker.try_wait().expect("wait").is_none(),
+        "a following worker stays: {}",
+        lab.log(0)
+    );
+    push("second.txt");
+    wait_done(40);
+    signal(worker.id(), "TERM");
+    assert_eq!(wait_exit(&mut worker, "the worker"), 130, "{}", lab.log(0));
+    let (code, _, err) = lab.run(&[
+        "queue",
+        "collect",
+        "--redis",
+        &url,
+        "--run",
+        "f",
+        "--jsonl",
+        "out.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert!([0, 1, 3].contains(&code), "{code}: {err}");
+    assert_eq!(verdicts(&lab.scratch.path("out.jsonl")).1.len(), 40);
+}
