@@ -923,3 +923,92 @@ fn a_following_worker_waits_for_the_next_push() {
     assert!([0, 1, 3].contains(&code), "{code}: {err}");
     assert_eq!(verdicts(&lab.scratch.path("out.jsonl")).1.len(), 40);
 }
+
+/// The Redis side of the scanner's seams, driven directly: connection slots per address
+/// (at most `per_ip` held, the next one waits until one is dropped), and a shared probe made
+/// once by whichever caller gets the lease while the others wait for its stored result.
+#[test]
+fn slots_and_shared_probes_hold_across_callers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use mxprobe_core::smtp::{SmtpFacts, SmtpOutcome};
+    use mxprobe_probe::scan::{AddressSlots, ProbeExchange, ProbeKey};
+    use mxprobe_queue::sharing::{RedisProbes, RedisSlots};
+    use mxprobe_queue::{RedisUrl, Store};
+
+    let Some(binary) = redis_server() else { return };
+    let scratch = Scratch::new("seams");
+    let redis = Redis::start(binary, &scratch.0, false, None);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let url = RedisUrl::parse(&redis.url()).expect("url");
+        let notes: mxprobe_queue::Notes = Arc::new(|_| {});
+        let store = Store::connect(&url, "seams", Duration::from_secs(5), notes)
+            .await
+            .expect("connects");
+
+        // Two slot holders, as if in two workers: at most 2 at 192.0.2.7.
+        let ip: IpAddr = "192.0.2.7".parse().expect("ip");
+        let a = RedisSlots::new(store.clone(), 2, None);
+        let b = RedisSlots::new(store.clone(), 2, None);
+        let first = a.acquire(ip).await;
+        let second = b.acquire(ip).await;
+        let third = tokio::time::timeout(Duration::from_millis(300), a.acquire(ip)).await;
+        assert!(third.is_err(), "a third connection waits");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(10), b.acquire(ip))
+            .await
+            .expect("a slot was given back");
+        // Another address is not held up.
+        let other = tokio::time::timeout(
+            Duration::from_secs(10),
+            a.acquire("192.0.2.8".parse().expect("ip")),
+        )
+        .await
+        .expect("another address has its own slots");
+        drop((second, third, other));
+
+        // Four callers want the same probe: one probes, three get its stored result.
+        let runs = Arc::new(AtomicUsize::new(0));
+        let key = ProbeKey {
+            mx: DomainName::parse("mx.shared.test").expect("name"),
+            sni: DomainName::parse("mx.shared.test").expect("name"),
+            ip,
+            port: 25,
+        };
+        let facts = SmtpFacts::new(
+            key.mx.clone(),
+            std::net::SocketAddr::new(ip, 25),
+            SmtpOutcome::StarttlsNotOffered,
+        );
+        let callers = (0..4).map(|_| {
+            let exchange = RedisProbes::new(store.clone(), Duration::from_secs(60));
+            let (runs, key, facts) = (Arc::clone(&runs), key.clone(), facts.clone());
+            tokio::spawn(async move {
+                let probe = Box::pin(async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    facts
+                });
+                exchange.probe(&key, probe).await
+            })
+        });
+        let results = futures::future::join_all(callers).await;
+        let ran: Vec<bool> = results
+            .iter()
+            .map(|r| r.as_ref().expect("joined").1)
+            .collect();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{ran:?}");
+        assert_eq!(ran.iter().filter(|r| **r).count(), 1, "{ran:?}");
+        for r in &results {
+            assert_eq!(r.as_ref().expect("joined").0, facts);
+        }
+        // Later callers find it stored.
+        let later = RedisProbes::new(store.clone(), Duration::from_secs(60));
+        let (found, ran) = later
+            .probe(&key, Box::pin(async { unreachable!("stored already") }))
+            .await;
+        assert_eq!((found, ran), (facts, false));
+    });
+}
