@@ -142,6 +142,180 @@ pub enum Command {
     /// --drain-timeout), and exits 0. See docs/monitoring.md.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
+
+    /// A scan shared by many workers through Redis: push the targets, follow the run,
+    /// collect the results (see docs/distributed.md).
+    ///
+    /// `push` enqueues the targets of a run; workers (`mxprobe worker`, on any number of
+    /// machines) take them; `collect` writes the stored results as `scan --input` writes
+    /// them (the same JSON Lines, CSV and report files), during the run or after it, each
+    /// domain once; `status` shows where the run stands.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+
+    /// Scan the targets of a run in Redis, with the other workers: at most --per-ip
+    /// connections to one address across all of them, one SMTP probe per (MX, address) for
+    /// the whole run, and the entries of workers that stop taken over.
+    ///
+    /// Each domain's result is stored in Redis (once per domain) and its entry acknowledged in
+    /// the same step. The worker exits 0 when the run is drained (every pushed domain stored),
+    /// or keeps waiting for new targets with --follow. SIGINT or SIGTERM: the domains in flight
+    /// get a few seconds to finish, the rest are given back to the queue, and it exits 130.
+    #[command(after_help = WORKER_EXAMPLES)]
+    Worker(WorkerArgs),
+}
+
+const QUEUE_EXAMPLES: &str = "Examples:
+  export MXPROBE_REDIS_URL=redis://scanner:PASSWORD@redis.internal:6379/0
+  mxprobe queue push --run zone-2026-12 --input domains.csv
+  mxprobe worker --run zone-2026-12 --concurrency 256 --per-ip 2      # on every machine
+  mxprobe queue status --run zone-2026-12
+  mxprobe queue collect --run zone-2026-12 --jsonl results.jsonl --csv results.csv
+
+The password of the URL is never printed: it shows as *** in every message.";
+
+const WORKER_EXAMPLES: &str = "Examples:
+  mxprobe worker --redis redis://127.0.0.1:6379 --run zone-2026-12 --concurrency 256
+  MXPROBE_REDIS_URL=rediss://scanner:PASSWORD@redis.internal:6380 mxprobe worker --follow
+
+Exit status:
+  0    the run is drained: every pushed domain is stored (collect writes the verdicts)
+  2    usage or configuration error, or Redis could not be reached for --redis-patience
+  130  stopped by SIGINT or SIGTERM (what it held was stored or given back)";
+
+/// How to reach a run in Redis: shared by `queue …` and `worker`.
+#[derive(Debug, Args)]
+pub struct RedisArgs {
+    /// The Redis server: redis://[USER:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
+    /// The password is never printed.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MXPROBE_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis: String,
+
+    /// The name of the run (several runs can share one Redis): 1 to 64 letters, digits,
+    /// '.', '_' or '-'.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub run: String,
+
+    /// Seconds to keep retrying (with back-off) while Redis cannot be reached or restarts,
+    /// before giving up with an error.
+    #[arg(long = "redis-patience", value_name = "SECONDS", default_value_t = 300)]
+    pub patience: u64,
+}
+
+/// `mxprobe queue …`.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Enqueue the targets of --input (the same input rules as `scan --input`); invalid rows
+    /// are stored for `collect` to report, as `scan` does.
+    #[command(after_help = QUEUE_EXAMPLES)]
+    Push(QueuePushArgs),
+
+    /// Write the stored results as `scan --input` writes them: JSON Lines, CSV, report
+    /// files, text or JSON on standard output; each domain once. Run it during the run (the
+    /// summary then says `interrupted`, and it exits 130) and again later.
+    #[command(after_help = QUEUE_EXAMPLES)]
+    Collect(QueueCollectArgs),
+
+    /// Show where the run stands: pushed, queued, in flight, done, taken over, the live
+    /// workers.
+    #[command(after_help = QUEUE_EXAMPLES)]
+    Status(QueueStatusArgs),
+}
+
+/// Flags of `mxprobe queue push`.
+#[derive(Debug, Args)]
+pub struct QueuePushArgs {
+    /// The run in Redis.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Read domains from FILE (`-` for standard input), as `scan --input` does.
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// The CSV column holding the domains: a header name or a 1-based number.
+    #[arg(long, value_name = "NAME|N")]
+    pub column: Option<String>,
+}
+
+/// Flags of `mxprobe queue collect`.
+#[derive(Debug, Args)]
+pub struct QueueCollectArgs {
+    /// The run in Redis.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Write one JSON object per domain to FILE (JSON Lines, as `scan --jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: PathBuf,
+
+    /// Write a CSV summary, one row per domain, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Flags of `mxprobe queue status`.
+#[derive(Debug, Args)]
+pub struct QueueStatusArgs {
+    /// The run in Redis.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Output format: text for people, json for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Flags of `mxprobe worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The run in Redis.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Domains this worker scans at once.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+
+    /// At most N simultaneous SMTP connections to one address, across all the workers of
+    /// the run.
+    #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_ip: u32,
+
+    /// At most N new SMTP connections per second to one address, across all the workers of
+    /// the run (default: no rate limit beyond --per-ip).
+    #[arg(long = "per-ip-rate", value_name = "N")]
+    pub per_ip_rate: Option<f64>,
+
+    /// Seconds one domain may take in all; a domain past it is stored as inconclusive.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub deadline: u64,
+
+    /// Seconds past --deadline after which the entries of a worker that stopped sending its
+    /// heartbeat are taken over by the others.
+    #[arg(long = "claim-grace", value_name = "SECONDS", default_value_t = 30)]
+    pub claim_grace: u64,
+
+    /// Keep waiting for new targets when the run is drained (a worker of a service).
+    #[arg(long)]
+    pub follow: bool,
+
+    /// No progress on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// How to reach DNS, SMTP and HTTPS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 }
 
 const SERVE_EXAMPLES: &str = "Examples:

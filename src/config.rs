@@ -118,10 +118,21 @@ impl Environment {
 /// Builds the scan configuration of `mxprobe scan` (the probe settings and the politeness
 /// flags of bulk scans).
 pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, ConfigError> {
-    let mut config = probe_config(&args.probe, env)?;
+    polite_config(&args.probe, args.per_ip, args.per_ip_rate, env)
+}
+
+/// The configuration for probing with `probe`, at most `per_ip` connections to one address
+/// and `per_ip_rate` new ones a second (`scan`, `worker`).
+pub fn polite_config(
+    probe: &ProbeArgs,
+    per_ip: u32,
+    per_ip_rate: Option<f64>,
+    env: &Environment,
+) -> Result<ScanConfig, ConfigError> {
+    let mut config = probe_config(probe, env)?;
     config.politeness = mxprobe_probe::scan::Politeness {
-        per_ip: usize::try_from(args.per_ip).unwrap_or(usize::MAX),
-        per_ip_rate: args.per_ip_rate,
+        per_ip: usize::try_from(per_ip).unwrap_or(usize::MAX),
+        per_ip_rate,
         ..mxprobe_probe::scan::Politeness::default()
     };
     Ok(config)

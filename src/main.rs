@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args, &app),
         Command::Demo(args) => cmd::demo::run(args, &app),
         Command::Lab(args) => cmd::lab::run(args, &app),
+        Command::Queue(command) => cmd::queue::run(command, &app),
+        Command::Worker(args) => cmd::worker::run(args, &app),
         Command::Gate(args) => cmd::gate::run(args, &app),
         Command::Generate(args) => cmd::generate::run(args, &app),
         Command::Monitor(args) => cmd::monitor::run(args, &app),

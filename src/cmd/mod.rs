@@ -27,10 +27,12 @@ pub mod history;
 pub mod lab;
 pub mod lint;
 pub mod monitor;
+pub mod queue;
 pub mod reports;
 pub mod scan;
 pub mod serve;
 pub mod targets;
+pub mod worker;
 
 /// How a command ended, as its exit status (the same for every command:
 /// [`crate::cli::EXIT_STATUS_HELP`]).

@@ -112,6 +112,7 @@ fn the_architecture_tree_matches_the_folders() {
         "crates/core/src/",
         "crates/probe/src/",
         "crates/lab/src/",
+        "crates/queue/src/",
         "crates/testpki/src/",
     ];
     for root in roots {

@@ -43,6 +43,8 @@ mod input;
 mod hostile_input;
 // Bulk scans: shared probes, per-IP politeness, concurrency, interruption.
 mod bulk;
+// Distributed scans through a real redis-server: workers killed, Redis restarted, secrets.
+mod distributed;
 // `mxprobe gate`: exit statuses, candidate changes, port 25, JUnit and GitHub, docs/ci.md.
 mod gate;
 // Changing a running lab between two scans (certificates, policies).

@@ -119,6 +119,25 @@ pub fn domain_names(domains: usize) -> impl Iterator<Item = DomainName> {
 /// TLS-RPT, 10 % nothing. One MX host in four (broken ones aside) has a DANE-EE record, so
 /// the domains using it are DANE domains. All names are in signed zones.
 pub fn scenario(domains: usize, mx_hosts: usize, broken: usize, seed: u64) -> Scenario {
+    scenario_with_aliases(domains, mx_hosts, 0, broken, seed)
+}
+
+/// The name of alias `k` of MX host `i`.
+fn alias_name(i: usize, k: usize) -> DomainName {
+    name(&format!("a{k}-mx{i:03}.mx.syn0"))
+}
+
+/// [`scenario`], each MX host also known by `aliases` other names (CNAMEs to it, as one
+/// provider's address serves several MX names): a domain's MX record names the host or one
+/// of its aliases, drawn from `seed`. Probes are per (MX name, address), so several probes
+/// then reach one address: what `--per-ip` limits. With `aliases` 0 this is [`scenario`].
+pub fn scenario_with_aliases(
+    domains: usize,
+    mx_hosts: usize,
+    aliases: usize,
+    broken: usize,
+    seed: u64,
+) -> Scenario {
     let mx_hosts = mx_hosts.clamp(1, MAX_IPV4_HOSTS);
     let broken = broken.min(mx_hosts);
     let healthy = mx_hosts - broken;
@@ -141,13 +160,13 @@ pub fn scenario(domains: usize, mx_hosts: usize, broken: usize, seed: u64) -> Sc
                     Vec::new()
                 },
                 dnssec: HostDnssec::Signed,
-                aliases: Vec::new(),
+                aliases: (0..aliases).map(|k| alias_name(i, k)).collect(),
             }
         })
         .collect();
     let mut rng = SplitMix(seed);
     let domains = (0..domains)
-        .map(|i| synthetic_domain(i, domains, mx_hosts, &mut rng))
+        .map(|i| synthetic_domain(i, domains, mx_hosts, aliases, &mut rng))
         .collect();
     Scenario {
         hosts,
@@ -157,7 +176,13 @@ pub fn scenario(domains: usize, mx_hosts: usize, broken: usize, seed: u64) -> Sc
 }
 
 /// Domain `i` of `domains`, drawing its MX hosts and its kind from `rng`.
-fn synthetic_domain(i: usize, domains: usize, mx_hosts: usize, rng: &mut SplitMix) -> DomainSpec {
+fn synthetic_domain(
+    i: usize,
+    domains: usize,
+    mx_hosts: usize,
+    aliases: usize,
+    rng: &mut SplitMix,
+) -> DomainSpec {
     let name = domain_name(i, domains);
     let first = rng.below(mx_hosts);
     let mut exchanges = vec![first];
@@ -168,9 +193,19 @@ fn synthetic_domain(i: usize, domains: usize, mx_hosts: usize, rng: &mut SplitMi
     let mx: Vec<MxRecord> = exchanges
         .iter()
         .zip([10u16, 20])
-        .map(|(&h, preference)| MxRecord {
-            preference,
-            exchange: Some(host_name(h)),
+        .map(|(&h, preference)| {
+            // Drawn only when there are aliases, so that `scenario` is unchanged by them.
+            let exchange = match aliases {
+                0 => host_name(h),
+                n => match rng.below(n + 1) {
+                    0 => host_name(h),
+                    k => alias_name(h, k - 1),
+                },
+            };
+            MxRecord {
+                preference,
+                exchange: Some(exchange),
+            }
         })
         .collect();
     let kind = Kind::from_percent(rng.next() % 100);
@@ -253,6 +288,28 @@ mod tests {
         let names: Vec<DomainName> = domain_names(250).collect();
         let expected: Vec<DomainName> = s.domains.iter().map(|d| d.name.clone()).collect();
         assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn aliases_name_the_hosts_and_leave_the_plain_scenario_alone() {
+        assert_eq!(
+            scenario_with_aliases(300, 20, 0, 2, 5),
+            scenario(300, 20, 2, 5)
+        );
+        let s = scenario_with_aliases(2000, 10, 3, 0, 5);
+        let mut known: HashSet<DomainName> = hosts_of(&s);
+        for h in &s.hosts {
+            assert_eq!(h.aliases.len(), 3, "{}", h.name);
+            known.extend(h.aliases.iter().cloned());
+        }
+        let used: HashSet<DomainName> = s
+            .domains
+            .iter()
+            .flat_map(|d| d.mx.iter().filter_map(|m| m.exchange.clone()))
+            .collect();
+        assert!(used.iter().all(|n| known.contains(n)));
+        // Every host and every alias is drawn from 2,000 domains.
+        assert_eq!(used.len(), 40, "{used:?}");
     }
 
     #[test]

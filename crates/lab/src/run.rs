@@ -364,7 +364,7 @@ fn smtp_server(host: &HostSpec, presented: &Presented) -> Result<SmtpServer, Lab
 }
 
 /// What the policy host of `domain` answers.
-fn policy_response(domain: &DomainSpec) -> Option<PolicyResponse> {
+fn policy_response(domain: &DomainSpec, latency: StdDuration) -> Option<PolicyResponse> {
     let spec = domain.policy.as_ref()?;
     let body = if spec.oversized {
         PolicyBody::Chunked {
@@ -379,7 +379,11 @@ fn policy_response(domain: &DomainSpec) -> Option<PolicyResponse> {
         content_type: spec.content_type.clone(),
         location: spec.location.clone(),
         body,
-        pace: crate::https::Pace::Immediate,
+        pace: if latency.is_zero() {
+            crate::https::Pace::Immediate
+        } else {
+            crate::https::Pace::After(latency)
+        },
     })
 }
 
@@ -406,6 +410,17 @@ impl Lab {
     /// Starts the lab described by `scenario`, with certificates valid (or not) relative to
     /// `now`. Must run inside a tokio runtime; everything listens on loopback.
     pub async fn start(scenario: &Scenario, now: OffsetDateTime) -> Result<RunningLab, LabError> {
+        Self::start_with_latency(scenario, now, StdDuration::ZERO).await
+    }
+
+    /// [`Self::start`], every SMTP server waiting `latency` before its greeting and the
+    /// policy server waiting `latency` before each response, as distant servers would (the
+    /// benchmarks of latency-bound scans; DNS gets no delay).
+    pub async fn start_with_latency(
+        scenario: &Scenario,
+        now: OffsetDateTime,
+        latency: StdDuration,
+    ) -> Result<RunningLab, LabError> {
         let pki = Pki::new(now)?;
         let addresses = addresses(scenario);
         let mut dns = LabDns::builder();
@@ -452,7 +467,7 @@ impl Lab {
             }
             smtp_hosts.push((host, presented, ips));
         }
-        let servers = start_smtp_servers(&smtp_hosts).await?;
+        let servers = start_smtp_servers(&smtp_hosts, latency).await?;
 
         let mut policy_hosts = Vec::new();
         for domain in &scenario.domains {
@@ -483,7 +498,8 @@ impl Lab {
                     LabRecord::Txt(vec![txt.clone()]),
                 );
             }
-            if let (Some(spec), Some(response)) = (&domain.policy, policy_response(domain)) {
+            if let (Some(spec), Some(response)) = (&domain.policy, policy_response(domain, latency))
+            {
                 let host = domain.name.prefixed("mta-sts");
                 dns = dns.record(&host, LabRecord::address(POLICY_IP));
                 let host_name = DomainName::parse(&host).map_err(|e| LabError::PolicyHostName {
@@ -547,6 +563,7 @@ impl Lab {
 /// one.
 async fn start_smtp_servers(
     hosts: &[(&HostSpec, Presented, Vec<IpAddr>)],
+    latency: StdDuration,
 ) -> Result<Vec<(DomainName, RunningSmtp)>, LabError> {
     const TRIES: usize = 8;
     let mut last_error = None;
@@ -561,7 +578,8 @@ async fn start_smtp_servers(
                     ip: *ip,
                     source,
                 };
-                let server = smtp_server(host, presented).map_err(error)?;
+                let mut server = smtp_server(host, presented).map_err(error)?;
+                server.latency = latency;
                 match server.start_on(SocketAddr::new(*ip, port)).await {
                     Ok(running) => {
                         port = running.addr().port();

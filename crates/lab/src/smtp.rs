@@ -18,7 +18,7 @@
 //! a loopback address.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -176,6 +176,8 @@ pub struct SmtpServer {
     pub ehlo: EhloAnswer,
     /// The handling of STARTTLS.
     pub starttls: StartTls,
+    /// How long each connection waits before the greeting (a distant server).
+    pub latency: Duration,
 }
 
 impl SmtpServer {
@@ -192,6 +194,7 @@ impl SmtpServer {
             ],
             ehlo: EhloAnswer::Accept,
             starttls: StartTls::NotOffered,
+            latency: Duration::ZERO,
         }
     }
 
@@ -247,7 +250,8 @@ pub struct SmtpStats {
     pub connections: usize,
     /// Connections open now.
     pub active: usize,
-    /// The most connections that were open at the same time.
+    /// The most connections that were open at the same time (a connection counts from its
+    /// accept until its task sees it end, or until the 221 to QUIT is sent).
     pub max_simultaneous: usize,
 }
 
@@ -268,21 +272,31 @@ impl Shared {
     }
 }
 
-/// Counts a connection as active while it lives (also when its task is aborted).
-struct ActiveGuard(Arc<Shared>);
+/// Counts a connection as active while it lives (also when its task is aborted), or until
+/// the session is over: the 221 to QUIT is sent, after which the client can only close (so a
+/// client that waits for its 221 before opening the next connection is never counted twice,
+/// however late this task sees the close).
+struct ActiveGuard(Arc<Shared>, AtomicBool);
 
 impl ActiveGuard {
     fn new(shared: Arc<Shared>) -> Self {
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let now = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
         shared.max_simultaneous.fetch_max(now, Ordering::SeqCst);
-        Self(shared)
+        Self(shared, AtomicBool::new(false))
+    }
+
+    /// The session is over (once).
+    fn end(&self) {
+        if !self.1.swap(true, Ordering::SeqCst) {
+            self.0.active.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.end();
     }
 }
 
@@ -386,7 +400,9 @@ enum Exit {
 }
 
 async fn serve(mut tcp: TcpStream, spec: Arc<SmtpServer>, guard: ActiveGuard) {
-    let shared = Arc::clone(&guard.0);
+    if !spec.latency.is_zero() {
+        tokio::time::sleep(spec.latency).await;
+    }
     match &spec.greeting {
         Greeting::Silent => return drain_until_closed(&mut tcp).await,
         Greeting::Drip { interval } => return drip(&mut tcp, *interval).await,
@@ -401,14 +417,14 @@ async fn serve(mut tcp: TcpStream, spec: Arc<SmtpServer>, guard: ActiveGuard) {
             }
         }
     }
-    if let Exit::Done = commands(&mut tcp, &spec, &shared, false).await {
+    if let Exit::Done = commands(&mut tcp, &spec, &guard, false).await {
         return;
     }
     match &spec.starttls {
         StartTls::Accept(config) => {
             let acceptor = TlsAcceptor::from(Arc::clone(config));
             if let Ok(Ok(mut tls)) = timeout(IDLE_LIMIT, acceptor.accept(tcp)).await {
-                commands(&mut tls, &spec, &shared, true).await;
+                commands(&mut tls, &spec, &guard, true).await;
                 let _ = tls.shutdown().await;
             }
         }
@@ -491,9 +507,10 @@ async fn read_line<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Option
 async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     spec: &SmtpServer,
-    shared: &Shared,
+    guard: &ActiveGuard,
     tls: bool,
 ) -> Exit {
+    let shared = &guard.0;
     let mut buf = Vec::new();
     loop {
         let Some(line) = read_line(s, &mut buf).await else {
@@ -546,6 +563,9 @@ async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
         };
         if send(s, &reply).await.is_err() {
             return Exit::Done;
+        }
+        if verb == "QUIT" {
+            guard.end();
         }
         if let Some(exit) = exit {
             return exit;

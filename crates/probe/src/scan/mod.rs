@@ -59,12 +59,14 @@ use mxprobe_core::tlsrpt::record::{Rua, RuaKind, select_tlsrpt};
 
 mod flights;
 mod politeness;
+mod shared;
 
 use flights::{Flights, Keep};
 #[cfg(test)]
 use politeness::MAX_INTERVAL;
 pub use politeness::{Backoff, Politeness};
 use politeness::{IpGates, busy, random};
+pub use shared::{AddressSlots, ProbeExchange, ProbeKey, Sharing, SlotGuard};
 
 /// The SMTP port senders connect to (RFC 5321 §4.5.4.2 … in practice 25).
 pub const SMTP_PORT: u16 = 25;
@@ -195,6 +197,7 @@ pub struct Scanner<R = Resolver> {
     /// TLS-RPT `https:` destinations by URL.
     rua_https: Flights<String, PolicyFetchFacts>,
     gates: IpGates,
+    sharing: Sharing,
     counters: Counters,
     resolver_problem: std::sync::OnceLock<ResolverProblem>,
 }
@@ -273,10 +276,27 @@ impl<R: Resolve> Scanner<R> {
                 ttl: cache.ttl,
             }),
             gates,
+            sharing: Sharing::default(),
             counters: Counters::default(),
             resolver_problem: std::sync::OnceLock::new(),
             config,
         }
+    }
+
+    /// The same scanner sharing connection slots and probes with other scanners through
+    /// `sharing` (the workers of a distributed scan). With shared slots, the rate
+    /// ([`Politeness::per_ip_rate`]) is left to them: this process's gates then bound only
+    /// its own simultaneous connections.
+    #[must_use]
+    pub fn with_sharing(mut self, sharing: Sharing) -> Self {
+        if sharing.slots.is_some() {
+            self.gates = IpGates::new(&Politeness {
+                per_ip_rate: None,
+                ..self.config.politeness
+            });
+        }
+        self.sharing = sharing;
+        self
     }
 
     /// Observes and evaluates one domain.
@@ -667,8 +687,25 @@ impl<R: Resolve> Scanner<R> {
     async fn shared_probe(&self, mx: &DomainName, sni: &DomainName, ip: IpAddr) -> SmtpFacts {
         let (facts, ran) = self
             .probes
-            .get((mx.clone(), sni.clone(), ip), || {
-                self.polite_probe(mx, sni, ip)
+            .get((mx.clone(), sni.clone(), ip), || async {
+                match &self.sharing.probes {
+                    None => self.polite_probe(mx, sni, ip).await,
+                    Some(exchange) => {
+                        let key = ProbeKey {
+                            mx: mx.clone(),
+                            sni: sni.clone(),
+                            ip,
+                            port: self.smtp_port(ip),
+                        };
+                        let (facts, ran) = exchange
+                            .probe(&key, Box::pin(self.polite_probe(mx, sni, ip)))
+                            .await;
+                        if !ran {
+                            bump(&self.counters.smtp_probes_shared);
+                        }
+                        facts
+                    }
+                }
             })
             .await;
         if !ran {
@@ -689,6 +726,10 @@ impl<R: Resolve> Scanner<R> {
         let mut earlier: Vec<SmtpOutcome> = Vec::new();
         loop {
             let pass = self.gates.enter(ip).await;
+            let shared_slot = match &self.sharing.slots {
+                Some(slots) => Some(slots.acquire(ip).await),
+                None => None,
+            };
             // The deadline runs from the first connection, not from the wait for a slot.
             let first = *started.get_or_insert_with(Instant::now);
             let mut facts = if attempt == 1 {
@@ -700,6 +741,7 @@ impl<R: Resolve> Scanner<R> {
             };
             bump(&self.counters.smtp_attempts);
             facts.attempts = attempt;
+            drop(shared_slot);
             drop(pass);
             if !busy(&facts.outcome) || attempt >= backoff.max_attempts {
                 facts.earlier_outcomes = earlier;
