@@ -59,16 +59,28 @@ impl Notes {
     }
 }
 
-/// Connects to the run `args` names.
-pub(crate) async fn connect(args: &RedisArgs, notes: &Notes) -> anyhow::Result<Store> {
+/// Connects to the run `args` names. While Redis does not answer yet, the store's notes (it
+/// says once that it keeps trying, and for how long) are shown as they come, so that a wrong
+/// URL or a Redis that is down does not look like a hang.
+pub(crate) async fn connect(args: &RedisArgs, notes: &Notes, app: &App) -> anyhow::Result<Store> {
     let url = RedisUrl::parse(&args.redis).context("--redis")?;
-    Ok(Store::connect(
+    let connecting = Store::connect(
         &url,
         &args.run,
         Duration::from_secs(args.patience.max(1)),
         notes.sender(),
-    )
-    .await?)
+    );
+    let mut connecting = std::pin::pin!(connecting);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            store = &mut connecting => {
+                notes.show(app);
+                return Ok(store?);
+            }
+            _ = tick.tick() => notes.show(app),
+        }
+    }
 }
 
 fn push(args: QueuePushArgs, app: &App) -> anyhow::Result<Outcome> {
@@ -76,7 +88,7 @@ fn push(args: QueuePushArgs, app: &App) -> anyhow::Result<Outcome> {
     let name = input.name.clone();
     let notes = Notes::new();
     let result = runtime()?.block_on(async {
-        let store = connect(&args.redis, &notes).await?;
+        let store = connect(&args.redis, &notes, app).await?;
         let mut pusher = Pusher::begin(store.clone()).await?;
         let mut targets = std::pin::pin!(target_stream(input.targets)?);
         let mut read_error = None;
@@ -134,7 +146,7 @@ fn collect(args: QueueCollectArgs, app: &App) -> anyhow::Result<Outcome> {
     let mut sink = Sink::scan(app, &args.output, files, false)?;
     let notes = Notes::new();
     let result = runtime()?.block_on(async {
-        let store = connect(&args.redis, &notes).await?;
+        let store = connect(&args.redis, &notes, app).await?;
         // Read first: a run that is complete now is complete in what is read after.
         let before = work::status(&store).await?;
         let mut stats = BulkStats::default();
@@ -219,7 +231,7 @@ fn collect(args: QueueCollectArgs, app: &App) -> anyhow::Result<Outcome> {
 fn status(args: QueueStatusArgs, app: &App) -> anyhow::Result<Outcome> {
     let notes = Notes::new();
     let result = runtime()?.block_on(async {
-        let store = connect(&args.redis, &notes).await?;
+        let store = connect(&args.redis, &notes, app).await?;
         let status = work::status(&store).await?;
         let url = store.url().redacted();
         let mut out = app.out();

@@ -48,7 +48,7 @@ pub fn run(args: WorkerArgs, app: &App) -> anyhow::Result<Outcome> {
     };
     let notes = Notes::new();
     let result = runtime()?.block_on(async {
-        let store = connect(&args.redis, &notes).await?;
+        let store = connect(&args.redis, &notes, app).await?;
         let probe_ttl = config.probe_cache.ttl;
         let sharing = Sharing {
             slots: Some(Arc::new(RedisSlots::new(

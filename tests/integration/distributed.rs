@@ -645,6 +645,23 @@ fn the_redis_password_is_never_printed() {
             }
         }
     }
+    // Nothing listens: said at once that it keeps trying, and for how long, then the error.
+    let (code, _, err) = lab.run(&[
+        "queue",
+        "status",
+        "--redis",
+        &cases[0],
+        "--redis-patience",
+        "4",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("does not accept a connection yet")
+            && err.contains("for up to 4 s (--redis-patience)")
+            && err.contains("failed to accept a connection for"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2Secret"), "{err}");
     let out = lab
         .command()
         .args(["worker", "--help"])

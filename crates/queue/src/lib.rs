@@ -368,6 +368,17 @@ impl Store {
             {
                 Ok(con) => break con,
                 Err(e) if started.elapsed() + wait < patience && retryable(&e) => {
+                    // Said once, at once: a wrong URL must not look like a hang for the
+                    // whole patience.
+                    if wait == FIRST_RETRY {
+                        notes(format!(
+                            "Redis at {} does not accept a connection yet ({}); retrying with \
+                             back-off for up to {} s (--redis-patience)",
+                            url,
+                            url.scrub(&e.to_string()),
+                            patience.as_secs()
+                        ));
+                    }
                     sleep(wait).await;
                     wait = (wait * 2).min(LAST_RETRY);
                 }
