@@ -8,6 +8,7 @@
 //! [modules.staging]
 //! smtp_port = 2525
 //! timeout = 20
+//! smtp_timeout = 15
 //! ```
 //!
 //! Each module starts from the command line's probe flags and changes only what it names.
@@ -128,6 +129,9 @@ pub struct ModuleSpec {
     pub strict_content_type: Option<bool>,
     /// Seconds one domain's probe may take in all (at most the --deadline).
     pub timeout: Option<f64>,
+    /// Seconds one SMTP probe may take in all, connect to QUIT (instead of
+    /// --smtp-deadline).
+    pub smtp_timeout: Option<f64>,
 }
 
 impl ModuleSpec {
@@ -158,6 +162,9 @@ impl ModuleSpec {
         }
         if let Some(timeout) = self.timeout {
             *deadline = (*deadline).min(Duration::from_secs_f64(timeout));
+        }
+        if let Some(timeout) = self.smtp_timeout {
+            base.smtp.deadline = Duration::from_secs_f64(timeout);
         }
         base
     }
@@ -197,14 +204,19 @@ pub fn parse(text: &str, path: &str) -> Result<BTreeMap<String, ModuleSpec>, Mod
                 name: name.clone(),
             });
         }
-        if let Some(t) = spec.timeout
-            && !(1.0..=3600.0).contains(&t)
-        {
-            return Err(ModulesError::BadValue {
-                path: path.to_owned(),
-                name: name.clone(),
-                problem: format!("timeout = {t}: give seconds from 1 to 3600"),
-            });
+        for (key, seconds) in [
+            ("timeout", spec.timeout),
+            ("smtp_timeout", spec.smtp_timeout),
+        ] {
+            if let Some(t) = seconds
+                && !(1.0..=3600.0).contains(&t)
+            {
+                return Err(ModulesError::BadValue {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                    problem: format!("{key} = {t}: give seconds from 1 to 3600"),
+                });
+            }
         }
         for (key, port) in [
             ("smtp_port", spec.smtp_port),
@@ -278,6 +290,10 @@ mod tests {
             (
                 "[modules.a]\ntimeout = 0\n",
                 "--config m.toml: module a: timeout = 0: give seconds from 1 to 3600",
+            ),
+            (
+                "[modules.a]\nsmtp_timeout = 0.5\n",
+                "--config m.toml: module a: smtp_timeout = 0.5: give seconds from 1 to 3600",
             ),
             (
                 "[modules.a]\nsmtp_port = 0\n",
