@@ -341,8 +341,10 @@ pub struct ServeArgs {
     #[arg(long = "allow-remote")]
     pub allow_remote: bool,
 
-    /// Modules (named sets of probe options, chosen with `module=NAME`), in a TOML file:
-    /// `[modules.no_smtp]` then `no_smtp = true`; keys: no_smtp, smtp_port, https_port, ip
+    /// Modules (named sets of probe options, chosen with `module=NAME`), in a TOML file
+    /// (`[modules.no_smtp]` then `no_smtp = true`) or a YAML one, by its name's ending
+    /// .yaml or .yml (`modules:`, `  no_smtp:`, `    no_smtp: true`); keys: no_smtp,
+    /// smtp_port, https_port, ip
     /// ("4", "6" or "both"), strict_content_type, timeout (seconds one domain's probe may
     /// take), smtp_timeout (seconds one SMTP probe may take).
     #[arg(long, value_name = "FILE")]

@@ -764,6 +764,38 @@ fn a_module_from_the_config_file_changes_the_probe() {
         "{body}"
     );
 
+    // The same module in YAML, read as YAML by the file's name.
+    let yaml = lab.write("serve.yaml", "modules:\n  no_smtp:\n    no_smtp: true\n");
+    let serve_yaml = Serve::start(&lab, &["--config", yaml.to_str().unwrap()]);
+    let body = serve_yaml
+        .get("/probe?target=good.test&module=no_smtp")
+        .body;
+    assert_eq!(lab.lab.counters().smtp_connections, before.smtp_connections);
+    assert_eq!(
+        sample(
+            &body,
+            "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    let bad_yaml = lab.write("bad.yml", "modules:\n  a:\n    no_smpt: true\n");
+    let out = lab
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&bad_yaml)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "mxprobe: --config {}: line 3, column 5: unknown field `no_smpt`",
+            bad_yaml.display()
+        )),
+        "{err}"
+    );
+
     let bad = lab.write("bad.toml", "[modules.a]\nno_smpt = true\n");
     let out = lab
         .command()
