@@ -286,9 +286,9 @@ impl<R: Resolve> Scanner<R> {
     }
 
     /// The same scanner sharing connection slots and probes with other scanners through
-    /// `sharing` (the workers of a distributed scan). With shared slots, the rate
-    /// ([`Politeness::per_ip_rate`]) is left to them: this process's gates then bound only
-    /// its own simultaneous connections.
+    /// `sharing` (the workers of a distributed scan, the modules of `mxprobe serve`). With
+    /// shared slots, the rate ([`Politeness::per_ip_rate`]) is left to them: this scanner's
+    /// own gates then bound only its own simultaneous connections.
     #[must_use]
     pub fn with_sharing(mut self, sharing: Sharing) -> Self {
         if sharing.slots.is_some() {
