@@ -341,9 +341,12 @@ pub struct ServeArgs {
     #[arg(long = "allow-remote")]
     pub allow_remote: bool,
 
-    /// Modules (named sets of probe options, chosen with `module=NAME`), in a TOML file:
-    /// `[modules.no_smtp]` then `no_smtp = true`; keys: no_smtp, smtp_port, https_port, ip
-    /// ("4", "6" or "both"), strict_content_type, timeout (seconds).
+    /// Modules (named sets of probe options, chosen with `module=NAME`), in a TOML file
+    /// (`[modules.no_smtp]` then `no_smtp = true`) or a YAML one, by its name's ending
+    /// .yaml or .yml (`modules:`, `  no_smtp:`, `    no_smtp: true`); keys: no_smtp,
+    /// smtp_port, https_port, ip
+    /// ("4", "6" or "both"), strict_content_type, timeout (seconds one domain's probe may
+    /// take), smtp_timeout (seconds one SMTP probe may take).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -361,12 +364,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
-    /// At most N simultaneous SMTP connections to one address, over all scrapes.
+    /// At most N simultaneous SMTP connections to one address, over all scrapes of all
+    /// modules.
     #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub per_ip: u32,
 
-    /// At most N new SMTP connections per second to one address (default: no rate limit
-    /// beyond --per-ip).
+    /// At most N new SMTP connections per second to one address, over all scrapes of all
+    /// modules (default: no rate limit beyond --per-ip).
     #[arg(long = "per-ip-rate", value_name = "N")]
     pub per_ip_rate: Option<f64>,
 

@@ -11,7 +11,7 @@ use super::{App, Outcome, runtime};
 use crate::cli::ServeArgs;
 use crate::config::probe_config;
 use crate::serve::modules::{self, DEFAULT_MODULE};
-use crate::serve::{Exporter, Module, http};
+use crate::serve::{Exporter, Module, http, module_sharing};
 use mxprobe_probe::scan::{Politeness, ProbeCacheConfig, ScanConfig, Scanner};
 
 /// Why `serve` cannot start (exit status 2).
@@ -39,11 +39,12 @@ pub fn run(args: ServeArgs, app: &App) -> anyhow::Result<Outcome> {
     let min_interval = Duration::from_secs(args.min_interval);
     let deadline = Duration::from_secs(args.deadline);
     let mut base = probe_config(&args.probe, &app.env)?;
-    base.politeness = Politeness {
+    let politeness = Politeness {
         per_ip: usize::try_from(args.per_ip).unwrap_or(usize::MAX),
         per_ip_rate: args.per_ip_rate,
         ..Politeness::default()
     };
+    base.politeness = politeness;
     // SMTP probes are kept no longer than a target's result: a scrape after the interval
     // sees the mail servers as they are now.
     base.probe_cache = ProbeCacheConfig {
@@ -58,10 +59,17 @@ pub fn run(args: ServeArgs, app: &App) -> anyhow::Result<Outcome> {
             let config = spec.apply(base.clone(), &mut module_deadline);
             configs.push((name.clone(), config, module_deadline));
         }
+        // One budget per address for every module; probes shared where they come out alike.
+        let sharing = module_sharing(
+            &configs.iter().map(|(_, c, _)| c).collect::<Vec<_>>(),
+            &politeness,
+            base.probe_cache,
+        );
         let mut modules = BTreeMap::new();
-        for (name, config, deadline) in configs {
+        for ((name, config, deadline), sharing) in configs.into_iter().zip(sharing) {
             let scanner = Scanner::new(config)
-                .with_context(|| format!("module {name}: setting up the DNS resolver"))?;
+                .with_context(|| format!("module {name}: setting up the DNS resolver"))?
+                .with_sharing(sharing);
             modules.insert(
                 name,
                 Module {

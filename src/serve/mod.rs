@@ -3,9 +3,12 @@
 //! exporter scans the domain and answers in the text exposition format.
 //!
 //! - [`Exporter`]: one long-lived [`Scanner`] per module, so that scrapes of domains sharing
-//!   MX hosts share probes and obey `--per-ip`; the per-target [`cache`] (one probe per
-//!   target in flight, its result kept for `--min-interval`); at most `--concurrency` domains
-//!   probed at once; the exporter's own counters for `/metrics`.
+//!   MX hosts share probes; the modules' scanners share one set of per-address connection
+//!   slots, so that `--per-ip` and `--per-ip-rate` hold over every scrape of every module,
+//!   and share probes between modules whose probes come out alike ([`module_sharing`]); the
+//!   per-target [`cache`] (one probe per target in flight, its result kept for
+//!   `--min-interval`); at most `--concurrency` domains probed at once; the exporter's own
+//!   counters for `/metrics`.
 //! - [`http`]: the HTTP server (hyper), its routes and the caps on what a client may send.
 //! - [`modules`]: the `--config` file; [`series`]: the `/probe` answer.
 
@@ -27,7 +30,10 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use mxprobe_core::domain::DomainName;
-use mxprobe_probe::scan::Scanner;
+use mxprobe_probe::scan::{
+    AddressSlots, LocalProbes, LocalSlots, Politeness, ProbeCacheConfig, ProbeExchange, ScanConfig,
+    Scanner, Sharing,
+};
 
 use cache::{Cache, Finished, Full, Key, Lookup, Probed};
 
@@ -372,6 +378,37 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// What the scanner of each module in `configs` shares with the others, in the same order:
+/// one set of per-address connection slots with the limits of `politeness` for all of
+/// them, and one exchange of probes (kept as `cache` says) for each group of modules whose
+/// probes come out alike ([`ScanConfig::probes_alike`]); a module with other probe settings
+/// (another SMTP deadline) makes its own probes.
+pub fn module_sharing(
+    configs: &[&ScanConfig],
+    politeness: &Politeness,
+    cache: ProbeCacheConfig,
+) -> Vec<Sharing> {
+    let slots: Arc<dyn AddressSlots> = Arc::new(LocalSlots::new(politeness));
+    let mut groups: Vec<(&ScanConfig, Arc<dyn ProbeExchange>)> = Vec::new();
+    configs
+        .iter()
+        .map(|config| {
+            let probes = match groups.iter().find(|(c, _)| c.probes_alike(config)) {
+                Some((_, exchange)) => Arc::clone(exchange),
+                None => {
+                    let exchange: Arc<dyn ProbeExchange> = Arc::new(LocalProbes::new(cache));
+                    groups.push((config, Arc::clone(&exchange)));
+                    exchange
+                }
+            };
+            Sharing {
+                slots: Some(Arc::clone(&slots)),
+                probes: Some(probes),
+            }
+        })
+        .collect()
+}
+
 /// How long a scrape waits for its result: Prometheus' scrape timeout less
 /// [`TIMEOUT_OFFSET`], at most `deadline` (the module's), at least [`MIN_WAIT`].
 pub fn wait_for(scrape_timeout: Option<f64>, deadline: Duration) -> Duration {
@@ -401,5 +438,51 @@ mod tests {
         assert_eq!(wait_for(Some(10.0), deadline), Duration::from_millis(9500));
         assert_eq!(wait_for(Some(0.2), deadline), MIN_WAIT);
         assert_eq!(wait_for(Some(600.0), deadline), deadline);
+    }
+
+    #[test]
+    fn modules_share_slots_always_and_probes_only_when_alike() {
+        use clap::Parser as _;
+
+        let crate::cli::Command::Serve(args) =
+            crate::cli::Cli::try_parse_from(["mxprobe", "serve"])
+                .unwrap()
+                .command
+        else {
+            panic!("not serve");
+        };
+        let base = crate::config::probe_config(&args.probe, &crate::config::Environment::default())
+            .unwrap();
+        let mut deadline = Duration::from_secs(120);
+        let spec = |text: &str| {
+            modules::parse(&format!("[modules.m]\n{text}\n"), "m.toml").unwrap()["m"].clone()
+        };
+        let other_port =
+            spec("smtp_port = 2525\nip = \"4\"\nno_smtp = true").apply(base.clone(), &mut deadline);
+        let slower = spec("smtp_timeout = 20").apply(base.clone(), &mut deadline);
+        let slower_too = spec("smtp_timeout = 20\ntimeout = 30").apply(base.clone(), &mut deadline);
+        let sharing = module_sharing(
+            &[&base, &other_port, &slower, &slower_too],
+            &base.politeness,
+            base.probe_cache,
+        );
+        let slots: Vec<_> = sharing.iter().map(|s| s.slots.clone().unwrap()).collect();
+        let probes: Vec<_> = sharing.iter().map(|s| s.probes.clone().unwrap()).collect();
+        assert!(
+            slots.iter().all(|s| Arc::ptr_eq(s, &slots[0])),
+            "one set of slots"
+        );
+        assert!(
+            Arc::ptr_eq(&probes[0], &probes[1]),
+            "the port is in the probe's key"
+        );
+        assert!(
+            !Arc::ptr_eq(&probes[0], &probes[2]),
+            "another SMTP deadline"
+        );
+        assert!(
+            Arc::ptr_eq(&probes[2], &probes[3]),
+            "the same SMTP deadline"
+        );
     }
 }

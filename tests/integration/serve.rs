@@ -1,9 +1,10 @@
 //! `mxprobe serve` as Prometheus uses it: the binary started on a free loopback port against
 //! the lab, scraped over HTTP. The answers for a good and a failing domain; one probe per
 //! target within --min-interval (counted in lab SMTP connections); one SMTP probe shared by
-//! concurrent scrapes of domains with the same MX host; an answer before the scrape timeout;
-//! 400, 404, 405, 413 and 414 answers, and the header read timeout; SIGTERM draining a probe
-//! in flight; `promtool check metrics` on /probe and /metrics; the alerting rules under
+//! concurrent scrapes of domains with the same MX host; one --per-ip budget over the scrapes
+//! of every module, and probes shared between modules only when alike; an answer before the
+//! scrape timeout; 400, 404, 405, 413 and 414 answers, and the header read timeout; SIGTERM
+//! draining a probe in flight; `promtool check metrics` on /probe and /metrics; the alerting rules under
 //! `promtool test rules`; and a real Prometheus scraping two lab domains through the
 //! exporter with the scrape configuration of docs/monitoring.md.
 
@@ -476,6 +477,79 @@ fn concurrent_scrapes_of_domains_sharing_an_mx_share_its_probe() {
 }
 
 #[test]
+fn modules_keep_one_per_ip_budget_and_share_probes_only_when_alike() {
+    let lab = LabEnv::start("serve-modules-per-ip");
+    // A distant server: every session lasts long enough for two to overlap if let.
+    for (_, server) in lab
+        .lab
+        .smtp_servers()
+        .filter(|(name, _)| name.as_str() == "mx1.good.test")
+    {
+        let mut slow = (*server.spec()).clone();
+        slow.latency = Duration::from_millis(400);
+        server.replace(slow);
+    }
+    // "v4" probes as the command line does (the address family changes only which
+    // addresses are probed); "slow" and "slower" each give the SMTP probe another deadline.
+    let config = lab.write(
+        "serve.toml",
+        "[modules.v4]\nip = \"4\"\n\n[modules.slow]\nsmtp_timeout = 50\n\n\
+         [modules.slower]\nsmtp_timeout = 40\n",
+    );
+    let serve = Serve::start(
+        &lab,
+        &["--per-ip", "1", "--config", config.to_str().unwrap()],
+    );
+    // Every one of these domains has mx1.good.test (one address) as an MX host.
+    let scrapes = [
+        ("good.test", "default"),
+        ("mode-none.test", "v4"),
+        ("tlsrpt-bad-rua.test", "slow"),
+        ("tlsrpt-syntax.test", "slower"),
+    ];
+    let before = smtp_connections_of(&lab, "mx1.good.test");
+    let addr = serve.addr;
+    let bodies: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = scrapes
+            .iter()
+            .map(|(d, m)| {
+                s.spawn(move || {
+                    let line = format!("GET /probe?target={d}&module={m} HTTP/1.1\r\n");
+                    request(addr, &line, "").body
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((domain, module), body) in scrapes.iter().zip(&bodies) {
+        let session = body
+            .lines()
+            .find(|l| {
+                l.starts_with("mxprobe_mx_session{")
+                    && l.contains("mx=\"mx1.good.test\",ip=\"127.0.0.10\"")
+                    && l.contains("result=\"success\"")
+            })
+            .unwrap_or_else(|| panic!("{domain} ({module}): no successful session: {body}"));
+        assert!(session.ends_with(" 1"), "{session}");
+    }
+    assert_eq!(
+        smtp_connections_of(&lab, "mx1.good.test") - before,
+        3,
+        "one session for default and v4 (alike), one each for slow and slower"
+    );
+    // --per-ip 1 over all the modules: the three sessions one after another.
+    for (name, server) in lab.lab.smtp_servers() {
+        let most = server.stats().max_simultaneous;
+        assert!(most <= 1, "{name}: {most} connections at once");
+    }
+    assert_eq!(
+        serve.metric("mxprobe_exporter_smtp_probes_shared_total"),
+        1.0,
+        "v4 used the probe default made (or the other way round)"
+    );
+}
+
+#[test]
 fn a_scrape_answers_before_its_timeout_and_the_probe_goes_on() {
     let lab = LabEnv::start("serve-timeout");
     let serve = Serve::start(&lab, &[]);
@@ -688,6 +762,38 @@ fn a_module_from_the_config_file_changes_the_probe() {
         ),
         Some(1.0),
         "{body}"
+    );
+
+    // The same module in YAML, read as YAML by the file's name.
+    let yaml = lab.write("serve.yaml", "modules:\n  no_smtp:\n    no_smtp: true\n");
+    let serve_yaml = Serve::start(&lab, &["--config", yaml.to_str().unwrap()]);
+    let body = serve_yaml
+        .get("/probe?target=good.test&module=no_smtp")
+        .body;
+    assert_eq!(lab.lab.counters().smtp_connections, before.smtp_connections);
+    assert_eq!(
+        sample(
+            &body,
+            "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    let bad_yaml = lab.write("bad.yml", "modules:\n  a:\n    no_smpt: true\n");
+    let out = lab
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&bad_yaml)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "mxprobe: --config {}: line 3, column 5: unknown field `no_smpt`",
+            bad_yaml.display()
+        )),
+        "{err}"
     );
 
     let bad = lab.write("bad.toml", "[modules.a]\nno_smpt = true\n");

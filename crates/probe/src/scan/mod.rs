@@ -58,10 +58,12 @@ use mxprobe_core::tls::Anchors;
 use mxprobe_core::tlsrpt::record::{Rua, RuaKind, select_tlsrpt};
 
 mod flights;
+mod local;
 mod politeness;
 mod shared;
 
 use flights::{Flights, Keep};
+pub use local::{LocalProbes, LocalSlots};
 #[cfg(test)]
 use politeness::MAX_INTERVAL;
 pub use politeness::{Backoff, Politeness};
@@ -196,7 +198,7 @@ pub struct Scanner<R = Resolver> {
     rua_mail: Flights<DomainName, (Lookup<Mx>, Vec<MxHostFacts>)>,
     /// TLS-RPT `https:` destinations by URL.
     rua_https: Flights<String, PolicyFetchFacts>,
-    gates: IpGates,
+    gates: Arc<IpGates>,
     sharing: Sharing,
     counters: Counters,
     resolver_problem: std::sync::OnceLock<ResolverProblem>,
@@ -257,7 +259,7 @@ impl<R: Resolve> Scanner<R> {
     /// A scanner with another resolver (canned answers in tests).
     pub fn with_resolver(resolver: R, config: ScanConfig) -> Self {
         let cache = config.probe_cache;
-        let gates = IpGates::new(&config.politeness);
+        let gates = Arc::new(IpGates::new(&config.politeness));
         Self {
             resolver,
             probes: Flights::new(Keep::Cache {
@@ -284,16 +286,16 @@ impl<R: Resolve> Scanner<R> {
     }
 
     /// The same scanner sharing connection slots and probes with other scanners through
-    /// `sharing` (the workers of a distributed scan). With shared slots, the rate
-    /// ([`Politeness::per_ip_rate`]) is left to them: this process's gates then bound only
-    /// its own simultaneous connections.
+    /// `sharing` (the workers of a distributed scan, the modules of `mxprobe serve`). With
+    /// shared slots, the rate ([`Politeness::per_ip_rate`]) is left to them: this scanner's
+    /// own gates then bound only its own simultaneous connections.
     #[must_use]
     pub fn with_sharing(mut self, sharing: Sharing) -> Self {
         if sharing.slots.is_some() {
-            self.gates = IpGates::new(&Politeness {
+            self.gates = Arc::new(IpGates::new(&Politeness {
                 per_ip_rate: None,
                 ..self.config.politeness
-            });
+            }));
         }
         self.sharing = sharing;
         self
@@ -997,10 +999,10 @@ mod tests {
 
     #[tokio::test]
     async fn gates_limit_and_forget_idle_addresses() {
-        let gates = IpGates::new(&Politeness {
+        let gates = Arc::new(IpGates::new(&Politeness {
             per_ip: 2,
             ..Politeness::default()
-        });
+        }));
         let ip: IpAddr = "192.0.2.1".parse().expect("valid");
         let a = gates.enter(ip).await;
         let b = gates.enter(ip).await;
@@ -1016,11 +1018,11 @@ mod tests {
 
     #[tokio::test]
     async fn gates_space_new_connections_by_the_rate() {
-        let gates = IpGates::new(&Politeness {
+        let gates = Arc::new(IpGates::new(&Politeness {
             per_ip: 8,
             per_ip_rate: Some(20.0),
             ..Politeness::default()
-        });
+        }));
         let ip: IpAddr = "192.0.2.1".parse().expect("valid");
         let t0 = Instant::now();
         let mut held = Vec::new();

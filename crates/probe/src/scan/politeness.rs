@@ -143,7 +143,7 @@ impl IpGates {
 
     /// Waits for a free connection slot at `ip` (and for the rate to allow a new
     /// connection); the slot is held until the returned pass is dropped.
-    pub(super) async fn enter(&self, ip: IpAddr) -> Pass<'_> {
+    pub(super) async fn enter(self: &Arc<Self>, ip: IpAddr) -> Pass {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(gates.entry(ip).or_insert_with(|| {
@@ -154,7 +154,7 @@ impl IpGates {
             }))
         };
         let mut pass = Pass {
-            gates: self,
+            gates: Arc::clone(self),
             ip,
             gate,
             permit: None,
@@ -180,14 +180,14 @@ impl IpGates {
 }
 
 /// A connection slot at one address.
-pub(super) struct Pass<'a> {
-    pub(super) gates: &'a IpGates,
+pub(super) struct Pass {
+    pub(super) gates: Arc<IpGates>,
     pub(super) ip: IpAddr,
     pub(super) gate: Arc<IpGate>,
     pub(super) permit: Option<OwnedSemaphorePermit>,
 }
 
-impl Drop for Pass<'_> {
+impl Drop for Pass {
     fn drop(&mut self) {
         self.permit.take();
         let mut gates = self

@@ -6,8 +6,10 @@
 //! flight of probes are in-process, and that is the default. [`Scanner::with_sharing`] adds
 //! a [`Sharing`]; the scanner then asks [`AddressSlots`] for a connection slot (after its own
 //! gate, which still bounds the connections of this process) and asks [`ProbeExchange`] for a
-//! probe that its own single flight does not already have. Implementations live outside this
-//! crate (`mxprobe-queue` keeps both in Redis); this module has no I/O.
+//! probe that its own single flight does not already have. `mxprobe-queue` keeps both in
+//! Redis; [`super::LocalSlots`] and [`super::LocalProbes`] keep them in this process, for
+//! scanners with different options side by side (the modules of `mxprobe serve`). This
+//! module has no I/O.
 
 use std::any::Any;
 
