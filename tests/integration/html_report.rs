@@ -311,7 +311,7 @@ fn the_demo_report_in_headless_chromium() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (html_path, mut want) = demo_report(dir.path());
-    assert_eq!(want.len(), 51, "the lab's domains");
+    assert_eq!(want.len(), 55, "the lab's domains");
     let page = std::fs::read_to_string(&html_path).unwrap();
 
     // The parser's view first: well-formed, one row per domain.
@@ -335,7 +335,7 @@ fn the_demo_report_in_headless_chromium() {
     let got: Vec<(String, String)> = serde_json::from_value(browser.eval(
         &s,
         "Array.from(document.querySelectorAll('#grid tbody tr'))\
-         .map(r => [r.dataset.domain, r.dataset.status])",
+         .map(r => [r.cells[0].textContent, r.dataset.status])",
     ))
     .unwrap();
     let mut sorted = got.clone();
@@ -351,6 +351,32 @@ fn the_demo_report_in_headless_chromium() {
     assert!(
         got.windows(2).all(|w| rank(&w[0].1) <= rank(&w[1].1)),
         "{got:?}"
+    );
+    // The grid stays light, for 10,000 rows to open quickly (docs/benchmarks.md): at most
+    // 18 elements per row (the row, its 9 cells, the domain's link, one screen-reader word
+    // per concern), the symbols drawn by the style sheet, no text repeated in attributes.
+    let per_row = browser.eval(
+        &s,
+        "document.querySelectorAll('#grid tbody tr, #grid tbody tr *').length / \
+         document.querySelectorAll('#grid tbody tr').length",
+    );
+    assert!(
+        per_row.as_f64().unwrap() <= 18.0,
+        "elements per grid row: {per_row}"
+    );
+    let attributes = browser.eval(
+        &s,
+        "Array.from(document.querySelectorAll('#grid tbody *')).flatMap(e => e.getAttributeNames()) \
+         .filter(a => !['class', 'href', 'data-status'].includes(a))",
+    );
+    assert_eq!(attributes, json!([]), "attributes in the grid's rows");
+    let symbol = browser.eval(
+        &s,
+        "getComputedStyle(document.querySelector('#grid tbody td.s-fail'), '::before').content",
+    );
+    assert!(
+        symbol.as_str().unwrap().contains('\u{2717}'),
+        "a failing cell's symbol: {symbol}"
     );
     // The counts in the header agree.
     let fails = want.iter().filter(|(_, s)| s == "fail").count();
@@ -391,7 +417,7 @@ fn the_demo_report_in_headless_chromium() {
     );
     let order: Vec<String> = serde_json::from_value(browser.eval(
         &s,
-        "Array.from(document.querySelectorAll('#grid tbody tr')).map(r => r.dataset.domain)",
+        "Array.from(document.querySelectorAll('#grid tbody tr')).map(r => r.cells[0].textContent)",
     ))
     .unwrap();
     let mut by_name = order.clone();
