@@ -378,6 +378,16 @@ fn the_demo_report_in_headless_chromium() {
         symbol.as_str().unwrap().contains('\u{2717}'),
         "a failing cell's symbol: {symbol}"
     );
+    // The TLS-RPT cell says whether reports reach each destination.
+    let tlsrpt = browser.eval(
+        &s,
+        "Array.from(document.querySelectorAll('#grid tbody tr')) \
+         .find(r => r.cells[0].textContent === 'rua-healthy.test').lastElementChild.textContent",
+    );
+    assert!(
+        tlsrpt.as_str().unwrap().contains("(deliverable over TLS)"),
+        "{tlsrpt}"
+    );
     // The counts in the header agree.
     let fails = want.iter().filter(|(_, s)| s == "fail").count();
     let count = browser.eval(

@@ -375,7 +375,8 @@ fn cell(r: &DomainResult, leaves: &Leaves, column: Column, now: OffsetDateTime) 
         }
         Column::Tlsrpt => {
             if !v.tlsrpt_rua.is_empty() {
-                (State::Ok, v.tlsrpt_rua.join(", "))
+                // Each destination with whether reports reach it, as the text output says.
+                (State::Ok, tlsrpt_line(r))
             } else if r.facts.tlsrpt_txt.failure().is_some() {
                 (State::Unknown, "could not tell".to_owned())
             } else {
