@@ -1127,11 +1127,12 @@ mod tests {
         sink.finish_outputs(&stats(3, 1, 1)).unwrap();
         let doc = Html::parse_document(&std::fs::read_to_string(&path).unwrap());
         assert!(doc.errors.is_empty(), "{:?}", doc.errors);
-        let rows: Vec<(&str, &str)> = doc
+        let link = Selector::parse("td.domain a").unwrap();
+        let rows: Vec<(String, &str)> = doc
             .select(&Selector::parse("#grid tbody tr").unwrap())
             .map(|tr| {
                 (
-                    tr.value().attr("data-domain").unwrap(),
+                    tr.select(&link).next().unwrap().text().collect(),
                     tr.value().attr("data-status").unwrap(),
                 )
             })
@@ -1139,9 +1140,9 @@ mod tests {
         assert_eq!(
             rows,
             [
-                ("b.example", "fail"),
-                ("c.example", "inconclusive"),
-                ("a.example", "ok")
+                ("b.example".to_owned(), "fail"),
+                ("c.example".to_owned(), "inconclusive"),
+                ("a.example".to_owned(), "ok")
             ]
         );
         assert!(

@@ -145,7 +145,11 @@ mod tests {
                 .select(&sel("#grid tbody tr"))
                 .map(|tr| {
                     (
-                        tr.value().attr("data-domain").unwrap().to_owned(),
+                        tr.select(&sel("td.domain a"))
+                            .next()
+                            .unwrap()
+                            .text()
+                            .collect(),
                         tr.value().attr("data-status").unwrap().to_owned(),
                         tr.select(&sel(".strip span")).count(),
                     )

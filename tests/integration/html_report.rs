@@ -339,7 +339,7 @@ fn the_demo_report_in_headless_chromium() {
     let got: Vec<(String, String)> = serde_json::from_value(browser.eval(
         &s,
         "Array.from(document.querySelectorAll('#grid tbody tr'))\
-         .map(r => [r.dataset.domain, r.dataset.status])",
+         .map(r => [r.cells[0].textContent, r.dataset.status])",
     ))
     .unwrap();
     let mut sorted = got.clone();
@@ -355,6 +355,42 @@ fn the_demo_report_in_headless_chromium() {
     assert!(
         got.windows(2).all(|w| rank(&w[0].1) <= rank(&w[1].1)),
         "{got:?}"
+    );
+    // The grid stays light, for 10,000 rows to open quickly (docs/benchmarks.md): at most
+    // 18 elements per row (the row, its 9 cells, the domain's link, one screen-reader word
+    // per concern), the symbols drawn by the style sheet, no text repeated in attributes.
+    let per_row = browser.eval(
+        &s,
+        "document.querySelectorAll('#grid tbody tr, #grid tbody tr *').length / \
+         document.querySelectorAll('#grid tbody tr').length",
+    );
+    assert!(
+        per_row.as_f64().unwrap() <= 18.0,
+        "elements per grid row: {per_row}"
+    );
+    let attributes = browser.eval(
+        &s,
+        "Array.from(document.querySelectorAll('#grid tbody *')).flatMap(e => e.getAttributeNames()) \
+         .filter(a => !['class', 'href', 'data-status'].includes(a))",
+    );
+    assert_eq!(attributes, json!([]), "attributes in the grid's rows");
+    let symbol = browser.eval(
+        &s,
+        "getComputedStyle(document.querySelector('#grid tbody td.s-fail'), '::before').content",
+    );
+    assert!(
+        symbol.as_str().unwrap().contains('\u{2717}'),
+        "a failing cell's symbol: {symbol}"
+    );
+    // The TLS-RPT cell says whether reports reach each destination.
+    let tlsrpt = browser.eval(
+        &s,
+        "Array.from(document.querySelectorAll('#grid tbody tr')) \
+         .find(r => r.cells[0].textContent === 'rua-healthy.test').lastElementChild.textContent",
+    );
+    assert!(
+        tlsrpt.as_str().unwrap().contains("(deliverable over TLS)"),
+        "{tlsrpt}"
     );
     // The counts in the header agree.
     let fails = want.iter().filter(|(_, s)| s == "fail").count();
@@ -395,7 +431,7 @@ fn the_demo_report_in_headless_chromium() {
     );
     let order: Vec<String> = serde_json::from_value(browser.eval(
         &s,
-        "Array.from(document.querySelectorAll('#grid tbody tr')).map(r => r.dataset.domain)",
+        "Array.from(document.querySelectorAll('#grid tbody tr')).map(r => r.cells[0].textContent)",
     ))
     .unwrap();
     let mut by_name = order.clone();

@@ -7,6 +7,7 @@
   var filter = document.getElementById("filter");
   var status = document.getElementById("status-filter");
   var shown = document.getElementById("shown");
+  var RANK = { "s-fail": "0", "s-unknown": "1", "s-warn": "2", "s-ok": "3", "s-none": "4" };
   controls.hidden = false;
 
   function apply() {
@@ -15,7 +16,7 @@
     var n = 0;
     for (var i = 0; i < body.rows.length; i++) {
       var row = body.rows[i];
-      var show = (!q || row.getAttribute("data-domain").indexOf(q) >= 0) &&
+      var show = (!q || row.cells[0].textContent.toLowerCase().indexOf(q) >= 0) &&
         (!s || row.getAttribute("data-status") === s);
       row.hidden = !show;
       if (show) { n++; }
@@ -29,14 +30,18 @@
     var heads = grid.tHead.rows[0].cells;
     for (var i = 0; i < heads.length; i++) { heads[i].removeAttribute("aria-sort"); }
     th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = a.cells[col].getAttribute("data-sort") || "";
-      var y = b.cells[col].getAttribute("data-sort") || "";
-      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    // The keys are read once per click, not on load: the state's rank, then the text.
+    var keyed = [];
+    for (var r = 0; r < body.rows.length; r++) {
+      var cell = body.rows[r].cells[col];
+      var rank = RANK[cell.className];
+      keyed.push([(rank === undefined ? "" : rank) + cell.textContent, body.rows[r]]);
+    }
+    keyed.sort(function (a, b) {
+      return (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) * dir;
     });
     var frag = document.createDocumentFragment();
-    rows.forEach(function (r) { frag.appendChild(r); });
+    keyed.forEach(function (k) { frag.appendChild(k[1]); });
     body.appendChild(frag);
   }
 
@@ -52,6 +57,11 @@
       button.addEventListener("click", function () { sortBy(th); });
     })(heads[i]);
   }
+  // A cell cut short shows its whole text on hover (set when first pointed at).
+  body.addEventListener("mouseover", function (e) {
+    var td = e.target.closest ? e.target.closest("td") : null;
+    if (td && !td.title && td.scrollWidth > td.clientWidth) { td.title = td.textContent; }
+  });
   filter.addEventListener("input", apply);
   status.addEventListener("change", apply);
   // Every row is shown at first: counted, not touched (10,000 rows load faster).

@@ -120,7 +120,7 @@ fn one_row_per_domain_failing_first_each_with_its_status() {
         .select(&sel("#grid tbody tr"))
         .map(|tr| {
             (
-                tr.value().attr("data-domain").unwrap().to_owned(),
+                text(tr.select(&sel("td.domain a")).next().unwrap()),
                 tr.value().attr("data-status").unwrap().to_owned(),
             )
         })
@@ -330,4 +330,12 @@ fn a_huge_policy_body_is_shown_cut() {
         "the cut is said"
     );
     assert!(html.len() < 40_000, "{} bytes", html.len());
+}
+
+#[test]
+fn text_escaping_keeps_quotes_and_escapes_markup() {
+    assert_eq!(
+        escape_text(r#"{"a": "<b> & </pre>"}"#),
+        r#"{"a": "&lt;b&gt; &amp; &lt;/pre&gt;"}"#
+    );
 }

@@ -82,10 +82,6 @@ impl State {
             (false, Severity::Notice) => Self::None,
         }
     }
-
-    fn rank(self) -> u8 {
-        self as u8
-    }
 }
 
 /// The rank of a tag for sorting and bucketing: failing first.
@@ -98,26 +94,24 @@ pub(crate) const fn tag_rank(tag: Tag) -> usize {
     }
 }
 
-/// One grid cell.
+/// One grid cell. Its symbol comes from the style sheet (`#grid td.s-…::before`) and the
+/// script sorts by the state's class, then the text, so the row carries each text once.
 #[derive(Debug, Serialize)]
 pub(crate) struct Cell {
     pub state: State,
+    /// For the detail section's summary (the grid's symbols come from the style sheet).
     pub symbol: &'static str,
     pub word: &'static str,
     pub text: String,
-    /// What the column sorts by: the state's rank, then the text.
-    pub sort: String,
 }
 
 impl Cell {
     fn new(state: State, text: impl Into<String>) -> Self {
-        let text = text.into();
         Self {
             state,
             symbol: state.symbol(),
             word: state.word(),
-            sort: format!("{}{}", state.rank(), text),
-            text,
+            text: text.into(),
         }
     }
 }
@@ -216,7 +210,6 @@ fn status_cell(tag: Tag) -> Cell {
         symbol: state.symbol(),
         word: state.word(),
         text: tag.word().to_owned(),
-        sort: tag_rank(tag).to_string(),
     }
 }
 
@@ -382,7 +375,8 @@ fn cell(r: &DomainResult, leaves: &Leaves, column: Column, now: OffsetDateTime) 
         }
         Column::Tlsrpt => {
             if !v.tlsrpt_rua.is_empty() {
-                (State::Ok, v.tlsrpt_rua.join(", "))
+                // Each destination with whether reports reach it, as the text output says.
+                (State::Ok, tlsrpt_line(r))
             } else if r.facts.tlsrpt_txt.failure().is_some() {
                 (State::Unknown, "could not tell".to_owned())
             } else {
