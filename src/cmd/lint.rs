@@ -4,10 +4,10 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
-use super::{App, Outcome, read_policy_file, runtime, warn_once_about_the_resolver};
+use super::{App, Outcome, given_txt, read_policy_file, runtime, warn_once_about_the_resolver};
 use crate::cli::{Format, Inconclusive, LintArgs};
 use crate::config::probe_config;
-use mxprobe_core::dns::{DnssecStatus, Lookup, Txt};
+use mxprobe_core::dns::DnssecStatus;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
 use mxprobe_core::evaluate::rua::judge_observed;
 use mxprobe_core::evaluate::{EXPIRY_WARN_DAYS, EvalOptions};
@@ -64,17 +64,7 @@ fn check_destinations(
         return Ok(());
     };
     let usable: Vec<Rua> = record.usable_rua().take(MAX_RUA_CHECKED).cloned().collect();
-    let txt = Lookup::Records {
-        records: args
-            .tlsrpt_txt
-            .iter()
-            .map(|t| Txt {
-                strings: vec![t.clone()],
-            })
-            .collect(),
-        dnssec: DnssecStatus::Indeterminate,
-        cname_chain: Vec::new(),
-    };
+    let txt = given_txt(&args.tlsrpt_txt, DnssecStatus::Indeterminate);
     let now = app.now();
     let (observed, anchors) = runtime()?.block_on(async {
         let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
