@@ -101,6 +101,16 @@ mod tests {
         format!("{}/fixtures/lint/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
+    /// The string `field` of each object in the JSON array `items`, in order.
+    fn strings<'a>(items: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item[field].as_str().unwrap())
+            .collect()
+    }
+
     fn lint_args(args: &[&str]) -> LintArgs {
         match parse(args) {
             Command::Lint(args) => args,
@@ -149,12 +159,7 @@ mod tests {
         let t = app();
         assert_eq!(run(lint_args(&flags), &t.app).unwrap(), Outcome::Pass);
         let doc: serde_json::Value = serde_json::from_str(&t.out.text()).unwrap();
-        let codes: Vec<&str> = doc["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["code"].as_str().unwrap())
-            .collect();
+        let codes: Vec<&str> = strings(&doc["findings"], "code");
         assert_eq!(codes, ["sts.policy.unused-pattern"]);
         // The unused pattern is a notice: it fails at --fail-on notice.
         let mut strict = flags.to_vec();
@@ -202,19 +207,9 @@ mod tests {
         let outcome = run(lint_args_owned(&argv), &t.app).unwrap();
         assert_eq!(outcome, Outcome::Fail, "{}", t.err.text());
         let doc: serde_json::Value = serde_json::from_str(&t.out.text()).unwrap();
-        let deliveries: Vec<&str> = doc["tlsrpt_destinations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["delivery"].as_str().unwrap())
-            .collect();
+        let deliveries: Vec<&str> = strings(&doc["tlsrpt_destinations"], "delivery");
         assert_eq!(deliveries, ["undeliverable", "certificate-invalid"]);
-        let codes: Vec<&str> = doc["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["code"].as_str().unwrap())
-            .collect();
+        let codes: Vec<&str> = strings(&doc["findings"], "code");
         assert_eq!(codes, ["tlsrpt.rua.undeliverable", "tlsrpt.rua.https-cert"]);
         assert_eq!(doc["counts"]["error"], 1);
         // Without --live nothing is asked: the same record is valid.
