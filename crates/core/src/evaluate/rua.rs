@@ -496,11 +496,7 @@ fn judge_https(
     };
     let status = response.status;
     if (300..400).contains(&status) {
-        let to = response
-            .location
-            .as_deref()
-            .map(|l| format!(" to {l}"))
-            .unwrap_or_default();
+        let to = response.redirect_target();
         set(
             Delivery::WrongAnswer,
             Some(
