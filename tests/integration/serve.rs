@@ -779,39 +779,36 @@ fn a_module_from_the_config_file_changes_the_probe() {
         Some(1.0),
         "{body}"
     );
-    let bad_yaml = lab.write("bad.yml", "modules:\n  a:\n    no_smpt: true\n");
-    let out = lab
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&bad_yaml)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "mxprobe: --config {}: line 3, column 5: unknown field `no_smpt`",
-            bad_yaml.display()
-        )),
-        "{err}"
-    );
-
-    let bad = lab.write("bad.toml", "[modules.a]\nno_smpt = true\n");
-    let out = lab
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "mxprobe: --config {}: line 2, column 1: unknown field `no_smpt`",
-            bad.display()
-        )),
-        "{err}"
-    );
+    // A misspelt field, in either format: refused with the file, line and column (exit 2).
+    for (name, text, at) in [
+        (
+            "bad.yml",
+            "modules:\n  a:\n    no_smpt: true\n",
+            "line 3, column 5",
+        ),
+        (
+            "bad.toml",
+            "[modules.a]\nno_smpt = true\n",
+            "line 2, column 1",
+        ),
+    ] {
+        let bad = lab.write(name, text);
+        let out = lab
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!(
+                "mxprobe: --config {}: {at}: unknown field `no_smpt`",
+                bad.display()
+            )),
+            "{err}"
+        );
+    }
     let remote = lab
         .command()
         .args(["serve", "--listen", "0.0.0.0:0"])
