@@ -733,6 +733,11 @@ mod tests {
             Delivery,
             &'static [&'static str],
         );
+        // The reports domain's one MX host, at preference 10, and that host's facts.
+        let reports_mx = || Some(mx(&[(10, "mx.reports.example")]));
+        let reports_host = |addresses: &[&str], outcomes: Vec<SmtpOutcome>| {
+            vec![host("mx.reports.example", addresses, outcomes)]
+        };
         let cases: Vec<Case> = vec![
             (
                 Some(Lookup::NxDomain {
@@ -749,64 +754,53 @@ mod tests {
                 &["tlsrpt.rua.undeliverable"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host("mx.reports.example", &[], vec![])],
+                reports_mx(),
+                reports_host(&[], vec![]),
                 Delivery::Undeliverable,
                 &["tlsrpt.rua.undeliverable"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
+                reports_mx(),
+                reports_host(
                     &["192.0.2.1", "192.0.2.2"],
                     vec![SmtpOutcome::ConnectTimeout, SmtpOutcome::Completed],
-                )],
+                ),
                 Delivery::DeliverableTls,
                 &[],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
-                    &["192.0.2.1"],
-                    vec![SmtpOutcome::StarttlsNotOffered],
-                )],
+                reports_mx(),
+                reports_host(&["192.0.2.1"], vec![SmtpOutcome::StarttlsNotOffered]),
                 Delivery::DeliverableNoTls,
                 &["tlsrpt.rua.no-tls"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
+                reports_mx(),
+                reports_host(
                     &["192.0.2.1"],
                     vec![SmtpOutcome::Rejected {
                         phase: Phase::Greeting,
                         code: 554,
                         text: "no service".to_owned(),
                     }],
-                )],
+                ),
                 Delivery::Undeliverable,
                 &["tlsrpt.rua.undeliverable"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
-                    &["192.0.2.1"],
-                    vec![SmtpOutcome::ConnectTimeout],
-                )],
+                reports_mx(),
+                reports_host(&["192.0.2.1"], vec![SmtpOutcome::ConnectTimeout]),
                 Delivery::Unknown,
                 &["tlsrpt.rua.unchecked"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
+                reports_mx(),
+                reports_host(
                     &["192.0.2.1"],
                     vec![SmtpOutcome::NotTested {
                         reason: "--no-smtp".to_owned(),
                     }],
-                )],
+                ),
                 Delivery::Resolves,
                 &[],
             ),
