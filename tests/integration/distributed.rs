@@ -333,6 +333,16 @@ impl SynLab {
         (self.lab.counters().smtp_connections, max)
     }
 
+    /// `mxprobe queue push` of the domains in `input` to run `run`, which must succeed; its
+    /// stderr.
+    fn push(&self, url: &str, run: &str, input: &str) -> String {
+        let (code, _, err) = self.run(&[
+            "queue", "push", "--redis", url, "--run", run, "--input", input,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        err
+    }
+
     /// `mxprobe queue collect` of run `run` into the JSON Lines file `jsonl` (and whatever
     /// `extra` adds), which must end with a code that a scan may end with (0, 1 or 3):
     /// (exit code, records written, verdict of each domain).
@@ -438,17 +448,7 @@ fn three_workers_one_killed_every_domain_once_as_one_process_would() {
     let lab = SynLab::start("kill", 3000, 20, 4);
     let redis = Redis::start(binary, &lab.scratch.0, false, None);
     let url = redis.url();
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "push",
-        "--redis",
-        &url,
-        "--run",
-        "k",
-        "--input",
-        "domains.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let err = lab.push(&url, "k", "domains.txt");
     assert!(
         err.contains("pushed 3000 domain(s) and 0 invalid row(s) to run k"),
         "{err}"
@@ -570,17 +570,7 @@ fn a_redis_restart_mid_run_loses_and_doubles_nothing() {
     let lab = SynLab::start("restart", 800, 10, 1);
     let mut redis = Redis::start(binary, &lab.scratch.0, true, None);
     let url = redis.url();
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "push",
-        "--redis",
-        &url,
-        "--run",
-        "r",
-        "--input",
-        "domains.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    lab.push(&url, "r", "domains.txt");
     let flags = ["--concurrency", "8", "--redis-patience", "60"];
     let mut workers: Vec<Child> = (0..2).map(|n| lab.worker(&url, "r", n, &flags)).collect();
     let started = Instant::now();
@@ -722,17 +712,7 @@ fn a_worker_stopped_by_sigterm_gives_back_what_it_holds() {
     let lab = SynLab::start("term", 600, 10, 1);
     let redis = Redis::start(binary, &lab.scratch.0, false, None);
     let url = redis.url();
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "push",
-        "--redis",
-        &url,
-        "--run",
-        "t",
-        "--input",
-        "domains.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    lab.push(&url, "t", "domains.txt");
     let mut first = lab.worker(&url, "t", 0, &["--concurrency", "16"]);
     let started = Instant::now();
     loop {
@@ -841,10 +821,7 @@ fn a_following_worker_waits_for_the_next_push() {
     std::fs::write(lab.scratch.path("first.txt"), names[..20].join("\n")).expect("write");
     std::fs::write(lab.scratch.path("second.txt"), names[20..].join("\n")).expect("write");
     let push = |file: &str| {
-        let (code, _, err) = lab.run(&[
-            "queue", "push", "--redis", &url, "--run", "f", "--input", file,
-        ]);
-        assert_eq!(code, 0, "{err}");
+        lab.push(&url, "f", file);
     };
     let wait_done = |n: u64| {
         let started = Instant::now();
