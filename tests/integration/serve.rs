@@ -748,37 +748,31 @@ fn sigterm_lets_the_probe_in_flight_answer_then_exits_0() {
 #[test]
 fn a_module_from_the_config_file_changes_the_probe() {
     let lab = LabEnv::start("serve-modules");
-    let config = lab.write("serve.toml", "[modules.no_smtp]\nno_smtp = true\n");
-    let serve = Serve::start(&lab, &["--config", config.to_str().unwrap()]);
     let before = lab.lab.counters();
-    let body = serve.get("/probe?target=good.test&module=no_smtp").body;
-    assert_eq!(lab.lab.counters().smtp_connections, before.smtp_connections);
-    // Not tested is inconclusive, never passing.
-    assert_eq!(sample(&body, "probe_success"), Some(0.0));
-    assert_eq!(
-        sample(
-            &body,
-            "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
-        ),
-        Some(1.0),
-        "{body}"
-    );
-
-    // The same module in YAML, read as YAML by the file's name.
-    let yaml = lab.write("serve.yaml", "modules:\n  no_smtp:\n    no_smtp: true\n");
-    let serve_yaml = Serve::start(&lab, &["--config", yaml.to_str().unwrap()]);
-    let body = serve_yaml
-        .get("/probe?target=good.test&module=no_smtp")
-        .body;
-    assert_eq!(lab.lab.counters().smtp_connections, before.smtp_connections);
-    assert_eq!(
-        sample(
-            &body,
-            "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
-        ),
-        Some(1.0),
-        "{body}"
-    );
+    // The module in TOML, and the same in YAML (read as YAML by the file's name).
+    for (name, text) in [
+        ("serve.toml", "[modules.no_smtp]\nno_smtp = true\n"),
+        ("serve.yaml", "modules:\n  no_smtp:\n    no_smtp: true\n"),
+    ] {
+        let config = lab.write(name, text);
+        let serve = Serve::start(&lab, &["--config", config.to_str().unwrap()]);
+        let body = serve.get("/probe?target=good.test&module=no_smtp").body;
+        assert_eq!(
+            lab.lab.counters().smtp_connections,
+            before.smtp_connections,
+            "{name}"
+        );
+        // Not tested is inconclusive, never passing.
+        assert_eq!(sample(&body, "probe_success"), Some(0.0), "{name}");
+        assert_eq!(
+            sample(
+                &body,
+                "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
+            ),
+            Some(1.0),
+            "{name}: {body}"
+        );
+    }
     // A misspelt field, in either format: refused with the file, line and column (exit 2).
     for (name, text, at) in [
         (
