@@ -691,14 +691,28 @@ mod tests {
         })
     }
 
-    fn judge(facts: &DomainFacts) -> (Vec<Delivery>, Vec<String>) {
-        let anchors = Anchors::empty();
-        let opts = EvalOptions {
-            anchors: &anchors,
+    /// The options the tests judge with (no trust anchors, the Unix epoch as now).
+    fn options(anchors: &Anchors) -> EvalOptions<'_> {
+        EvalOptions {
+            anchors,
             now: OffsetDateTime::UNIX_EPOCH,
             content_type: ContentTypeRule::Warn,
             expiry_warn_days: 21,
-        };
+        }
+    }
+
+    /// The domain's own MX host, which takes mail over TLS.
+    fn own_mx() -> Vec<MxHostFacts> {
+        vec![host(
+            "mx.example.com",
+            &["192.0.2.9"],
+            vec![SmtpOutcome::Completed],
+        )]
+    }
+
+    fn judge(facts: &DomainFacts) -> (Vec<Delivery>, Vec<String>) {
+        let anchors = Anchors::empty();
+        let opts = options(&anchors);
         let records: Vec<String> = facts
             .tlsrpt_txt
             .records()
@@ -831,11 +845,7 @@ mod tests {
     #[test]
     fn a_dead_destination_beside_a_working_one_is_a_warning() {
         let record = "v=TLSRPTv1; rua=mailto:a@dead.example,mailto:tlsrpt@example.com";
-        let own = vec![host(
-            "mx.example.com",
-            &["192.0.2.9"],
-            vec![SmtpOutcome::Completed],
-        )];
+        let own = own_mx();
         let f = facts(
             record,
             vec![
@@ -852,12 +862,7 @@ mod tests {
             own,
         );
         let anchors = Anchors::empty();
-        let opts = EvalOptions {
-            anchors: &anchors,
-            now: OffsetDateTime::UNIX_EPOCH,
-            content_type: ContentTypeRule::Warn,
-            expiry_warn_days: 21,
-        };
+        let opts = options(&anchors);
         let usable: Vec<Rua> = crate::tlsrpt::record::TlsRptRecord::parse(record)
             .unwrap()
             .rua;
@@ -881,11 +886,7 @@ mod tests {
     #[test]
     fn a_domain_reporting_to_itself_is_judged_by_its_own_mx() {
         let record = "v=TLSRPTv1; rua=mailto:tlsrpt@example.com%2110m";
-        let own = vec![host(
-            "mx.example.com",
-            &["192.0.2.9"],
-            vec![SmtpOutcome::Completed],
-        )];
+        let own = own_mx();
         let f = facts(
             record,
             vec![mailto(
