@@ -282,23 +282,9 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub redis: RedisArgs,
 
-    /// Domains this worker scans at once.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub concurrency: u32,
-
-    /// At most N simultaneous SMTP connections to one address, across all the workers of
-    /// the run.
-    #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub per_ip: u32,
-
-    /// At most N new SMTP connections per second to one address, across all the workers of
-    /// the run (default: no rate limit beyond --per-ip).
-    #[arg(long = "per-ip-rate", value_name = "N")]
-    pub per_ip_rate: Option<f64>,
-
-    /// Seconds one domain may take in all; a domain past it is stored as inconclusive.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub deadline: u64,
+    /// How many domains at once, how hard on one address, how long per domain.
+    #[command(flatten)]
+    pub bulk: BulkArgs,
 
     /// Seconds past --deadline after which the entries of a worker that stopped sending its
     /// heartbeat are taken over by the others.
@@ -328,6 +314,29 @@ const SERVE_EXAMPLES: &str = "Examples:
 Exit status:
   0    stopped by SIGINT or SIGTERM after the probes in flight answered
   2    usage or configuration error (bad flag, unreadable --config, address in use)";
+
+/// The pace flags of bulk scans, the same for `mxprobe scan` and `mxprobe worker`.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// Domains scanned at once (by this process).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+
+    /// At most N simultaneous SMTP connections to one address (mail servers rate-limit and
+    /// blocklist scanners); for `worker`, across all the workers of the run.
+    #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_ip: u32,
+
+    /// At most N new SMTP connections per second to one address, counted as --per-ip is
+    /// (default: no rate limit beyond --per-ip).
+    #[arg(long = "per-ip-rate", value_name = "N")]
+    pub per_ip_rate: Option<f64>,
+
+    /// Seconds one domain may take in all; a domain past it is inconclusive (reported by
+    /// `scan`, stored by `worker`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub deadline: u64,
+}
 
 /// Flags of `mxprobe serve`.
 #[derive(Debug, Args)]
@@ -870,23 +879,9 @@ pub struct ScanArgs {
     #[arg(long, value_name = "NAME|N", requires = "input")]
     pub column: Option<String>,
 
-    /// Domains scanned at once.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub concurrency: u32,
-
-    /// At most N simultaneous SMTP connections to one address (mail servers rate-limit and
-    /// blocklist scanners).
-    #[arg(long = "per-ip", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub per_ip: u32,
-
-    /// At most N new SMTP connections per second to one address (default: no rate limit
-    /// beyond --per-ip).
-    #[arg(long = "per-ip-rate", value_name = "N")]
-    pub per_ip_rate: Option<f64>,
-
-    /// Seconds one domain may take in all; a domain past it is reported as inconclusive.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub deadline: u64,
+    /// How many domains at once, how hard on one address, how long per domain.
+    #[command(flatten)]
+    pub bulk: BulkArgs,
 
     /// Write one JSON object per domain to FILE as each domain finishes (JSON Lines).
     #[arg(long, value_name = "FILE")]

@@ -118,7 +118,7 @@ impl Environment {
 /// Builds the scan configuration of `mxprobe scan` (the probe settings and the politeness
 /// flags of bulk scans).
 pub fn scan_config(args: &ScanArgs, env: &Environment) -> Result<ScanConfig, ConfigError> {
-    polite_config(&args.probe, args.per_ip, args.per_ip_rate, env)
+    polite_config(&args.probe, args.bulk.per_ip, args.bulk.per_ip_rate, env)
 }
 
 /// The configuration for probing with `probe`, at most `per_ip` connections to one address

@@ -4,11 +4,10 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
-use super::{App, Outcome, read_policy_file, runtime, warn_once_about_the_resolver};
+use super::{App, Outcome, given_txt, read_policy_file, runtime, warn_once_about_the_resolver};
 use crate::cli::{Format, GateArgs};
 use crate::config::probe_config;
 use crate::sinks::Sink;
-use mxprobe_core::dns::{Lookup, Txt};
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::gate::{
     self, Candidate, CandidatePolicy, CandidateSummary, GATE_SCHEMA_VERSION, GateDocument,
@@ -59,17 +58,7 @@ pub fn run(args: GateArgs, app: &App) -> anyhow::Result<Outcome> {
         if !args.tlsrpt_txt.is_empty() {
             // The candidate's report destinations, checked as the live ones are: the gate
             // judges whether its reports will arrive before it is published.
-            let candidate_txt = Lookup::Records {
-                records: args
-                    .tlsrpt_txt
-                    .iter()
-                    .map(|t| Txt {
-                        strings: vec![t.clone()],
-                    })
-                    .collect(),
-                dnssec: live.tlsrpt_txt.dnssec(),
-                cname_chain: Vec::new(),
-            };
+            let candidate_txt = given_txt(&args.tlsrpt_txt, live.tlsrpt_txt.dnssec());
             for rua in scanner.observe_rua(Some(&domain), &candidate_txt).await {
                 if !live.rua.iter().any(|r| r.uri() == rua.uri()) {
                     live.rua.push(rua);

@@ -4,10 +4,10 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
-use super::{App, Outcome, read_policy_file, runtime, warn_once_about_the_resolver};
+use super::{App, Outcome, given_txt, read_policy_file, runtime, warn_once_about_the_resolver};
 use crate::cli::{Format, Inconclusive, LintArgs};
 use crate::config::probe_config;
-use mxprobe_core::dns::{DnssecStatus, Lookup, Txt};
+use mxprobe_core::dns::DnssecStatus;
 use mxprobe_core::evaluate::policy_fetch::ContentTypeRule;
 use mxprobe_core::evaluate::rua::judge_observed;
 use mxprobe_core::evaluate::{EXPIRY_WARN_DAYS, EvalOptions};
@@ -64,17 +64,7 @@ fn check_destinations(
         return Ok(());
     };
     let usable: Vec<Rua> = record.usable_rua().take(MAX_RUA_CHECKED).cloned().collect();
-    let txt = Lookup::Records {
-        records: args
-            .tlsrpt_txt
-            .iter()
-            .map(|t| Txt {
-                strings: vec![t.clone()],
-            })
-            .collect(),
-        dnssec: DnssecStatus::Indeterminate,
-        cname_chain: Vec::new(),
-    };
+    let txt = given_txt(&args.tlsrpt_txt, DnssecStatus::Indeterminate);
     let now = app.now();
     let (observed, anchors) = runtime()?.block_on(async {
         let scanner = Scanner::new(config).context("setting up the DNS resolver")?;
@@ -109,6 +99,16 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         format!("{}/fixtures/lint/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The string `field` of each object in the JSON array `items`, in order.
+    fn strings<'a>(items: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item[field].as_str().unwrap())
+            .collect()
     }
 
     fn lint_args(args: &[&str]) -> LintArgs {
@@ -159,12 +159,7 @@ mod tests {
         let t = app();
         assert_eq!(run(lint_args(&flags), &t.app).unwrap(), Outcome::Pass);
         let doc: serde_json::Value = serde_json::from_str(&t.out.text()).unwrap();
-        let codes: Vec<&str> = doc["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["code"].as_str().unwrap())
-            .collect();
+        let codes: Vec<&str> = strings(&doc["findings"], "code");
         assert_eq!(codes, ["sts.policy.unused-pattern"]);
         // The unused pattern is a notice: it fails at --fail-on notice.
         let mut strict = flags.to_vec();
@@ -212,19 +207,9 @@ mod tests {
         let outcome = run(lint_args_owned(&argv), &t.app).unwrap();
         assert_eq!(outcome, Outcome::Fail, "{}", t.err.text());
         let doc: serde_json::Value = serde_json::from_str(&t.out.text()).unwrap();
-        let deliveries: Vec<&str> = doc["tlsrpt_destinations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["delivery"].as_str().unwrap())
-            .collect();
+        let deliveries: Vec<&str> = strings(&doc["tlsrpt_destinations"], "delivery");
         assert_eq!(deliveries, ["undeliverable", "certificate-invalid"]);
-        let codes: Vec<&str> = doc["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["code"].as_str().unwrap())
-            .collect();
+        let codes: Vec<&str> = strings(&doc["findings"], "code");
         assert_eq!(codes, ["tlsrpt.rua.undeliverable", "tlsrpt.rua.https-cert"]);
         assert_eq!(doc["counts"]["error"], 1);
         // Without --live nothing is asked: the same record is valid.

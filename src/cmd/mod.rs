@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::cli::{ColorChoice, Inconclusive};
 use crate::config::Environment;
+use mxprobe_core::dns::{DnssecStatus, Lookup, Txt};
 use mxprobe_core::evaluate::verdict::Status;
 use mxprobe_core::limits;
 use mxprobe_probe::scan::Scanner;
@@ -264,6 +265,21 @@ pub(crate) fn read_policy_file(
         }
         Some(path) => Some(limits::read_capped(flag, path, limits::POLICY_FILE_BYTES)?),
     })
+}
+
+/// TXT records given on the command line (`--tlsrpt-txt`), one character-string each, as a
+/// DNS answer with the DNSSEC status `dnssec`, so they are checked as published ones are.
+pub(crate) fn given_txt(texts: &[String], dnssec: DnssecStatus) -> Lookup<Txt> {
+    Lookup::Records {
+        records: texts
+            .iter()
+            .map(|t| Txt {
+                strings: vec![t.clone()],
+            })
+            .collect(),
+        dnssec,
+        cname_chain: Vec::new(),
+    }
 }
 
 /// Says once, on stderr, that the resolver cannot be used (the domains scanned with it are

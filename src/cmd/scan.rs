@@ -44,8 +44,8 @@ pub fn run(args: ScanArgs, app: &App) -> anyhow::Result<Outcome> {
         args.column.as_deref(),
     )?;
     let bulk = BulkOptions {
-        concurrency: args.concurrency as usize,
-        domain_deadline: Duration::from_secs(args.deadline.max(1)),
+        concurrency: args.bulk.concurrency as usize,
+        domain_deadline: Duration::from_secs(args.bulk.deadline.max(1)),
         ..BulkOptions::default()
     };
     // Results from the command line are printed in the order given; from a file, as each
@@ -109,7 +109,7 @@ fn run_delivering(
         );
     }
     let deliver = deliver_config(args, &config, &app.env)?;
-    let deadline = Duration::from_secs(args.deadline.max(1));
+    let deadline = Duration::from_secs(args.bulk.deadline.max(1));
     let files = ScanFiles {
         jsonl: args.jsonl.as_deref(),
         csv: args.csv.as_deref(),

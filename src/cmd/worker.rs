@@ -28,10 +28,15 @@ use mxprobe_queue::{QueueError, StoredOutcome, StoredRecord};
 
 /// Runs `mxprobe worker`.
 pub fn run(args: WorkerArgs, app: &App) -> anyhow::Result<Outcome> {
-    let config = polite_config(&args.probe, args.per_ip, args.per_ip_rate, &app.env)?;
-    let deadline = Duration::from_secs(args.deadline.max(1));
+    let config = polite_config(
+        &args.probe,
+        args.bulk.per_ip,
+        args.bulk.per_ip_rate,
+        &app.env,
+    )?;
+    let deadline = Duration::from_secs(args.bulk.deadline.max(1));
     let options = BulkOptions {
-        concurrency: args.concurrency as usize,
+        concurrency: args.bulk.concurrency as usize,
         domain_deadline: deadline,
         ..BulkOptions::default()
     };

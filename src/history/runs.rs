@@ -62,23 +62,15 @@ impl History {
         domain: &DomainName,
         limit: usize,
     ) -> Result<Vec<(RunId, DomainResult)>, HistoryError> {
-        let what = || format!("reading the latest snapshots of {domain}");
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT run_id, snapshot FROM snapshots WHERE domain = ?1
-                 ORDER BY run_id DESC LIMIT ?2",
-            )
-            .during(what)?;
-        let rows = statement
-            .query_map(
-                params![domain.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-            )
-            .during(what)?;
+        let rows = self.latest_rows(
+            domain,
+            limit,
+            "run_id, snapshot",
+            &|| format!("reading the latest snapshots of {domain}"),
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (run, json) = row.during(what)?;
+        for (run, json) in rows {
             let snapshot = serde_json::from_str(&json).map_err(|source| HistoryError::Json {
                 what: format!("reading the snapshot of {domain} in run {run}"),
                 source,
@@ -95,29 +87,21 @@ impl History {
         domain: &DomainName,
         limit: usize,
     ) -> Result<Vec<(OffsetDateTime, DomainStatus)>, HistoryError> {
-        let what = || format!("reading the recent statuses of {domain}");
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT run_id, observed_at, status FROM snapshots WHERE domain = ?1
-                 ORDER BY run_id DESC LIMIT ?2",
-            )
-            .during(what)?;
-        let rows = statement
-            .query_map(
-                params![domain.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                },
-            )
-            .during(what)?;
+        let rows = self.latest_rows(
+            domain,
+            limit,
+            "run_id, observed_at, status",
+            &|| format!("reading the recent statuses of {domain}"),
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            },
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (run, observed_at, status) = row.during(what)?;
+        for (run, observed_at, status) in rows {
             let observed_at = read_time(&observed_at, || {
                 format!("snapshots.observed_at of {domain} in run {run}")
             })?;
@@ -136,6 +120,32 @@ impl History {
         }
         out.reverse();
         Ok(out)
+    }
+
+    /// The `columns` of the domain's latest `limit` rows of `snapshots`, newest first, each
+    /// read by `read`; `what` names the reading in an error.
+    fn latest_rows<T>(
+        &self,
+        domain: &DomainName,
+        limit: usize,
+        columns: &str,
+        what: &dyn Fn() -> String,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, HistoryError> {
+        let mut statement = self
+            .conn
+            .prepare(&format!(
+                "SELECT {columns} FROM snapshots WHERE domain = ?1
+                 ORDER BY run_id DESC LIMIT ?2"
+            ))
+            .during(what)?;
+        let rows = statement
+            .query_map(
+                params![domain.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
+                read,
+            )
+            .during(what)?;
+        rows.map(|row| row.during(what)).collect()
     }
 
     /// How many of the domain's latest stored snapshots, in a row, are

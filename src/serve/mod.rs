@@ -164,26 +164,31 @@ impl Exporter {
     ) -> Self {
         let stats = Stats::default();
         let mut registry = Registry::default();
-        registry.register(
-            "mxprobe_exporter_probes",
-            "Probes started: scans of a target whose result was not kept",
-            stats.probes.clone(),
-        );
-        registry.register(
-            "mxprobe_exporter_cache_hits",
-            "Scrapes answered with a result kept from an earlier scrape (within --min-interval)",
-            stats.cache_hits.clone(),
-        );
-        registry.register(
-            "mxprobe_exporter_probes_joined",
-            "Scrapes that awaited a probe of the same target another scrape had started",
-            stats.joined.clone(),
-        );
-        registry.register(
-            "mxprobe_exporter_scrape_timeouts",
-            "Scrapes answered before their probe ended (the scrape timeout came first)",
-            stats.scrape_timeouts.clone(),
-        );
+        for (name, help, counter) in [
+            (
+                "mxprobe_exporter_probes",
+                "Probes started: scans of a target whose result was not kept",
+                &stats.probes,
+            ),
+            (
+                "mxprobe_exporter_cache_hits",
+                "Scrapes answered with a result kept from an earlier scrape (within \
+                 --min-interval)",
+                &stats.cache_hits,
+            ),
+            (
+                "mxprobe_exporter_probes_joined",
+                "Scrapes that awaited a probe of the same target another scrape had started",
+                &stats.joined,
+            ),
+            (
+                "mxprobe_exporter_scrape_timeouts",
+                "Scrapes answered before their probe ended (the scrape timeout came first)",
+                &stats.scrape_timeouts,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "mxprobe_exporter_probe_errors",
             "Probes that ended without a result, by reason (deadline, crashed)",

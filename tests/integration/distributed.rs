@@ -191,6 +191,48 @@ impl Drop for Redis {
     }
 }
 
+/// Starts `binary` as a TLS-only Redis on 127.0.0.1:`port` with the `redis.pem`, `redis.key`
+/// and `ca.pem` in `dir`, and waits until the TLS port accepts connections.
+fn tls_redis(binary: &Path, dir: &Path, port: u16) -> Child {
+    let child = Command::new(binary)
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--save",
+            "",
+            "--tls-auth-clients",
+            "no",
+            "--logfile",
+            "redis.log",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--tls-cert-file")
+        .arg(dir.join("redis.pem"))
+        .arg("--tls-key-file")
+        .arg(dir.join("redis.key"))
+        .arg("--tls-ca-cert-file")
+        .arg(dir.join("ca.pem"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no TLS listener"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// Sends SIGTERM or SIGKILL to `pid` (a child of this test).
 fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
@@ -291,6 +333,36 @@ impl SynLab {
         (self.lab.counters().smtp_connections, max)
     }
 
+    /// `mxprobe queue push` of the domains in `input` to run `run`, which must succeed; its
+    /// stderr.
+    fn push(&self, url: &str, run: &str, input: &str) -> String {
+        let (code, _, err) = self.run(&[
+            "queue", "push", "--redis", url, "--run", run, "--input", input,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        err
+    }
+
+    /// `mxprobe queue collect` of run `run` into the JSON Lines file `jsonl` (and whatever
+    /// `extra` adds), which must end with a code that a scan may end with (0, 1 or 3):
+    /// (exit code, records written, verdict of each domain).
+    fn collect(
+        &self,
+        url: &str,
+        run: &str,
+        jsonl: &str,
+        extra: &[&str],
+    ) -> (i32, usize, HashMap<String, (u64, Value)>) {
+        let mut args = vec![
+            "queue", "collect", "--redis", url, "--run", run, "--jsonl", jsonl, "--format", "json",
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = self.run(&args);
+        assert!([0, 1, 3].contains(&code), "{code}: {err}");
+        let (records, collected) = verdicts(&self.scratch.path(jsonl));
+        (code, records, collected)
+    }
+
     /// `mxprobe <args>` run to its end: (exit code, stdout, stderr).
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.command().args(args).output().expect("mxprobe runs");
@@ -380,17 +452,7 @@ fn three_workers_one_killed_every_domain_once_as_one_process_would() {
     let lab = SynLab::start("kill", 3000, 20, 4);
     let redis = Redis::start(binary, &lab.scratch.0, false, None);
     let url = redis.url();
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "push",
-        "--redis",
-        &url,
-        "--run",
-        "k",
-        "--input",
-        "domains.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let err = lab.push(&url, "k", "domains.txt");
     assert!(
         err.contains("pushed 3000 domain(s) and 0 invalid row(s) to run k"),
         "{err}"
@@ -457,22 +519,8 @@ fn three_workers_one_killed_every_domain_once_as_one_process_would() {
     );
     assert_eq!(max_at_once, 1, "--per-ip 1 across all workers");
 
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "collect",
-        "--redis",
-        &url,
-        "--run",
-        "k",
-        "--jsonl",
-        "collected.jsonl",
-        "--csv",
-        "collected.csv",
-        "--format",
-        "json",
-    ]);
-    assert!([0, 1, 3].contains(&code), "{code}: {err}");
-    let (records, collected) = verdicts(&lab.scratch.path("collected.jsonl"));
+    let (code, records, collected) =
+        lab.collect(&url, "k", "collected.jsonl", &["--csv", "collected.csv"]);
     assert_eq!(records, 3000, "each domain once");
     assert_eq!(collected.len(), 3000);
     let csv = std::fs::read_to_string(lab.scratch.path("collected.csv")).expect("csv");
@@ -513,20 +561,9 @@ fn three_workers_one_killed_every_domain_once_as_one_process_would() {
         &differ[..differ.len().min(5)]
     );
     // A second collect writes the same, each domain once.
-    let (again, _, err) = lab.run(&[
-        "queue",
-        "collect",
-        "--redis",
-        &url,
-        "--run",
-        "k",
-        "--jsonl",
-        "again.jsonl",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(again, code, "{err}");
-    assert_eq!(verdicts(&lab.scratch.path("again.jsonl")).1, collected);
+    let (again, _, collected_again) = lab.collect(&url, "k", "again.jsonl", &[]);
+    assert_eq!(again, code);
+    assert_eq!(collected_again, collected);
 }
 
 /// Redis restarted in the middle of a run (with its append-only file on): the workers wait
@@ -537,17 +574,7 @@ fn a_redis_restart_mid_run_loses_and_doubles_nothing() {
     let lab = SynLab::start("restart", 800, 10, 1);
     let mut redis = Redis::start(binary, &lab.scratch.0, true, None);
     let url = redis.url();
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "push",
-        "--redis",
-        &url,
-        "--run",
-        "r",
-        "--input",
-        "domains.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    lab.push(&url, "r", "domains.txt");
     let flags = ["--concurrency", "8", "--redis-patience", "60"];
     let mut workers: Vec<Child> = (0..2).map(|n| lab.worker(&url, "r", n, &flags)).collect();
     let started = Instant::now();
@@ -575,20 +602,7 @@ fn a_redis_restart_mid_run_loses_and_doubles_nothing() {
         (Some(800), Some(true)),
         "{status}"
     );
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "collect",
-        "--redis",
-        &url,
-        "--run",
-        "r",
-        "--jsonl",
-        "out.jsonl",
-        "--format",
-        "json",
-    ]);
-    assert!([0, 1, 3].contains(&code), "{code}: {err}");
-    let (records, collected) = verdicts(&lab.scratch.path("out.jsonl"));
+    let (_, records, collected) = lab.collect(&url, "r", "out.jsonl", &[]);
     assert_eq!((records, collected.len()), (800, 800));
 }
 
@@ -702,17 +716,7 @@ fn a_worker_stopped_by_sigterm_gives_back_what_it_holds() {
     let lab = SynLab::start("term", 600, 10, 1);
     let redis = Redis::start(binary, &lab.scratch.0, false, None);
     let url = redis.url();
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "push",
-        "--redis",
-        &url,
-        "--run",
-        "t",
-        "--input",
-        "domains.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    lab.push(&url, "t", "domains.txt");
     let mut first = lab.worker(&url, "t", 0, &["--concurrency", "16"]);
     let started = Instant::now();
     loop {
@@ -749,20 +753,7 @@ fn a_worker_stopped_by_sigterm_gives_back_what_it_holds() {
         (Some(600), Some(0)),
         "{status}"
     );
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "collect",
-        "--redis",
-        &url,
-        "--run",
-        "t",
-        "--jsonl",
-        "out.jsonl",
-        "--format",
-        "json",
-    ]);
-    assert!([0, 1, 3].contains(&code), "{code}: {err}");
-    let (records, collected) = verdicts(&lab.scratch.path("out.jsonl"));
+    let (_, records, collected) = lab.collect(&url, "t", "out.jsonl", &[]);
     assert_eq!((records, collected.len()), (600, 600));
 }
 
@@ -788,42 +779,7 @@ fn rediss_connects_over_tls_with_the_system_trust() {
     std::fs::write(dir.join("redis.pem"), leaf.pem()).expect("write");
     std::fs::write(dir.join("redis.key"), leaf.key_pem()).expect("write");
     let port = free_port();
-    let mut child = Command::new(binary)
-        .args([
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .args([
-            "--save",
-            "",
-            "--tls-auth-clients",
-            "no",
-            "--logfile",
-            "redis.log",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .arg("--tls-cert-file")
-        .arg(dir.join("redis.pem"))
-        .arg("--tls-key-file")
-        .arg(dir.join("redis.key"))
-        .arg("--tls-ca-cert-file")
-        .arg(dir.join("ca.pem"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no TLS listener"
-        );
-        sleep(Duration::from_millis(50));
-    }
+    let mut child = tls_redis(&binary, dir, port);
     let url = format!("rediss://127.0.0.1:{port}");
     let url = url.replace("127.0.0.1", "localhost");
     let trusted = lab
@@ -839,42 +795,7 @@ fn rediss_connects_over_tls_with_the_system_trust() {
     assert!(err.contains("pushed 10 domain(s)"), "{err}");
     assert!(err.contains("rediss://localhost:"), "{err}");
     // The same server without the test CA among the trusted ones: refused.
-    let mut child = Command::new("/usr/bin/redis-server")
-        .args([
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .args([
-            "--save",
-            "",
-            "--tls-auth-clients",
-            "no",
-            "--logfile",
-            "redis.log",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .arg("--tls-cert-file")
-        .arg(dir.join("redis.pem"))
-        .arg("--tls-key-file")
-        .arg(dir.join("redis.key"))
-        .arg("--tls-ca-cert-file")
-        .arg(dir.join("ca.pem"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no TLS listener"
-        );
-        sleep(Duration::from_millis(50));
-    }
+    let mut child = tls_redis(&binary, dir, port);
     let refused = lab
         .command()
         .args(["queue", "status", "--redis", &url, "--redis-patience", "1"])
@@ -904,10 +825,7 @@ fn a_following_worker_waits_for_the_next_push() {
     std::fs::write(lab.scratch.path("first.txt"), names[..20].join("\n")).expect("write");
     std::fs::write(lab.scratch.path("second.txt"), names[20..].join("\n")).expect("write");
     let push = |file: &str| {
-        let (code, _, err) = lab.run(&[
-            "queue", "push", "--redis", &url, "--run", "f", "--input", file,
-        ]);
-        assert_eq!(code, 0, "{err}");
+        lab.push(&url, "f", file);
     };
     let wait_done = |n: u64| {
         let started = Instant::now();
@@ -929,20 +847,8 @@ fn a_following_worker_waits_for_the_next_push() {
     wait_done(40);
     signal(worker.id(), "TERM");
     assert_eq!(wait_exit(&mut worker, "the worker"), 130, "{}", lab.log(0));
-    let (code, _, err) = lab.run(&[
-        "queue",
-        "collect",
-        "--redis",
-        &url,
-        "--run",
-        "f",
-        "--jsonl",
-        "out.jsonl",
-        "--format",
-        "json",
-    ]);
-    assert!([0, 1, 3].contains(&code), "{code}: {err}");
-    assert_eq!(verdicts(&lab.scratch.path("out.jsonl")).1.len(), 40);
+    let (_, _, collected) = lab.collect(&url, "f", "out.jsonl", &[]);
+    assert_eq!(collected.len(), 40);
 }
 
 /// The Redis side of the scanner's seams, driven directly: connection slots per address

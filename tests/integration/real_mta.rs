@@ -1138,17 +1138,22 @@ fn a_delivered_report_arrives_in_postfix_and_reads_back() {
     ];
 
     // The scan, and the deliveries it reports.
-    let mut args = vec![
-        "scan",
-        POLICY_DOMAIN,
-        "--deliver-reports",
-        "--report-from",
-        "tlsrpt-test@real-mta.test",
-        "--format",
-        "json",
-    ];
-    args.extend(probe_flags);
-    let out = run_mxprobe(&args);
+    // `scan --deliver-reports` of the policy domain through the lab, with `extra` flags.
+    let deliver_scan = |extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            POLICY_DOMAIN,
+            "--deliver-reports",
+            "--report-from",
+            "tlsrpt-test@real-mta.test",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&probe_flags);
+        run_mxprobe(&args)
+    };
+    let out = deliver_scan(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -1190,15 +1195,19 @@ fn a_delivered_report_arrives_in_postfix_and_reads_back() {
     // The mail, as postfix delivered it into the Maildir.
     let maildir = postfix.maildir();
     let new = maildir.join("new");
-    wait_for_log(
-        "the report mail in the Maildir",
-        || {
-            fs::read_dir(&new)
-                .map(|d| d.count().to_string())
-                .unwrap_or_default()
-        },
-        |count| count == "1",
-    );
+    // Waits until the Maildir holds `n` new mails.
+    let wait_for_mails = |what: &str, n: usize| {
+        wait_for_log(
+            what,
+            || {
+                fs::read_dir(&new)
+                    .map(|d| d.count().to_string())
+                    .unwrap_or_default()
+            },
+            |count| count == n.to_string(),
+        );
+    };
+    wait_for_mails("the report mail in the Maildir", 1);
     let path = fs::read_dir(&new).unwrap().next().unwrap().unwrap().path();
     let raw = fs::read(&path).unwrap();
     let message = MessageParser::default().parse(&raw).expect("a mail");
@@ -1342,21 +1351,12 @@ fn a_delivered_report_arrives_in_postfix_and_reads_back() {
     // The same report mail through a relay instead of the MX hosts (postfix again, as a
     // loopback relay: plaintext is accepted only there).
     let relay = postfix.addr.to_string();
-    let mut args = vec![
-        "scan",
-        POLICY_DOMAIN,
-        "--deliver-reports",
-        "--report-from",
-        "tlsrpt-test@real-mta.test",
+    let out = deliver_scan(&[
         "--smtp-relay",
         relay.as_str(),
         "--smtp-relay-security",
         "none",
-        "--format",
-        "json",
-    ];
-    args.extend(probe_flags);
-    let out = run_mxprobe(&args);
+    ]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mail = &doc["domains"][0]["deliveries"][0];
     assert_eq!(
@@ -1368,15 +1368,7 @@ fn a_delivered_report_arrives_in_postfix_and_reads_back() {
     );
     assert_eq!(mail["tls"], false, "{mail:#}");
     assert!(mail["via"].as_str().unwrap().contains(&relay), "{mail:#}");
-    wait_for_log(
-        "the relayed report mail in the Maildir",
-        || {
-            fs::read_dir(&new)
-                .map(|d| d.count().to_string())
-                .unwrap_or_default()
-        },
-        |count| count == "2",
-    );
+    wait_for_mails("the relayed report mail in the Maildir", 2);
     drop(https);
     drop(dns);
 }

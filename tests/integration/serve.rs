@@ -748,70 +748,61 @@ fn sigterm_lets_the_probe_in_flight_answer_then_exits_0() {
 #[test]
 fn a_module_from_the_config_file_changes_the_probe() {
     let lab = LabEnv::start("serve-modules");
-    let config = lab.write("serve.toml", "[modules.no_smtp]\nno_smtp = true\n");
-    let serve = Serve::start(&lab, &["--config", config.to_str().unwrap()]);
     let before = lab.lab.counters();
-    let body = serve.get("/probe?target=good.test&module=no_smtp").body;
-    assert_eq!(lab.lab.counters().smtp_connections, before.smtp_connections);
-    // Not tested is inconclusive, never passing.
-    assert_eq!(sample(&body, "probe_success"), Some(0.0));
-    assert_eq!(
-        sample(
-            &body,
-            "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
+    // The module in TOML, and the same in YAML (read as YAML by the file's name).
+    for (name, text) in [
+        ("serve.toml", "[modules.no_smtp]\nno_smtp = true\n"),
+        ("serve.yaml", "modules:\n  no_smtp:\n    no_smtp: true\n"),
+    ] {
+        let config = lab.write(name, text);
+        let serve = Serve::start(&lab, &["--config", config.to_str().unwrap()]);
+        let body = serve.get("/probe?target=good.test&module=no_smtp").body;
+        assert_eq!(
+            lab.lab.counters().smtp_connections,
+            before.smtp_connections,
+            "{name}"
+        );
+        // Not tested is inconclusive, never passing.
+        assert_eq!(sample(&body, "probe_success"), Some(0.0), "{name}");
+        assert_eq!(
+            sample(
+                &body,
+                "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
+            ),
+            Some(1.0),
+            "{name}: {body}"
+        );
+    }
+    // A misspelt field, in either format: refused with the file, line and column (exit 2).
+    for (name, text, at) in [
+        (
+            "bad.yml",
+            "modules:\n  a:\n    no_smpt: true\n",
+            "line 3, column 5",
         ),
-        Some(1.0),
-        "{body}"
-    );
-
-    // The same module in YAML, read as YAML by the file's name.
-    let yaml = lab.write("serve.yaml", "modules:\n  no_smtp:\n    no_smtp: true\n");
-    let serve_yaml = Serve::start(&lab, &["--config", yaml.to_str().unwrap()]);
-    let body = serve_yaml
-        .get("/probe?target=good.test&module=no_smtp")
-        .body;
-    assert_eq!(lab.lab.counters().smtp_connections, before.smtp_connections);
-    assert_eq!(
-        sample(
-            &body,
-            "mxprobe_domain_status{domain=\"good.test\",status=\"inconclusive\"}"
+        (
+            "bad.toml",
+            "[modules.a]\nno_smpt = true\n",
+            "line 2, column 1",
         ),
-        Some(1.0),
-        "{body}"
-    );
-    let bad_yaml = lab.write("bad.yml", "modules:\n  a:\n    no_smpt: true\n");
-    let out = lab
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&bad_yaml)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "mxprobe: --config {}: line 3, column 5: unknown field `no_smpt`",
-            bad_yaml.display()
-        )),
-        "{err}"
-    );
-
-    let bad = lab.write("bad.toml", "[modules.a]\nno_smpt = true\n");
-    let out = lab
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "mxprobe: --config {}: line 2, column 1: unknown field `no_smpt`",
-            bad.display()
-        )),
-        "{err}"
-    );
+    ] {
+        let bad = lab.write(name, text);
+        let out = lab
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!(
+                "mxprobe: --config {}: {at}: unknown field `no_smpt`",
+                bad.display()
+            )),
+            "{err}"
+        );
+    }
     let remote = lab
         .command()
         .args(["serve", "--listen", "0.0.0.0:0"])

@@ -242,6 +242,17 @@ pub struct HttpResponse {
     pub body_truncated: bool,
 }
 
+impl HttpResponse {
+    /// Where a redirect points, as words to put after "a redirect": ` to <Location>`, or
+    /// nothing without a Location header.
+    pub fn redirect_target(&self) -> String {
+        self.location
+            .as_deref()
+            .map(|l| format!(" to {l}"))
+            .unwrap_or_default()
+    }
+}
+
 /// DER certificates as base64 strings in JSON.
 mod der_list {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -582,25 +582,32 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver
     }
 }
 
+impl SeenRequest {
+    /// What `request`, arrived under `sni`, says of itself (its body not yet read).
+    fn of<B>(request: &Request<B>, sni: &str) -> Self {
+        let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+        Self {
+            sni: sni.to_owned(),
+            host: request.headers().get(HOST).map(text),
+            method: request.method().to_string(),
+            target: request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| request.uri().to_string(), ToString::to_string),
+            user_agent: request.headers().get(USER_AGENT).map(text),
+            content_type: request.headers().get(CONTENT_TYPE).map(text),
+            body: Vec::new(),
+        }
+    }
+}
+
 async fn answer(
     request: Request<Incoming>,
     sni: &str,
     response: PolicyResponse,
     counters: &Counters,
 ) -> Response<BoxBody<Bytes, Infallible>> {
-    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-    counters.record(SeenRequest {
-        sni: sni.to_owned(),
-        host: request.headers().get(HOST).map(text),
-        method: request.method().to_string(),
-        target: request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| request.uri().to_string(), ToString::to_string),
-        user_agent: request.headers().get(USER_AGENT).map(text),
-        content_type: request.headers().get(CONTENT_TYPE).map(text),
-        body: Vec::new(),
-    });
+    counters.record(SeenRequest::of(&request, sni));
     if request.uri().path() != POLICY_PATH {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -634,19 +641,7 @@ async fn receive_report(
     sni: &str,
     counters: &Counters,
 ) -> Response<BoxBody<Bytes, Infallible>> {
-    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-    let mut seen = SeenRequest {
-        sni: sni.to_owned(),
-        host: request.headers().get(HOST).map(text),
-        method: request.method().to_string(),
-        target: request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| request.uri().to_string(), ToString::to_string),
-        user_agent: request.headers().get(USER_AGENT).map(text),
-        content_type: request.headers().get(CONTENT_TYPE).map(text),
-        body: Vec::new(),
-    };
+    let mut seen = SeenRequest::of(&request, sni);
     let method = request.method().clone();
     let answer = if method == Method::POST {
         let limited = http_body_util::Limited::new(request.into_body(), REPORT_BODY_LIMIT);

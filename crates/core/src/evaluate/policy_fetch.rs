@@ -152,11 +152,7 @@ fn judge_response(
     let status = response.status;
     if (300..400).contains(&status) {
         // RFC 8461 §3.3: "Senders MUST NOT follow HTTP redirects."
-        let to = response
-            .location
-            .as_deref()
-            .map(|l| format!(" to {l}"))
-            .unwrap_or_default();
+        let to = response.redirect_target();
         return fail(
             Code::StsFetchRedirect,
             format!(

@@ -496,11 +496,7 @@ fn judge_https(
     };
     let status = response.status;
     if (300..400).contains(&status) {
-        let to = response
-            .location
-            .as_deref()
-            .map(|l| format!(" to {l}"))
-            .unwrap_or_default();
+        let to = response.redirect_target();
         set(
             Delivery::WrongAnswer,
             Some(
@@ -695,14 +691,28 @@ mod tests {
         })
     }
 
-    fn judge(facts: &DomainFacts) -> (Vec<Delivery>, Vec<String>) {
-        let anchors = Anchors::empty();
-        let opts = EvalOptions {
-            anchors: &anchors,
+    /// The options the tests judge with (no trust anchors, the Unix epoch as now).
+    fn options(anchors: &Anchors) -> EvalOptions<'_> {
+        EvalOptions {
+            anchors,
             now: OffsetDateTime::UNIX_EPOCH,
             content_type: ContentTypeRule::Warn,
             expiry_warn_days: 21,
-        };
+        }
+    }
+
+    /// The domain's own MX host, which takes mail over TLS.
+    fn own_mx() -> Vec<MxHostFacts> {
+        vec![host(
+            "mx.example.com",
+            &["192.0.2.9"],
+            vec![SmtpOutcome::Completed],
+        )]
+    }
+
+    fn judge(facts: &DomainFacts) -> (Vec<Delivery>, Vec<String>) {
+        let anchors = Anchors::empty();
+        let opts = options(&anchors);
         let records: Vec<String> = facts
             .tlsrpt_txt
             .records()
@@ -737,6 +747,11 @@ mod tests {
             Delivery,
             &'static [&'static str],
         );
+        // The reports domain's one MX host, at preference 10, and that host's facts.
+        let reports_mx = || Some(mx(&[(10, "mx.reports.example")]));
+        let reports_host = |addresses: &[&str], outcomes: Vec<SmtpOutcome>| {
+            vec![host("mx.reports.example", addresses, outcomes)]
+        };
         let cases: Vec<Case> = vec![
             (
                 Some(Lookup::NxDomain {
@@ -753,64 +768,53 @@ mod tests {
                 &["tlsrpt.rua.undeliverable"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host("mx.reports.example", &[], vec![])],
+                reports_mx(),
+                reports_host(&[], vec![]),
                 Delivery::Undeliverable,
                 &["tlsrpt.rua.undeliverable"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
+                reports_mx(),
+                reports_host(
                     &["192.0.2.1", "192.0.2.2"],
                     vec![SmtpOutcome::ConnectTimeout, SmtpOutcome::Completed],
-                )],
+                ),
                 Delivery::DeliverableTls,
                 &[],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
-                    &["192.0.2.1"],
-                    vec![SmtpOutcome::StarttlsNotOffered],
-                )],
+                reports_mx(),
+                reports_host(&["192.0.2.1"], vec![SmtpOutcome::StarttlsNotOffered]),
                 Delivery::DeliverableNoTls,
                 &["tlsrpt.rua.no-tls"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
+                reports_mx(),
+                reports_host(
                     &["192.0.2.1"],
                     vec![SmtpOutcome::Rejected {
                         phase: Phase::Greeting,
                         code: 554,
                         text: "no service".to_owned(),
                     }],
-                )],
+                ),
                 Delivery::Undeliverable,
                 &["tlsrpt.rua.undeliverable"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
-                    &["192.0.2.1"],
-                    vec![SmtpOutcome::ConnectTimeout],
-                )],
+                reports_mx(),
+                reports_host(&["192.0.2.1"], vec![SmtpOutcome::ConnectTimeout]),
                 Delivery::Unknown,
                 &["tlsrpt.rua.unchecked"],
             ),
             (
-                Some(mx(&[(10, "mx.reports.example")])),
-                vec![host(
-                    "mx.reports.example",
+                reports_mx(),
+                reports_host(
                     &["192.0.2.1"],
                     vec![SmtpOutcome::NotTested {
                         reason: "--no-smtp".to_owned(),
                     }],
-                )],
+                ),
                 Delivery::Resolves,
                 &[],
             ),
@@ -841,11 +845,7 @@ mod tests {
     #[test]
     fn a_dead_destination_beside_a_working_one_is_a_warning() {
         let record = "v=TLSRPTv1; rua=mailto:a@dead.example,mailto:tlsrpt@example.com";
-        let own = vec![host(
-            "mx.example.com",
-            &["192.0.2.9"],
-            vec![SmtpOutcome::Completed],
-        )];
+        let own = own_mx();
         let f = facts(
             record,
             vec![
@@ -862,12 +862,7 @@ mod tests {
             own,
         );
         let anchors = Anchors::empty();
-        let opts = EvalOptions {
-            anchors: &anchors,
-            now: OffsetDateTime::UNIX_EPOCH,
-            content_type: ContentTypeRule::Warn,
-            expiry_warn_days: 21,
-        };
+        let opts = options(&anchors);
         let usable: Vec<Rua> = crate::tlsrpt::record::TlsRptRecord::parse(record)
             .unwrap()
             .rua;
@@ -891,11 +886,7 @@ mod tests {
     #[test]
     fn a_domain_reporting_to_itself_is_judged_by_its_own_mx() {
         let record = "v=TLSRPTv1; rua=mailto:tlsrpt@example.com%2110m";
-        let own = vec![host(
-            "mx.example.com",
-            &["192.0.2.9"],
-            vec![SmtpOutcome::Completed],
-        )];
+        let own = own_mx();
         let f = facts(
             record,
             vec![mailto(
