@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::support::in_ci;
 use mxprobe_core::domain::DomainName;
 use mxprobe_lab::bulk_scenario;
 use mxprobe_lab::{Lab, RunningLab, Scenario};
@@ -22,14 +23,6 @@ use serde_json::Value;
 
 /// The longest a test waits for anything (a hang becomes a failure).
 const HANG_GUARD: Duration = Duration::from_secs(240);
-
-/// Whether the environment says this is a CI run, where a skip must be a failure.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !v.is_empty() && v != "0" && v != "false"
-    })
-}
 
 /// `redis-server`, or `None` (with the reason on stderr) when it is not installed here.
 fn redis_server() -> Option<PathBuf> {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cannot_run;
 use base64::Engine as _;
 use mxprobe_core::output::Tag;
 use mxprobe_core::result::DomainResult;
@@ -25,29 +26,11 @@ use scraper::{Html, Selector};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
+/// What makes the Chromium test run: the package `.ci/run` installs.
+const REMEDY: &str = "install Debian's chromium, as .ci/run does";
+
 /// The longest Chromium may take to start, load the page or answer one command.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !v.is_empty() && v != "0" && v != "false"
-    })
-}
-
-/// Skips the calling test with `reason` on stderr (written directly, so that it is seen),
-/// or fails it under CI.
-fn cannot_run(test: &str, reason: &str) {
-    assert!(
-        !in_ci(),
-        "{test}: cannot run: {reason}. CI is set, so this is a failure, not a skip: .ci/run \
-         installs Debian's chromium"
-    );
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "skipping {test}: {reason} (install Debian's chromium, as .ci/run does)"
-    );
-}
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -306,7 +289,7 @@ fn demo_report(dir: &Path) -> (PathBuf, Vec<(String, String)>) {
 fn the_demo_report_in_headless_chromium() {
     let test = "the_demo_report_in_headless_chromium";
     let Some(binary) = chromium() else {
-        cannot_run(test, "no chromium in PATH or at /usr/bin/chromium");
+        cannot_run(test, "no chromium in PATH or at /usr/bin/chromium", REMEDY);
         return;
     };
     let dir = tempfile::tempdir().unwrap();

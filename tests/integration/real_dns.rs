@@ -33,6 +33,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::support::in_ci;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -42,13 +43,6 @@ const UNBOUND_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 64);
 /// The longest unbound may take to start listening, and to stop.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !v.is_empty() && v != "0" && v != "false"
-    })
-}
 
 /// `name` in the PATH or in the sbin directories.
 fn find_binary(name: &str) -> Option<PathBuf> {

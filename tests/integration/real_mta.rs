@@ -21,7 +21,6 @@
 //! fails instead, so CI can never skip these tests silently.
 
 use std::fs;
-use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -31,6 +30,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::support::cannot_run;
 use mxprobe_core::domain::DomainName;
 use mxprobe_core::evaluate::policy_fetch::{ContentTypeRule, FetchVerdict, judge_fetch};
 use mxprobe_core::facts::{FetchOutcome, HttpResponse, PolicyFetchFacts};
@@ -44,6 +44,10 @@ use mxprobe_probe::starttls::{SmtpConfig, probe};
 use mxprobe_testpki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
+
+/// What makes these tests run: root, and the packages `.ci/run` installs.
+const REMEDY: &str = "it needs root and the servers that `bash .ci/install-real-servers.sh` \
+                      installs, as .ci/run does";
 
 /// postfix's `myhostname`, the MX name probed and the certificate's DNS-ID.
 const MX: &str = "mx.real-mta.test";
@@ -72,31 +76,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------
 // Whether the tests can run here.
-
-/// Whether the environment says this is a CI run (`CI` set to anything but empty, `0` or
-/// `false`), where a skip must be a failure.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !v.is_empty() && v != "0" && v != "false"
-    })
-}
-
-/// Skips the calling test with `reason` on stderr, or fails it under CI. Written to the
-/// process's stderr directly, not with `eprintln!`, which the test harness captures and
-/// hides for a passing test: a skip must be seen.
-fn cannot_run(test: &str, reason: &str) {
-    assert!(
-        !in_ci(),
-        "{test}: cannot run: {reason}. CI is set, so this is a failure, not a skip: \
-         .ci/run installs the servers (bash .ci/install-real-servers.sh) and must run as root"
-    );
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "skipping {test}: {reason} (it needs root and the servers that \
-         `bash .ci/install-real-servers.sh` installs, as .ci/run does)"
-    );
-}
 
 /// The effective user id, from /proc (no libc in this crate).
 fn effective_uid() -> Option<u32> {
@@ -134,11 +113,15 @@ struct PostfixInstall {
 /// Finds postfix, or says why the test cannot run.
 fn postfix_install(test: &str) -> Option<PostfixInstall> {
     if effective_uid() != Some(0) {
-        cannot_run(test, "not root (postfix's master must start as root)");
+        cannot_run(
+            test,
+            "not root (postfix's master must start as root)",
+            REMEDY,
+        );
         return None;
     }
     let Some(postconf) = find_binary("postconf") else {
-        cannot_run(test, "postfix is not installed (no postconf)");
+        cannot_run(test, "postfix is not installed (no postconf)", REMEDY);
         return None;
     };
     // The daemon directory is a build setting; ask postconf rather than guess it.
@@ -150,14 +133,18 @@ fn postfix_install(test: &str) -> Option<PostfixInstall> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     let master = daemon_dir.map(|d| Path::new(&d).join("master"));
     let Some(master) = master.filter(|m| m.is_file()) else {
-        cannot_run(test, "postfix's master daemon is not installed");
+        cannot_run(test, "postfix's master daemon is not installed", REMEDY);
         return None;
     };
     let (Some(postfix_uid), Some(postdrop_gid)) = (
         id_in("/etc/passwd", "postfix"),
         id_in("/etc/group", "postdrop"),
     ) else {
-        cannot_run(test, "the postfix user or postdrop group is missing");
+        cannot_run(
+            test,
+            "the postfix user or postdrop group is missing",
+            REMEDY,
+        );
         return None;
     };
     Some(PostfixInstall {
@@ -172,7 +159,7 @@ fn nginx_binary(test: &str) -> Option<PathBuf> {
     // nginx runs without root too (an unprivileged port, workers as the same user).
     let found = find_binary("nginx");
     if found.is_none() {
-        cannot_run(test, "nginx is not installed");
+        cannot_run(test, "nginx is not installed", REMEDY);
     }
     found
 }

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::LabEnv;
+use crate::support::in_ci;
 
 /// `mxprobe serve` started by a test, stopped (SIGKILL) on drop if still running.
 struct Serve {
@@ -134,14 +135,6 @@ fn smtp_connections_of(lab: &LabEnv, host: &str) -> usize {
         .filter(|(name, _)| name.as_str() == host)
         .map(|(_, s)| s.stats().connections)
         .sum()
-}
-
-/// Whether the environment says this is a CI run, where a skip must be a failure.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !v.is_empty() && v != "0" && v != "false"
-    })
 }
 
 /// `name` when installed; otherwise skips the calling test with a message on stderr, or

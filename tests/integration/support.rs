@@ -1,4 +1,5 @@
-//! Shared test helpers: a test certificate authority with fixed validity windows.
+//! Shared test helpers: a test certificate authority with fixed validity windows, and the
+//! skip-or-fail rule of the tests that need a real server.
 
 use mxprobe_core::tls::Anchors;
 use mxprobe_testpki::{CertAuthority, Issued, KeyKind, LeafSpec, Validity};
@@ -189,4 +190,27 @@ pub(crate) fn under_memory_limit(
         limited.current_dir(dir);
     }
     limited
+}
+
+/// Whether the environment says this is a CI run (`CI` set to anything but empty, `0` or
+/// `false`), where a test that cannot find its real server must fail, not skip.
+pub(crate) fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        !v.is_empty() && v != "0" && v != "false"
+    })
+}
+
+/// Skips the calling test with `reason` and `remedy` (what to install) on stderr, or fails
+/// it under CI. Written to the process's stderr directly, not with `eprintln!`, which the
+/// test harness captures and hides for a passing test: a skip must be seen.
+pub(crate) fn cannot_run(test: &str, reason: &str, remedy: &str) {
+    assert!(
+        !in_ci(),
+        "{test}: cannot run: {reason}. CI is set, so this is a failure, not a skip: {remedy}"
+    );
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr().lock(),
+        format_args!("skipping {test}: {reason} ({remedy})\n"),
+    );
 }
